@@ -1,0 +1,128 @@
+"""The `smdiag` command line: thin typer functions over the library.
+
+Settings are resolved once in the app callback; each command calls one library function and prints its
+result as text or `--json`. Library errors become one line on stderr and an exit code (0 ok, 1 failed,
+2 bad input), never a traceback; the traceback of an unexpected error goes to the log file.
+Heavy modules are imported inside the commands so that start-up stays light.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from agent import __version__
+from agent.errors import BadInput, SmdiagError
+from agent.redact import process_redactor
+
+app = typer.Typer(
+    name="smdiag",
+    help="Bootstrap and diagnostics for SageMaker notebook instances and local-mode Docker hosts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+@dataclass
+class Invocation:
+    settings: Any  # agent.settings.Settings; None when resolving them failed
+    settings_error: BadInput | None
+    log_file: Path | None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"smdiag {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    state_dir: Annotated[
+        Path | None, typer.Option("--state-dir", help="Where logs, reports and state go [env: SMDIAG_STATE_DIR].")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    from agent import log
+    from agent.settings import Settings
+
+    try:
+        settings = Settings.load(state_dir=state_dir)
+    except BadInput as exc:
+        # Reported by the command, which knows whether to answer in JSON.
+        ctx.obj = Invocation(settings=None, settings_error=exc, log_file=None)
+        return
+    ctx.obj = Invocation(settings, None, log.configure(settings.log_file, verbose=verbose))
+
+
+def _execute(ctx: typer.Context, as_json: bool, action: Callable[[Any], tuple[int, Any, str]]) -> None:
+    """Run a command body with the resolved settings and turn its outcome into output and an exit code.
+
+    `action(settings)` returns (exit code, JSON-able result, text for people).
+    """
+    invocation: Invocation = ctx.obj
+    try:
+        if invocation.settings_error:
+            raise invocation.settings_error
+        code, result, text = action(invocation.settings)
+    except SmdiagError as exc:
+        _fail(exc.one_line(), exc.exit_code, as_json, {"problem": exc.problem, "fix": exc.fix})
+    except Exception as exc:  # noqa: BLE001 - the one place unexpected errors become a line, not a traceback
+        from agent.log import get_logger
+
+        get_logger("cli").exception("command.crashed", command=ctx.info_name)
+        where = f" (traceback in {invocation.log_file})" if invocation.log_file else ""
+        _fail(f"internal error: {type(exc).__name__}: {exc}{where}", 1, as_json, {"problem": str(exc), "fix": None})
+    redactor = process_redactor()
+    if as_json:
+        typer.echo(json.dumps(redactor.value(result), indent=2, default=str))
+    else:
+        typer.echo(redactor.text(text))
+    raise typer.Exit(code)
+
+
+def _fail(line: str, code: int, as_json: bool, fields: dict) -> None:
+    redactor = process_redactor()
+    if as_json:
+        typer.echo(json.dumps(redactor.value({"ok": False, "exit_code": code, **fields})))
+    typer.echo(f"smdiag: {redactor.text(line)}", err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def doctor(
+    ctx: typer.Context,
+    docker_host: Annotated[
+        str | None, typer.Option("--docker-host", help="Docker engine URL [env: DOCKER_HOST].")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check this host for SageMaker local mode: engine, compose, disks, SDK, AWS setup.
+
+    Exit 0 when healthy, 1 when it found a problem (each printed with its fix).
+    """
+
+    def action(settings: Any) -> tuple[int, Any, str]:
+        from agent.doctor import format_report, run_doctor
+
+        report = run_doctor(settings.replace(docker_host=docker_host))
+        return (0 if report["healthy"] else 1), report, format_report(report)
+
+    _execute(ctx, as_json, action)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app(prog_name="smdiag")

@@ -1,0 +1,108 @@
+"""The Docker engine edge: connect through docker-py and describe the engine, or say exactly why not."""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import asdict, dataclass
+
+import docker
+import docker.errors
+import docker.utils
+import requests
+
+from agent.errors import BadInput, Failed
+
+CONNECT_TIMEOUT_S = 10
+
+
+@dataclass(frozen=True)
+class EngineFacts:
+    host: str
+    version: str
+    api_version: str
+    root_dir: str
+    storage_driver: str
+    d_type: bool | None
+    """Whether the backing filesystem supports d_type (overlay2 needs it); None when not reported."""
+    containerd_image_store: bool
+    """Images then live under containerd's root, which Docker's data-root does not move."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def validate_host(host: str) -> None:
+    """Reject a docker host URL docker-py cannot use, before anything is attempted."""
+    try:
+        docker.utils.parse_host(host, is_win32=False, tls=False)
+    except docker.errors.DockerException as exc:
+        raise BadInput(
+            f"invalid docker host {host!r}: {exc}", "use unix:///path/to/docker.sock or tcp://HOST:PORT"
+        ) from None
+
+
+def connect(host: str, timeout: float = CONNECT_TIMEOUT_S) -> docker.DockerClient:
+    """A client whose engine has answered; `Failed` with the root cause and a fix otherwise."""
+    validate_host(host)
+    try:
+        client = docker.DockerClient(base_url=host, timeout=timeout)
+        client.ping()
+    except (docker.errors.DockerException, requests.RequestException) as exc:
+        raise unreachable(host, exc) from None
+    return client
+
+
+def describe(client: docker.DockerClient, host: str) -> EngineFacts:
+    try:
+        version = client.version()
+        info = client.info()
+    except (docker.errors.DockerException, requests.RequestException) as exc:
+        raise unreachable(host, exc) from None
+    driver_status = dict(tuple(pair) for pair in info.get("DriverStatus") or [] if len(pair) == 2)
+    d_type = driver_status.get("Supports d_type")
+    return EngineFacts(
+        host=host,
+        version=version.get("Version", ""),
+        api_version=version.get("ApiVersion", ""),
+        root_dir=info.get("DockerRootDir", ""),
+        storage_driver=info.get("Driver", ""),
+        d_type=None if d_type is None else d_type == "true",
+        containerd_image_store=driver_status.get("driver-type") == "io.containerd.snapshotter.v1",
+    )
+
+
+def unreachable(host: str, exc: BaseException) -> Failed:
+    """Turn docker-py's nested connection errors into one line naming the root cause, and the fix."""
+    cause = _root_os_error(exc)
+    if isinstance(cause, OSError) and cause.errno in (errno.ENOENT, errno.ECONNREFUSED):
+        reason = cause.strerror or str(cause)
+        fix = (
+            "start Docker (sudo systemctl start docker, or sudo service docker start) "
+            "or point DOCKER_HOST at its socket"
+        )
+    elif isinstance(cause, OSError) and cause.errno == errno.EACCES:
+        reason = cause.strerror or str(cause)
+        fix = "run with sudo, or add your user to the docker group"
+    elif isinstance(exc, requests.Timeout):
+        reason = "the engine did not answer in time"
+        fix = "check that dockerd is not hung (sudo systemctl status docker) and restart it"
+    else:
+        reason = str(cause or exc).splitlines()[0] if str(cause or exc) else type(exc).__name__
+        fix = "check that Docker is running and DOCKER_HOST is right"
+    return Failed(f"cannot reach the Docker engine at {host}: {reason}", fix)
+
+
+def _root_os_error(exc: BaseException) -> BaseException | None:
+    """The innermost OSError behind docker-py / requests / urllib3 wrappers (they nest it in args)."""
+    seen: set[int] = set()
+    stack: list[object] = [exc]
+    found: BaseException | None = None
+    while stack:
+        item = stack.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, OSError) and item.errno is not None:
+            found = item
+        stack.extend([item.__cause__, item.__context__, *item.args, getattr(item, "reason", None)])
+    return found

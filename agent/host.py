@@ -1,0 +1,81 @@
+"""Facts about the host: is it a notebook instance, which platform, which SDK, which AWS setup."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+from pathlib import Path
+
+from agent.settings import Settings
+
+
+def notebook_facts(settings: Settings) -> dict:
+    """Whether this is a SageMaker notebook instance, its name, and its platform (AL2 or AL2023)."""
+    is_notebook = settings.notebook_config.exists() or settings.notebook_metadata.exists()
+    name = None
+    try:
+        name = json.loads(settings.notebook_metadata.read_text(encoding="utf-8")).get("ResourceName")
+    except (OSError, ValueError, AttributeError):
+        pass
+    os_release = _os_release(settings.os_release)
+    return {
+        "is_notebook_instance": is_notebook,
+        "name": name,
+        "platform": platform_of(os_release),
+        "os": os_release.get("PRETTY_NAME"),
+    }
+
+
+def platform_of(os_release: dict[str, str]) -> str | None:
+    """ "AL2" or "AL2023" on Amazon Linux, None elsewhere."""
+    if os_release.get("ID") != "amzn":
+        return None
+    version = os_release.get("VERSION_ID", "")
+    return {"2": "AL2", "2023": "AL2023"}.get(version, f"amzn-{version}")
+
+
+def _os_release(path: Path) -> dict[str, str]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return {}
+    pairs = (line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+    return {key.strip(): value.strip().strip('"') for key, value in pairs}
+
+
+def sagemaker_sdk() -> dict | None:
+    """The installed SageMaker Python SDK's version, read from package metadata (no import: it is slow)."""
+    try:
+        version = importlib.metadata.version("sagemaker")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    major = version.split(".", 1)[0]
+    return {"version": version, "major": int(major) if major.isdigit() else None}
+
+
+def aws_facts(use_instance_metadata: bool) -> dict:
+    """Whether a region and credentials are configured, and where from — never their secret values.
+
+    The instance-metadata provider is consulted only on a notebook instance: elsewhere it would wait on
+    an address that does not answer.
+    """
+    import botocore.exceptions
+    import botocore.session
+
+    session = botocore.session.Session()
+    session.set_config_variable("metadata_service_num_attempts", 1)
+    session.set_config_variable("metadata_service_timeout", 2)
+    resolver = session.get_component("credential_provider")
+    if not use_instance_metadata:
+        resolver.remove("iam-role")
+    try:
+        credentials = session.get_credentials()
+        region = session.get_config_variable("region")
+    except botocore.exceptions.BotoCoreError as exc:
+        return {"region": None, "credentials": False, "credentials_source": None, "error": str(exc)}
+    return {
+        "region": region,
+        "credentials": credentials is not None,
+        "credentials_source": getattr(credentials, "method", None),
+        "error": None,
+    }

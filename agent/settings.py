@@ -1,0 +1,119 @@
+"""Every default a notebook instance needs, in one place.
+
+Resolution order: flags (passed as overrides) > `SMDIAG_*` environment variables > notebook defaults.
+Settings are resolved once per process and passed down; library code never reads the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.errors import BadInput
+
+NOTEBOOK_EBS_MOUNT = Path("/home/ec2-user/SageMaker")
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+DEFAULT_DOCKER_ROOT = Path("/var/lib/docker")
+
+
+@dataclass(frozen=True)
+class Settings:
+    ebs_mount: Path
+    """The large EBS volume that survives restarts (on a notebook instance, the only one that does)."""
+    state_dir: Path
+    """Where smdiag keeps logs, reports and state; on the EBS volume so it survives restarts."""
+    root_volume: Path
+    """A path on the small root volume that /var/lib/docker lives on by default."""
+    docker_host: str
+    daemon_config: Path
+    """dockerd's daemon.json (Amazon Linux 2023 and any systemd host)."""
+    sysconfig: Path
+    """Amazon Linux 2's /etc/sysconfig/docker, whose OPTIONS line the docker unit reads."""
+    high_pct: float
+    """Disk usage (percent) above which a filesystem counts as nearly full and pruning starts."""
+    low_pct: float
+    """Disk usage (percent) that pruning brings a filesystem back down to."""
+    notebook_config: Path
+    notebook_metadata: Path
+    os_release: Path
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Resolve settings from the environment, then apply flag overrides (None means "not given")."""
+        env = os.environ if env is None else env
+        ebs_mount = Path(_pick(overrides, env, "ebs_mount", "SMDIAG_EBS_MOUNT", str(NOTEBOOK_EBS_MOUNT)))
+        state_dir = _pick(overrides, env, "state_dir", "SMDIAG_STATE_DIR", None)
+        settings = cls(
+            ebs_mount=ebs_mount,
+            state_dir=Path(state_dir) if state_dir else default_state_dir(ebs_mount, env),
+            root_volume=Path(_pick(overrides, env, "root_volume", "SMDIAG_ROOT_VOLUME", "/")),
+            docker_host=str(_pick(overrides, env, "docker_host", "DOCKER_HOST", DEFAULT_DOCKER_HOST)),
+            daemon_config=Path(
+                _pick(overrides, env, "daemon_config", "SMDIAG_DOCKER_CONFIG", "/etc/docker/daemon.json")
+            ),
+            sysconfig=Path(_pick(overrides, env, "sysconfig", "SMDIAG_SYSCONFIG", "/etc/sysconfig/docker")),
+            high_pct=_percent(_pick(overrides, env, "high_pct", "SMDIAG_HIGH_PCT", 85), "high watermark"),
+            low_pct=_percent(_pick(overrides, env, "low_pct", "SMDIAG_LOW_PCT", 75), "low watermark"),
+            notebook_config=Path(
+                _pick(
+                    overrides,
+                    env,
+                    "notebook_config",
+                    "SMDIAG_NOTEBOOK_CONFIG",
+                    "/etc/opt/ml/sagemaker-notebook-instance-config.json",
+                )
+            ),
+            notebook_metadata=Path(
+                _pick(
+                    overrides,
+                    env,
+                    "notebook_metadata",
+                    "SMDIAG_NOTEBOOK_METADATA",
+                    "/opt/ml/metadata/resource-metadata.json",
+                )
+            ),
+            os_release=Path(_pick(overrides, env, "os_release", "SMDIAG_OS_RELEASE", "/etc/os-release")),
+        )
+        if settings.low_pct >= settings.high_pct:
+            raise BadInput(
+                f"the low watermark ({settings.low_pct:g}%) is not below the high one ({settings.high_pct:g}%)",
+                "choose a low percent smaller than the high percent",
+            )
+        return settings
+
+    def replace(self, **overrides: object) -> Settings:
+        """A copy with the given (non-None) flag values applied."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return dataclasses.replace(self, **given) if given else self
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_dir / "logs" / "agent.log"
+
+
+def default_state_dir(ebs_mount: Path, env: Mapping[str, str]) -> Path:
+    """On a notebook the state lives on the EBS volume; elsewhere in the user's XDG state directory."""
+    if ebs_mount.is_dir():
+        return ebs_mount / ".smdiag"
+    xdg = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "state")
+    return Path(xdg) / "smdiag"
+
+
+def _pick(overrides: Mapping[str, object], env: Mapping[str, str], field: str, var: str, default):
+    value = overrides.get(field)
+    if value is not None:
+        return value
+    return env.get(var) or default
+
+
+def _percent(value: object, label: str) -> float:
+    try:
+        pct = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise BadInput(f"the {label} {value!r} is not a number", "give a percent between 1 and 99") from None
+    if not 1 <= pct <= 99:
+        raise BadInput(f"the {label} {value!r} is outside 1..99", "give a percent between 1 and 99")
+    return pct

@@ -1,0 +1,348 @@
+"""The real test bed: private dockerd engines on loop-mounted ext4 disks, a local registry, busybox images.
+
+Everything here starts real processes and mounts real filesystems (see ../shared/TESTBED.md), and
+everything it starts it stops by pid and unmounts, even after a failed test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import docker
+import psutil
+
+REQUIRED_TOOLS = ("dockerd", "docker-registry", "mkfs.ext4", "mount", "umount", "busybox")
+START_TIMEOUT_S = 60
+STOP_TIMEOUT_S = 30
+
+
+class BedUnavailable(RuntimeError):
+    """The machine cannot host the bed (not root, a tool missing, loop devices refused)."""
+
+
+def check_prerequisites() -> None:
+    if os.geteuid() != 0:
+        raise BedUnavailable("the test bed needs root (dockerd, mount -o loop)")
+    missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
+    if missing:
+        raise BedUnavailable(f"missing {', '.join(missing)}: run tests/install-bed.sh")
+
+
+def run(*argv: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, check=True, capture_output=True, text=True, **kwargs)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def short_tempdir(prefix: str) -> Path:
+    """A directory under /tmp with a short path: unix socket paths are limited to ~100 bytes."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+
+
+class LoopDisk:
+    """An ext4 filesystem of a chosen size in a sparse file, loop-mounted: a real disk that really fills."""
+
+    def __init__(self, workdir: Path, name: str, size_mb: int) -> None:
+        self.image = workdir / f"{name}.img"
+        self.path = workdir / name
+        self.size_mb = size_mb
+        self.mounted = False
+
+    def mount(self) -> LoopDisk:
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.image, "wb") as f:
+            f.truncate(self.size_mb * 1024 * 1024)
+        run("mkfs.ext4", "-q", "-F", str(self.image))
+        try:
+            run("mount", "-o", "loop", str(self.image), str(self.path))
+        except subprocess.CalledProcessError as exc:
+            raise BedUnavailable(f"cannot loop-mount an ext4 image: {exc.stderr.strip()}") from None
+        self.mounted = True
+        return self
+
+    def fill(self, leave_mb: float, name: str = "filler.bin") -> Path:
+        """Write a file that leaves about `leave_mb` MiB available."""
+        free = shutil.disk_usage(self.path).free
+        size = max(0, free - int(leave_mb * 1024 * 1024))
+        target = self.path / name
+        with open(target, "wb") as f:
+            if size:
+                os.posix_fallocate(f.fileno(), 0, size)
+        return target
+
+    def unmount(self) -> None:
+        if not self.mounted:
+            return
+        kill_processes_using(self.path)
+        for _ in range(20):
+            if subprocess.run(["umount", str(self.path)], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.25)
+        else:
+            subprocess.run(["umount", "-l", str(self.path)], capture_output=True)
+        self.mounted = False
+        self.image.unlink(missing_ok=True)
+
+
+def kill_processes_using(*markers: Path | str) -> None:
+    """Kill leftover processes (a SIGKILLed daemon's containerd or shims) whose command line or open
+    files name one of the markers, so their mounts can be released."""
+    needles = [str(m) for m in markers]
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        if proc.pid == os.getpid():
+            continue
+        with contextlib.suppress(psutil.Error):
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            if any(n in cmdline for n in needles):
+                proc.kill()
+                proc.wait(5)
+
+
+class Dockerd:
+    """A private Docker engine: its own data-root, exec-root and socket, no bridge, no iptables."""
+
+    def __init__(
+        self,
+        data_root: Path,
+        config_file: Path | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self.data_root = data_root
+        self.exec_root = short_tempdir("smdd-")
+        self.socket = self.exec_root / "d.sock"
+        self.pidfile = self.exec_root / "d.pid"
+        self.log_path = self.exec_root / "dockerd.log"
+        self.config_file = config_file
+        self.extra_args = extra_args
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.socket}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for a child process (CLI, SDK) that should talk to this engine."""
+        return {**os.environ, "DOCKER_HOST": self.host}
+
+    def argv(self) -> list[str]:
+        args = [
+            "dockerd",
+            "--data-root", str(self.data_root),
+            "--exec-root", str(self.exec_root),
+            "-H", self.host,
+            "--pidfile", str(self.pidfile),
+            "--bridge=none",
+            "--iptables=false",
+        ]  # fmt: skip
+        if self.config_file is not None:
+            args += ["--config-file", str(self.config_file)]
+        return args + list(self.extra_args)
+
+    def start(self) -> Dockerd:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BedUnavailable(f"dockerd exited with {self.proc.returncode}:\n{self.log_tail()}")
+            with contextlib.suppress(Exception), self.client(timeout=2) as c:
+                c.ping()
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise BedUnavailable(f"dockerd did not answer within {START_TIMEOUT_S}s:\n{self.log_tail()}")
+
+    def client(self, timeout: int = 120) -> contextlib.closing[docker.DockerClient]:
+        """`with daemon.client() as client:` a docker-py client of this engine, closed afterwards."""
+        return contextlib.closing(docker.DockerClient(base_url=self.host, timeout=timeout))
+
+    def pid(self) -> int | None:
+        try:
+            return int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return self.proc.pid if self.proc and self.proc.poll() is None else None
+
+    def kill(self) -> None:
+        """SIGKILL the daemon (a crash): its socket file stays behind, refusing connections."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> None:
+        """Stop by pid (never by name), wait for the exit, then reap anything it left running."""
+        pid = self.pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(pid).wait(STOP_TIMEOUT_S)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if self.proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(5)
+        kill_processes_using(self.exec_root)
+
+    def restart(self) -> Dockerd:
+        self.stop()
+        return self.start()
+
+    def log_tail(self, lines: int = 30) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.exec_root, ignore_errors=True)
+
+
+class Registry:
+    """A real `docker-registry` (distribution) on a free 127.0.0.1 port, storing to a directory."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> Registry:
+        storage = self.workdir / "data"
+        storage.mkdir(parents=True, exist_ok=True)
+        config = self.workdir / "registry.yml"
+        config.write_text(
+            "version: 0.1\n"
+            f"storage: {{filesystem: {{rootdirectory: {storage}}}, delete: {{enabled: true}}}}\n"
+            f"http: {{addr: {self.address}}}\n"
+        )
+        log = open(self.workdir / "registry.log", "ab")
+        self.proc = subprocess.Popen(
+            ["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BedUnavailable(f"docker-registry exited with {self.proc.returncode}")
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"http://{self.address}/v2/", timeout=2):
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise BedUnavailable("docker-registry did not answer")
+
+    def manifest(self, repository: str, tag: str) -> dict:
+        request = urllib.request.Request(
+            f"http://{self.address}/v2/{repository}/manifests/{tag}",
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class ImageFactory:
+    """Builds busybox images locally (no registry): a chosen size, chosen executables, a chosen CMD."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.busybox = _static_busybox()
+        self._count = 0
+
+    def build(
+        self,
+        client: docker.DockerClient,
+        tag: str,
+        size_mb: float = 0,
+        scripts: Mapping[str, str] | None = None,
+        cmd: list[str] | None = None,
+    ):
+        """An image whose padding is `size_mb` MiB of random bytes (a registry cannot compress it away),
+        whose `scripts` (name -> shell text) are executables on PATH, and which runs `cmd`."""
+        self._count += 1
+        ctx = self.workdir / f"ctx{self._count}"
+        (ctx / "bin").mkdir(parents=True)
+        shutil.copy2(self.busybox, ctx / "busybox")
+        lines = [
+            "FROM scratch",
+            "COPY busybox /bin/busybox",
+            'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
+            "ENV PATH=/usr/local/bin:/bin",
+            f'LABEL smdiag.test.image="{tag}"',
+        ]
+        if size_mb:
+            with open(ctx / "pad.bin", "wb") as f:
+                remaining = int(size_mb * 1024 * 1024)
+                while remaining:
+                    chunk = min(remaining, 8 * 1024 * 1024)
+                    f.write(os.urandom(chunk))
+                    remaining -= chunk
+            lines.append("COPY pad.bin /pad.bin")
+        for name, text in (scripts or {}).items():
+            script = ctx / "bin" / name
+            script.write_text(text if text.startswith("#!") else "#!/bin/sh\n" + text)
+            script.chmod(0o755)
+        if scripts:
+            lines.append("COPY bin/ /usr/local/bin/")
+        if cmd:
+            lines.append(f"CMD {json.dumps(cmd)}")
+        (ctx / "Dockerfile").write_text("\n".join(lines) + "\n")
+        image, _ = client.images.build(path=str(ctx), tag=tag, rm=True)
+        shutil.rmtree(ctx)
+        return image
+
+
+def _static_busybox() -> str:
+    path = shutil.which("busybox")
+    if path is None:
+        raise BedUnavailable("busybox is missing: run tests/install-bed.sh (busybox-static)")
+    # A dynamically linked busybox cannot run in a FROM-scratch image.
+    if b"ld-linux" in Path(path).read_bytes()[:4096]:
+        raise BedUnavailable(f"{path} is dynamically linked: install busybox-static")
+    return path
+
+
+@contextlib.contextmanager
+def engine_on_disk(workdir: Path, size_mb: int, config: dict | None = None) -> Iterator[tuple[Dockerd, LoopDisk]]:
+    """A daemon whose data-root is on its own loop disk of `size_mb` MiB; torn down on exit."""
+    disk = LoopDisk(workdir, "disk", size_mb)
+    daemon = None
+    try:
+        disk.mount()
+        config_file = None
+        if config is not None:
+            config_file = workdir / "daemon.json"
+            config_file.write_text(json.dumps(config))
+        daemon = Dockerd(disk.path / "docker", config_file=config_file).start()
+        yield daemon, disk
+    finally:
+        if daemon is not None:
+            daemon.cleanup()
+        disk.unmount()

@@ -1,0 +1,123 @@
+"""Fixtures over the real test bed (tests/bed.py) and a runner for the real `smdiag` CLI.
+
+Under CI=true a bed that cannot start fails the test: a test that skips in CI does not exist.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import bed
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+def bed_unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"the test bed cannot start under CI=true: {reason}", pytrace=False)
+    pytest.skip(f"test bed unavailable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def bed_ready() -> None:
+    try:
+        bed.check_prerequisites()
+    except bed.BedUnavailable as exc:
+        bed_unavailable(str(exc))
+
+
+@pytest.fixture
+def make_engine(tmp_path: Path, bed_ready):
+    """make_engine(size_mb=..., config=...) -> (Dockerd, LoopDisk): a private engine on its own disk."""
+    stack = contextlib.ExitStack()
+    count = 0
+
+    def make(size_mb: int = 1024, config: dict | None = None):
+        nonlocal count
+        count += 1
+        workdir = tmp_path / f"engine{count}"
+        workdir.mkdir()
+        try:
+            return stack.enter_context(bed.engine_on_disk(workdir, size_mb, config))
+        except bed.BedUnavailable as exc:
+            bed_unavailable(str(exc))
+
+    with stack:
+        yield make
+
+
+@pytest.fixture
+def make_disk(tmp_path: Path, bed_ready):
+    """make_disk(name, size_mb) -> a mounted LoopDisk, unmounted after the test."""
+    disks: list[bed.LoopDisk] = []
+
+    def make(name: str, size_mb: int = 200) -> bed.LoopDisk:
+        disk = bed.LoopDisk(tmp_path, name, size_mb)
+        disks.append(disk)
+        try:
+            return disk.mount()
+        except bed.BedUnavailable as exc:
+            bed_unavailable(str(exc))
+
+    yield make
+    for disk in reversed(disks):
+        disk.unmount()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory, bed_ready):
+    reg = bed.Registry(tmp_path_factory.mktemp("registry"))
+    try:
+        reg.start()
+    except bed.BedUnavailable as exc:
+        bed_unavailable(str(exc))
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory, bed_ready) -> bed.ImageFactory:
+    try:
+        return bed.ImageFactory(tmp_path_factory.mktemp("images"))
+    except bed.BedUnavailable as exc:
+        bed_unavailable(str(exc))
+
+
+@pytest.fixture
+def hermetic_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a user with no AWS setup, no instance metadata, and a private state dir."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SMDIAG_", "DOCKER_"))}
+    env.update(
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE=str(tmp_path / "aws-config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "aws-credentials"),
+        SMDIAG_STATE_DIR=str(tmp_path / "state"),
+        SMDIAG_EBS_MOUNT=str(tmp_path / "no-ebs-here"),
+        SMDIAG_NOTEBOOK_CONFIG=str(tmp_path / "no-notebook-config.json"),
+        SMDIAG_NOTEBOOK_METADATA=str(tmp_path / "no-notebook-metadata.json"),
+        SMDIAG_DOCKER_CONFIG=str(tmp_path / "no-daemon.json"),
+        DOCKER_HOST=f"unix://{tmp_path}/no-docker.sock",
+    )
+    return env
+
+
+@pytest.fixture
+def smdiag(hermetic_env: dict[str, str]):
+    """smdiag(*args, env={...}) -> CompletedProcess of the real CLI in a fresh interpreter."""
+
+    def invoke(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "agent", *args],
+            env={**hermetic_env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return invoke

@@ -1,0 +1,114 @@
+"""`diagnose` is pure: every rule tested on facts as `gather` shapes them."""
+
+import copy
+
+from agent.doctor import diagnose
+
+GIB = 1024**3
+
+
+def disk(role, path, percent=20.0, total=100 * GIB):
+    used = int(total * percent / 100)
+    return {
+        "role": role,
+        "exists": True,
+        "path": path,
+        "mountpoint": path,
+        "device": "/dev/x",
+        "fstype": "ext4",
+        "total": total,
+        "used": used,
+        "free": total - used,
+        "percent": percent,
+    }
+
+
+HEALTHY = {
+    "engine": {"reachable": True, "host": "unix:///var/run/docker.sock", "error": None, "fix": None},
+    "docker_root": {"path": "/ebs/docker", "source": "engine", "on_root_volume": False, "on_ebs_volume": True},
+    "daemon_config": {"path": "/etc/docker/daemon.json", "exists": True, "error": None, "data_root": "/ebs/docker"},
+    "disks": [disk("docker_root", "/ebs/docker"), disk("tmp", "/tmp"), disk("ebs", "/ebs")],
+    "compose": {"command": ["docker-compose"], "docker_cli": "/usr/bin/docker", "plugin_version": None,
+                "standalone": "/usr/bin/docker-compose"},
+    "sagemaker_sdk": {"version": "2.257.7", "major": 2},
+    "aws": {"region": "us-east-1", "credentials": True, "credentials_source": "iam-role", "error": None},
+    "notebook": {"is_notebook_instance": True, "name": "nb", "platform": "AL2023", "os": "Amazon Linux 2023"},
+    "state_dir": {"path": "/ebs/.smdiag", "writable": True, "error": None},
+}  # fmt: skip
+
+
+def facts(**changes):
+    f = copy.deepcopy(HEALTHY)
+    for dotted, value in changes.items():
+        section, _, key = dotted.partition("__")
+        if key:
+            f[section][key] = value
+        else:
+            f[section] = value
+    return f
+
+
+def checks(problems):
+    return [p.check for p in problems]
+
+
+def test_healthy_host_has_no_problems():
+    assert diagnose(HEALTHY, high_pct=85) == []
+
+
+def test_unreachable_engine_passes_on_the_reason_and_fix():
+    problems = diagnose(
+        facts(engine={"reachable": False, "host": "h", "error": "cannot reach h: Connection refused", "fix": "start"}),
+        85,
+    )
+    assert [(p.check, p.problem, p.fix) for p in problems] == [
+        ("engine", "cannot reach h: Connection refused", "start")
+    ]
+
+
+def test_docker_root_on_the_root_volume_is_flagged_when_an_ebs_volume_exists():
+    f = facts(docker_root__on_root_volume=True, docker_root__on_ebs_volume=False, docker_root__path="/var/lib/docker")
+    [problem] = diagnose(f, 85)
+    assert problem.check == "docker_root" and "/var/lib/docker" in problem.problem
+    assert "/ebs/docker" in problem.fix
+
+
+def test_docker_root_on_the_root_volume_is_fine_without_an_ebs_volume():
+    f = facts(docker_root__on_root_volume=True, docker_root__on_ebs_volume=None)
+    f["disks"][2] = {"role": "ebs", "path": "/ebs", "exists": False}
+    assert diagnose(f, 85) == []
+
+
+def test_each_full_disk_is_a_problem_at_the_threshold_not_below():
+    f = facts(disks=[disk("docker_root", "/d", 85.0), disk("tmp", "/tmp", 84.9), disk("ebs", "/ebs", 97.0)])
+    problems = diagnose(f, 85)
+    assert checks(problems) == ["disk", "disk"]
+    assert "/d is 85% full" in problems[0].problem and "docker image prune" in problems[0].fix
+    assert "/ebs is 97% full" in problems[1].problem and "volume size" in problems[1].fix
+
+
+def test_compose_missing_and_unrecognised_plugin():
+    unrecognised = facts(compose__command=None, compose__standalone=None,
+                         compose__plugin_version="Docker Compose version v5.0.1")  # fmt: skip
+    [problem] = diagnose(unrecognised, 85)
+    assert "Docker Compose is not installed" in problem.problem and "v5.0.1" in problem.problem
+    no_cli = facts(compose__command=None, compose__docker_cli=None)
+    [problem] = diagnose(no_cli, 85)
+    assert "docker CLI is not on PATH" in problem.problem
+
+
+def test_invalid_daemon_json_is_flagged():
+    [problem] = diagnose(facts(daemon_config__error="Expecting value: line 1 column 1 (char 0)"), 85)
+    assert problem.check == "daemon_config" and "refuse to start" in problem.problem
+
+
+def test_missing_region_matters_only_off_notebook_with_the_sdk_installed():
+    no_region = facts(aws__region=None, notebook__is_notebook_instance=False)
+    assert checks(diagnose(no_region, 85)) == ["aws"]
+    assert diagnose(facts(aws__region=None, notebook__is_notebook_instance=False, sagemaker_sdk=None), 85) == []
+    assert diagnose(facts(aws__region=None), 85) == []
+
+
+def test_unwritable_state_dir_is_flagged():
+    [problem] = diagnose(facts(state_dir__writable=False, state_dir__error="Not a directory"), 85)
+    assert problem.check == "state_dir" and "SMDIAG_STATE_DIR" in problem.fix

@@ -1,0 +1,70 @@
+from agent.redact import MASK, Redactor
+
+ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
+SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+SESSION_TOKEN = "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQ=="
+
+
+def test_access_key_ids_are_masked_by_their_shape():
+    text = Redactor().text(f"pulling with {ACCESS_KEY} and ASIAY34FZKBOKMUTVV7A now")
+    assert ACCESS_KEY not in text and "ASIAY34FZKBOKMUTVV7A" not in text
+    assert text == f"pulling with {MASK} and {MASK} now"
+
+
+def test_values_assigned_to_secret_names_are_masked_in_every_syntax():
+    samples = [
+        f"AWS_SECRET_ACCESS_KEY={SECRET_KEY}",  # shell / env file / compose list form
+        f"      AWS_SESSION_TOKEN: {SESSION_TOKEN}",  # compose map form (YAML)
+        f'{{"AWS_SECRET_ACCESS_KEY": "{SECRET_KEY}", "Region": "us-east-1"}}',  # JSON
+        f"aws_secret_access_key = {SECRET_KEY}",  # ini (credentials file)
+        "db_password=hunter2hunter2",
+        "GITHUB_TOKEN: ghp_abcdefghijklmnop",
+    ]
+    for sample in samples:
+        redacted = Redactor().text(sample)
+        for secret in (SECRET_KEY, SESSION_TOKEN, "hunter2hunter2", "ghp_abcdefghijklmnop"):
+            assert secret not in redacted, sample
+        assert MASK in redacted
+    assert '"Region": "us-east-1"' in Redactor().text(samples[2])
+
+
+def test_known_secret_values_are_masked_wherever_they_appear():
+    redactor = Redactor.from_environment({"AWS_SECRET_ACCESS_KEY": SECRET_KEY, "HOME": "/nonexistent"})
+    text = redactor.text(f"Traceback: signature mismatch for {SECRET_KEY}!")
+    assert text == f"Traceback: signature mismatch for {MASK}!"
+
+
+def test_secrets_from_the_shared_credentials_file_are_known(tmp_path):
+    creds = tmp_path / "credentials"
+    creds.write_text(
+        f"[default]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"
+        f"aws_session_token = {SESSION_TOKEN}\nregion = eu-central-1\n"
+    )
+    redactor = Redactor.from_environment({"AWS_SHARED_CREDENTIALS_FILE": str(creds)})
+    blob = redactor.text(f"{SECRET_KEY} {SESSION_TOKEN} eu-central-1")
+    assert blob == f"{MASK} {MASK} eu-central-1"
+
+
+def test_ordinary_text_is_left_alone():
+    text = (
+        "763104351884.dkr.ecr.us-east-1.amazonaws.com/tensorflow-training:2.1.0-cpu-py3 "
+        "sha256:0d99192affdfd73151102faeb25898391aaf8d5692c7103537eaff339aa225d2 keep=3 "
+        "no space left on device"
+    )
+    assert Redactor().text(text) == text
+
+
+def test_structures_are_redacted_recursively_and_secret_named_fields_entirely():
+    redactor = Redactor([SECRET_KEY])
+    data = {
+        "api_key": "anything at all",
+        "nested": [{"log": f"key is {SECRET_KEY}"}, ("AWS_SESSION_TOKEN=abc123",)],
+        "count": 3,
+        "token_count": 7,
+    }
+    assert redactor.value(data) == {
+        "api_key": MASK,
+        "nested": [{"log": f"key is {MASK}"}, (f"AWS_SESSION_TOKEN={MASK}",)],
+        "count": 3,
+        "token_count": 7,
+    }
