@@ -12,13 +12,16 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from agent import __version__
 from agent.errors import BadInput, SmdiagError
 from agent.redact import process_redactor
+
+if TYPE_CHECKING:
+    from agent.settings import Settings
 
 app = typer.Typer(
     name="smdiag",
@@ -33,8 +36,9 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on
 
 @dataclass
 class Invocation:
-    settings: Any  # agent.settings.Settings; None when resolving them failed
+    settings: Settings | None
     settings_error: BadInput | None
+    """Bad settings are reported by the command, which knows whether to answer in JSON."""
     log_file: Path | None
 
 
@@ -61,13 +65,12 @@ def main(
     try:
         settings = Settings.load(state_dir=state_dir)
     except BadInput as exc:
-        # Reported by the command, which knows whether to answer in JSON.
         ctx.obj = Invocation(settings=None, settings_error=exc, log_file=None)
         return
     ctx.obj = Invocation(settings, None, log.configure(settings.log_file, verbose=verbose))
 
 
-def _execute(ctx: typer.Context, as_json: bool, action: Callable[[Any], tuple[int, Any, str]]) -> None:
+def _execute(ctx: typer.Context, as_json: bool, action: Callable[[Settings], tuple[int, Any, str]]) -> None:
     """Run a command body with the resolved settings and turn its outcome into output and an exit code.
 
     `action(settings)` returns (exit code, JSON-able result, text for people).
@@ -114,7 +117,7 @@ def doctor(
     Exit 0 when healthy, 1 when it found a problem (each printed with its fix).
     """
 
-    def action(settings: Any) -> tuple[int, Any, str]:
+    def action(settings: Settings) -> tuple[int, Any, str]:
         from agent.doctor import format_report, run_doctor
 
         report = run_doctor(settings.replace(docker_host=docker_host))

@@ -98,7 +98,7 @@ def diagnose(facts: dict, high_pct: float) -> list[Problem]:
         problems.append(
             Problem(
                 "daemon_config",
-                f"{config['path']} is not valid JSON ({config['error']}): dockerd will refuse to start",
+                f"{config['path']} is invalid ({config['error']}): dockerd will refuse to start",
                 f"correct or restore {config['path']}",
             )
         )
@@ -249,8 +249,11 @@ def _daemon_config(path: Path) -> dict:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(config, dict):
-            raise ValueError("the top level is not an object")
-        facts["data_root"] = config.get("data-root")
+            raise ValueError("the top level is not a JSON object")
+        data_root = config.get("data-root")
+        if data_root is not None and not isinstance(data_root, str):
+            raise ValueError(f'"data-root" is {data_root!r}, not a path')
+        facts["data_root"] = data_root
     except (OSError, ValueError) as exc:
         facts["error"] = str(exc)
     return facts

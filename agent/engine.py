@@ -48,7 +48,7 @@ def connect(host: str, timeout: float = CONNECT_TIMEOUT_S) -> docker.DockerClien
         client = docker.DockerClient(base_url=host, timeout=timeout)
         client.ping()
     except (docker.errors.DockerException, requests.RequestException) as exc:
-        raise unreachable(host, exc) from None
+        raise unreachable(host, exc, timeout) from None
     return client
 
 
@@ -71,38 +71,37 @@ def describe(client: docker.DockerClient, host: str) -> EngineFacts:
     )
 
 
-def unreachable(host: str, exc: BaseException) -> Failed:
+def unreachable(host: str, exc: BaseException, timeout: float = CONNECT_TIMEOUT_S) -> Failed:
     """Turn docker-py's nested connection errors into one line naming the root cause, and the fix."""
-    cause = _root_os_error(exc)
-    if isinstance(cause, OSError) and cause.errno in (errno.ENOENT, errno.ECONNREFUSED):
-        reason = cause.strerror or str(cause)
+    chain = list(_exception_chain(exc))
+    os_error = next((e for e in reversed(chain) if isinstance(e, OSError) and e.errno is not None), None)
+    if any(isinstance(e, (requests.Timeout, TimeoutError)) for e in chain):
+        reason = f"the engine did not answer within {timeout:g}s"
+        fix = "dockerd is hung or overloaded: check it (sudo systemctl status docker) and restart it"
+    elif os_error is not None and os_error.errno in (errno.ENOENT, errno.ECONNREFUSED):
+        reason = os_error.strerror or str(os_error)
         fix = (
             "start Docker (sudo systemctl start docker, or sudo service docker start) "
             "or point DOCKER_HOST at its socket"
         )
-    elif isinstance(cause, OSError) and cause.errno == errno.EACCES:
-        reason = cause.strerror or str(cause)
+    elif os_error is not None and os_error.errno == errno.EACCES:
+        reason = os_error.strerror or str(os_error)
         fix = "run with sudo, or add your user to the docker group"
-    elif isinstance(exc, requests.Timeout):
-        reason = "the engine did not answer in time"
-        fix = "check that dockerd is not hung (sudo systemctl status docker) and restart it"
     else:
-        reason = str(cause or exc).splitlines()[0] if str(cause or exc) else type(exc).__name__
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
         fix = "check that Docker is running and DOCKER_HOST is right"
     return Failed(f"cannot reach the Docker engine at {host}: {reason}", fix)
 
 
-def _root_os_error(exc: BaseException) -> BaseException | None:
-    """The innermost OSError behind docker-py / requests / urllib3 wrappers (they nest it in args)."""
+def _exception_chain(exc: BaseException):
+    """Every exception behind docker-py / requests / urllib3 wrappers, outermost first (they nest the
+    real cause in args, `reason`, __cause__ or __context__)."""
     seen: set[int] = set()
-    stack: list[object] = [exc]
-    found: BaseException | None = None
-    while stack:
-        item = stack.pop()
+    queue: list[object] = [exc]
+    while queue:
+        item = queue.pop(0)
         if not isinstance(item, BaseException) or id(item) in seen:
             continue
         seen.add(id(item))
-        if isinstance(item, OSError) and item.errno is not None:
-            found = item
-        stack.extend([item.__cause__, item.__context__, *item.args, getattr(item, "reason", None)])
-    return found
+        yield item
+        queue.extend([item.__cause__, item.__context__, *item.args, getattr(item, "reason", None)])

@@ -22,7 +22,7 @@ from pathlib import Path
 import docker
 import psutil
 
-REQUIRED_TOOLS = ("dockerd", "docker-registry", "mkfs.ext4", "mount", "umount", "busybox")
+REQUIRED_TOOLS = ("dockerd", "docker-registry", "mkfs.ext4", "mount", "umount", "busybox", "setpriv")
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 30
 
@@ -135,11 +135,6 @@ class Dockerd:
     def host(self) -> str:
         return f"unix://{self.socket}"
 
-    @property
-    def env(self) -> dict[str, str]:
-        """Environment for a child process (CLI, SDK) that should talk to this engine."""
-        return {**os.environ, "DOCKER_HOST": self.host}
-
     def argv(self) -> list[str]:
         args = [
             "dockerd",
@@ -199,10 +194,6 @@ class Dockerd:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(5)
         kill_processes_using(self.exec_root)
-
-    def restart(self) -> Dockerd:
-        self.stop()
-        return self.start()
 
     def log_tail(self, lines: int = 30) -> str:
         with contextlib.suppress(OSError):

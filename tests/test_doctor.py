@@ -2,10 +2,13 @@
 
 import json
 import os
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
 
 def df(path: Path) -> dict:
     """What df says about the filesystem holding `path`, in bytes."""
@@ -98,13 +101,22 @@ def test_a_killed_daemon_is_reported_as_refusing_connections(smdiag, make_engine
     assert engine["error"] == f"cannot reach the Docker engine at {daemon.host}: Connection refused"
 
 
-def test_invalid_daemon_json_is_named(smdiag, tmp_path):
+@pytest.mark.parametrize(
+    "text, detail",
+    [
+        ('{"data-root": "/x",}', "Expecting property name enclosed in double quotes"),
+        ('["data-root", "/x"]', "the top level is not a JSON object"),
+        ('{"data-root": 5}', '"data-root" is 5, not a path'),
+    ],
+)
+def test_invalid_daemon_json_is_named_and_left_alone(smdiag, tmp_path, text, detail):
     config = tmp_path / "daemon.json"
-    config.write_text('{"data-root": "/x",}')
-    rep = report(smdiag("doctor", "--json", env={"SMDIAG_DOCKER_CONFIG": str(config)}))
-    problem = next(p for p in rep["problems"] if p["check"] == "daemon_config")
-    assert str(config) in problem["problem"] and "not valid JSON" in problem["problem"]
-    assert config.read_text() == '{"data-root": "/x",}'
+    config.write_text(text)
+    result = smdiag("doctor", "--json", env={"SMDIAG_DOCKER_CONFIG": str(config)})
+    assert result.returncode == 1
+    problem = next(p for p in report(result)["problems"] if p["check"] == "daemon_config")
+    assert problem["problem"].startswith(f"{config} is invalid (") and detail in problem["problem"]
+    assert config.read_text() == text
 
 
 def test_notebook_instance_and_platform_are_recognised(smdiag, tmp_path):
@@ -153,3 +165,34 @@ def test_events_are_logged_as_json_lines_in_the_state_dir(smdiag, tmp_path):
     event = json.loads(lines[-1])
     assert event["event"] == "doctor.finished" and event["level"] == "info" and event["problems"] == ["engine"]
     assert oct(os.stat(tmp_path / "st" / "logs" / "agent.log").st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.bed
+def test_a_hung_daemon_is_reported_as_not_answering(smdiag, make_engine):
+    daemon, _ = make_engine(size_mb=300)
+    os.kill(daemon.pid(), signal.SIGSTOP)
+    try:
+        result = smdiag("doctor", "--json", env={"DOCKER_HOST": daemon.host})
+    finally:
+        os.kill(daemon.pid(), signal.SIGCONT)
+    assert result.returncode == 1
+    engine = report(result)["engine"]
+    assert engine["error"] == f"cannot reach the Docker engine at {daemon.host}: the engine did not answer within 10s"
+    assert "restart" in engine["fix"]
+
+
+@pytest.mark.bed
+def test_a_socket_the_user_may_not_open_points_at_the_docker_group(hermetic_env, make_engine):
+    """A user outside the docker group: here root without the capability to bypass file permissions."""
+    daemon, _ = make_engine(size_mb=300)
+    daemon.socket.chmod(0)
+    no_bypass = "-dac_override,-dac_read_search"
+    result = subprocess.run(
+        ["setpriv", f"--bounding-set={no_bypass}", f"--inh-caps={no_bypass}", sys.executable, "-m", "agent",
+         "doctor", "--json"],
+        env={**hermetic_env, "DOCKER_HOST": daemon.host}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    engine = report(result)["engine"]
+    assert engine["error"].endswith(": Permission denied")
+    assert engine["fix"] == "run with sudo, or add your user to the docker group"
