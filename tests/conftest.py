@@ -109,11 +109,14 @@ def hermetic_env(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def smdiag(hermetic_env: dict[str, str]):
-    """smdiag(*args, env={...}) -> CompletedProcess of the real CLI in a fresh interpreter."""
+    """smdiag(*args, env={...}, prefix=(...)) -> CompletedProcess of the real CLI in a fresh interpreter,
+    run under `prefix` (e.g. setpriv) when given."""
 
-    def invoke(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    def invoke(
+        *args: str, env: dict[str, str] | None = None, prefix: tuple[str, ...] = (), timeout: float = 120
+    ) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "agent", *args],
+            [*prefix, sys.executable, "-m", "agent", *args],
             env={**hermetic_env, **(env or {})},
             capture_output=True,
             text=True,

@@ -4,7 +4,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -182,16 +181,17 @@ def test_a_hung_daemon_is_reported_as_not_answering(smdiag, make_engine):
 
 
 @pytest.mark.bed
-def test_a_socket_the_user_may_not_open_points_at_the_docker_group(hermetic_env, make_engine):
+def test_a_socket_the_user_may_not_open_points_at_the_docker_group(smdiag, make_engine):
     """A user outside the docker group: here root without the capability to bypass file permissions."""
     daemon, _ = make_engine(size_mb=300)
     daemon.socket.chmod(0)
     no_bypass = "-dac_override,-dac_read_search"
-    result = subprocess.run(
-        ["setpriv", f"--bounding-set={no_bypass}", f"--inh-caps={no_bypass}", sys.executable, "-m", "agent",
-         "doctor", "--json"],
-        env={**hermetic_env, "DOCKER_HOST": daemon.host}, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    result = smdiag(
+        "doctor",
+        "--json",
+        env={"DOCKER_HOST": daemon.host},
+        prefix=("setpriv", f"--bounding-set={no_bypass}", f"--inh-caps={no_bypass}"),
+    )
     assert result.returncode == 1
     engine = report(result)["engine"]
     assert engine["error"].endswith(": Permission denied")
