@@ -8,8 +8,9 @@ Heavy modules are imported inside the commands so that start-up stays light.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -124,6 +125,75 @@ def doctor(
         return (0 if report["healthy"] else 1), report, format_report(report)
 
     _execute(ctx, as_json, action)
+
+
+@app.command()
+def bootstrap(
+    ctx: typer.Context,
+    target: Annotated[
+        Path | None, typer.Option("--target", help="Where the data-root goes [default: <EBS mount>/docker].")
+    ] = None,
+    daemon_config: Annotated[
+        Path | None, typer.Option("--daemon-config", help="dockerd's daemon.json [default: /etc/docker/daemon.json].")
+    ] = None,
+    sysconfig: Annotated[
+        Path | None, typer.Option("--sysconfig", help="Amazon Linux OPTIONS file [default: /etc/sysconfig/docker].")
+    ] = None,
+    docker_host: Annotated[
+        str | None, typer.Option("--docker-host", help="Docker engine URL [env: DOCKER_HOST].")
+    ] = None,
+    stop_cmd: Annotated[str | None, typer.Option("--stop-cmd", help="Shell command that stops Docker.")] = None,
+    start_cmd: Annotated[str | None, typer.Option("--start-cmd", help="Shell command that starts Docker.")] = None,
+    reclaim: Annotated[bool, typer.Option("--reclaim", help="Delete the old data-root after a verified move.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Move Docker's data-root onto the EBS volume (first time), or re-point Docker at it (later boots).
+
+    Exit 0 when done (or nothing to do), 1 when it failed and was rolled back, 2 on bad input.
+    """
+
+    def action(settings: Settings) -> tuple[int, Any, str]:
+        from agent.bootstrap import Options, format_result, run_bootstrap
+
+        options = Options(target, stop_cmd, start_cmd, reclaim, dry_run)
+        settings = settings.replace(docker_host=docker_host, daemon_config=daemon_config, sysconfig=sysconfig)
+        with _progress_bar("copying the data-root", enabled=not as_json) as progress:
+            result = run_bootstrap(settings, options, progress)
+        return 0, result, format_result(result)
+
+    _execute(ctx, as_json, action)
+
+
+@contextlib.contextmanager
+def _progress_bar(description: str, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """Yields an update(done, total) callback that shows a rich progress bar on stderr, when it is a
+    terminal, from its first call (a run that never copies shows none)."""
+    import sys
+
+    if not (enabled and sys.stderr.isatty()):
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    bar = Progress(
+        BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+        console=Console(stderr=True), transient=True,
+    )  # fmt: skip
+    tasks: list = []
+
+    def update(done: int, total: int) -> None:
+        if not tasks:
+            bar.start()
+            tasks.append(bar.add_task(description, total=total))
+        bar.update(tasks[0], completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if tasks:
+            bar.stop()
 
 
 def run() -> None:

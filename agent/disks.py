@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import psutil
 
@@ -67,3 +68,15 @@ def human_bytes(n: float) -> str:
         n /= 1024
         i += 1
     return f"{n:.0f} B" if i == 0 else f"{n:.1f} {units[i]}"
+
+
+def mounts_at_or_under(top: Path) -> list[str]:
+    """Mount points at `top` or below it, deepest first (the order to unmount them in)."""
+    base = str(top).rstrip("/")
+    found = []
+    with open("/proc/self/mountinfo") as mounts:
+        for line in mounts:
+            point = line.split()[4].replace("\\040", " ")
+            if point == base or point.startswith(base + "/"):
+                found.append(point)
+    return sorted(set(found), key=len, reverse=True)

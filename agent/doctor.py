@@ -110,7 +110,7 @@ def diagnose(facts: dict, high_pct: float) -> list[Problem]:
             Problem(
                 "docker_root",
                 f"Docker's data-root {root['path']} is on the small root volume, which local-mode images fill",
-                f'move it to {ebs["path"]}/docker: set "data-root" in {config["path"]} and restart Docker',
+                f"move it onto the EBS volume {ebs['path']}: sudo smdiag bootstrap (see --dry-run first)",
             )
         )
 

@@ -32,6 +32,10 @@ class Settings:
     """dockerd's daemon.json (Amazon Linux 2023 and any systemd host)."""
     sysconfig: Path
     """Amazon Linux 2's /etc/sysconfig/docker, whose OPTIONS line the docker unit reads."""
+    systemd_dir: Path
+    """Where the docker unit's drop-in (DOCKER_TMPDIR) goes; skipped when the directory does not exist."""
+    sagemaker_config: Path
+    """The SageMaker SDK's config file of the notebook user, whose `local: container_root:` we set."""
     high_pct: float
     """Disk usage (percent) above which a filesystem counts as nearly full and pruning starts."""
     low_pct: float
@@ -55,6 +59,16 @@ class Settings:
                 _pick(overrides, env, "daemon_config", "SMDIAG_DOCKER_CONFIG", "/etc/docker/daemon.json")
             ),
             sysconfig=Path(_pick(overrides, env, "sysconfig", "SMDIAG_SYSCONFIG", "/etc/sysconfig/docker")),
+            systemd_dir=Path(_pick(overrides, env, "systemd_dir", "SMDIAG_SYSTEMD_DIR", "/etc/systemd/system")),
+            sagemaker_config=Path(
+                _pick(
+                    overrides,
+                    env,
+                    "sagemaker_config",
+                    "SMDIAG_SAGEMAKER_CONFIG",
+                    "/home/ec2-user/.sagemaker/config.yaml",
+                )
+            ),
             high_pct=_percent(_pick(overrides, env, "high_pct", "SMDIAG_HIGH_PCT", 85), "high watermark"),
             low_pct=_percent(_pick(overrides, env, "low_pct", "SMDIAG_LOW_PCT", 75), "low watermark"),
             notebook_config=Path(

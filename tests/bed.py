@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -57,17 +58,18 @@ def short_tempdir(prefix: str) -> Path:
 class LoopDisk:
     """An ext4 filesystem of a chosen size in a sparse file, loop-mounted: a real disk that really fills."""
 
-    def __init__(self, workdir: Path, name: str, size_mb: int) -> None:
+    def __init__(self, workdir: Path, name: str, size_mb: int, mkfs_args: tuple[str, ...] = ()) -> None:
         self.image = workdir / f"{name}.img"
         self.path = workdir / name
         self.size_mb = size_mb
+        self.mkfs_args = mkfs_args
         self.mounted = False
 
     def mount(self) -> LoopDisk:
         self.path.mkdir(parents=True, exist_ok=True)
         with open(self.image, "wb") as f:
             f.truncate(self.size_mb * 1024 * 1024)
-        run("mkfs.ext4", "-q", "-F", str(self.image))
+        run("mkfs.ext4", "-q", "-F", *self.mkfs_args, str(self.image))
         try:
             run("mount", "-o", "loop", str(self.image), str(self.path))
         except subprocess.CalledProcessError as exc:
@@ -89,6 +91,8 @@ class LoopDisk:
         if not self.mounted:
             return
         kill_processes_using(self.path)
+        for point in mounts_under(self.path):  # e.g. a killed daemon's bind mount of its data-root
+            subprocess.run(["umount", "-l", point], capture_output=True)
         for _ in range(20):
             if subprocess.run(["umount", str(self.path)], capture_output=True).returncode == 0:
                 break
@@ -97,6 +101,14 @@ class LoopDisk:
             subprocess.run(["umount", "-l", str(self.path)], capture_output=True)
         self.mounted = False
         self.image.unlink(missing_ok=True)
+
+
+def mounts_under(top: Path) -> list[str]:
+    """Mount points strictly below `top`, deepest first."""
+    prefix = str(top).rstrip("/") + "/"
+    with open("/proc/self/mountinfo") as mounts:
+        points = {line.split()[4] for line in mounts}
+    return sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True)
 
 
 def kill_processes_using(*markers: Path | str) -> None:
@@ -118,7 +130,7 @@ class Dockerd:
 
     def __init__(
         self,
-        data_root: Path,
+        data_root: Path | None,
         config_file: Path | None = None,
         extra_args: tuple[str, ...] = (),
     ) -> None:
@@ -138,13 +150,14 @@ class Dockerd:
     def argv(self) -> list[str]:
         args = [
             "dockerd",
-            "--data-root", str(self.data_root),
             "--exec-root", str(self.exec_root),
             "-H", self.host,
             "--pidfile", str(self.pidfile),
             "--bridge=none",
             "--iptables=false",
         ]  # fmt: skip
+        if self.data_root is not None:
+            args += ["--data-root", str(self.data_root)]
         if self.config_file is not None:
             args += ["--config-file", str(self.config_file)]
         return args + list(self.extra_args)
@@ -163,6 +176,15 @@ class Dockerd:
             time.sleep(0.2)
         self.stop()
         raise BedUnavailable(f"dockerd did not answer within {START_TIMEOUT_S}s:\n{self.log_tail()}")
+
+    def start_command(self) -> str:
+        """A shell command that starts this daemon detached, as a service manager would."""
+        return f"setsid {shlex.join(self.argv())} >>{shlex.quote(str(self.log_path))} 2>&1 </dev/null &"
+
+    def stop_command(self) -> str:
+        """A shell command that stops this daemon and returns once it has exited (it removes its pidfile)."""
+        pidfile = shlex.quote(str(self.pidfile))
+        return f"kill $(cat {pidfile}) && while [ -e {pidfile} ]; do sleep 0.1; done"
 
     def client(self, timeout: int = 120) -> contextlib.closing[docker.DockerClient]:
         """`with daemon.client() as client:` a docker-py client of this engine, closed afterwards."""

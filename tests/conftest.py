@@ -54,11 +54,11 @@ def make_engine(tmp_path: Path, bed_ready):
 
 @pytest.fixture
 def make_disk(tmp_path: Path, bed_ready):
-    """make_disk(name, size_mb) -> a mounted LoopDisk, unmounted after the test."""
+    """make_disk(name, size_mb, mkfs_args=()) -> a mounted LoopDisk, unmounted after the test."""
     disks: list[bed.LoopDisk] = []
 
-    def make(name: str, size_mb: int = 200) -> bed.LoopDisk:
-        disk = bed.LoopDisk(tmp_path, name, size_mb)
+    def make(name: str, size_mb: int = 200, mkfs_args: tuple[str, ...] = ()) -> bed.LoopDisk:
+        disk = bed.LoopDisk(tmp_path, name, size_mb, mkfs_args)
         disks.append(disk)
         try:
             return disk.mount()

@@ -70,7 +70,7 @@ def test_docker_root_on_the_root_volume_is_flagged_when_an_ebs_volume_exists():
     f = facts(docker_root__on_root_volume=True, docker_root__on_ebs_volume=False, docker_root__path="/var/lib/docker")
     [problem] = diagnose(f, 85)
     assert problem.check == "docker_root" and "/var/lib/docker" in problem.problem
-    assert "/ebs/docker" in problem.fix
+    assert "smdiag bootstrap" in problem.fix
 
 
 def test_docker_root_on_the_root_volume_is_fine_without_an_ebs_volume():
