@@ -464,7 +464,7 @@ def _rollback(journal: Journal, service: DockerService, settings: Settings, caus
     """Put the old config back and Docker running on the old root; raise Failed naming the cause (also for
     Ctrl-C and SIGTERM, which then exit 1 like any failure)."""
     if isinstance(cause, SmdiagError):
-        reason = cause.one_line()
+        reason = cause.problem
     elif isinstance(cause, (_Interrupted, KeyboardInterrupt)):
         reason = f"interrupted ({cause or 'SIGINT'})"
     else:
@@ -489,12 +489,6 @@ def _undo(journal: Journal, service: DockerService, settings: Settings) -> None:
     data = journal.data
     for entry in reversed(data.get("backups", [])):
         fileops.restore(Path(entry["path"]), Path(entry["backup"]) if entry["backup"] else None)
-    if data.get("staging"):
-        shutil.rmtree(data["staging"], ignore_errors=True)
-    if data.get("created_target"):
-        # The copy this run made is a duplicate of the old root, which is kept; a failed one must not
-        # be re-pointed to by the next run.
-        _remove_copy(Path(data["target"]))
     from agent.service import answers
 
     running_root = None
@@ -507,6 +501,12 @@ def _undo(journal: Journal, service: DockerService, settings: Settings) -> None:
         with contextlib.suppress(Failed):
             service.stop(settings.docker_host)
         service.start(settings.docker_host)
+    # Only now that no daemon uses them: the staging directory, and the copy this run made (a duplicate
+    # of the old root, which is kept) so that the next run never re-points to a copy that failed.
+    if data.get("staging"):
+        shutil.rmtree(data["staging"], ignore_errors=True)
+    if data.get("created_target"):
+        _remove_copy(Path(data["target"]))
     journal.clear()
     log.warning("bootstrap.rolled_back", old_root=data.get("old_root"))
 
@@ -646,26 +646,28 @@ def copy_tree(source: Path, staging: Path, total: int, progress: Callable[[int, 
     base = disks.fs_usage(staging)
     argv = [*RSYNC_ARGS, f"{source}/", f"{staging}/"]
     log.info("bootstrap.copying", argv=argv, total=total)
-    with open(os.devnull, "wb") as devnull:
-        proc = subprocess.Popen(argv, stdout=devnull, stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
-        stderr_lines: list[bytes] = []
+    proc = None
+    stderr_lines: list[bytes] = []
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
         reader = threading.Thread(target=lambda: stderr_lines.extend(proc.stderr), daemon=True)
         reader.start()
-        try:
-            while proc.poll() is None:
-                if progress is not None and base is not None:
-                    usage = disks.fs_usage(staging)
-                    progress(min(total, max(0, usage.used - base.used)) if usage else 0, total)
-                time.sleep(0.25)
-        except BaseException:
+        while proc.poll() is None:
+            if progress is not None and base is not None:
+                usage = disks.fs_usage(staging)
+                progress(min(total, max(0, usage.used - base.used)) if usage else 0, total)
+            time.sleep(0.25)
+        reader.join(5)
+    except BaseException:
+        if proc is not None:  # interrupted: the copy must not go on writing into what the rollback removes
             proc.kill()
             proc.wait()
-            raise
-        reader.join(5)
+        raise
     if proc.returncode != 0:
-        tail = b"".join(stderr_lines).decode(errors="replace").strip().splitlines()
+        # The first complaint is the cause (the receiver's ENOSPC); later ones are its echoes (broken pipe).
+        lines = b"".join(stderr_lines).decode(errors="replace").strip().splitlines()
         raise Failed(
-            f"copying {source} to {staging} failed (rsync exit {proc.returncode})" + (f": {tail[-1]}" if tail else ""),
+            f"copying {source} to {staging} failed (rsync exit {proc.returncode})" + (f": {lines[0]}" if lines else ""),
             "free space on the target volume, then run again",
         )
     if progress is not None:

@@ -165,6 +165,146 @@ def bootstrap(
     _execute(ctx, as_json, action)
 
 
+diskguard_app = typer.Typer(
+    help="Keep Docker's disk under a threshold: prune least recently used images, never what is in use.",
+    no_args_is_help=True,
+)
+app.add_typer(diskguard_app, name="diskguard")
+
+PathOption = Annotated[
+    Path | None, typer.Option("--path", help="Filesystem to watch [default: the one holding Docker's data-root].")
+]
+HighOption = Annotated[float | None, typer.Option("--high", help="Prune above this used% [env: SMDIAG_HIGH_PCT; 85].")]
+LowOption = Annotated[float | None, typer.Option("--low", help="Prune down to this used% [env: SMDIAG_LOW_PCT; 75].")]
+KeepOption = Annotated[
+    list[str] | None, typer.Option("--keep", help="Never remove images whose repo:tag matches this regex (repeatable).")
+]
+MinAgeOption = Annotated[str, typer.Option("--min-age", help="Never remove images pulled less than this ago.")]
+ContainerAgeOption = Annotated[
+    str, typer.Option("--container-max-age", help="Remove stopped containers older than this (logs saved first).")
+]
+DockerHostOption = Annotated[str | None, typer.Option("--docker-host", help="Docker engine URL [env: DOCKER_HOST].")]
+
+
+def _policy(settings: Settings, high, low, keep, min_age, container_max_age):
+    from agent.diskguard import Policy
+
+    return Policy.build(
+        settings.high_pct if high is None else high,
+        settings.low_pct if low is None else low,
+        keep or [],
+        min_age,
+        container_max_age,
+    )
+
+
+@diskguard_app.command("once")
+def diskguard_once(
+    ctx: typer.Context,
+    path: PathOption = None,
+    high: HighOption = None,
+    low: LowOption = None,
+    keep: KeepOption = None,
+    min_age: MinAgeOption = "10m",
+    container_max_age: ContainerAgeOption = "24h",
+    docker_host: DockerHostOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be removed; remove nothing.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Prune once: above the high watermark, remove until at the low one.
+
+    Exit 0 when at or under high at the end, 1 when not (it says what holds the space), 2 on bad input.
+    """
+
+    def action(settings: Settings) -> tuple[int, Any, str]:
+        from agent.diskguard import format_outcome, run_once
+
+        policy = _policy(settings, high, low, keep, min_age, container_max_age)
+        outcome = run_once(settings.replace(docker_host=docker_host), policy, path, dry_run)
+        code = 0 if dry_run or outcome.after_pct <= policy.high else 1
+        return code, outcome.to_dict(), format_outcome(outcome)
+
+    _execute(ctx, as_json, action)
+
+
+@diskguard_app.command("run")
+def diskguard_run(
+    ctx: typer.Context,
+    path: PathOption = None,
+    high: HighOption = None,
+    low: LowOption = None,
+    keep: KeepOption = None,
+    min_age: MinAgeOption = "10m",
+    container_max_age: ContainerAgeOption = "24h",
+    docker_host: DockerHostOption = None,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between checks without events.")] = 60,
+    as_json: JsonFlag = False,
+) -> None:
+    """Guard continuously: react to pulls and container starts, check every --interval seconds.
+
+    Stops cleanly on SIGTERM (exit 0); exit 1 when another guard already runs.
+    """
+
+    def action(settings: Settings) -> tuple[int, Any, str]:
+        import signal
+
+        from agent.diskguard import Guard
+
+        if interval <= 0:
+            raise BadInput(f"--interval {interval:g} is not positive", "give a number of seconds, e.g. 60")
+        policy = _policy(settings, high, low, keep, min_age, container_max_age)
+        guard = Guard(settings.replace(docker_host=docker_host), policy, path, interval)
+        signal.signal(signal.SIGTERM, guard.shutdown)
+        signal.signal(signal.SIGINT, guard.shutdown)
+        guard.serve()
+        return 0, {"stopped": True}, "diskguard: stopped"
+
+    _execute(ctx, as_json, action)
+
+
+@diskguard_app.command("status")
+def diskguard_status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Show whether the guard runs, the watched disk's usage and the last check.
+
+    Exit 0, or 1 when the watched disk is over the high watermark.
+    """
+
+    def action(settings: Settings) -> tuple[int, Any, str]:
+        from agent.diskguard import format_status, status
+
+        report = status(settings)
+        over = report["used_pct"] is not None and report["used_pct"] > settings.high_pct
+        return (1 if over else 0), report, format_status(report)
+
+    _execute(ctx, as_json, action)
+
+
+@diskguard_app.command("make-room")
+def diskguard_make_room(
+    ctx: typer.Context,
+    image: Annotated[str, typer.Option("--for", help="The image about to be pulled (REGISTRY/REPO:TAG).")],
+    path: PathOption = None,
+    keep: KeepOption = None,
+    min_age: MinAgeOption = "10m",
+    container_max_age: ContainerAgeOption = "24h",
+    docker_host: DockerHostOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Before a pull: read the image's size from its registry and free that much room (plus a margin).
+
+    Exit 0 when the room is there, 1 when it cannot be made (then nothing is removed), 2 on bad input.
+    """
+
+    def action(settings: Settings) -> tuple[int, Any, str]:
+        from agent.diskguard import format_make_room, make_room
+
+        policy = _policy(settings, None, None, keep, min_age, container_max_age)
+        result = make_room(settings.replace(docker_host=docker_host), policy, image, path)
+        return (0 if result["ok"] else 1), result, format_make_room(result)
+
+    _execute(ctx, as_json, action)
+
+
 @contextlib.contextmanager
 def _progress_bar(description: str, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
     """Yields an update(done, total) callback that shows a rich progress bar on stderr, when it is a

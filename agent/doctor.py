@@ -22,7 +22,7 @@ log = get_logger("doctor")
 
 DISK_ROLES = {"docker_root": "Docker data-root", "tmp": "temp dir", "ebs": "EBS volume"}
 DISK_FIXES = {
-    "docker_root": "remove unused images (docker image prune -a) or move the data-root to the EBS volume",
+    "docker_root": "prune least recently used images: smdiag diskguard once (or keep it pruned: smdiag diskguard run)",
     "tmp": "delete leftovers in /tmp: local mode stages data and model artifacts there",
     "ebs": "increase the notebook's volume size (stop it, Edit, Volume size) or delete files from it",
 }

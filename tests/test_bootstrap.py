@@ -304,6 +304,24 @@ def test_sigterm_during_the_copy_rolls_back_at_once(host, images, hermetic_env):
     assert not (h.ebs_disk.path / ".docker.smdiag-partial").exists() and not h.target.exists()
 
 
+def test_a_copy_that_runs_out_of_space_is_rolled_back(host, images, hermetic_env):
+    h = host(root_mb=600, ebs_mb=800)
+    before = populate(h, images, pad_mb=150)
+    config_bytes = h.daemon_json.read_bytes()
+    journal = Path(hermetic_env["SMDIAG_STATE_DIR"]) / "bootstrap" / "journal.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", *h.argv()], env={**hermetic_env, **h.env()},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    wait_for(lambda: _phase(journal) == "stopping" or proc.poll() is not None, timeout=120, every=0.01)
+    h.ebs_disk.fill(leave_mb=5)  # after the room check passed: the copy itself meets ENOSPC
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "rolled back" in err and "No space left on device" in err
+    assert h.root_dir() == str(h.old_root) and current(h) == before
+    assert h.daemon_json.read_bytes() == config_bytes and not journal.exists()
+    assert not (h.ebs_disk.path / ".docker.smdiag-partial").exists() and not h.target.exists()
+
+
 def _phase(journal: Path) -> str | None:
     with contextlib.suppress(OSError, ValueError):
         return json.loads(journal.read_text()).get("phase")

@@ -83,7 +83,7 @@ def test_each_full_disk_is_a_problem_at_the_threshold_not_below():
     f = facts(disks=[disk("docker_root", "/d", 85.0), disk("tmp", "/tmp", 84.9), disk("ebs", "/ebs", 97.0)])
     problems = diagnose(f, 85)
     assert checks(problems) == ["disk", "disk"]
-    assert "/d is 85% full" in problems[0].problem and "docker image prune" in problems[0].fix
+    assert "/d is 85% full" in problems[0].problem and "smdiag diskguard once" in problems[0].fix
     assert "/ebs is 97% full" in problems[1].problem and "volume size" in problems[1].fix
 
 

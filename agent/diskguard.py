@@ -1,0 +1,839 @@
+"""`smdiag diskguard`: keep the filesystem under Docker's data-root below a threshold.
+
+`plan_pruning` is pure: given the engine's images, containers and build cache, the policy and the time,
+it orders what may be removed (dangling images, old stopped containers, build cache, then images least
+recently used first, children before parents) and says why everything else is kept. `enforce` walks that
+order against the real engine and stops as soon as the disk is back under the low watermark. The
+engine itself refuses to delete an image a container uses (we never force), so a container that starts
+between planning and removal keeps its image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from agent import disks, fileops
+from agent.errors import BadInput, Failed
+from agent.log import get_logger
+
+log = get_logger("diskguard")
+
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+# ---------------------------------------------------------------------------------------------- input
+
+
+def parse_duration(text: str, option: str) -> float:
+    match = DURATION.match(text)
+    if not match:
+        raise BadInput(f"{option} {text!r} is not a duration", "write it like 90s, 10m, 24h or 2d")
+    return float(match.group(1)) * UNITS[match.group(2)]
+
+
+@dataclass(frozen=True)
+class Policy:
+    high: float
+    low: float
+    keep: tuple[re.Pattern, ...] = ()
+    min_age_s: float = 600
+    container_max_age_s: float = 86400
+
+    @classmethod
+    def build(cls, high: float, low: float, keep: Iterable[str], min_age: str, container_max_age: str) -> Policy:
+        """Validate the user's options (BadInput, nothing removed) into a policy."""
+        for label, pct in (("--high", high), ("--low", low)):
+            if not 1 <= pct <= 99:
+                raise BadInput(f"{label} {pct:g} is outside 1..99", "give a percent between 1 and 99")
+        if low >= high:
+            raise BadInput(f"--low {low:g} is not below --high {high:g}", "choose a low percent below the high one")
+        patterns = []
+        for pattern in keep:
+            try:
+                patterns.append(re.compile(pattern))
+            except re.error as exc:
+                raise BadInput(
+                    f"--keep {pattern!r} is not a valid regular expression: {exc}", "fix the pattern"
+                ) from None
+        return cls(
+            high=high,
+            low=low,
+            keep=tuple(patterns),
+            min_age_s=parse_duration(min_age, "--min-age"),
+            container_max_age_s=parse_duration(container_max_age, "--container-max-age"),
+        )
+
+
+# ---------------------------------------------------------------------------------------------- pure plan
+
+
+@dataclass(frozen=True)
+class Image:
+    id: str
+    tags: tuple[str, ...]
+    unique_bytes: int
+    """What removing it alone frees (its size minus layers it shares)."""
+    parent: str
+    arrived: float
+    """When it was pulled, tagged or built here."""
+    last_used: float | None
+    """When a container was last created or started from it, as seen by `run`."""
+
+
+@dataclass(frozen=True)
+class Container:
+    id: str
+    name: str
+    image_id: str
+    running: bool
+    finished: float | None
+    failed: bool
+    """Exited non-zero or was OOM-killed: the newest such one is kept for diagnostics."""
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str
+    """image, container or build_cache."""
+    id: str
+    names: tuple[str, ...]
+    bytes: int
+    last_used: float | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Kept:
+    kind: str
+    id: str
+    names: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: tuple[Step, ...]
+    kept: tuple[Kept, ...]
+
+
+def plan_pruning(
+    images: list[Image], containers: list[Container], build_cache_bytes: int, policy: Policy, now: float
+) -> Plan:
+    """Everything removable, in the order to remove it; and what is kept, with why. Pure."""
+    steps: list[Step] = []
+    kept: list[Kept] = []
+    by_id = {image.id: image for image in images}
+    children: dict[str, list[str]] = {}
+    for image in images:
+        if image.parent in by_id:
+            children.setdefault(image.parent, []).append(image.id)
+
+    stopped = [c for c in containers if not c.running]
+    newest_failed = max((c for c in stopped if c.failed), key=lambda c: c.finished or 0, default=None)
+    removed_containers = set()
+    for container in sorted(stopped, key=lambda c: c.finished or 0):
+        if container is newest_failed:
+            kept.append(Kept("container", container.id, (container.name,), "the newest failed container"))
+        elif container.finished is not None and now - container.finished >= policy.container_max_age_s:
+            removed_containers.add(container.id)
+        else:
+            kept.append(Kept("container", container.id, (container.name,), "stopped less than --container-max-age ago"))
+    container_steps = [
+        Step("container", c.id, (c.name,), c.bytes, c.finished, "stopped longer than --container-max-age")
+        for c in sorted(stopped, key=lambda c: c.finished or 0)
+        if c.id in removed_containers
+    ]
+
+    users: dict[str, list[Container]] = {}
+    for container in containers:
+        if container.id not in removed_containers:
+            users.setdefault(container.image_id, []).append(container)
+
+    def why_kept(image: Image) -> str | None:
+        running = [c.name for c in users.get(image.id, []) if c.running]
+        if running:
+            return f"used by running container {running[0]}"
+        if users.get(image.id):
+            return f"used by stopped container {users[image.id][0].name}"
+        for pattern in policy.keep:
+            if any(pattern.search(tag) for tag in image.tags):
+                return f"matches --keep {pattern.pattern}"
+        age = now - image.arrived
+        if age < policy.min_age_s:
+            return f"younger than --min-age ({age:.0f}s old)"
+        return None
+
+    reasons = {image.id: why_kept(image) for image in images}
+    # A parent goes only after all its children; a kept child keeps its parents.
+    changed = True
+    while changed:
+        changed = False
+        for image in images:
+            if reasons[image.id] is None:
+                held = [child for child in children.get(image.id, []) if reasons[child] is not None]
+                if held:
+                    reasons[image.id] = f"parent of kept image {_label(by_id[held[0]])}"
+                    changed = True
+    for image in images:
+        if reasons[image.id] is not None:
+            kept.append(Kept("image", image.id, image.tags, reasons[image.id]))
+
+    removable = [image for image in images if reasons[image.id] is None]
+    dangling = [image for image in removable if not image.tags and not children.get(image.id)]
+    dangling_ids = {image.id for image in dangling}
+    steps += [
+        Step("image", i.id, i.tags, i.unique_bytes, i.last_used, "dangling")
+        for i in sorted(dangling, key=lambda i: i.arrived)
+    ]
+    steps += container_steps
+    if build_cache_bytes > 0:
+        steps.append(Step("build_cache", "build-cache", (), build_cache_bytes, None, "build cache"))
+
+    ordered: list[Step] = []
+    emitted: set[str] = set(dangling_ids)
+
+    def emit(image: Image) -> None:
+        for child_id in sorted(children.get(image.id, []), key=lambda c: _recency(by_id[c])):
+            if child_id not in emitted:
+                emit(by_id[child_id])
+        emitted.add(image.id)
+        reason = "least recently used" if image.last_used is not None else "least recently pulled, never seen in use"
+        ordered.append(Step("image", image.id, image.tags, image.unique_bytes, _recency(image), reason))
+
+    for image in sorted(removable, key=_recency):
+        if image.id not in emitted:
+            emit(image)
+    return Plan(tuple(steps + ordered), tuple(kept))
+
+
+def _recency(image: Image) -> float:
+    return max(image.last_used or 0, image.arrived)
+
+
+def _label(image: Image) -> str:
+    return image.tags[0] if image.tags else image.id[7:19]
+
+
+@dataclass(frozen=True)
+class Usage:
+    used: int
+    avail: int
+
+    @property
+    def percent(self) -> float:
+        """As df shows it: blocks reserved for root count as neither used nor available."""
+        return 100.0 * self.used / (self.used + self.avail) if self.used + self.avail else 0.0
+
+    def bytes_over(self, pct: float) -> int:
+        """How many bytes must go for usage to be at most `pct`. Pure."""
+        return max(0, int(self.used - pct / 100.0 * (self.used + self.avail)) + 1)
+
+
+def usage_of(path: Path) -> Usage:
+    st = os.statvfs(path)
+    return Usage(used=(st.f_blocks - st.f_bfree) * st.f_frsize, avail=st.f_bavail * st.f_frsize)
+
+
+def simulate(plan: Plan, bytes_needed: int) -> list[Step]:
+    """The prefix of the plan that frees `bytes_needed` by its estimates (for --dry-run). Pure."""
+    chosen, freed = [], 0
+    for step in plan.steps:
+        if freed >= bytes_needed:
+            break
+        chosen.append(step)
+        freed += step.bytes
+    return chosen
+
+
+# ---------------------------------------------------------------------------------------------- state
+
+
+class UseRecord:
+    """When each image was last used and when it arrived, kept in the state dir (on the EBS volume) so
+    that it survives restarts of the guard and of the notebook."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / "diskguard" / "images.json"
+        self.lock = state_dir / "diskguard" / "images.lock"
+        self.last_used: dict[str, float] = {}
+        self.arrived: dict[str, float] = {}
+        self.dirty = False
+
+    def load(self) -> UseRecord:
+        import json
+
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            data = json.loads(self.path.read_text())
+            self.last_used = {k: float(v) for k, v in data.get("last_used", {}).items()}
+            self.arrived = {k: float(v) for k, v in data.get("arrived", {}).items()}
+        return self
+
+    def used(self, image_id: str, when: float) -> None:
+        if when > self.last_used.get(image_id, 0):
+            self.last_used[image_id] = when
+            self.dirty = True
+
+    def arrived_at(self, image_id: str, when: float) -> None:
+        self.arrived[image_id] = when
+        self.dirty = True
+
+    def forget(self, image_ids: Iterable[str]) -> None:
+        for image_id in image_ids:
+            self.dirty |= self.last_used.pop(image_id, None) is not None
+            self.dirty |= self.arrived.pop(image_id, None) is not None
+
+    def save(self) -> None:
+        """Merge with what another process (once beside run) saved, newest use wins, then write."""
+        if not self.dirty:
+            return
+        with fileops.exclusive_lock(self.lock):
+            disk = UseRecord(self.path.parent.parent).load()
+            for image_id, when in disk.last_used.items():
+                if when > self.last_used.get(image_id, 0):
+                    self.last_used[image_id] = when
+            for image_id, when in disk.arrived.items():
+                self.arrived.setdefault(image_id, when)
+            fileops.write_json(self.path, {"last_used": self.last_used, "arrived": self.arrived})
+        self.dirty = False
+
+
+# ---------------------------------------------------------------------------------------------- engine edge
+
+
+def gather(client, root_dir: str, record: UseRecord) -> tuple[list[Image], list[Container], int]:
+    """Images, containers and reclaimable build cache bytes, as the engine reports them."""
+    df = client.df()
+    images = []
+    for summary in df.get("Images") or []:
+        image_id = summary["Id"]
+        tags = tuple(t for t in summary.get("RepoTags") or [] if t != "<none>:<none>")
+        arrived = record.arrived.get(image_id) or _arrival_on_disk(client, image_id, root_dir, summary)
+        images.append(
+            Image(
+                id=image_id,
+                tags=tags,
+                unique_bytes=max(0, summary.get("Size", 0) - max(0, summary.get("SharedSize", 0))),
+                parent=summary.get("ParentId") or "",
+                arrived=arrived,
+                last_used=record.last_used.get(image_id),
+            )
+        )
+    containers = []
+    for summary in df.get("Containers") or []:
+        running = summary.get("State") in ("running", "restarting", "paused")
+        finished, failed = None, False
+        if not running:
+            with contextlib.suppress(Exception):
+                state = client.api.inspect_container(summary["Id"])["State"]
+                finished = _timestamp(state.get("FinishedAt")) or _timestamp(state.get("StartedAt"))
+                failed = state.get("ExitCode", 0) != 0 or bool(state.get("OOMKilled"))
+            if finished is None:
+                finished = float(summary.get("Created") or 0)
+        containers.append(
+            Container(
+                id=summary["Id"],
+                name=(summary.get("Names") or ["/?"])[0].lstrip("/"),
+                image_id=summary.get("ImageID", ""),
+                running=running,
+                finished=finished,
+                failed=failed,
+                bytes=summary.get("SizeRw") or 0,
+            )
+        )
+    build_cache = sum(
+        entry.get("Size", 0)
+        for entry in df.get("BuildCache") or []
+        if not entry.get("InUse") and not entry.get("Shared")
+    )
+    return images, containers, build_cache
+
+
+def _arrival_on_disk(client, image_id: str, root_dir: str, summary: dict) -> float:
+    """When an image never seen by `run` arrived: its last tag time, else when the engine stored its
+    config (the imagedb file's mtime), else its build time."""
+    with contextlib.suppress(Exception):
+        tagged = _timestamp(client.api.inspect_image(image_id).get("Metadata", {}).get("LastTagTime"))
+        if tagged:
+            return tagged
+    digest = image_id.split(":", 1)[-1]
+    for driver_dir in Path(root_dir, "image").glob("*"):
+        with contextlib.suppress(OSError):
+            return (driver_dir / "imagedb" / "content" / "sha256" / digest).stat().st_mtime
+    return float(summary.get("Created") or 0)
+
+
+def _timestamp(text: str | None) -> float | None:
+    """Docker's RFC 3339 times (nanoseconds, Z); None for the zero time."""
+    if not text or text.startswith("0001-"):
+        return None
+    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", text)
+    if not match:
+        return None
+    fraction = float(match.group(2) or 0)
+    zone = "+00:00" if match.group(3) == "Z" else match.group(3)
+    return datetime.fromisoformat(match.group(1) + zone).timestamp() + fraction
+
+
+@dataclass
+class Outcome:
+    path: str
+    before_pct: float
+    after_pct: float
+    high: float
+    low: float
+    removed: list[dict] = field(default_factory=list)
+    kept: list[dict] = field(default_factory=list)
+    dry_run: bool = False
+    held_by: dict[str, int] = field(default_factory=dict)
+    """When still over the high watermark: what holds the space, in bytes."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def enforce(
+    client,
+    path: Path,
+    root_dir: str,
+    policy: Policy,
+    record: UseRecord,
+    state_dir: Path,
+    dry_run: bool = False,
+    room_bytes: int | None = None,
+) -> Outcome:
+    """Apply the policy once: when over high (or when `room_bytes` more must be free), remove in plan
+    order until at most low (or until the room is there). Never more than needed."""
+    usage = usage_of(path)
+    outcome = Outcome(
+        str(path), round(usage.percent, 2), round(usage.percent, 2), policy.high, policy.low, dry_run=dry_run
+    )
+    if room_bytes is None and usage.percent <= policy.high:
+        return outcome
+
+    def enough(current: Usage) -> bool:
+        if room_bytes is not None:
+            return current.avail >= room_bytes
+        return current.percent <= policy.low
+
+    def needed(current: Usage) -> int:
+        return max(0, room_bytes - current.avail) if room_bytes is not None else current.bytes_over(policy.low)
+
+    images, containers, build_cache = gather(client, root_dir, record)
+    plan = plan_pruning(images, containers, build_cache, policy, time.time())
+    outcome.kept = [asdict(k) for k in plan.kept]
+    if dry_run:
+        outcome.removed = [_removed(step, step.bytes) for step in simulate(plan, needed(usage))]
+        return outcome
+    for step in plan.steps:
+        if enough(usage):
+            break
+        if _remove(client, step, state_dir):
+            after = usage_of(path)
+            outcome.removed.append(_removed(step, max(0, usage.used - after.used)))
+            usage = after
+            log.info("diskguard.removed", kind=step.kind, id=step.id, names=list(step.names), reason=step.reason)
+        else:
+            outcome.kept.append(asdict(Kept(step.kind, step.id, step.names, "the engine refused: in use")))
+    record.forget(r["id"] for r in outcome.removed if r["kind"] == "image")
+    record.save()
+    outcome.after_pct = round(usage.percent, 2)
+    if not enough(usage):
+        outcome.held_by = _holders(client, usage, plan)
+    return outcome
+
+
+def _removed(step: Step, freed: int) -> dict:
+    return {**asdict(step), "bytes": freed}
+
+
+def _remove(client, step: Step, state_dir: Path) -> bool:
+    """Remove one thing, never forcing: False when the engine refuses (a container started meanwhile)."""
+    import docker.errors
+
+    try:
+        if step.kind == "container":
+            container = client.containers.get(step.id)
+            _save_logs(container, state_dir)
+            container.remove()
+        elif step.kind == "build_cache":
+            client.api.prune_builds()
+        else:
+            _remove_image(client, step)
+    except docker.errors.NotFound:
+        return False
+    except docker.errors.APIError as exc:
+        log.info("diskguard.refused", id=step.id, names=list(step.names), error=str(exc.explanation or exc))
+        return False
+    return True
+
+
+def _remove_image(client, step: Step) -> None:
+    """Untag every name, the last untag deletes; if the engine refuses midway, put the names back."""
+    import docker.errors
+
+    if client.containers.list(all=True, filters={"ancestor": step.id}):
+        raise docker.errors.APIError(f"a container uses {step.id}")
+    untagged = []
+    try:
+        for name in step.names:
+            client.images.remove(name)
+            untagged.append(name)
+        if not step.names:
+            client.images.remove(step.id)
+    except docker.errors.APIError:
+        for name in untagged:
+            repository, _, tag = name.rpartition(":")
+            with contextlib.suppress(docker.errors.APIError):
+                client.api.tag(step.id, repository, tag)
+        raise
+
+
+def _save_logs(container, state_dir: Path) -> None:
+    """A stopped container's logs outlive it: written under the state dir before it is removed."""
+    directory = state_dir / "diskguard" / "container-logs"
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    logs = container.logs(stdout=True, stderr=True, timestamps=True)
+    fileops.atomic_write(directory / f"{container.name}-{container.id[:12]}.log", logs, mode=0o600)
+
+
+def _holders(client, usage: Usage, plan: Plan) -> dict[str, int]:
+    """What still holds the space when pruning could not get under the watermark."""
+    df = client.df()
+    images = sum(i.get("Size", 0) - max(0, i.get("SharedSize", 0)) for i in df.get("Images") or [])
+    shared = max((max(0, i.get("SharedSize", 0)) for i in df.get("Images") or []), default=0)
+    containers = sum(c.get("SizeRw") or 0 for c in df.get("Containers") or [])
+    volumes = sum(max(0, (v.get("UsageData") or {}).get("Size", 0)) for v in df.get("Volumes") or [])
+    build_cache = sum(b.get("Size", 0) for b in df.get("BuildCache") or [])
+    docker_total = images + shared + containers + volumes + build_cache
+    return {
+        "images_kept": images + shared,
+        "containers": containers,
+        "volumes": volumes,
+        "build_cache": build_cache,
+        "outside_docker": max(0, usage.used - docker_total),
+    }
+
+
+def format_outcome(outcome: Outcome) -> str:
+    verb = "would remove" if outcome.dry_run else "removed"
+    lines = [
+        f"diskguard: {outcome.path} {outcome.before_pct:.1f}% -> {outcome.after_pct:.1f}% "
+        f"(high {outcome.high:g}%, low {outcome.low:g}%)"
+    ]
+    if outcome.before_pct <= outcome.high and not outcome.removed:
+        lines[0] += ": under the high watermark, nothing to do"
+    for item in outcome.removed:
+        name = ", ".join(item["names"]) or item["id"][:19]
+        lines.append(f"  {verb} {item['kind']} {name}: {disks.human_bytes(item['bytes'])} ({item['reason']})")
+    for item in outcome.kept:
+        name = ", ".join(item["names"]) or item["id"][:19]
+        lines.append(f"  kept {item['kind']} {name}: {item['reason']}")
+    if outcome.held_by:
+        held = ", ".join(f"{k.replace('_', ' ')} {disks.human_bytes(v)}" for k, v in outcome.held_by.items() if v)
+        lines.append(f"  still over the watermark; the space is held by: {held}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True)
+class Target:
+    path: Path
+    root_dir: str
+
+
+def resolve_target(client, host: str, path: Path | None) -> Target:
+    """The filesystem to watch: `--path`, else the one holding the engine's DockerRootDir."""
+    from agent import engine
+
+    root_dir = engine.describe(client, host).root_dir
+    if path is None:
+        return Target(Path(root_dir), root_dir)
+    if not path.exists():
+        raise BadInput(f"--path {path} does not exist", "give a directory on the filesystem to watch")
+    return Target(path, root_dir)
+
+
+def run_once(settings, policy: Policy, path: Path | None, dry_run: bool) -> Outcome:
+    from agent import engine
+
+    with contextlib.closing(engine.connect(settings.docker_host)) as client:
+        target = resolve_target(client, settings.docker_host, path)
+        record = UseRecord(settings.state_dir).load()
+        with fileops.exclusive_lock(settings.state_dir / "diskguard" / "prune.lock"):
+            outcome = enforce(client, target.path, target.root_dir, policy, record, settings.state_dir, dry_run)
+    if not dry_run:
+        _remember(settings.state_dir, outcome)
+    return outcome
+
+
+def _remember(state_dir: Path, outcome: Outcome) -> None:
+    fileops.write_json(state_dir / "diskguard" / "last.json", {"time": time.time(), **outcome.to_dict()})
+
+
+def make_room(settings, policy: Policy, image: str, path: Path | None) -> dict:
+    """Before a pull: free the room the image needs by the same policy, or say up front that it cannot be
+    made (nothing is removed then)."""
+    import docker.errors
+
+    from agent import engine, registry
+
+    registry.parse_reference(image)  # a bad name is bad input before anything is asked of the engine
+    with contextlib.closing(engine.connect(settings.docker_host)) as client:
+        target = resolve_target(client, settings.docker_host, path)
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            client.images.get(image)
+            return {"image": image, "present": True, "room_needed": 0, "ok": True, "removed": [], "kept": []}
+        insecure = client.info().get("RegistryConfig", {}).get("InsecureRegistryCIDRs") or []
+        size = registry.image_size(image, insecure)
+        result = {
+            "image": image,
+            "present": False,
+            "compressed_bytes": size.compressed_bytes,
+            "room_needed": size.room_needed,
+            "free_before": usage_of(target.path).avail,
+        }
+        record = UseRecord(settings.state_dir).load()
+        with fileops.exclusive_lock(settings.state_dir / "diskguard" / "prune.lock"):
+            images, containers, build_cache = gather(client, target.root_dir, record)
+            plan = plan_pruning(images, containers, build_cache, policy, time.time())
+            reachable = result["free_before"] + sum(step.bytes for step in plan.steps)
+            if reachable < size.room_needed:
+                result.update(
+                    ok=False, removed=[], kept=[asdict(k) for k in plan.kept], free_after=result["free_before"]
+                )
+                result["problem"] = (
+                    f"{image} needs about {disks.human_bytes(size.room_needed)} free; at most "
+                    f"{disks.human_bytes(reachable)} can be made without removing what the policy keeps"
+                )
+                return result
+            outcome = enforce(
+                client, target.path, target.root_dir, policy, record, settings.state_dir, room_bytes=size.room_needed
+            )
+    free_after = usage_of(target.path).avail
+    result.update(ok=free_after >= size.room_needed, removed=outcome.removed, kept=outcome.kept, free_after=free_after)
+    return result
+
+
+def status(settings) -> dict:
+    """Whether a `run` guard is active, what it last did, and what it knows of image use."""
+    import json
+
+    directory = settings.state_dir / "diskguard"
+    pid = _guard_pid(directory)
+    last = None
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        last = json.loads((directory / "last.json").read_text())
+    record = UseRecord(settings.state_dir).load()
+    current = None
+    if last:
+        with contextlib.suppress(OSError):
+            current = round(usage_of(Path(last["path"])).percent, 2)
+    return {
+        "guard_running": pid is not None,
+        "guard_pid": pid,
+        "path": last["path"] if last else None,
+        "used_pct": current,
+        "high": settings.high_pct,
+        "low": settings.low_pct,
+        "images_seen_in_use": len(record.last_used),
+        "last_check": last,
+    }
+
+
+def _guard_pid(directory: Path) -> int | None:
+    """The pid of the `run` holding the guard lock, or None when no guard runs."""
+    import fcntl
+
+    lock = directory / "run.lock"
+    if not lock.exists():
+        return None
+    with open(lock) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            with contextlib.suppress(OSError, ValueError):
+                return int((directory / "run.pid").read_text())
+            return -1
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
+def format_status(report: dict) -> str:
+    guard = f"running (pid {report['guard_pid']})" if report["guard_running"] else "not running"
+    lines = [f"diskguard run: {guard}"]
+    if report["path"]:
+        lines.append(f"{report['path']}: {report['used_pct']}% used (high {report['high']:g}%, low {report['low']:g}%)")
+    last = report["last_check"]
+    if last:
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(last["time"]))
+        lines.append(
+            f"last check {when}: {last['before_pct']}% -> {last['after_pct']}%, removed {len(last['removed'])}"
+        )
+    lines.append(f"images seen in use: {report['images_seen_in_use']}")
+    return "\n".join(lines)
+
+
+class Guard:
+    """`diskguard run`: applies the policy whenever the engine reports a pull, a container created,
+    started or dying (and every `interval` seconds), records image use from the same events, and
+    survives the engine restarting. Idle, it blocks on the event socket and a timer."""
+
+    def __init__(self, settings, policy: Policy, path: Path | None, interval: float) -> None:
+        import queue
+        import threading
+
+        self.settings = settings
+        self.policy = policy
+        self.path = path
+        self.interval = interval
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+        self.uses: queue.SimpleQueue = queue.SimpleQueue()
+        """(kind, image id, epoch) from the event thread, applied by the main loop."""
+        self.record = UseRecord(settings.state_dir).load()
+        self.directory = settings.state_dir / "diskguard"
+        self._stream = None
+
+    def serve(self) -> None:
+        """Run until `stop` is set (SIGTERM); only one guard runs per state dir."""
+        import fcntl
+        import threading
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.directory / "run.lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise Failed(
+                    f"another diskguard run is active (pid {_guard_pid(self.directory)})",
+                    "stop it first, or leave it: one guard is enough",
+                ) from None
+            fileops.atomic_write(self.directory / "run.pid", f"{os.getpid()}\n", mode=0o644)
+            log.info("diskguard.started", high=self.policy.high, low=self.policy.low, interval=self.interval)
+            threading.Thread(target=self._watch_events, name="diskguard-events", daemon=True).start()
+            try:
+                while not self.stop.is_set():
+                    self._check()
+                    self.wake.wait(self.interval)
+                    self.wake.clear()
+            finally:
+                self._apply_uses()
+                self.record.save()
+                with contextlib.suppress(Exception):
+                    if self._stream is not None:
+                        self._stream.close()
+                (self.directory / "run.pid").unlink(missing_ok=True)
+                log.info("diskguard.stopped")
+
+    def shutdown(self, *_signal) -> None:
+        self.stop.set()
+        self.wake.set()
+
+    def _check(self) -> None:
+        import docker.errors
+        import requests
+
+        from agent import engine
+
+        self._apply_uses()
+        try:
+            with contextlib.closing(engine.connect(self.settings.docker_host)) as client:
+                target = resolve_target(client, self.settings.docker_host, self.path)
+                if usage_of(target.path).percent <= self.policy.high:
+                    self.record.save()
+                    return
+                with fileops.exclusive_lock(self.directory / "prune.lock"):
+                    outcome = enforce(
+                        client, target.path, target.root_dir, self.policy, self.record, self.settings.state_dir
+                    )
+        except (Failed, docker.errors.DockerException, requests.RequestException, OSError) as exc:
+            log.warning("diskguard.check_failed", error=str(exc))
+            return
+        _remember(self.settings.state_dir, outcome)
+        log.info(
+            "diskguard.pruned",
+            before_pct=outcome.before_pct,
+            after_pct=outcome.after_pct,
+            removed=len(outcome.removed),
+            still_over=outcome.after_pct > self.policy.high,
+        )
+
+    def _apply_uses(self) -> None:
+        import queue
+
+        while True:
+            try:
+                kind, image_id, when = self.uses.get_nowait()
+            except queue.Empty:
+                return
+            if kind == "used":
+                self.record.used(image_id, when)
+            elif kind == "arrived":
+                self.record.arrived_at(image_id, when)
+            else:
+                self.record.forget([image_id])
+
+    def _watch_events(self) -> None:
+        """Follow the engine's events; reconnect with backoff when it goes away (a restart)."""
+        import docker
+
+        backoff = 1.0
+        while not self.stop.is_set():
+            try:
+                client = docker.DockerClient(base_url=self.settings.docker_host, timeout=30)
+                self._stream = client.events(decode=True, filters={"type": ["image", "container"]})
+                log.info("diskguard.watching", host=self.settings.docker_host)
+                backoff = 1.0
+                self.wake.set()  # the engine may have come back with a fuller disk
+                for event in self._stream:
+                    self._on_event(client, event)
+            except Exception as exc:  # noqa: BLE001 - any failure of the stream means: reconnect
+                if not self.stop.is_set():
+                    log.info(
+                        "diskguard.events_lost", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    )
+            if self.stop.wait(backoff):
+                return
+            backoff = min(30.0, backoff * 2)
+
+    def _on_event(self, client, event: dict) -> None:
+        action = (event.get("Action") or event.get("status") or "").split(":")[0]
+        when = event.get("timeNano", 0) / 1e9 or event.get("time") or time.time()
+        with contextlib.suppress(Exception):
+            if event.get("Type") == "container" and action in ("create", "start"):
+                image_id = client.api.inspect_container(event["id"])["Image"]
+                self.uses.put(("used", image_id, when))
+            elif event.get("Type") == "image" and action in ("pull", "tag"):
+                image_id = client.api.inspect_image(event["id"])["Id"]
+                self.uses.put(("arrived", image_id, when))
+            elif event.get("Type") == "image" and action == "delete":
+                self.uses.put(("forget", event["id"], when))
+        if action in ("pull", "create", "start", "die"):
+            self.wake.set()
+
+
+def format_make_room(result: dict) -> str:
+    if result["present"]:
+        return f"make-room: {result['image']} is already here; no room needed"
+    lines = [
+        f"make-room: {result['image']}: {disks.human_bytes(result['compressed_bytes'])} to download, needs about "
+        f"{disks.human_bytes(result['room_needed'])} free; free {disks.human_bytes(result['free_before'])} -> "
+        f"{disks.human_bytes(result['free_after'])}"
+    ]
+    lines += [
+        f"  removed {r['kind']} {', '.join(r['names']) or r['id'][:19]}: {r['reason']}" for r in result["removed"]
+    ]
+    if not result["ok"]:
+        lines.append(f"  not enough: {result.get('problem', 'the policy keeps the rest')}")
+    return "\n".join(lines)

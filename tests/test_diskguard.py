@@ -1,0 +1,319 @@
+"""`smdiag diskguard` on the bed: a small loop-mounted data-root filled by real pulls from a real registry."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import bed
+
+pytestmark = pytest.mark.bed
+
+SERVE = "trap 'exit 0' TERM; sleep 600 & wait"
+"""A long-running container that stops at once when the engine stops."""
+
+
+def publish(daemon: bed.Dockerd, images: bed.ImageFactory, registry: bed.Registry, name: str, size_mb: float) -> str:
+    """Build an image, push it to the registry and forget it locally: what remains is a real pull."""
+    ref = f"{registry.address}/{name}:1"
+    with daemon.client() as client:
+        images.build(client, ref, size_mb=size_mb, cmd=["sh", "-c", "echo ran"])
+        for line in client.api.push(ref.rsplit(":", 1)[0], tag="1", stream=True, decode=True):
+            assert "error" not in line, line
+        client.images.remove(ref)
+    return ref
+
+
+def pull(daemon: bed.Dockerd, ref: str) -> str | None:
+    """Pull through the engine; the engine's error text, or None on success."""
+    repository, tag = ref.rsplit(":", 1)
+    with daemon.client() as client:
+        for line in client.api.pull(repository, tag=tag, stream=True, decode=True):
+            if "error" in line:
+                return line["error"]
+    return None
+
+
+def tags(daemon: bed.Dockerd) -> set[str]:
+    with daemon.client() as client:
+        return {tag for image in client.images.list() for tag in image.tags}
+
+
+def used_pct(path: Path) -> float:
+    done = subprocess.run(["df", "--output=pcent", str(path)], capture_output=True, text=True, check=True)
+    return float(done.stdout.splitlines()[1].strip().rstrip("%"))
+
+
+def fill_to(disk: bed.LoopDisk, pct: float, name: str = "filler.bin") -> None:
+    """Write a file so that the disk is at about `pct` used, as df counts it."""
+    st = os.statvfs(disk.path)
+    used = (st.f_blocks - st.f_bfree) * st.f_frsize
+    avail = st.f_bavail * st.f_frsize
+    leave = (used + avail) * (1 - pct / 100)
+    assert avail > leave, f"{disk.path} is already over {pct}%"
+    disk.fill(leave / (1024 * 1024), name)
+
+
+def once(smdiag, daemon, *args: str):
+    done = smdiag("diskguard", "once", "--json", *args, env={"DOCKER_HOST": daemon.host}, timeout=300)
+    return done, json.loads(done.stdout) if done.stdout.strip() else None
+
+
+def test_once_removes_least_recently_used_first_and_keeps_what_it_must(make_engine, images, registry, smdiag):
+    daemon, disk = make_engine(size_mb=500)
+    refs = {
+        n: publish(daemon, images, registry, f"once/{n}", 30) for n in ["running", "pinned", "c", "d", "e", "young"]
+    }
+    for name in ["running", "pinned", "c", "d", "e"]:
+        assert pull(daemon, refs[name]) is None
+        time.sleep(1.1)  # pull times one second apart: a clear least-recently-pulled order
+    time.sleep(5)
+    assert pull(daemon, refs["young"]) is None
+    with daemon.client() as client:
+        client.containers.run(refs["running"], ["sh", "-c", SERVE], network_mode="none", detach=True)
+    fill_to(disk, 88)
+    before_tags = tags(daemon)
+    policy = ("--high", "85", "--low", "75", "--min-age", "5s", "--keep", "once/pinned")
+
+    plan, planned = once(smdiag, daemon, *policy, "--dry-run")
+    assert plan.returncode == 0 and planned["dry_run"] is True and tags(daemon) == before_tags
+    assert [r["names"] for r in planned["removed"]][:1] == [[refs["c"]]] and all(
+        r["bytes"] > 0 for r in planned["removed"]
+    )
+
+    done, result = once(smdiag, daemon, *policy)
+    assert done.returncode == 0, done.stderr
+    removed = [r["names"][0] for r in result["removed"]]
+    assert removed == [refs["c"], refs["d"], refs["e"]][: len(removed)] and removed
+    assert result["before_pct"] > 85 and result["after_pct"] <= 75 and used_pct(disk.path) <= 76
+    last_pct = 100 * result["removed"][-1]["bytes"] / (disk.size_mb * 1024 * 1024)
+    assert result["after_pct"] + last_pct * 0.9 > 75  # no more than needed: the last removal was required
+    kept = {k["names"][0]: k["reason"] for k in result["kept"] if k["kind"] == "image"}
+    assert kept[refs["running"]].startswith("used by running container")
+    assert kept[refs["pinned"]] == "matches --keep once/pinned"
+    assert kept[refs["young"]].startswith("younger than --min-age")
+    assert tags(daemon) == before_tags - set(removed)
+
+    again, result = once(smdiag, daemon, *policy)
+    assert again.returncode == 0 and result["removed"] == [] and result["before_pct"] <= 85
+
+
+def test_once_saves_old_containers_logs_keeps_the_newest_failure_and_says_what_holds_the_space(
+    make_engine, images, smdiag, hermetic_env
+):
+    daemon, disk = make_engine(size_mb=300)
+    with daemon.client() as client:
+        images.build(client, "work/job:1", size_mb=5)
+        for name, script in [("ok-old", "echo fine"), ("failed-old", "echo boom >&2; exit 3")]:
+            client.containers.run(
+                "work/job:1", ["sh", "-c", script], name=name, network_mode="none", detach=True
+            ).wait()
+        time.sleep(1.1)
+        client.containers.run(
+            "work/job:1",
+            ["sh", "-c", "echo oom-ish >&2; exit 137"],
+            name="failed-new",
+            network_mode="none",
+            detach=True,
+        ).wait()
+    fill_to(disk, 92)
+    done, result = once(smdiag, daemon, "--keep", ".*", "--container-max-age", "0s", "--min-age", "0s")
+    assert done.returncode == 1
+    assert [r["names"] for r in result["removed"]] == [["ok-old"], ["failed-old"]]
+    kept = {k["names"][0]: k["reason"] for k in result["kept"]}
+    assert (
+        kept["failed-new"] == "the newest failed container"
+        and kept["work/job:1"] == "used by stopped container failed-new"
+    )
+    logs = Path(hermetic_env["SMDIAG_STATE_DIR"]) / "diskguard" / "container-logs"
+    saved = {p.name.split("-")[0] + "-" + p.name.split("-")[1]: p.read_text() for p in logs.iterdir()}
+    assert "boom" in saved["failed-old"] and "fine" in saved["ok-old"]
+    assert result["held_by"]["outside_docker"] > 150 * 1024 * 1024  # the filler file
+    assert "still over the watermark; the space is held by" in subprocess.run(
+        [sys.executable, "-m", "agent", "diskguard", "once", "--keep", ".*"],
+        env={**hermetic_env, "DOCKER_HOST": daemon.host}, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+
+
+def test_bad_input_removes_nothing(make_engine, images, smdiag, tmp_path):
+    daemon, disk = make_engine(size_mb=300)
+    with daemon.client() as client:
+        images.build(client, "keep/me:1", size_mb=1)
+    fill_to(disk, 95)
+    for args, problem in [
+        (("--low", "90"), "--low 90 is not below --high 85"),
+        (("--keep", "(("), "is not a valid regular expression"),
+        (("--path", str(tmp_path / "nowhere")), "does not exist"),
+        (("--min-age", "soon"), "is not a duration"),
+    ]:
+        done, result = once(smdiag, daemon, "--min-age", "0s", *args)
+        assert done.returncode == 2 and problem in result["problem"], (args, result)
+    assert tags(daemon) == {"keep/me:1"}
+
+
+def start_guard(hermetic_env, daemon, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "agent", "diskguard", "run", "--interval", "3600", *args],
+        env={**hermetic_env, "DOCKER_HOST": daemon.host},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def wait_until(condition, timeout: float, what: str) -> float:
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < timeout, f"timed out waiting for {what}"
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def test_run_answers_a_pull_at_once_remembers_use_and_survives_an_engine_restart(
+    make_engine, images, registry, smdiag, hermetic_env
+):
+    daemon, disk = make_engine(size_mb=500)
+    refs = {n: publish(daemon, images, registry, f"run/{n}", 30) for n in ["used", "a", "b", "c", "d", "big", "big2"]}
+    for name in ["used", "a", "b", "c", "d"]:
+        assert pull(daemon, refs[name]) is None
+        time.sleep(1.1)
+    policy = ("--high", "80", "--low", "70", "--min-age", "3s")
+    state = Path(hermetic_env["SMDIAG_STATE_DIR"]) / "diskguard"
+    guard = start_guard(hermetic_env, daemon, *policy)
+    try:
+        time.sleep(4)
+        with daemon.client() as client:  # "used" was pulled first, but used last: it goes last
+            client.containers.run(refs["used"], ["true"], network_mode="none", remove=True)
+            used_id = client.images.get(refs["used"]).id
+        fill_to(disk, 78)
+        assert pull(daemon, refs["big"]) is None
+        took = wait_until(lambda: used_pct(disk.path) <= 71, 30, "the guard to prune after a pull")
+        assert took < 20  # the interval is an hour: it was the pull event that woke it
+        removed = [r["names"][0] for r in json.loads((state / "last.json").read_text())["removed"]]
+        assert removed == [refs[n] for n in "abcd"][: len(removed)] and removed
+        assert refs["used"] in tags(daemon) and refs["big"] in tags(daemon)
+    finally:
+        guard.send_signal(signal.SIGTERM)
+        guard.wait(30)
+    assert guard.returncode == 0, guard.stderr.read()
+    assert used_id in json.loads((state / "images.json").read_text())["last_used"]
+
+    guard = start_guard(hermetic_env, daemon, *policy)
+    try:
+        wait_until(lambda: json.loads(smdiag("diskguard", "status", "--json").stdout)["guard_running"], 20, "status")
+        report = json.loads(smdiag("diskguard", "status", "--json").stdout)
+        assert report["images_seen_in_use"] >= 1 and report["last_check"]["removed"]
+        second = start_guard(hermetic_env, daemon, *policy)
+        assert second.wait(30) == 1 and "another diskguard run is active" in second.stderr.read()
+
+        daemon.stop()
+        daemon.start()
+        time.sleep(3)
+        assert guard.poll() is None, guard.stderr.read()
+        fill_to(disk, 79, name="filler2.bin")
+        assert pull(daemon, refs["big2"]) is None
+        wait_until(lambda: used_pct(disk.path) <= 71, 30, "the guard to prune after the engine restarted")
+    finally:
+        guard.send_signal(signal.SIGTERM)
+        guard.wait(30)
+    assert guard.returncode == 0, guard.stderr.read()
+
+
+def test_fifty_concurrent_pulls_and_runs_while_the_guard_prunes(make_engine, images, registry, hermetic_env):
+    daemon, disk = make_engine(size_mb=400)
+    refs = [publish(daemon, images, registry, f"busy/img{i}", 12) for i in range(6)]
+    for ref in refs:
+        assert pull(daemon, ref) is None
+    fill_to(disk, 84)
+    with daemon.client() as client:  # pulled again by the workers: the disk goes over high while they run
+        for ref in refs[:3]:
+            client.images.remove(ref)
+    guard = start_guard(hermetic_env, daemon, "--high", "80", "--low", "72", "--min-age", "0s")
+    lost: list[str] = []
+    outputs: list[str] = []
+
+    def work(index: int) -> None:
+        ref = refs[index % len(refs)]
+        with daemon.client() as client:
+            for _attempt in range(5):
+                if pull(daemon, ref) is not None:
+                    continue
+                try:
+                    container = client.containers.run(ref, ["sh", "-c", "sleep 1; cat /pad.bin | wc -c"],
+                                                       network_mode="none", detach=True)  # fmt: skip
+                except Exception:  # noqa: BLE001 - pruned between pull and create: pull again
+                    continue
+                while container.reload() or container.status == "running":
+                    if not client.images.list(filters={"reference": ref}) and not _image_exists(client, container):
+                        lost.append(ref)
+                    time.sleep(0.2)
+                outputs.append(container.logs().decode().strip())
+                container.remove()
+                return
+
+    try:
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(50)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(300)
+    finally:
+        guard.send_signal(signal.SIGTERM)
+        guard.wait(30)
+    assert lost == []
+    last = json.loads((Path(hermetic_env["SMDIAG_STATE_DIR"]) / "diskguard" / "last.json").read_text())
+    assert last["removed"], "the guard never pruned: the test proved nothing"
+    assert len(outputs) == 50 and set(outputs) == {str(12 * 1024 * 1024)}
+    assert guard.returncode == 0, guard.stderr.read()
+    assert used_pct(disk.path) <= 85
+
+
+def _image_exists(client, container) -> bool:
+    try:
+        client.images.get(container.attrs["Image"])
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def test_make_room_frees_enough_for_a_pull_that_would_fail_with_enospc(make_engine, images, registry, smdiag):
+    daemon, disk = make_engine(size_mb=700)
+    old = [publish(daemon, images, registry, f"room/old{i}", 50) for i in range(4)]
+    big = publish(daemon, images, registry, "room/big", 60)
+    for ref in old:
+        assert pull(daemon, ref) is None
+    time.sleep(1)
+    fill_to(disk, 100 - 100 * 90 / 700)  # about 90 MiB free: less than the pull needs
+    error = pull(daemon, big)
+    assert error and "no space left on device" in error
+
+    done = smdiag("diskguard", "make-room", "--for", big, "--min-age", "0s", "--json", env={"DOCKER_HOST": daemon.host})
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert 60 * 1024 * 1024 < result["compressed_bytes"] < 70 * 1024 * 1024
+    assert result["free_after"] >= result["room_needed"] > result["free_before"]
+    removed = [r["names"][0] for r in result["removed"]]
+    assert removed and removed == old[: len(removed)] and len(removed) < len(old)  # only as much as needed
+    assert pull(daemon, big) is None
+
+
+def test_make_room_says_up_front_when_the_room_cannot_be_made(make_engine, images, registry, smdiag):
+    daemon, disk = make_engine(size_mb=300)
+    big = publish(daemon, images, registry, "room/huge", 60)
+    with daemon.client() as client:
+        images.build(client, "local/kept:1", size_mb=20)
+    fill_to(disk, 90)
+    before = tags(daemon)
+    done = smdiag("diskguard", "make-room", "--for", big, "--min-age", "0s", "--json", env={"DOCKER_HOST": daemon.host})
+    result = json.loads(done.stdout)
+    assert done.returncode == 1 and result["removed"] == [] and "can be made" in result["problem"]
+    assert tags(daemon) == before
+    refused = smdiag("diskguard", "make-room", "--for", f"{registry.address}/room/absent:1", "--json",
+                     env={"DOCKER_HOST": daemon.host})  # fmt: skip
+    assert refused.returncode == 1 and "answered 404" in json.loads(refused.stdout)["problem"]
