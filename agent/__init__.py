@@ -4,3 +4,10 @@ Kept import-free so that `import agent` (from a kernel or the CLI) costs nothing
 """
 
 __version__ = "0.1.0"
+
+
+def load_ipython_extension(ipython) -> None:
+    """`%load_ext agent`: turn on failure reports for local-mode fit/deploy in this kernel."""
+    from agent import autowrap
+
+    autowrap.install()

@@ -165,6 +165,46 @@ def bootstrap(
     _execute(ctx, as_json, action)
 
 
+@app.command("last-failure")
+def last_failure(
+    ctx: typer.Context,
+    logs: Annotated[int, typer.Option("--logs", help="Container log lines to show per container.")] = 20,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show the newest local-mode failure report: category, summary, hint, evidence.
+
+    Exit 0 when one exists, 1 when none was recorded.
+    """
+
+    def action(settings: Settings) -> tuple[int, Any, str]:
+        from agent.failures import format_report, last_report
+
+        if logs < 0:
+            raise BadInput(f"--logs {logs} is negative", "give a number of lines, e.g. --logs 50")
+        path, report = last_report(settings.state_dir)
+        return 0, {**report, "path": str(path)}, f"report {path}\n" + format_report(report, logs)
+
+    _execute(ctx, as_json, action)
+
+
+failures_app = typer.Typer(help="Stored local-mode failure reports.", no_args_is_help=True)
+app.add_typer(failures_app, name="failures")
+
+
+@failures_app.command("list")
+def failures_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """List the stored failure reports, newest first. Exit 0."""
+
+    def action(settings: Settings) -> tuple[int, Any, str]:
+        from agent.failures import list_reports
+
+        reports = list_reports(settings.state_dir)
+        lines = [f"{r['time']}  {r['call'] or '?':7} {r['category']:20} {r['summary']}" for r in reports]
+        return 0, reports, "\n".join(lines) if lines else "no failures recorded"
+
+    _execute(ctx, as_json, action)
+
+
 diskguard_app = typer.Typer(
     help="Keep Docker's disk under a threshold: prune least recently used images, never what is in use.",
     no_args_is_help=True,

@@ -16,10 +16,10 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 from agent import disks, fileops
+from agent.engine import docker_time
 from agent.errors import BadInput, Failed
 from agent.log import get_logger
 
@@ -334,7 +334,7 @@ def gather(client, root_dir: str, record: UseRecord) -> tuple[list[Image], list[
         if not running:
             with contextlib.suppress(Exception):
                 state = client.api.inspect_container(summary["Id"])["State"]
-                finished = _timestamp(state.get("FinishedAt")) or _timestamp(state.get("StartedAt"))
+                finished = docker_time(state.get("FinishedAt")) or docker_time(state.get("StartedAt"))
                 failed = state.get("ExitCode", 0) != 0 or bool(state.get("OOMKilled"))
             if finished is None:
                 finished = float(summary.get("Created") or 0)
@@ -361,7 +361,7 @@ def _arrival_on_disk(client, image_id: str, root_dir: str, summary: dict) -> flo
     """When an image never seen by `run` arrived: its last tag time, else when the engine stored its
     config (the imagedb file's mtime), else its build time."""
     with contextlib.suppress(Exception):
-        tagged = _timestamp(client.api.inspect_image(image_id).get("Metadata", {}).get("LastTagTime"))
+        tagged = docker_time(client.api.inspect_image(image_id).get("Metadata", {}).get("LastTagTime"))
         if tagged:
             return tagged
     digest = image_id.split(":", 1)[-1]
@@ -369,18 +369,6 @@ def _arrival_on_disk(client, image_id: str, root_dir: str, summary: dict) -> flo
         with contextlib.suppress(OSError):
             return (driver_dir / "imagedb" / "content" / "sha256" / digest).stat().st_mtime
     return float(summary.get("Created") or 0)
-
-
-def _timestamp(text: str | None) -> float | None:
-    """Docker's RFC 3339 times (nanoseconds, Z); None for the zero time."""
-    if not text or text.startswith("0001-"):
-        return None
-    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", text)
-    if not match:
-        return None
-    fraction = float(match.group(2) or 0)
-    zone = "+00:00" if match.group(3) == "Z" else match.group(3)
-    return datetime.fromisoformat(match.group(1) + zone).timestamp() + fraction
 
 
 @dataclass

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import errno
+import re
 from dataclasses import asdict, dataclass
+from datetime import datetime
 
 import docker
 import docker.errors
@@ -105,3 +107,14 @@ def _exception_chain(exc: BaseException):
         seen.add(id(item))
         yield item
         queue.extend([item.__cause__, item.__context__, *item.args, getattr(item, "reason", None)])
+
+
+def docker_time(text: str | None) -> float | None:
+    """The engine's RFC 3339 times (nanoseconds, Z or an offset) as epoch seconds; None for the zero time."""
+    if not text or text.startswith("0001-"):
+        return None
+    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", text)
+    if not match:
+        return None
+    zone = "+00:00" if match.group(3) == "Z" else match.group(3)
+    return datetime.fromisoformat(match.group(1) + zone).timestamp() + float(match.group(2) or 0)

@@ -29,7 +29,8 @@ _PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
         ("secret", "token", "passw", "key"),
         re.compile(
             r"""(?ix)
-            (\b[\w.-]*(?:secret|token|password|passwd|key)[\w.-]*["']?   # the name, maybe quoted
+            (\b(?![\w.-]*(?:error|exception|warning)\b)               # not an exception (KeyError: x)
+             [\w.-]*(?:secret|token|password|passwd|key)[\w.-]*["']?   # the name, maybe quoted
              \s*[:=]\s*["']?)                                           # separator, opening quote
             (?!\[redacted\])[^\s"',;}\]]+                              # the value
             """
@@ -50,6 +51,10 @@ class Redactor:
     def from_environment(cls, env: Mapping[str, str] | None = None) -> Redactor:
         env = os.environ if env is None else env
         return cls(list(_secret_env_values(env)) + list(_shared_credentials_values(env)))
+
+    def with_secrets(self, more: Iterable[str]) -> Redactor:
+        """This redactor, also masking the literal values `more` (e.g. the keys a compose file carries)."""
+        return Redactor([*self._known, *more])
 
     def text(self, text: str) -> str:
         for secret in self._known:

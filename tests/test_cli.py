@@ -42,3 +42,14 @@ def test_startup_does_not_import_heavy_modules():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_reading_failure_reports_imports_no_sdk_or_framework(hermetic_env):
+    for command in (("last-failure",), ("failures", "list")):
+        result = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "agent", *command],
+            env=hermetic_env, capture_output=True, text=True,
+        )  # fmt: skip
+        imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
+        assert "agent" in imported and "typer" in imported, result.stderr[-500:]
+        assert not imported & {"sagemaker", "tensorflow", "torch", "docker", "boto3"}, command

@@ -22,6 +22,10 @@ def df(path: Path) -> dict:
             "device": source, "mountpoint": target}  # fmt: skip
 
 
+REGION = {"AWS_DEFAULT_REGION": "us-east-1"}
+"""A configured region: with the SDK installed, its absence is a problem of its own."""
+
+
 def report(result) -> dict:
     assert result.stdout, result.stderr
     return json.loads(result.stdout)
@@ -36,7 +40,7 @@ def test_reports_the_engines_real_root_and_disk_numbers_that_agree_with_df(smdia
     daemon, root_disk = make_engine(size_mb=400)
     root_disk.fill(leave_mb=150)  # make the numbers worth comparing
     ebs = make_disk("ebs", 300)
-    result = smdiag("doctor", "--json", env={"DOCKER_HOST": daemon.host, "SMDIAG_EBS_MOUNT": str(ebs.path),
+    result = smdiag("doctor", "--json", env={**REGION, "DOCKER_HOST": daemon.host, "SMDIAG_EBS_MOUNT": str(ebs.path),
                                              "SMDIAG_ROOT_VOLUME": str(root_disk.path)})  # fmt: skip
     rep = report(result)
     assert rep["engine"]["reachable"] and rep["engine"]["root_dir"] == str(daemon.data_root)
@@ -59,7 +63,7 @@ def test_reports_the_engines_real_root_and_disk_numbers_that_agree_with_df(smdia
 def test_healthy_when_the_docker_root_is_on_the_ebs_volume(smdiag, make_engine, make_disk):
     daemon, disk = make_engine(size_mb=400)
     tmp = make_disk("tmp", 100)
-    result = smdiag("doctor", env={"DOCKER_HOST": daemon.host, "SMDIAG_EBS_MOUNT": str(disk.path),
+    result = smdiag("doctor", env={**REGION, "DOCKER_HOST": daemon.host, "SMDIAG_EBS_MOUNT": str(disk.path),
                                    "TMPDIR": str(tmp.path)})  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "healthy: ready for SageMaker local mode" in result.stdout
@@ -71,7 +75,7 @@ def test_a_full_disk_is_a_problem_with_a_fix(smdiag, make_engine, make_disk):
     daemon, disk = make_engine(size_mb=300)
     tmp = make_disk("tmp", 100)
     tmp.fill(leave_mb=5)
-    result = smdiag("doctor", "--json", env={"DOCKER_HOST": daemon.host, "SMDIAG_EBS_MOUNT": str(disk.path),
+    result = smdiag("doctor", "--json", env={**REGION, "DOCKER_HOST": daemon.host, "SMDIAG_EBS_MOUNT": str(disk.path),
                                              "TMPDIR": str(tmp.path)})  # fmt: skip
     assert result.returncode == 1
     [problem] = report(result)["problems"]
@@ -159,7 +163,7 @@ def test_state_dir_that_cannot_be_created_is_a_problem_not_a_crash(smdiag, tmp_p
 
 
 def test_events_are_logged_as_json_lines_in_the_state_dir(smdiag, tmp_path):
-    smdiag("doctor", env={"SMDIAG_STATE_DIR": str(tmp_path / "st")})
+    smdiag("doctor", env={**REGION, "SMDIAG_STATE_DIR": str(tmp_path / "st")})
     lines = (tmp_path / "st" / "logs" / "agent.log").read_text().splitlines()
     event = json.loads(lines[-1])
     assert event["event"] == "doctor.finished" and event["level"] == "info" and event["problems"] == ["engine"]

@@ -68,3 +68,10 @@ def test_structures_are_redacted_recursively_and_secret_named_fields_entirely():
         "count": 3,
         "token_count": 7,
     }
+
+
+def test_python_exceptions_named_like_secrets_are_not_masked():
+    redactor = Redactor()
+    assert redactor.text("KeyError: 'model_fn'") == "KeyError: 'model_fn'"
+    assert redactor.text("TokenizerException: bad input") == "TokenizerException: bad input"
+    assert redactor.text("api_key: abc123") == "api_key: [redacted]"

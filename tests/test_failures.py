@@ -1,0 +1,227 @@
+"""Failure reports with the real SageMaker SDK v2 in local mode against the bed: real compose, real
+containers, real pulls; each user program runs in its own interpreter with `import agent.autowrap`."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import tarfile
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import bed
+
+pytestmark = pytest.mark.bed
+
+ROLE = "arn:aws:iam::111111111111:role/dummy"
+PLANTED = {
+    "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7PLANTED",
+    "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYPLANTEDKEY",
+    "AWS_SESSION_TOKEN": "IQoJb3JpZ2luX2VjEPLANTEDSESSIONTOKENVALUE",
+}
+CREDENTIALS_FILE_SECRET = "credsFileSecretValuePLANTED0123456789"
+
+PROGRAM = textwrap.dedent(
+    """
+    import json, sys
+    import agent.autowrap
+    from sagemaker.local import LocalSession
+    session = LocalSession(sagemaker_config={"SchemaVersion": "1.0",
+        "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}})
+    session.config = {"local": {"local_code": True}}
+    kind, image = sys.argv[1], sys.argv[2]
+    try:
+        if kind == "fit":
+            from sagemaker.estimator import Estimator
+            Estimator(image_uri=image, role=ROLE, instance_count=1, instance_type="local",
+                      sagemaker_session=session).fit()
+        elif kind == "deploy":
+            from sagemaker.model import Model
+            Model(image_uri=image, model_data="file://" + sys.argv[3], role=ROLE, sagemaker_session=session,
+                  code_location="s3://unused-bucket/code").deploy(initial_instance_count=1, instance_type="local")
+        elif kind == "pull":  # the SDK's own pull step (ECR images), inside the explicit context manager
+            import sagemaker.local.image
+            with agent.autowrap.explained("fit", images=[image]):
+                sagemaker.local.image._pull_image(image)
+    except Exception as exc:
+        print(json.dumps({"type": type(exc).__name__, "notes": getattr(exc, "__notes__", [])}))
+        sys.exit(3)
+    print(json.dumps({"ok": True}))
+    """
+).replace("ROLE", repr(ROLE))
+
+
+@pytest.fixture
+def local_mode(tmp_path, hermetic_env, images):
+    """run(kind, image, *extra, daemon=...) -> (CompletedProcess, raised, report or None)."""
+    program = tmp_path / "user_program.py"
+    program.write_text(PROGRAM)
+    credentials = Path(hermetic_env["AWS_SHARED_CREDENTIALS_FILE"])
+    credentials.write_text(
+        f"[default]\naws_access_key_id = AKIAPLANTEDFILEKEY01\naws_secret_access_key = {CREDENTIALS_FILE_SECRET}\n"
+    )
+    state = Path(hermetic_env["SMDIAG_STATE_DIR"])
+
+    def run(kind: str, image: str, *extra: str, host: str, env: dict | None = None, timeout: float = 300):
+        done = subprocess.run(
+            [sys.executable, str(program), kind, image, *extra],
+            env={**hermetic_env, "DOCKER_HOST": host, "AWS_DEFAULT_REGION": "us-east-1",
+                 "SAGEMAKER_SUPPRESS_V2_WARNING": "1", "HOME": str(tmp_path), **(env or {})},
+            capture_output=True, text=True, timeout=timeout, cwd=tmp_path,
+        )  # fmt: skip
+        raised = json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else None
+        reports = sorted((state / "failures").glob("*/report.json")) if (state / "failures").exists() else []
+        report = json.loads(reports[-1].read_text()) if reports else None
+        return done, raised, report
+
+    run.state = state
+    return run
+
+
+def train_image(images, daemon, tag: str, script: str) -> str:
+    with daemon.client() as client:
+        images.build(client, tag, scripts={"train": script, "serve": script})
+    return tag
+
+
+TRACEBACK = """echo "Starting training"
+echo "Traceback (most recent call last):" >&2
+echo '  File "/opt/ml/code/train.py", line 3, in <module>' >&2
+echo "    from numpy.random import seeds" >&2
+echo "ImportError: cannot import name 'seeds' from 'numpy.random' (/usr/lib/python3/numpy/random/__init__.py)" >&2
+exit 1
+"""
+
+
+def test_a_script_traceback_becomes_script_error_with_file_line_and_message(make_engine, images, local_mode, smdiag):
+    daemon, _disk = make_engine()
+    image = train_image(images, daemon, "smdiag-test/broken-train:1", TRACEBACK)
+    done, raised, report = local_mode("fit", image, host=daemon.host, env=PLANTED)
+    assert done.returncode == 3 and raised["type"] == "RuntimeError"  # the SDK's own exception, unchanged
+    assert raised["notes"] and raised["notes"][0].startswith("smdiag: script_error:")
+    assert report["category"] == "script_error"
+    assert "ImportError: cannot import name 'seeds' from 'numpy.random'" in report["summary"]
+    assert "/opt/ml/code/train.py, line 3" in report["summary"]
+    [container] = report["containers"]
+    assert container["exit_code"] == 1 and container["logs"][-1].startswith("ImportError")
+    assert report["compose_file"]["path"].endswith("docker-compose.yaml")
+    summary = [line for line in done.stderr.splitlines() if line.startswith(("smdiag", "  "))]
+    assert summary[-4].startswith("smdiag: local-mode fit failed [script_error]")
+    assert summary[-1].endswith("(run `smdiag last-failure`)")
+    assert set(report) >= {"id", "time", "call", "exception", "category", "summary", "hint", "df_h", "disks",
+                           "docker", "pull_errors", "containers", "compose_file"}  # fmt: skip
+    assert report["call"]["kind"] == "fit" and report["call"]["images"] == [image]
+    assert "Filesystem" in report["df_h"] and report["docker"]["root_dir"] == str(daemon.data_root)
+
+    directory = Path(sorted((local_mode.state / "failures").iterdir())[-1])
+    assert directory.stat().st_mode & 0o777 == 0o700
+    files = [p for p in directory.rglob("*") if p.is_file()]
+    assert files and all(p.stat().st_mode & 0o777 == 0o600 for p in files)
+    everything = "\n".join(p.read_text(errors="replace") for p in files)
+    for secret in [*PLANTED.values(), CREDENTIALS_FILE_SECRET]:
+        assert secret not in everything
+    assert "AWS_SECRET_ACCESS_KEY=[redacted]" in report["compose_file"]["text"]
+
+    shown = smdiag("last-failure", "--logs", "3")
+    assert shown.returncode == 0 and "category: script_error" in shown.stdout and "| ImportError" in shown.stdout
+    listed = json.loads(smdiag("failures", "list", "--json").stdout)
+    assert [r["category"] for r in listed] == ["script_error"]
+
+
+def test_exit_137_is_oom_killed(make_engine, images, local_mode):
+    daemon, _disk = make_engine()
+    image = train_image(images, daemon, "smdiag-test/oom:1", "echo allocating; exit 137")
+    done, raised, report = local_mode("fit", image, host=daemon.host)
+    assert raised["type"] == "RuntimeError" and report["category"] == "oom_killed"
+    assert "exit 137" in report["summary"] and "batch size" in report["hint"]
+
+
+def test_a_pull_into_a_full_data_root_is_disk_full_with_the_engines_text(make_engine, images, registry, local_mode):
+    builder, _ = make_engine()
+    daemon, _disk = make_engine(size_mb=150)
+    ref = f"{registry.address}/failures/big:1"
+    with builder.client() as client:
+        images.build(client, ref, size_mb=100, scripts={"train": "echo hi"})
+        for line in client.api.push(ref.rsplit(":", 1)[0], tag="1", stream=True, decode=True):
+            assert "error" not in line
+    done, raised, report = local_mode("fit", ref, host=daemon.host)
+    assert raised["type"] == "RuntimeError" and report["category"] == "disk_full"
+    assert any("no space left on device" in p["error"] for p in report["pull_errors"])
+    assert "smdiag diskguard once" in report["hint"] and "smdiag bootstrap" in report["hint"]
+
+
+def test_registry_unreachable_and_image_not_found(make_engine, registry, local_mode):
+    daemon, _disk = make_engine()
+    _done, _raised, report = local_mode("fit", f"127.0.0.1:{bed.free_port()}/nothing/here:1", host=daemon.host)
+    assert report["category"] == "registry_unreachable"
+    assert "connection refused" in report["pull_errors"][0]["error"]
+    _done, _raised, report = local_mode("fit", f"{registry.address}/failures/absent:9", host=daemon.host)
+    assert report["category"] == "image_not_found" and "manifest unknown" in report["pull_errors"][0]["error"]
+
+
+def test_the_sdks_own_pull_keeps_the_engines_error(make_engine, local_mode):
+    daemon, _disk = make_engine()
+    image = f"127.0.0.1:{bed.free_port()}/ecr-like/image:1"
+    done, raised, report = local_mode("pull", image, host=daemon.host)
+    assert raised["type"] == "CalledProcessError"  # what the SDK raises; its message lacks the reason
+    assert report["category"] == "registry_unreachable"
+    [pull] = report["pull_errors"]
+    assert pull["image"] == image and "connection refused" in pull["error"]
+    assert "connection refused" in done.stderr  # in the summary the user sees
+
+
+def test_a_stopped_engine_is_daemon_down_and_the_report_is_still_written(make_engine, images, local_mode):
+    daemon, _disk = make_engine()
+    image = train_image(images, daemon, "smdiag-test/fine:1", "echo ok")
+    daemon.kill()
+    done, raised, report = local_mode("fit", image, host=daemon.host)
+    assert done.returncode == 3 and report["category"] == "daemon_down"
+    assert "error" in report["docker"] and report["containers"] == []
+
+
+def _model_tarball(tmp_path: Path) -> Path:
+    weights = tmp_path / "model.bin"
+    weights.write_bytes(b"weights")
+    archive = tmp_path / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(weights, arcname="model.bin")
+    return archive
+
+
+def test_a_serve_that_crashes_at_start_is_serving_unhealthy_with_its_logs(make_engine, images, local_mode, tmp_path):
+    daemon, _disk = make_engine()
+    crash = 'echo "loading model"; echo "Traceback (most recent call last):" >&2; echo "KeyError: model_fn" >&2; exit 2'
+    image = train_image(images, daemon, "smdiag-test/bad-serve:1", crash)
+    done, raised, report = local_mode("deploy", image, str(_model_tarball(tmp_path)), host=daemon.host, timeout=200)
+    assert raised["type"] == "RuntimeError" and report["category"] == "serving_unhealthy"
+    assert report["call"]["kind"] == "deploy"
+    assert any("KeyError: model_fn" in line for c in report["containers"] for line in c["logs"])
+    assert "Giving up" in report["exception"]["message"]
+
+
+def test_port_8080_taken_is_port_in_use(make_engine, images, local_mode, tmp_path):
+    daemon, _disk = make_engine()
+    image = train_image(images, daemon, "smdiag-test/serve:1", "echo serving; sleep 60")
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        holder.bind(("0.0.0.0", 8080))
+    except OSError as exc:
+        pytest.fail(f"port 8080 must be free on the test machine: {exc}")
+    holder.listen()
+    try:
+        done, raised, report = local_mode("deploy", image, str(_model_tarball(tmp_path)), host=daemon.host, timeout=200)
+    finally:
+        holder.close()
+    assert raised["type"] == "RuntimeError" and report["category"] == "port_in_use", report["summary"]
+    assert "predictor.delete_endpoint()" in report["hint"]
+
+
+def test_no_failure_recorded_is_exit_1(smdiag):
+    done = smdiag("last-failure")
+    assert done.returncode == 1 and "no failure has been recorded" in done.stderr
+    assert json.loads(smdiag("failures", "list", "--json").stdout) == []
