@@ -205,6 +205,97 @@ def failures_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     _execute(ctx, as_json, action)
 
 
+@app.command()
+def health(
+    ctx: typer.Context,
+    framework: Annotated[
+        str, typer.Option("--framework", help="all, tensorflow, pytorch or sklearn (comma-separated too).")
+    ] = "all",
+    mode: Annotated[str, typer.Option("--mode", help="auto, native (no Docker, no AWS) or local (SDK v2).")] = "auto",
+    quick: Annotated[bool, typer.Option("--quick", help="Few epochs, quick bar (RMSE <= 400).")] = False,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Draw the data and each model's line to FILE.png.")
+    ] = None,
+    scripts: Annotated[
+        Path | None, typer.Option("--scripts", help="Run your copies of the entry scripts from this directory.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Train, deploy and test the seed's three experiments (TensorFlow, PyTorch, scikit-learn).
+
+    Exit 0 when every framework meets the bar, 1 otherwise, 2 on bad input.
+    """
+
+    def action(settings: Settings) -> tuple[int, Any, str]:
+        from agent.experiments import FRAMEWORKS
+        from agent.experiments.health import format_health, run_health
+
+        chosen = list(FRAMEWORKS) if framework == "all" else [f.strip() for f in framework.split(",")]
+        unknown = [f for f in chosen if f not in FRAMEWORKS]
+        if unknown or not chosen:
+            raise BadInput(f"unknown framework {', '.join(unknown)!r}", "use all, tensorflow, pytorch or sklearn")
+        if mode not in ("auto", "native", "local"):
+            raise BadInput(f"unknown mode {mode!r}", "use auto, native or local")
+        if plot is not None and plot.suffix.lower() != ".png":
+            raise BadInput(f"--plot {plot} is not a .png file", "give a path ending in .png")
+        report = run_health(chosen, mode, quick, scripts, settings, plot)
+        return (0 if report["passed"] else 1), report, format_health(report)
+
+    _execute(ctx, as_json, action)
+
+
+data_app = typer.Typer(help="The seed's synthetic dataset.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("generate")
+def data_generate(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="Directory for the four CSV files.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Write all_data, training_data, validation_data and test_data CSVs (y, x; no header). Exit 0."""
+
+    def action(settings: Settings) -> tuple[int, Any, str]:
+        from agent.experiments import data
+
+        rows = data.write(out)
+        return 0, {"out": str(out), "rows": rows}, "\n".join(f"{out / name}: {n} rows" for name, n in rows.items())
+
+    _execute(ctx, as_json, action)
+
+
+@data_app.command("upload")
+def data_upload(
+    ctx: typer.Context,
+    bucket: Annotated[str, typer.Option("--bucket", help="S3 bucket.")],
+    prefix: Annotated[str, typer.Option("--prefix", help="Key prefix; files go to PREFIX/synthetic/.")] = "chapter03",
+    endpoint_url: Annotated[str | None, typer.Option("--endpoint-url", help="S3-compatible endpoint.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Generate the dataset and upload it to s3://BUCKET/PREFIX/synthetic/. Exit 0, 1 when S3 refuses."""
+
+    def action(settings: Settings) -> tuple[int, Any, str]:
+        import tempfile
+
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from agent.errors import Failed
+        from agent.experiments import data
+
+        with tempfile.TemporaryDirectory() as work:
+            data.write(Path(work))
+            try:
+                uris = data.upload(Path(work), bucket, prefix, endpoint_url)
+            except (BotoCoreError, ClientError) as exc:
+                raise Failed(
+                    f"uploading to s3://{bucket}/{prefix} failed: {exc}", "check the bucket and your AWS credentials"
+                ) from None
+        return 0, {"uploaded": uris}, "\n".join(uris)
+
+    _execute(ctx, as_json, action)
+
+
 diskguard_app = typer.Typer(
     help="Keep Docker's disk under a threshold: prune least recently used images, never what is in use.",
     no_args_is_help=True,

@@ -1,0 +1,69 @@
+"""The seed's synthetic dataset, generated exactly as the chapter does (same seed, same calls, same order),
+so that every row matches the book's bit for bit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+FILES = ("all_data.csv", "training_data.csv", "validation_data.csv", "test_data.csv")
+
+
+def formula(x: float) -> float:
+    return x if x >= -2000 else -x - 4000
+
+
+def generate(n_samples: int = 1000, start: int = -5000, end: int = 5000):
+    """(x, y): integers in [start, end) and formula(x) plus N(150, 150) noise, numpy seed 42."""
+    import numpy as np
+
+    np.random.seed(42)
+    x = np.random.randint(low=start, high=end, size=(n_samples,)).astype(int)
+    y = np.vectorize(formula)(x) + np.random.normal(150, 150, n_samples)
+    return x, y
+
+
+def split(x, y) -> dict[str, tuple]:
+    """The seed's two train_test_split calls: 640 training, 160 validation, 200 test rows."""
+    from sklearn.model_selection import train_test_split
+
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=0)
+    x_train, x_validation, y_train, y_validation = train_test_split(x_train, y_train, test_size=0.2, random_state=0)
+    return {
+        "all_data.csv": (x, y),
+        "training_data.csv": (x_train, y_train),
+        "validation_data.csv": (x_validation, y_validation),
+        "test_data.csv": (x_test, y_test),
+    }
+
+
+def write(out_dir: Path) -> dict[str, int]:
+    """The four CSV files (no header, y first then x, as pandas writes them); rows per file."""
+    import pandas as pd
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = {}
+    for name, (x, y) in split(*generate()).items():
+        pd.DataFrame({"y": y, "x": x}).to_csv(out_dir / name, header=False, index=False)
+        rows[name] = len(x)
+    return rows
+
+
+def load(path: Path):
+    """(x, y) from one of the CSV files."""
+    import numpy as np
+
+    table = np.loadtxt(path, delimiter=",", ndmin=2)
+    return table[:, 1], table[:, 0]
+
+
+def upload(data_dir: Path, bucket: str, prefix: str, endpoint_url: str | None = None) -> list[str]:
+    """Upload the CSV files to the seed's layout, s3://BUCKET/PREFIX/synthetic/<file>; their URIs."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=endpoint_url)
+    uris = []
+    for name in FILES:
+        key = f"{prefix.strip('/')}/synthetic/{name}" if prefix.strip("/") else f"synthetic/{name}"
+        s3.upload_file(str(data_dir / name), bucket, key)
+        uris.append(f"s3://{bucket}/{key}")
+    return uris

@@ -1,0 +1,280 @@
+"""`smdiag health`: train, deploy and test the three experiments, natively or in SageMaker local mode.
+
+`native` is the embedded default (no Docker, no AWS): each entry script runs in its own process under an
+emulated /opt/ml tree and SM_* environment, like the training toolkit starts it; the saved model is
+then loaded in another process the way its serving container would, and predicts the test set.
+`local` is the book's path through SDK v2 and Docker (agent.experiments.local). Scoring is pure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from agent.experiments import data
+
+SCRIPTS = Path(__file__).parent / "scripts"
+ENTRY_POINTS = {"tensorflow": "tensorflow_script.py", "pytorch": "pytorch_training.py", "sklearn": "sklearn_script.py"}
+HYPERPARAMETERS = {
+    # --quick: enough to meet the quick bar in seconds; full: the seed's own settings.
+    "quick": {
+        "tensorflow": {"epochs": 60, "batch-size": 32, "learning-rate": 0.003},
+        "pytorch": {"epochs": 120, "batch-size": 32, "learning-rate": 0.003},
+        "sklearn": {"epochs": 400, "batch-size": 32, "learning-rate": 0.003},
+    },
+    "full": {
+        "tensorflow": {"epochs": 1000, "batch-size": 200, "learning-rate": 0.001},
+        "pytorch": {"epochs": 1000, "batch-size": 100, "learning-rate": 0.001},
+        "sklearn": {"epochs": 2000, "batch-size": 100, "learning-rate": 0.001},
+    },
+}
+BAR = {"quick": 400.0, "full": 250.0}
+"""Test-set RMSE a framework must reach (the noise alone has sigma 150)."""
+TRAIN_TIMEOUT_S = 1800
+
+
+@dataclass
+class Result:
+    framework: str
+    mode: str
+    train_s: float | None = None
+    deploy_s: float | None = None
+    predict_s: float | None = None
+    rmse: float | None = None
+    r2: float | None = None
+    passed: bool = False
+    error: str | None = None
+    report_id: str | None = None
+    line: list[float] | None = None
+    """Predictions on an even grid of x, for the plot."""
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "line"}
+
+
+def score(y_true, y_pred) -> tuple[float, float]:
+    """RMSE and R² of predictions. Pure."""
+    import numpy as np
+
+    y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
+    residual = float(np.sum((y_true - y_pred) ** 2))
+    total = float(np.sum((y_true - y_true.mean()) ** 2))
+    return float(np.sqrt(residual / len(y_true))), 1.0 - residual / total if total else 0.0
+
+
+def grid():
+    import numpy as np
+
+    return np.linspace(-5000, 5000, 201)
+
+
+def run_native(framework: str, data_dir: Path, quick: bool, scripts: Path, work: Path) -> Result:
+    """Train under an emulated SageMaker training contract, then serve and predict in a fresh process."""
+    result = Result(framework, "native")
+    level = "quick" if quick else "full"
+    opt_ml = work / framework / "opt" / "ml"
+    model_dir, output = opt_ml / "model", opt_ml / "output"
+    channels = {"train": "training_data.csv", "validation": "validation_data.csv"}
+    for channel, name in channels.items():
+        (opt_ml / "input" / "data" / channel).mkdir(parents=True, exist_ok=True)
+        shutil.copy(data_dir / name, opt_ml / "input" / "data" / channel / name)
+    model_dir.mkdir(parents=True)
+    (output / "data").mkdir(parents=True)
+    hyperparameters = HYPERPARAMETERS[level][framework]
+    env = {
+        **os.environ,
+        "SM_MODEL_DIR": str(model_dir),
+        "SM_OUTPUT_DATA_DIR": str(output / "data"),
+        "SM_CHANNEL_TRAIN": str(opt_ml / "input" / "data" / "train"),
+        "SM_CHANNEL_VALIDATION": str(opt_ml / "input" / "data" / "validation"),
+        "SM_CHANNELS": json.dumps(sorted(channels)),
+        "SM_HPS": json.dumps(hyperparameters),
+        "SM_CURRENT_HOST": "algo-1",
+        "SM_HOSTS": json.dumps(["algo-1"]),
+        "SM_NUM_CPUS": str(os.cpu_count() or 1),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONUNBUFFERED": "1",
+    }
+    argv = [sys.executable, str(scripts / ENTRY_POINTS[framework])]
+    for key, value in hyperparameters.items():
+        argv += [f"--{key}", str(value)]
+    started = time.perf_counter()
+    trained = _run(argv, env, work / f"{framework}-train.log", cwd=scripts)
+    result.train_s = round(time.perf_counter() - started, 2)
+    if trained is not None:
+        result.error = trained
+        return result
+
+    x_test, y_test = data.load(data_dir / "test_data.csv")
+    request = work / f"{framework}-input.json"
+    request.write_text(json.dumps({"x": [*x_test.tolist(), *grid().tolist()]}))
+    serve_log = work / f"{framework}-serve.log"
+    argv = [
+        sys.executable,
+        "-m",
+        "agent.experiments.native_serve",
+        framework,
+        str(model_dir),
+        str(scripts),
+        str(request),
+    ]
+    failed = _run(argv, {**env, "PYTHONPATH": _agent_root()}, serve_log)
+    if failed is not None:
+        result.error = failed
+        return result
+    answer = json.loads(serve_log.read_text().strip().splitlines()[-1])
+    predictions = answer["predictions"]
+    return _finish(result, y_test, predictions[: len(x_test)], predictions[len(x_test) :], answer, quick)
+
+
+def _finish(result: Result, y_test, test_predictions, line, timings: dict, quick: bool) -> Result:
+    result.deploy_s = round(timings["deploy_s"], 3)
+    result.predict_s = round(timings["predict_s"], 3)
+    rmse, r2 = score(y_test, test_predictions)
+    result.rmse, result.r2, result.line = round(rmse, 1), round(r2, 4), list(line)
+    result.passed = rmse <= BAR["quick" if quick else "full"]
+    if not result.passed:
+        result.error = f"test RMSE {rmse:.0f} is above the bar of {BAR['quick' if quick else 'full']:.0f}"
+    return result
+
+
+def _run(argv: list[str], env: dict, log: Path, cwd: Path | None = None) -> str | None:
+    """Run a step with its output in `log`; None on success, else the error in one line."""
+    from agent.failures import _traceback_summary
+
+    with open(log, "w") as out:
+        try:
+            done = subprocess.run(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, timeout=TRAIN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            return f"timed out after {TRAIN_TIMEOUT_S}s (log: {log})"
+    if done.returncode == 0:
+        return None
+    lines = log.read_text(errors="replace").splitlines()
+    summary = _traceback_summary(lines)
+    last = next((line.strip() for line in reversed(lines) if line.strip()), "no output")
+    return f"{summary or last} (exit {done.returncode}, log: {log})"
+
+
+def _agent_root() -> str:
+    return str(Path(__file__).resolve().parent.parent.parent)
+
+
+def run_health(
+    frameworks: list[str], mode: str, quick: bool, scripts: Path | None, settings, plot: Path | None = None
+) -> dict:
+    """Every framework's result, and whether all passed. `mode` is auto, native or local."""
+    from agent.errors import BadInput
+
+    scripts = scripts or SCRIPTS
+    missing = [ENTRY_POINTS[f] for f in frameworks if not (scripts / ENTRY_POINTS[f]).is_file()]
+    if missing:
+        raise BadInput(
+            f"{scripts} lacks {', '.join(missing)}", "point --scripts at a copy of agent/experiments/scripts"
+        )
+    chosen, why = choose_mode(mode, settings, frameworks)
+    work = Path(tempfile.mkdtemp(prefix="smdiag-health-"))
+    data_dir = work / "data"
+    data.write(data_dir)
+    results = []
+    for framework in frameworks:
+        if chosen == "native":
+            results.append(run_native(framework, data_dir, quick, scripts, work))
+        else:
+            from agent.experiments import local
+
+            results.append(local.run_local(framework, data_dir, quick, scripts, work, settings))
+    if plot is not None:
+        draw(plot, data_dir, results)
+    if all(r.passed for r in results):  # a failure keeps the logs for the user to read
+        shutil.rmtree(work, ignore_errors=True)
+    return {
+        "passed": all(r.passed for r in results),
+        "mode": chosen,
+        "mode_reason": why,
+        "quick": quick,
+        "bar_rmse": BAR["quick" if quick else "full"],
+        "results": [r.to_dict() for r in results],
+        "work_dir": None if all(r.passed for r in results) else str(work),
+    }
+
+
+def choose_mode(mode: str, settings, frameworks: list[str]) -> tuple[str, str]:
+    """auto: local when an engine answers and every framework's images are there, else native."""
+    if mode == "native":
+        return "native", "asked for"
+    if mode == "local":
+        return "local", "asked for"
+    from agent.experiments import local
+
+    missing = local.missing_images(settings, frameworks)
+    if missing is None:
+        return "native", "no Docker engine answers"
+    if missing:
+        return (
+            "native",
+            f"local-mode images are missing ({', '.join(missing[:3])}); build them with smdiag images build",
+        )
+    return "local", "a Docker engine and every framework's images are here"
+
+
+def draw(path: Path, data_dir: Path, results: list[Result]) -> None:
+    """The seed's picture: all the data as a scatter, one prediction line per framework."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    x, y = data.load(data_dir / "all_data.csv")
+    figure, axes = pyplot.subplots(figsize=(10, 8))
+    axes.scatter(x, y, s=1, color="grey", label="all_data")
+    for result in results:
+        if result.line:
+            axes.plot(grid(), result.line, linewidth=2, label=f"{result.framework} (RMSE {result.rmse:.0f})")
+    axes.set_xlabel("x")
+    axes.set_ylabel("y")
+    axes.legend()
+    figure.savefig(path, format="png", dpi=80)
+    pyplot.close(figure)
+
+
+def format_health(report: dict) -> str:
+    """A rich table per framework, rendered to text."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"smdiag health: {report['mode']} mode ({report['mode_reason']}), bar RMSE ≤ {report['bar_rmse']:.0f}"
+    )
+    for column in ("framework", "mode", "train s", "deploy s", "predict s", "RMSE", "R²", "result"):
+        table.add_column(column)
+    for r in report["results"]:
+        table.add_row(
+            r["framework"],
+            r["mode"],
+            _fmt(r["train_s"]),
+            _fmt(r["deploy_s"]),
+            _fmt(r["predict_s"]),
+            _fmt(r["rmse"], "{:.0f}"),
+            _fmt(r["r2"], "{:.3f}"),
+            "pass" if r["passed"] else "FAIL",
+        )
+    console = Console(width=110, record=True, file=open(os.devnull, "w"))
+    console.print(table)
+    lines = [console.export_text().rstrip()]
+    for r in report["results"]:
+        if r["error"]:
+            lines.append(f"{r['framework']}: {r['error']}" + (f" (report {r['report_id']})" if r["report_id"] else ""))
+    if report.get("work_dir"):
+        lines.append(f"logs kept in {report['work_dir']}")
+    return "\n".join(lines)
+
+
+def _fmt(value, pattern: str = "{:.2f}") -> str:
+    return "-" if value is None else pattern.format(value)

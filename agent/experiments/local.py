@@ -1,0 +1,177 @@
+"""The book's path: SDK v2 framework estimators in local mode (`fit`, `deploy`, `predict`,
+`delete_endpoint`), with failures explained by agent.autowrap. Needs Docker and the framework images
+(pulled from ECR on a notebook; built offline by the images issue elsewhere)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+
+from agent.experiments import health
+
+REGION = "us-east-1"
+ROLE = "arn:aws:iam::111111111111:role/local-mode"
+"""Local mode needs a role string of the right shape, never a real one."""
+VERSIONS = {
+    "tensorflow": ("2.16", "py310"),
+    "pytorch": ("2.3", "py311"),
+    "sklearn": ("1.2-1", "py3"),
+}
+
+
+def image_uris(framework: str, region: str = REGION) -> list[str]:
+    from sagemaker import image_uris as uris
+
+    version, py_version = VERSIONS[framework]
+    return list(
+        dict.fromkeys(
+            uris.retrieve(
+                framework, region, version=version, py_version=py_version, image_scope=scope, instance_type="local"
+            )
+            for scope in ("training", "inference")
+        )
+    )
+
+
+def missing_images(settings, frameworks: list[str]) -> list[str] | None:
+    """The framework images the engine lacks; None when no engine answers (or no SDK is installed)."""
+    import docker.errors
+
+    from agent import engine
+    from agent.errors import SmdiagError
+
+    try:
+        client = engine.connect(settings.docker_host, timeout=5)
+    except SmdiagError:
+        return None
+    try:
+        wanted = [uri for framework in frameworks for uri in image_uris(framework)]
+    except ImportError:
+        client.close()
+        return None
+    missing = []
+    with contextlib.closing(client):
+        for uri in wanted:
+            try:
+                client.images.get(uri)
+            except docker.errors.ImageNotFound:
+                missing.append(uri)
+    return missing
+
+
+def run_local(framework: str, data_dir: Path, quick: bool, scripts: Path, work: Path, settings) -> health.Result:
+    """fit -> deploy -> predict (the test set and the plot grid) -> delete_endpoint, timed."""
+    import os
+
+    import numpy as np
+
+    from agent import autowrap
+
+    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+    autowrap.install()
+    result = health.Result(framework, "local")
+    session = _session()
+    estimator = _estimator(framework, scripts, session, quick)
+    inputs = {channel: f"file://{data_dir}" for channel in ("train", "validation")}
+    predictor = None
+    x_test, y_test = health.data.load(data_dir / "test_data.csv")
+    payload = np.concatenate([x_test, health.grid()]).astype(np.float32).reshape(-1, 1)
+    started = time.perf_counter()
+    try:
+        estimator.fit(inputs)
+        result.train_s = round(time.perf_counter() - started, 2)
+        started = time.perf_counter()
+        predictor = _deploy(framework, estimator, scripts, session)
+        deploy_s = time.perf_counter() - started
+        started = time.perf_counter()
+        if framework == "tensorflow":
+            predictions = np.asarray(predictor.predict({"instances": payload.tolist()})["predictions"])
+        else:
+            predictions = np.asarray(predictor.predict(payload))
+        predict_s = time.perf_counter() - started
+    except Exception as exc:  # noqa: BLE001 - reported by autowrap; the health table names the report
+        result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        result.report_id = _last_report_id(exc)
+        return result
+    finally:
+        if predictor is not None:
+            with contextlib.suppress(Exception):
+                predictor.delete_endpoint()
+    predictions = predictions.reshape(-1)
+    return health._finish(
+        result,
+        y_test,
+        predictions[: len(x_test)],
+        predictions[len(x_test) :],
+        {"deploy_s": deploy_s, "predict_s": predict_s},
+        quick,
+    )
+
+
+def _session():
+    from sagemaker.local import LocalSession
+
+    session = LocalSession(
+        sagemaker_config={"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
+    )
+    session.config = {"local": {"local_code": True}}
+    return session
+
+
+def _estimator(framework: str, scripts: Path, session, quick: bool):
+    version, py_version = VERSIONS[framework]
+    common = {
+        "source_dir": str(scripts),
+        "role": ROLE,
+        "instance_count": 1,
+        "instance_type": "local",
+        "sagemaker_session": session,  # the seed's `sesion=` typo silently dropped it
+        "framework_version": version,
+        "py_version": py_version,
+        "hyperparameters": health.HYPERPARAMETERS["quick" if quick else "full"][framework],
+    }
+    if framework == "tensorflow":
+        from sagemaker.tensorflow import TensorFlow
+
+        return TensorFlow(entry_point=health.ENTRY_POINTS[framework], **common)
+    if framework == "pytorch":
+        from sagemaker.pytorch import PyTorch
+
+        return PyTorch(entry_point=health.ENTRY_POINTS[framework], **common)
+    from sagemaker.sklearn import SKLearn
+
+    return SKLearn(entry_point=health.ENTRY_POINTS[framework], **common)
+
+
+def _deploy(framework: str, estimator, scripts: Path, session):
+    if framework == "pytorch":
+        from sagemaker.deserializers import NumpyDeserializer
+        from sagemaker.pytorch import PyTorchModel
+        from sagemaker.serializers import NumpySerializer
+
+        version, py_version = VERSIONS[framework]
+        model = PyTorchModel(
+            model_data=estimator.model_data,
+            role=ROLE,
+            entry_point="pytorch_inference.py",
+            source_dir=str(scripts),
+            framework_version=version,
+            py_version=py_version,
+            sagemaker_session=session,
+        )
+        predictor = model.deploy(initial_instance_count=1, instance_type="local")
+        predictor.serializer, predictor.deserializer = NumpySerializer(), NumpyDeserializer()
+        return predictor
+    return estimator.deploy(initial_instance_count=1, instance_type="local")
+
+
+def _last_report_id(exc: BaseException) -> str | None:
+    from agent.failures import last_report
+    from agent.settings import Settings
+
+    if not any(note.startswith("smdiag:") for note in getattr(exc, "__notes__", [])):
+        return None
+    with contextlib.suppress(Exception):
+        return last_report(Settings.load().state_dir)[1].get("id")
+    return None

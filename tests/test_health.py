@@ -1,0 +1,117 @@
+"""The three experiments: the seed's data bit for bit, the native health check end to end, a broken
+script, the plot, and the S3 upload against moto in server mode over real HTTP."""
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+
+import boto3
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from agent.experiments import data
+
+import bed
+
+
+def seed_chapter_generator():
+    """The chapter's own code, as printed."""
+
+    def formula(x):
+        if x >= -2000:
+            return x
+        else:
+            return -x - 4000
+
+    np.random.seed(42)
+    x = np.random.randint(low=-5000, high=5000, size=(1000,)).astype(int)
+    y = np.vectorize(formula)(x) + np.random.normal(150, 150, 1000)
+    return x, y
+
+
+def test_the_data_matches_the_seed_bit_for_bit(tmp_path, smdiag):
+    done = smdiag("data", "generate", "--out", str(tmp_path), "--json")
+    assert done.returncode == 0
+    assert json.loads(done.stdout)["rows"] == {
+        "all_data.csv": 1000, "training_data.csv": 640, "validation_data.csv": 160, "test_data.csv": 200
+    }  # fmt: skip
+    x, y = seed_chapter_generator()
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=0)
+    x_train, x_val, y_train, y_val = train_test_split(x_train, y_train, test_size=0.2, random_state=0)
+    expected_files = {"all_data.csv": (x, y), "training_data.csv": (x_train, y_train),
+                      "validation_data.csv": (x_val, y_val), "test_data.csv": (x_test, y_test)}  # fmt: skip
+    for name, (xs, ys) in expected_files.items():
+        expected = tmp_path / f"expected-{name}"
+        pd.DataFrame({"y": ys, "x": xs}).to_csv(expected, header=False, index=False)
+        assert (tmp_path / name).read_bytes() == expected.read_bytes(), name
+
+
+def test_native_quick_health_passes_for_all_three_and_draws_the_plot(tmp_path, smdiag):
+    plot = tmp_path / "health.png"
+    done = smdiag("health", "--mode", "auto", "--quick", "--plot", str(plot), "--json", timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["passed"] and report["mode"] == "native" and report["mode_reason"] == "no Docker engine answers"
+    assert [r["framework"] for r in report["results"]] == ["tensorflow", "pytorch", "sklearn"]
+    for result in report["results"]:
+        assert result["passed"] and result["rmse"] <= 400 and result["r2"] > 0.9, result
+        assert result["train_s"] > 0 and result["deploy_s"] > 0 and result["error"] is None
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 20_000
+
+
+def test_the_seeds_broken_script_fails_health_naming_the_framework_and_error(tmp_path, smdiag):
+    scripts = tmp_path / "scripts"
+    shutil.copytree(data.Path(data.__file__).parent / "scripts", scripts)
+    entry = scripts / "tensorflow_script.py"
+    entry.write_text(
+        entry.read_text().replace("import numpy as np\n", "import numpy as np\nfrom numpy.random import seeds\n", 1)
+    )
+    done = smdiag("health", "--mode", "native", "--framework", "tensorflow", "--quick", "--scripts", str(scripts),
+                  "--json", timeout=300)  # fmt: skip
+    assert done.returncode == 1
+    [result] = json.loads(done.stdout)["results"]
+    assert result["framework"] == "tensorflow" and not result["passed"]
+    assert "ImportError: cannot import name 'seeds' from 'numpy.random'" in result["error"]
+    assert "tensorflow_script.py, line" in result["error"]
+    text = smdiag("health", "--mode", "native", "--framework", "tensorflow", "--quick", "--scripts", str(scripts))
+    assert "FAIL" in text.stdout and "tensorflow: ImportError" in text.stdout
+
+
+def test_bad_health_input_is_exit_2(smdiag, tmp_path):
+    for args in (("--framework", "caffe"), ("--mode", "cloud"), ("--plot", str(tmp_path / "x.jpg"))):
+        done = smdiag("health", *args)
+        assert done.returncode == 2 and done.stderr.startswith("smdiag: "), args
+
+
+def test_upload_uses_the_seeds_s3_layout_against_moto_server(tmp_path, smdiag):
+    port = bed.free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    endpoint = f"http://127.0.0.1:{port}"
+    creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(endpoint, timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                          aws_secret_access_key="testing")  # fmt: skip
+        s3.create_bucket(Bucket="cookbook")
+        done = smdiag("data", "upload", "--bucket", "cookbook", "--prefix", "chapter03", "--endpoint-url", endpoint,
+                      "--json", env=creds)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="cookbook")["Contents"])
+        assert keys == [f"chapter03/synthetic/{n}" for n in sorted(data.FILES)]
+        body = s3.get_object(Bucket="cookbook", Key="chapter03/synthetic/test_data.csv")["Body"].read().decode()
+        assert len(body.splitlines()) == 200
+        missing = smdiag("data", "upload", "--bucket", "no-such-bucket", "--endpoint-url", endpoint, env=creds)
+        assert missing.returncode == 1 and "NoSuchBucket" in missing.stderr
+    finally:
+        server.terminate()
+        server.wait(10)
