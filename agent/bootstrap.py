@@ -649,7 +649,10 @@ def copy_tree(source: Path, staging: Path, total: int, progress: Callable[[int, 
     proc = None
     stderr_lines: list[bytes] = []
     try:
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+        with _signals_blocked():  # a SIGTERM now would leave an rsync we never learnt of
+            proc = subprocess.Popen(
+                argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_die_with_parent
+            )
         reader = threading.Thread(target=lambda: stderr_lines.extend(proc.stderr), daemon=True)
         reader.start()
         while proc.poll() is None:

@@ -265,11 +265,7 @@ def test_a_daemon_that_fails_on_the_new_root_is_rolled_back(host, images, smdiag
 def test_sigkill_during_a_migration_then_a_rerun_converges(host, images, smdiag, hermetic_env, phase):
     h = host(root_mb=600, ebs_mb=800)
     before = populate(h, images, pad_mb=150)  # a copy that takes long enough to be caught in the act
-    journal = Path(hermetic_env["SMDIAG_STATE_DIR"]) / "bootstrap" / "journal.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agent", *h.argv()], env={**hermetic_env, **h.env()},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    proc, journal = start_bootstrap(h, hermetic_env)
     try:
         wait_for(lambda: _phase(journal) == phase or proc.poll() is not None, timeout=120, every=0.01)
         assert proc.poll() is None, f"the run finished before reaching {phase}"
@@ -285,41 +281,46 @@ def test_sigkill_during_a_migration_then_a_rerun_converges(host, images, smdiag,
     assert not journal.exists() and not (h.ebs_disk.path / ".docker.smdiag-partial").exists()
 
 
-def test_sigterm_during_the_copy_rolls_back_at_once(host, images, hermetic_env):
-    h = host(root_mb=600, ebs_mb=800)
-    before = populate(h, images, pad_mb=150)
-    config_bytes = h.daemon_json.read_bytes()
+def start_bootstrap(h: Host, hermetic_env: dict) -> tuple[subprocess.Popen, Path]:
+    """A bootstrap run in the background, and the journal to watch its phase in."""
     journal = Path(hermetic_env["SMDIAG_STATE_DIR"]) / "bootstrap" / "journal.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "agent", *h.argv()], env={**hermetic_env, **h.env()},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    wait_for(lambda: _phase(journal) == "copying" or proc.poll() is not None, timeout=120, every=0.01)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 1 and "rolled back" in err and "SIGTERM" in err
-    assert json.loads(out)["ok"] is False
+    return proc, journal
+
+
+def assert_rolled_back(h: Host, before: dict, config_bytes: bytes, journal: Path) -> None:
+    """Docker back on the old root with everything, the config byte-identical, no copy left behind."""
     assert h.root_dir() == str(h.old_root) and current(h) == before
     assert h.daemon_json.read_bytes() == config_bytes and not journal.exists()
     assert not (h.ebs_disk.path / ".docker.smdiag-partial").exists() and not h.target.exists()
+
+
+def test_sigterm_during_the_copy_rolls_back_at_once(host, images, hermetic_env):
+    h = host(root_mb=600, ebs_mb=800)
+    before = populate(h, images, pad_mb=150)
+    config_bytes = h.daemon_json.read_bytes()
+    proc, journal = start_bootstrap(h, hermetic_env)
+    wait_for(lambda: _phase(journal) == "copying" or proc.poll() is not None, timeout=120, every=0.01)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "rolled back" in err and "SIGTERM" in err, err
+    assert json.loads(out)["ok"] is False
+    assert_rolled_back(h, before, config_bytes, journal)
 
 
 def test_a_copy_that_runs_out_of_space_is_rolled_back(host, images, hermetic_env):
     h = host(root_mb=600, ebs_mb=800)
     before = populate(h, images, pad_mb=150)
     config_bytes = h.daemon_json.read_bytes()
-    journal = Path(hermetic_env["SMDIAG_STATE_DIR"]) / "bootstrap" / "journal.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agent", *h.argv()], env={**hermetic_env, **h.env()},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc, journal = start_bootstrap(h, hermetic_env)
     wait_for(lambda: _phase(journal) == "stopping" or proc.poll() is not None, timeout=120, every=0.01)
     h.ebs_disk.fill(leave_mb=5)  # after the room check passed: the copy itself meets ENOSPC
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1 and "rolled back" in err and "No space left on device" in err
-    assert h.root_dir() == str(h.old_root) and current(h) == before
-    assert h.daemon_json.read_bytes() == config_bytes and not journal.exists()
-    assert not (h.ebs_disk.path / ".docker.smdiag-partial").exists() and not h.target.exists()
+    assert_rolled_back(h, before, config_bytes, journal)
 
 
 def _phase(journal: Path) -> str | None:
