@@ -111,6 +111,11 @@ def mounts_under(top: Path) -> list[str]:
     return sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True)
 
 
+def host_bridges() -> set[str]:
+    """The br-<network id> interfaces dockerd creates for user-defined networks."""
+    return {name for name in os.listdir("/sys/class/net") if name.startswith("br-")}
+
+
 def kill_processes_using(*markers: Path | str) -> None:
     """Kill leftover processes (a SIGKILLed daemon's containerd or shims) whose command line or open
     files name one of the markers, so their mounts can be released."""
@@ -142,6 +147,7 @@ class Dockerd:
         self.config_file = config_file
         self.extra_args = extra_args
         self.proc: subprocess.Popen | None = None
+        self.bridges_before: set[str] | None = None
 
     @property
     def host(self) -> str:
@@ -155,6 +161,9 @@ class Dockerd:
             "--pidfile", str(self.pidfile),
             "--bridge=none",
             "--iptables=false",
+            # User-defined networks (compose's, SageMaker's sagemaker-local) take subnets from here: /24s
+            # rather than the default /16s, of which a host has only about thirty.
+            "--default-address-pool", "base=10.222.0.0/16,size=24",
         ]  # fmt: skip
         if self.data_root is not None:
             args += ["--data-root", str(self.data_root)]
@@ -163,6 +172,8 @@ class Dockerd:
         return args + list(self.extra_args)
 
     def start(self) -> Dockerd:
+        if self.bridges_before is None:
+            self.bridges_before = host_bridges()
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
@@ -224,6 +235,10 @@ class Dockerd:
 
     def cleanup(self) -> None:
         self.stop()
+        # A stopped daemon leaves the bridge interfaces of its networks on the host, holding their subnets.
+        before = self.bridges_before if self.bridges_before is not None else host_bridges()
+        for bridge in host_bridges() - before:
+            subprocess.run(["ip", "link", "delete", bridge], capture_output=True)
         shutil.rmtree(self.exec_root, ignore_errors=True)
 
 
