@@ -112,13 +112,13 @@ def classify(evidence: dict) -> Diagnosis:
     failed = next((c for c in containers if c.get("exit_code") not in (None, 0)), None)
     if evidence.get("call", {}).get("kind") == "deploy" and (evidence.get("serving_failed") or "endpoint" in message):
         name = failed["name"] if failed else (containers[0]["name"] if containers else "the serving container")
-        detail = _traceback_summary(failed.get("logs") or []) if failed else None
+        detail = traceback_summary(failed.get("logs") or []) if failed else None
         return _diagnosis(
             "serving_unhealthy",
             f"serving container {name} never answered /ping" + (f": {detail}" if detail else ""),
         )
     if failed:
-        detail = _traceback_summary(failed.get("logs") or [])
+        detail = traceback_summary(failed.get("logs") or [])
         if detail is None:
             last = next((line for line in reversed(failed.get("logs") or []) if line.strip()), "no output")
             detail = f"exit code {failed['exit_code']}, last output: {last.strip()}"
@@ -130,7 +130,7 @@ def _diagnosis(category: str, summary: str) -> Diagnosis:
     return Diagnosis(category, summary[:500], HINTS[category])
 
 
-def _traceback_summary(lines: list[str]) -> str | None:
+def traceback_summary(lines: list[str]) -> str | None:
     """The user's error from a Python traceback in the logs: 'Error: message (file, line N)'. Pure."""
     start = max((i for i, line in enumerate(lines) if "Traceback (most recent call last)" in line), default=None)
     if start is None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,21 +40,24 @@ class DockerService:
     def describe(self) -> str:
         return f"{self.kind}: stop `{' '.join(self.stop_argv)}`, start `{' '.join(self.start_argv)}`"
 
-    def stop(self, host: str) -> None:
-        """Stop the daemon and wait until its API no longer answers."""
+    @contextlib.contextmanager
+    def _timed(self) -> Iterator[None]:
+        """Count the time as the daemon's, not the agent's own."""
         started = time.monotonic()
         try:
-            self._stop(host)
+            yield
         finally:
             self.daemon_seconds += time.monotonic() - started
 
+    def stop(self, host: str) -> None:
+        """Stop the daemon and wait until its API no longer answers."""
+        with self._timed():
+            self._stop(host)
+
     def start(self, host: str) -> None:
         """Start the daemon and wait until its API answers."""
-        started = time.monotonic()
-        try:
+        with self._timed():
             self._start(host)
-        finally:
-            self.daemon_seconds += time.monotonic() - started
 
     def _stop(self, host: str) -> None:
         self._run(self.stop_argv, "stop")

@@ -147,7 +147,7 @@ def _finish(result: Result, y_test, test_predictions, line, timings: dict, quick
 
 def _run(argv: list[str], env: dict, log: Path, cwd: Path | None = None) -> str | None:
     """Run a step with its output in `log`; None on success, else the error in one line."""
-    from agent.failures import _traceback_summary
+    from agent.failures import traceback_summary
 
     with open(log, "w") as out:
         try:
@@ -157,7 +157,7 @@ def _run(argv: list[str], env: dict, log: Path, cwd: Path | None = None) -> str 
     if done.returncode == 0:
         return None
     lines = log.read_text(errors="replace").splitlines()
-    summary = _traceback_summary(lines)
+    summary = traceback_summary(lines)
     last = next((line.strip() for line in reversed(lines) if line.strip()), "no output")
     return f"{summary or last} (exit {done.returncode}, log: {log})"
 
