@@ -9,7 +9,9 @@ Importing it (idempotent; `SMDIAG_DISABLE=1` turns it off) patches, now or when 
   process exits), and `_wait_for_serving_container` gives up as soon as the serving container has
   exited instead of polling /ping for two minutes.
 Success paths do the same work as before. `explained(kind)` is the explicit context manager, and
-`%load_ext agent` the IPython way.
+`%load_ext agent` the IPython way. The module itself needs only the standard library: evidence is
+gathered by `smdiag failures record` in a subprocess, so the kernel hook (agent.kernel_hook) can load a
+copy of it in environments that do not have smdiag installed.
 """
 
 from __future__ import annotations
@@ -37,8 +39,13 @@ _RUNS: deque[_Run] = deque(maxlen=32)
 _PULLS: deque[dict] = deque(maxlen=32)
 _LOCK = threading.Lock()
 _INSTALLED = False
+_AGENT_PYTHON: str | None = None
+"""The interpreter that records reports: this one unless the kernel hook named the agent's own."""
+_AGENT_STATE_DIR: str | None = None
 WRAPPED = "__smdiag_wrapped__"
 SERVING_POLL_S = 1.0
+RECORD_TIMEOUT_S = 180
+"""Evidence collection bounds each of its steps; this bounds the whole."""
 
 
 @dataclass
@@ -285,35 +292,32 @@ class _PatchingLoader(importlib.abc.Loader):
 # ---------------------------------------------------------------------------------------------- report
 
 
+def hand_over(agent_python: str, state_dir: str) -> None:
+    """Record reports through another interpreter (the kernel hook's case: this environment has no agent)."""
+    global _AGENT_PYTHON, _AGENT_STATE_DIR
+    _AGENT_PYTHON, _AGENT_STATE_DIR = agent_python, state_dir
+
+
 def _report(capture: Capture, exc: BaseException) -> None:
     """Write the report and tell the user; never let our own trouble replace their exception."""
+    runs = [run for run in list(_RUNS) if run.started >= capture.started - 1]
+    facts = {
+        "call": capture.call,
+        "started": capture.started,
+        "exception": {
+            "type": type(exc).__name__,
+            "message": str(exc),
+            "errno": getattr(exc, "errno", None),
+            "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        },
+        "compose_files": [run.args[run.args.index("-f") + 1] for run in runs if "-f" in run.args[:-1]],
+        "compose_output": [line for run in runs for line in run.lines],
+        "pull_errors": [p for p in list(_PULLS) if p["time"] >= capture.started - 1],
+        "serving_failed": capture.serving_failed,
+        "container_root": _container_root(),
+    }
     try:
-        from agent import evidence, log
-        from agent.settings import Settings
-
-        settings = Settings.load()
-        log.configure(settings.log_file)
-        runs = [run for run in list(_RUNS) if run.started >= capture.started - 1]
-        compose_output = [line for run in runs for line in run.lines]
-        compose_files = [run.args[run.args.index("-f") + 1] for run in runs if "-f" in run.args[:-1]]
-        directory, report = evidence.record(
-            {
-                "call": capture.call,
-                "started": capture.started,
-                "exception": {
-                    "type": type(exc).__name__,
-                    "message": str(exc),
-                    "errno": getattr(exc, "errno", None),
-                    "traceback": "".join(traceback.format_exception(exc)),
-                },
-                "compose_files": compose_files,
-                "compose_output": compose_output,
-                "pull_errors": [p for p in list(_PULLS) if p["time"] >= capture.started - 1],
-                "serving_failed": capture.serving_failed,
-                "container_root": _container_root(),
-            },
-            settings,
-        )
+        report = _record(facts)
     except Exception as problem:  # noqa: BLE001
         print(f"smdiag: could not write a failure report: {type(problem).__name__}: {problem}", file=sys.stderr)
         return
@@ -324,9 +328,30 @@ def _report(capture: Capture, exc: BaseException) -> None:
         f"\nsmdiag: local-mode {capture.kind} failed [{report['category']}]\n"
         f"  {_one_line(report['summary'])}\n"
         f"  hint: {report['hint']}\n"
-        f"  report: {directory} (run `smdiag last-failure`)",
+        f"  report: {report['path']} (run `smdiag last-failure`)",
         file=sys.stderr,
     )
+
+
+def _record(facts: dict) -> dict:
+    """Evidence is gathered by `smdiag failures record` in a subprocess of the agent's interpreter, so
+    that this process (a user's kernel) needs nothing beyond the standard library."""
+    import json
+
+    env = dict(os.environ)
+    if _AGENT_STATE_DIR:
+        env.setdefault("SMDIAG_STATE_DIR", _AGENT_STATE_DIR)
+    done = subprocess.run(
+        [_AGENT_PYTHON or sys.executable, "-m", "agent", "failures", "record", "--json"],
+        input=json.dumps(facts, default=str),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=RECORD_TIMEOUT_S,
+    )
+    if done.returncode != 0:
+        raise RuntimeError((done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1])
+    return json.loads(done.stdout)
 
 
 def _one_line(text: str, limit: int = 300) -> str:

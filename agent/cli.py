@@ -205,6 +205,32 @@ def failures_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     _execute(ctx, as_json, action)
 
 
+@failures_app.command("record")
+def failures_record(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Gather the evidence of a failure the wrapper captured (JSON on stdin) and store its report.
+
+    The wrapper in a user's kernel calls this; exit 0 when stored, 2 when stdin is not a capture.
+    """
+
+    def action(settings: Settings) -> tuple[int, Any, str]:
+        import sys
+
+        from agent import evidence
+
+        try:
+            capture = json.loads(sys.stdin.read())
+            capture["call"], capture["started"], capture["exception"]  # noqa: B018 - the fields it needs
+        except (ValueError, TypeError, KeyError) as exc:
+            raise BadInput(
+                f"stdin is not a failure capture ({exc})", "pipe the JSON that agent.autowrap writes"
+            ) from None
+        directory, report = evidence.record(capture, settings)
+        fields = {"path": str(directory), **{k: report[k] for k in ("id", "category", "summary", "hint")}}
+        return 0, fields, f"report {directory}: {report['category']}: {report['summary']}"
+
+    _execute(ctx, as_json, action)
+
+
 @app.command()
 def health(
     ctx: typer.Context,
@@ -432,6 +458,85 @@ def diskguard_make_room(
         policy = _policy(settings, None, None, keep, min_age, container_max_age)
         result = make_room(settings.replace(docker_host=docker_host), policy, image, path)
         return (0 if result["ok"] else 1), result, format_make_room(result)
+
+    _execute(ctx, as_json, action)
+
+
+@diskguard_app.command("start")
+def diskguard_start(
+    ctx: typer.Context,
+    docker_host: DockerHostOption = None,
+    systemd: Annotated[
+        bool | None,
+        typer.Option("--systemd/--no-systemd", help="Run as a systemd unit [default: when systemd runs]."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Make sure exactly one `diskguard run` is active: a systemd unit (restarted on failure) where systemd
+    runs, else a detached process. Safe to call at every boot.
+
+    Exit 0 when the guard runs, 1 when it could not be started.
+    """
+
+    def action(settings: Settings) -> tuple[int, Any, str]:
+        from agent.guard_service import start
+
+        result = start(settings.replace(docker_host=docker_host), systemd)
+        how = "already running" if result["already_running"] else "started"
+        return 0, result, f"diskguard {how} (pid {result['pid']}, {result['manager']})"
+
+    _execute(ctx, as_json, action)
+
+
+kernels_app = typer.Typer(
+    help="Failure reports in every notebook Python environment (a one-line .pth hook; no packages added).",
+    no_args_is_help=True,
+)
+app.add_typer(kernels_app, name="kernels")
+
+EnvsOption = Annotated[
+    list[str] | None,
+    typer.Option("--envs", help="Glob of environment directories (repeatable) [env: SMDIAG_CONDA_ENVS]."),
+]
+
+
+@kernels_app.command("enable")
+def kernels_enable(
+    ctx: typer.Context,
+    envs: EnvsOption = None,
+    agent_python: Annotated[
+        Path | None,
+        typer.Option("--agent-python", help="The interpreter that records reports [default: this one]."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Turn the local-mode wrapper on in each environment's kernels; the hook loads only with the SDK.
+
+    Exit 0 when every environment loads the hook, 1 when one does not, 2 on bad input.
+    """
+
+    def action(settings: Settings) -> tuple[int, Any, str]:
+        import sys
+
+        from agent import kernels
+
+        result = kernels.enable(
+            settings.state_dir, envs or list(settings.conda_envs), agent_python or Path(sys.executable)
+        )
+        return (0 if result["ok"] else 1), result, kernels.format_result(result)
+
+    _execute(ctx, as_json, action)
+
+
+@kernels_app.command("disable")
+def kernels_disable(ctx: typer.Context, envs: EnvsOption = None, as_json: JsonFlag = False) -> None:
+    """Remove the hook from each environment (they are then exactly as before). Exit 0."""
+
+    def action(settings: Settings) -> tuple[int, Any, str]:
+        from agent import kernels
+
+        result = kernels.disable(envs or list(settings.conda_envs))
+        return 0, result, kernels.format_result(result)
 
     _execute(ctx, as_json, action)
 

@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from agent import compose, disks, engine, host
+from agent import compose, disks, engine, host, onstart
 from agent.errors import SmdiagError
 from agent.log import get_logger
 from agent.settings import DEFAULT_DOCKER_ROOT, Settings
@@ -63,6 +63,7 @@ def gather(settings: Settings) -> dict:
         "aws": host.aws_facts(use_instance_metadata=notebook["is_notebook_instance"]),
         "notebook": notebook,
         "state_dir": _state_dir(settings.state_dir),
+        "onstart": onstart.read(settings.state_dir),
     }
 
 
@@ -143,6 +144,7 @@ def diagnose(facts: dict, high_pct: float) -> list[Problem]:
                 "set SMDIAG_STATE_DIR (or --state-dir) to a writable directory",
             )
         )
+    problems += [Problem("onstart", problem, fix) for problem, fix in onstart.problems(facts.get("onstart"))]
     return problems
 
 
@@ -228,7 +230,17 @@ def _environment_rows(report: dict) -> list[Row]:
         ),
         ("host", nb["is_notebook_instance"], host_text),
         ("state_dir", True, report["state_dir"]["path"]),
+        ("onstart", report["onstart"] is not None, _onstart_text(report["onstart"])),
     ]
+
+
+def _onstart_text(record: dict | None) -> str:
+    if record is None:
+        return "the lifecycle on-start script has not run here"
+    steps = ", ".join(f"{s['step']} {s['state']}" for s in record["steps"])
+    total = f" in {record['total_s']:g}s" if record["total_s"] is not None else " (unfinished)"
+    background = f"; background migration {record['background']['state']}" if record["background"] else ""
+    return f"last run {record['started']}{total}: {steps}{background}"
 
 
 def _engine(docker_host: str) -> dict:

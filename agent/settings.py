@@ -17,6 +17,7 @@ from agent.errors import BadInput
 NOTEBOOK_EBS_MOUNT = Path("/home/ec2-user/SageMaker")
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 DEFAULT_DOCKER_ROOT = Path("/var/lib/docker")
+DEFAULT_CONDA_ENVS = "/home/ec2-user/anaconda3 /home/ec2-user/anaconda3/envs/*"
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class Settings:
     """Disk usage (percent) above which a filesystem counts as nearly full and pruning starts."""
     low_pct: float
     """Disk usage (percent) that pruning brings a filesystem back down to."""
+    conda_envs: tuple[str, ...]
+    """Glob patterns of the notebook's Python environments, whose kernels get the failure-report hook."""
     notebook_config: Path
     notebook_metadata: Path
     os_release: Path
@@ -71,6 +74,7 @@ class Settings:
             ),
             high_pct=_percent(_pick(overrides, env, "high_pct", "SMDIAG_HIGH_PCT", 85), "high watermark"),
             low_pct=_percent(_pick(overrides, env, "low_pct", "SMDIAG_LOW_PCT", 75), "low watermark"),
+            conda_envs=tuple(str(_pick(overrides, env, "conda_envs", "SMDIAG_CONDA_ENVS", DEFAULT_CONDA_ENVS)).split()),
             notebook_config=Path(
                 _pick(
                     overrides,

@@ -374,3 +374,71 @@ def engine_on_disk(workdir: Path, size_mb: int, config: dict | None = None) -> I
         if daemon is not None:
             daemon.cleanup()
         disk.unmount()
+
+
+NVIDIA = {"nvidia": {"path": "nvidia-container-runtime", "runtimeArgs": []}}
+
+
+class NotebookHost:
+    """A notebook-like host: root volume, EBS volume, a daemon configured by daemon.json and restarted through
+    stop/start commands, sysconfig, systemd dir, SDK config."""
+
+    def __init__(self, tmp_path: Path, root_disk: LoopDisk, ebs_disk: LoopDisk) -> None:
+        self.root_disk, self.ebs_disk = root_disk, ebs_disk
+        self.old_root = root_disk.path / "docker"
+        self.target = ebs_disk.path / "docker"
+        self.daemon_json = tmp_path / "etc" / "daemon.json"
+        self.sysconfig = tmp_path / "etc" / "sysconfig-docker"
+        self.systemd_dir = tmp_path / "etc" / "systemd"
+        self.sagemaker_config = tmp_path / "home" / ".sagemaker" / "config.yaml"
+        self.systemd_dir.mkdir(parents=True)
+        self.original_config = {"data-root": str(self.old_root), "runtimes": NVIDIA, "log-opts": {"max-size": "10m"}}
+        self.daemon_json.write_text(json.dumps(self.original_config, indent=2))
+        self.sysconfig.write_text('DAEMON_MAXFILES=1048576\nOPTIONS="--default-ulimit nofile=1024:4096"\n')
+        self.daemon = Dockerd(None, config_file=self.daemon_json)
+
+    def env(self) -> dict[str, str]:
+        return {
+            "SMDIAG_EBS_MOUNT": str(self.ebs_disk.path),
+            "SMDIAG_DOCKER_CONFIG": str(self.daemon_json),
+            "SMDIAG_SYSCONFIG": str(self.sysconfig),
+            "SMDIAG_SYSTEMD_DIR": str(self.systemd_dir),
+            "SMDIAG_SAGEMAKER_CONFIG": str(self.sagemaker_config),
+            "DOCKER_HOST": self.daemon.host,
+        }
+
+    def argv(self, *extra: str) -> list[str]:
+        return [
+            "bootstrap",
+            "--stop-cmd", self.daemon.stop_command(),
+            "--start-cmd", self.daemon.start_command(),
+            "--json",
+            *extra,
+        ]  # fmt: skip
+
+    def root_dir(self) -> str:
+        with self.daemon.client() as client:
+            return client.info()["DockerRootDir"]
+
+    def reboot(self) -> None:
+        """What a notebook restart does: /etc and /var/lib/docker come back fresh, the EBS volume stays."""
+        subprocess.run(["sh", "-c", self.daemon.stop_command()], check=True, timeout=60)
+        self.daemon_json.write_text(json.dumps(self.original_config, indent=2))
+        shutil.rmtree(self.old_root)
+        for dropin in self.systemd_dir.rglob("*.conf"):
+            dropin.unlink()
+        subprocess.run(["sh", "-c", self.daemon.start_command()], check=True, timeout=60)
+        wait_for(lambda: bed_answers(self.daemon))
+
+
+def wait_for(condition, timeout: float = 60, every: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(every)
+
+
+def bed_answers(daemon: Dockerd) -> bool:
+    with contextlib.suppress(Exception), daemon.client(timeout=3) as client:
+        return client.ping()
+    return False

@@ -124,3 +124,19 @@ def smdiag(hermetic_env: dict[str, str]):
         )
 
     return invoke
+
+
+@pytest.fixture
+def host(tmp_path, make_disk):
+    """host(root_mb=..., ebs_mb=..., ebs_mkfs=...) -> a running bed.NotebookHost, cleaned up after the test."""
+
+    def make(root_mb: int = 400, ebs_mb: int = 600, ebs_mkfs: tuple[str, ...] = ()) -> bed.NotebookHost:
+        made = bed.NotebookHost(tmp_path, make_disk("rootvol", root_mb), make_disk("ebs", ebs_mb, ebs_mkfs))
+        made.daemon.start()
+        created.append(made)
+        return made
+
+    created: list[bed.NotebookHost] = []
+    yield make
+    for made in created:
+        made.daemon.cleanup()

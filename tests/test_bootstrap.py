@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import docker
@@ -21,88 +20,8 @@ import bed
 
 pytestmark = pytest.mark.bed
 
-NVIDIA = {"nvidia": {"path": "nvidia-container-runtime", "runtimeArgs": []}}
 
-
-class Host:
-    """A notebook-like host: root volume, EBS volume, daemon.json, sysconfig, systemd dir, SDK config."""
-
-    def __init__(self, tmp_path: Path, root_disk: bed.LoopDisk, ebs_disk: bed.LoopDisk) -> None:
-        self.root_disk, self.ebs_disk = root_disk, ebs_disk
-        self.old_root = root_disk.path / "docker"
-        self.target = ebs_disk.path / "docker"
-        self.daemon_json = tmp_path / "etc" / "daemon.json"
-        self.sysconfig = tmp_path / "etc" / "sysconfig-docker"
-        self.systemd_dir = tmp_path / "etc" / "systemd"
-        self.sagemaker_config = tmp_path / "home" / ".sagemaker" / "config.yaml"
-        self.systemd_dir.mkdir(parents=True)
-        self.original_config = {"data-root": str(self.old_root), "runtimes": NVIDIA, "log-opts": {"max-size": "10m"}}
-        self.daemon_json.write_text(json.dumps(self.original_config, indent=2))
-        self.sysconfig.write_text('DAEMON_MAXFILES=1048576\nOPTIONS="--default-ulimit nofile=1024:4096"\n')
-        self.daemon = bed.Dockerd(None, config_file=self.daemon_json)
-
-    def env(self) -> dict[str, str]:
-        return {
-            "SMDIAG_EBS_MOUNT": str(self.ebs_disk.path),
-            "SMDIAG_DOCKER_CONFIG": str(self.daemon_json),
-            "SMDIAG_SYSCONFIG": str(self.sysconfig),
-            "SMDIAG_SYSTEMD_DIR": str(self.systemd_dir),
-            "SMDIAG_SAGEMAKER_CONFIG": str(self.sagemaker_config),
-            "DOCKER_HOST": self.daemon.host,
-        }
-
-    def argv(self, *extra: str) -> list[str]:
-        return [
-            "bootstrap",
-            "--stop-cmd", self.daemon.stop_command(),
-            "--start-cmd", self.daemon.start_command(),
-            "--json",
-            *extra,
-        ]  # fmt: skip
-
-    def root_dir(self) -> str:
-        with self.daemon.client() as client:
-            return client.info()["DockerRootDir"]
-
-    def reboot(self) -> None:
-        """What a notebook restart does: /etc and /var/lib/docker come back fresh, the EBS volume stays."""
-        subprocess.run(["sh", "-c", self.daemon.stop_command()], check=True, timeout=60)
-        self.daemon_json.write_text(json.dumps(self.original_config, indent=2))
-        shutil.rmtree(self.old_root)
-        for dropin in self.systemd_dir.rglob("*.conf"):
-            dropin.unlink()
-        subprocess.run(["sh", "-c", self.daemon.start_command()], check=True, timeout=60)
-        wait_for(lambda: bed_answers(self.daemon))
-
-
-def wait_for(condition, timeout: float = 60, every: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(every)
-
-
-def bed_answers(daemon: bed.Dockerd) -> bool:
-    with contextlib.suppress(Exception), daemon.client(timeout=3) as client:
-        return client.ping()
-    return False
-
-
-@pytest.fixture
-def host(tmp_path, make_disk):
-    def make(root_mb: int = 400, ebs_mb: int = 600, ebs_mkfs: tuple[str, ...] = ()) -> Host:
-        made = Host(tmp_path, make_disk("rootvol", root_mb), make_disk("ebs", ebs_mb, ebs_mkfs))
-        made.daemon.start()
-        created.append(made)
-        return made
-
-    created: list[Host] = []
-    yield make
-    for made in created:
-        made.daemon.cleanup()
-
-
-def populate(host: Host, images, pad_mb: float = 20) -> dict:
+def populate(host: bed.NotebookHost, images, pad_mb: float = 20) -> dict:
     """Images, a stopped container with logs, a named volume with files, a container kept running."""
     with host.daemon.client() as client:
         images.build(client, "smdiag-test/a:1", size_mb=pad_mb, cmd=["sh", "-c", "echo hello-from-a"])
@@ -137,12 +56,12 @@ def inventory(client: docker.DockerClient) -> dict:
     }
 
 
-def current(host: Host) -> dict:
+def current(host: bed.NotebookHost) -> dict:
     with host.daemon.client() as client:
         return inventory(client)
 
 
-def run_json(smdiag, host: Host, *extra: str):
+def run_json(smdiag, host: bed.NotebookHost, *extra: str):
     done = smdiag(*host.argv(*extra), env=host.env(), timeout=300)
     return done, (json.loads(done.stdout) if done.stdout.strip() else None)
 
@@ -165,7 +84,7 @@ def test_migrate_then_unchanged_then_repoint_after_a_reboot(host, images, smdiag
     assert h.root_dir() == str(h.target)
     assert current(h) == before
     with h.daemon.client() as client:
-        wait_for(lambda: client.containers.get("server").status == "running")
+        bed.wait_for(lambda: client.containers.get("server").status == "running")
 
     config = json.loads(h.daemon_json.read_text())
     assert config == {**h.original_config, "data-root": str(h.target)}  # the nvidia runtime survived
@@ -189,7 +108,7 @@ def test_migrate_then_unchanged_then_repoint_after_a_reboot(host, images, smdiag
     assert list(h.old_root.iterdir()) == []
 
 
-def current_images(h: Host) -> list[str]:
+def current_images(h: bed.NotebookHost) -> list[str]:
     with h.daemon.client() as client:
         return [tag for image in client.images.list() for tag in image.tags]
 
@@ -203,7 +122,7 @@ def test_the_seed_manual_layout_is_adopted_and_its_g_flag_removed(host, images, 
     shutil.rmtree(h.old_root)
     h.sysconfig.write_text(f'OPTIONS="--default-ulimit nofile=1024:4096 -g {manual}"\n')
     subprocess.run(["sh", "-c", h.daemon.start_command()], check=True, timeout=60)
-    wait_for(lambda: bed_answers(h.daemon))
+    bed.wait_for(lambda: bed.bed_answers(h.daemon))
 
     done, result = run_json(smdiag, h)
     assert done.returncode == 0, done.stderr
@@ -267,7 +186,7 @@ def test_sigkill_during_a_migration_then_a_rerun_converges(host, images, smdiag,
     before = populate(h, images, pad_mb=150)  # a copy that takes long enough to be caught in the act
     proc, journal = start_bootstrap(h, hermetic_env)
     try:
-        wait_for(lambda: _phase(journal) == phase or proc.poll() is not None, timeout=120, every=0.01)
+        bed.wait_for(lambda: _phase(journal) == phase or proc.poll() is not None, timeout=120, every=0.01)
         assert proc.poll() is None, f"the run finished before reaching {phase}"
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -281,7 +200,7 @@ def test_sigkill_during_a_migration_then_a_rerun_converges(host, images, smdiag,
     assert not journal.exists() and not (h.ebs_disk.path / ".docker.smdiag-partial").exists()
 
 
-def start_bootstrap(h: Host, hermetic_env: dict) -> tuple[subprocess.Popen, Path]:
+def start_bootstrap(h: bed.NotebookHost, hermetic_env: dict) -> tuple[subprocess.Popen, Path]:
     """A bootstrap run in the background, and the journal to watch its phase in."""
     journal = Path(hermetic_env["SMDIAG_STATE_DIR"]) / "bootstrap" / "journal.json"
     proc = subprocess.Popen(
@@ -291,7 +210,7 @@ def start_bootstrap(h: Host, hermetic_env: dict) -> tuple[subprocess.Popen, Path
     return proc, journal
 
 
-def assert_rolled_back(h: Host, before: dict, config_bytes: bytes, journal: Path) -> None:
+def assert_rolled_back(h: bed.NotebookHost, before: dict, config_bytes: bytes, journal: Path) -> None:
     """Docker back on the old root with everything, the config byte-identical, no copy left behind."""
     assert h.root_dir() == str(h.old_root) and current(h) == before
     assert h.daemon_json.read_bytes() == config_bytes and not journal.exists()
@@ -304,7 +223,7 @@ def test_sigterm_during_a_migration_rolls_back_at_once(host, images, hermetic_en
     config_bytes = h.daemon_json.read_bytes()
     proc, journal = start_bootstrap(h, hermetic_env)
     # Docker stopped, or copying: a window of seconds, wide enough for a test runner starved of CPU.
-    wait_for(lambda: _phase(journal) in ("stopping", "copying") or proc.poll() is not None, timeout=120, every=0.01)
+    bed.wait_for(lambda: _phase(journal) in ("stopping", "copying") or proc.poll() is not None, timeout=120, every=0.01)
     assert proc.poll() is None, "the migration finished before it could be interrupted"
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
@@ -318,7 +237,7 @@ def test_a_copy_that_runs_out_of_space_is_rolled_back(host, images, hermetic_env
     before = populate(h, images, pad_mb=150)
     config_bytes = h.daemon_json.read_bytes()
     proc, journal = start_bootstrap(h, hermetic_env)
-    wait_for(lambda: _phase(journal) == "stopping" or proc.poll() is not None, timeout=120, every=0.01)
+    bed.wait_for(lambda: _phase(journal) == "stopping" or proc.poll() is not None, timeout=120, every=0.01)
     h.ebs_disk.fill(leave_mb=5)  # after the room check passed: the copy itself meets ENOSPC
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1 and "rolled back" in err and "No space left on device" in err

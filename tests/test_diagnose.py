@@ -112,3 +112,13 @@ def test_missing_region_matters_only_off_notebook_with_the_sdk_installed():
 def test_unwritable_state_dir_is_flagged():
     [problem] = diagnose(facts(state_dir__writable=False, state_dir__error="Not a directory"), 85)
     assert problem.check == "state_dir" and "SMDIAG_STATE_DIR" in problem.fix
+
+
+def test_a_failed_on_start_step_is_a_doctor_problem():
+    record = {
+        "started": "2026-11-24T09:00:00Z", "finished": "2026-11-24T09:00:02Z", "total_s": 2.0,
+        "steps": [{"step": "guard", "state": "failed", "seconds": 20.0, "detail": "the guard did not start"}],
+        "log": "/ebs/.smdiag/onstart/on-start.log", "background": None,
+    }  # fmt: skip
+    [problem] = diagnose(facts(onstart=record), high_pct=85)
+    assert problem.check == "onstart" and "the guard did not start" in problem.problem

@@ -1,0 +1,139 @@
+"""`smdiag kernels`: failure reports in every notebook Python environment, installing nothing into them.
+
+Each environment gets one file, `smdiag-kernel-hook.pth` in its site-packages, whose single line puts
+`<state>/kernel-hook/` at the end of sys.path and imports the stdlib-only hook there (agent.kernel_hook):
+the users' packages do not change, and removing the hook directory or the agent makes the line a no-op.
+Which environments and which site-packages is pure planning; writing and verifying touch the edges.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import subprocess
+from pathlib import Path
+
+from agent import fileops
+from agent.errors import BadInput
+from agent.log import get_logger
+
+log = get_logger("kernels")
+
+PTH_NAME = "smdiag-kernel-hook.pth"
+HOOK_MODULE = "smdiag_kernel_hook"
+WRAPPER_MODULE = "smdiag_autowrap"
+VERIFY_TIMEOUT_S = 30
+SOURCES = {
+    f"{HOOK_MODULE}.py": Path(__file__).with_name("kernel_hook.py"),
+    f"{WRAPPER_MODULE}.py": Path(__file__).with_name("autowrap.py"),
+}
+
+
+def environments(patterns: list[str]) -> list[Path]:
+    """The Python environments (directories with bin/python) that the glob patterns name, each once."""
+    found: dict[Path, None] = {}
+    for pattern in patterns:
+        for match in sorted(glob.glob(pattern)):
+            env = Path(match)
+            if (env / "bin" / "python").exists():
+                found[env.resolve()] = None
+    return list(found)
+
+
+def site_packages(env: Path) -> list[Path]:
+    """Where an environment's interpreter processes .pth files (one per Python version it holds)."""
+    return sorted(env.glob("lib/python3.*/site-packages"))
+
+
+def pth_line(hook_dir: Path) -> str:
+    """The .pth line: importing the hook only when its file is there, on Python 3.10 or newer."""
+    return (
+        f"import os, sys; hook = {str(hook_dir)!r}; sys.version_info >= (3, 10) and "
+        f"os.path.isfile(os.path.join(hook, {HOOK_MODULE + '.py'!r})) and "
+        f"(sys.path.append(hook) or __import__({HOOK_MODULE!r}))\n"
+    )
+
+
+def enable(state_dir: Path, patterns: list[str], agent_python: Path) -> dict:
+    """Write the hook directory, then the .pth file into each environment, then check that each
+    environment's interpreter loads the hook. `ok` is False when any environment failed."""
+    if not agent_python.exists():
+        raise BadInput(f"the agent's interpreter {agent_python} does not exist", "give --agent-python PATH")
+    hook_dir = state_dir / "kernel-hook"
+    for name, source in SOURCES.items():
+        fileops.write_if_changed(hook_dir / name, source.read_bytes())
+    config = {"agent_python": str(agent_python), "state_dir": str(state_dir)}
+    fileops.write_if_changed(hook_dir / "config.json", json.dumps(config, indent=2) + "\n")
+    hook_dir.chmod(0o755)
+    line = pth_line(hook_dir)
+    results = [_enable_one(env, line) for env in environments(patterns)]
+    ok = all(r["error"] is None for r in results)
+    log.info("kernels.enabled", hook_dir=str(hook_dir), environments=len(results), ok=ok)
+    return {"ok": ok, "hook_dir": str(hook_dir), "environments": results}
+
+
+def disable(patterns: list[str]) -> dict:
+    """Remove the .pth file from each environment; the environments are then exactly as before."""
+    removed = []
+    for env in environments(patterns):
+        for site in site_packages(env):
+            pth = site / PTH_NAME
+            if pth.exists():
+                pth.unlink()
+                removed.append(str(pth))
+    log.info("kernels.disabled", removed=removed)
+    return {"ok": True, "removed": removed}
+
+
+def _enable_one(env: Path, line: str) -> dict:
+    result: dict = {"environment": str(env), "pth": [], "changed": False, "hook_loaded": False, "error": None}
+    sites = site_packages(env)
+    if not sites:
+        result["error"] = "no lib/python3.*/site-packages"
+        return result
+    try:
+        for site in sites:
+            pth = site / PTH_NAME
+            result["changed"] |= fileops.write_if_changed(pth, line)
+            result["pth"].append(str(pth))
+    except OSError as exc:
+        result["error"] = f"cannot write {PTH_NAME}: {exc}"
+        return result
+    result["hook_loaded"], result["error"] = _verify(env)
+    return result
+
+
+def _verify(env: Path) -> tuple[bool, str | None]:
+    """Start the environment's interpreter as a kernel would and ask whether the hook is loaded."""
+    probe = f"import sys; print({HOOK_MODULE!r} in sys.modules)"
+    try:
+        done = subprocess.run(
+            [str(env / "bin" / "python"), "-c", probe],
+            capture_output=True,
+            text=True,
+            timeout=VERIFY_TIMEOUT_S,
+            env={"PATH": "/usr/bin:/bin"},
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"its python did not run: {exc}"
+    if done.returncode != 0:
+        return False, f"its python exited {done.returncode}: {(done.stderr.strip().splitlines() or [''])[-1]}"
+    if done.stdout.strip() != "True":
+        return False, "its python started without loading the hook (Python older than 3.10?)"
+    return True, None
+
+
+def format_result(result: dict) -> str:
+    """One line per environment, then a summary line (the lifecycle script logs the last line)."""
+    if "removed" in result:
+        return "\n".join(f"removed {p}" for p in result["removed"]) or "no environment had the hook"
+    lines = [f"hook: {result['hook_dir']}"]
+    for env in result["environments"]:
+        state = "FAILED: " + env["error"] if env["error"] else "enabled" if env["changed"] else "already enabled"
+        lines.append(f"  {env['environment']}: {state}")
+    envs = result["environments"]
+    failed = [env["environment"] for env in envs if env["error"]]
+    newly = sum(1 for env in envs if env["changed"] and not env["error"])
+    summary = f"{len(envs)} environments: {newly} enabled now, {len(envs) - newly - len(failed)} already"
+    lines.append(summary + (f", {len(failed)} FAILED ({', '.join(failed)})" if failed else ""))
+    return "\n".join(lines)
