@@ -253,18 +253,18 @@ def health(
     """
 
     def action(settings: Settings) -> tuple[int, Any, str]:
-        from agent.experiments import FRAMEWORKS
+        import sys
+
         from agent.experiments.health import format_health, run_health
 
-        chosen = list(FRAMEWORKS) if framework == "all" else [f.strip() for f in framework.split(",")]
-        unknown = [f for f in chosen if f not in FRAMEWORKS]
-        if unknown or not chosen:
-            raise BadInput(f"unknown framework {', '.join(unknown)!r}", "use all, tensorflow, pytorch or sklearn")
+        chosen = _frameworks(framework)
         if mode not in ("auto", "native", "local"):
             raise BadInput(f"unknown mode {mode!r}", "use auto, native or local")
         if plot is not None and plot.suffix.lower() != ".png":
             raise BadInput(f"--plot {plot} is not a .png file", "give a path ending in .png")
-        report = run_health(chosen, mode, quick, scripts, settings, plot)
+        # stdout carries only the result: the SDK's log lines and the containers' output go to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            report = run_health(chosen, mode, quick, scripts, settings, plot)
         return (0 if report["passed"] else 1), report, format_health(report)
 
     _execute(ctx, as_json, action)
@@ -488,6 +488,54 @@ def diskguard_start(
     _execute(ctx, as_json, action)
 
 
+images_app = typer.Typer(
+    help="SageMaker framework images for local mode, built offline (no registry) and tagged with the ECR URIs.",
+    no_args_is_help=True,
+)
+app.add_typer(images_app, name="images")
+
+
+@images_app.command("build")
+def images_build(
+    ctx: typer.Context,
+    framework: Annotated[
+        str, typer.Option("--framework", help="all, tensorflow, pytorch or sklearn (comma-separated too).")
+    ] = "all",
+    region: Annotated[
+        str | None,
+        typer.Option("--region", help="Tag with this region's URIs [default: AWS_DEFAULT_REGION, us-east-1]."),
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Retag a URI that names an image smdiag did not build.")
+    ] = False,
+    docker_host: DockerHostOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Build the three frameworks' contract images (Debian python3 + the framework + `train`/`serve`), tagged
+    with the exact URIs SDK v2 local mode resolves, so it never pulls. A no-op when they are current.
+
+    Exit 0 when every image is ready, 1 when a build failed, 2 on bad input.
+    """
+
+    def action(settings: Settings) -> tuple[int, Any, str]:
+        from agent import images
+        from agent.experiments import local
+
+        chosen = _frameworks(framework)
+        with _status(enabled=not as_json) as step:
+            result = images.build(
+                settings.replace(docker_host=docker_host).docker_host,
+                chosen,
+                region or local.region(),
+                settings.cache_dir / "images",
+                replace,
+                step,
+            )
+        return 0, result, images.format_result(result)
+
+    _execute(ctx, as_json, action)
+
+
 kernels_app = typer.Typer(
     help="Failure reports in every notebook Python environment (a one-line .pth hook; no packages added).",
     no_args_is_help=True,
@@ -539,6 +587,38 @@ def kernels_disable(ctx: typer.Context, envs: EnvsOption = None, as_json: JsonFl
         return 0, result, kernels.format_result(result)
 
     _execute(ctx, as_json, action)
+
+
+def _frameworks(given: str) -> list[str]:
+    from agent.experiments import FRAMEWORKS
+
+    chosen = list(FRAMEWORKS) if given == "all" else [f.strip() for f in given.split(",")]
+    unknown = [f for f in chosen if f not in FRAMEWORKS]
+    if unknown or not chosen:
+        raise BadInput(f"unknown framework {', '.join(unknown)!r}", "use all, tensorflow, pytorch or sklearn")
+    return chosen
+
+
+@contextlib.contextmanager
+def _status(enabled: bool) -> Iterator[Callable[[str], None]]:
+    """Yields step(text): a spinner with the current step on a terminal's stderr; the log has each step."""
+    import sys
+
+    from agent.log import get_logger
+
+    log = get_logger("cli")
+    if not (enabled and sys.stderr.isatty()):
+        yield lambda text: log.info("step", step=text)
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status("starting") as status:
+
+        def step(text: str) -> None:
+            log.info("step", step=text)
+            status.update(text)
+
+        yield step
 
 
 @contextlib.contextmanager

@@ -41,6 +41,8 @@ class Settings:
     """Disk usage (percent) above which a filesystem counts as nearly full and pruning starts."""
     low_pct: float
     """Disk usage (percent) that pruning brings a filesystem back down to."""
+    cache_dir: Path
+    """Downloads and build contexts that are worth keeping between runs (the offline images')."""
     conda_envs: tuple[str, ...]
     """Glob patterns of the notebook's Python environments, whose kernels get the failure-report hook."""
     notebook_config: Path
@@ -74,6 +76,7 @@ class Settings:
             ),
             high_pct=_percent(_pick(overrides, env, "high_pct", "SMDIAG_HIGH_PCT", 85), "high watermark"),
             low_pct=_percent(_pick(overrides, env, "low_pct", "SMDIAG_LOW_PCT", 75), "low watermark"),
+            cache_dir=Path(_pick(overrides, env, "cache_dir", "SMDIAG_CACHE_DIR", default_cache_dir(env))),
             conda_envs=tuple(str(_pick(overrides, env, "conda_envs", "SMDIAG_CONDA_ENVS", DEFAULT_CONDA_ENVS)).split()),
             notebook_config=Path(
                 _pick(
@@ -118,6 +121,11 @@ def default_state_dir(ebs_mount: Path, env: Mapping[str, str]) -> Path:
         return ebs_mount / ".smdiag"
     xdg = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "state")
     return Path(xdg) / "smdiag"
+
+
+def default_cache_dir(env: Mapping[str, str]) -> str:
+    xdg = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".cache")
+    return str(Path(xdg) / "smdiag")
 
 
 def _pick(overrides: Mapping[str, object], env: Mapping[str, str], field: str, var: str, default):

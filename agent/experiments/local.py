@@ -13,6 +13,9 @@ from agent.experiments import health
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::111111111111:role/local-mode"
 """Local mode needs a role string of the right shape, never a real one."""
+CODE_LOCATION = "s3://local-mode-code-unused/code"
+"""With local code nothing is uploaded, but without a code location the SDK's deploy asks STS and S3 for
+its default bucket, which needs AWS credentials."""
 VERSIONS = {
     "tensorflow": ("2.16", "py310"),
     "pytorch": ("2.3", "py311"),
@@ -20,14 +23,26 @@ VERSIONS = {
 }
 
 
-def image_uris(framework: str, region: str = REGION) -> list[str]:
+def region() -> str:
+    """The region the SDK's session takes (and so the one whose image URIs local mode looks for)."""
+    import os
+
+    return os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or REGION
+
+
+def image_uris(framework: str, region_name: str | None = None) -> list[str]:
     from sagemaker import image_uris as uris
 
     version, py_version = VERSIONS[framework]
     return list(
         dict.fromkeys(
             uris.retrieve(
-                framework, region, version=version, py_version=py_version, image_scope=scope, instance_type="local"
+                framework,
+                region_name or region(),
+                version=version,
+                py_version=py_version,
+                image_scope=scope,
+                instance_type="local",
             )
             for scope in ("training", "inference")
         )
@@ -127,6 +142,7 @@ def _estimator(framework: str, scripts: Path, session, quick: bool):
         "instance_count": 1,
         "instance_type": "local",
         "sagemaker_session": session,  # the seed's `sesion=` typo silently dropped it
+        "code_location": CODE_LOCATION,
         "framework_version": version,
         "py_version": py_version,
         "hyperparameters": health.HYPERPARAMETERS["quick" if quick else "full"][framework],
@@ -145,6 +161,8 @@ def _estimator(framework: str, scripts: Path, session, quick: bool):
 
 
 def _deploy(framework: str, estimator, scripts: Path, session):
+    """Deploy without the SDK's wait: local mode's create_endpoint returns once /ping answers, after which
+    the wait would only sleep its first 30 s poll."""
     if framework == "pytorch":
         from sagemaker.deserializers import NumpyDeserializer
         from sagemaker.pytorch import PyTorchModel
@@ -159,11 +177,14 @@ def _deploy(framework: str, estimator, scripts: Path, session):
             framework_version=version,
             py_version=py_version,
             sagemaker_session=session,
+            code_location=CODE_LOCATION,
         )
-        predictor = model.deploy(initial_instance_count=1, instance_type="local")
+        predictor = model.deploy(initial_instance_count=1, instance_type="local", wait=False)
         predictor.serializer, predictor.deserializer = NumpySerializer(), NumpyDeserializer()
         return predictor
-    return estimator.deploy(initial_instance_count=1, instance_type="local")
+    # TensorFlow's create_model does not pass the estimator's code location on to its model.
+    extra = {"code_location": CODE_LOCATION} if framework == "tensorflow" else {}
+    return estimator.deploy(initial_instance_count=1, instance_type="local", wait=False, **extra)
 
 
 def _last_report_id(exc: BaseException) -> str | None:
