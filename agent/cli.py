@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +81,10 @@ def _execute(ctx: typer.Context, as_json: bool, action: Callable[[Settings], tup
     try:
         if invocation.settings_error:
             raise invocation.settings_error
-        code, result, text = action(invocation.settings)
+        # stdout carries the result alone: what libraries print meanwhile (the SageMaker SDK's log lines,
+        # the containers' output it streams) goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            code, result, text = action(invocation.settings)
     except SmdiagError as exc:
         _fail(exc.one_line(), exc.exit_code, as_json, {"problem": exc.problem, "fix": exc.fix})
     except Exception as exc:  # noqa: BLE001 - the one place unexpected errors become a line, not a traceback
@@ -213,8 +217,6 @@ def failures_record(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """
 
     def action(settings: Settings) -> tuple[int, Any, str]:
-        import sys
-
         from agent import evidence
 
         try:
@@ -253,8 +255,6 @@ def health(
     """
 
     def action(settings: Settings) -> tuple[int, Any, str]:
-        import sys
-
         from agent.experiments.health import format_health, run_health
 
         chosen = _frameworks(framework)
@@ -262,9 +262,7 @@ def health(
             raise BadInput(f"unknown mode {mode!r}", "use auto, native or local")
         if plot is not None and plot.suffix.lower() != ".png":
             raise BadInput(f"--plot {plot} is not a .png file", "give a path ending in .png")
-        # stdout carries only the result: the SDK's log lines and the containers' output go to stderr.
-        with contextlib.redirect_stdout(sys.stderr):
-            report = run_health(chosen, mode, quick, scripts, settings, plot)
+        report = run_health(chosen, mode, quick, scripts, settings, plot)
         return (0 if report["passed"] else 1), report, format_health(report)
 
     _execute(ctx, as_json, action)
@@ -564,8 +562,6 @@ def kernels_enable(
     """
 
     def action(settings: Settings) -> tuple[int, Any, str]:
-        import sys
-
         from agent import kernels
 
         result = kernels.enable(
@@ -602,8 +598,6 @@ def _frameworks(given: str) -> list[str]:
 @contextlib.contextmanager
 def _status(enabled: bool) -> Iterator[Callable[[str], None]]:
     """Yields step(text): a spinner with the current step on a terminal's stderr; the log has each step."""
-    import sys
-
     from agent.log import get_logger
 
     log = get_logger("cli")
@@ -625,8 +619,6 @@ def _status(enabled: bool) -> Iterator[Callable[[str], None]]:
 def _progress_bar(description: str, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
     """Yields an update(done, total) callback that shows a rich progress bar on stderr, when it is a
     terminal, from its first call (a run that never copies shows none)."""
-    import sys
-
     if not (enabled and sys.stderr.isatty()):
         yield None
         return
