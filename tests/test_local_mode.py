@@ -86,6 +86,8 @@ def contract_engine(bed_ready):
         daemon.start()
     except bed.BedUnavailable as exc:
         pytest.fail(f"the contract engine cannot start: {exc}", pytrace=False)
+    with daemon.client() as client:
+        client.containers.prune()  # the stopped containers of earlier runs' local mode
     env = {**os.environ, "DOCKER_HOST": daemon.host, "SMDIAG_CACHE_DIR": str(CACHE / "build"),
            "AWS_DEFAULT_REGION": REGION, "SAGEMAKER_SUPPRESS_V2_WARNING": "1"}  # fmt: skip
     built = subprocess.run(

@@ -119,7 +119,13 @@ def build(
     from agent.experiments import local
 
     step = step or (lambda _text: None)
-    wanted = [Wanted(f, image_fingerprint(f), tuple(local.image_uris(f, region))) for f in frameworks]
+    try:
+        wanted = [Wanted(f, image_fingerprint(f), tuple(local.image_uris(f, region))) for f in frameworks]
+    except ImportError:
+        raise Failed(
+            "the SageMaker SDK is not installed: it says which URIs its estimators resolve",
+            "pip install 'smdiag[sagemaker]'",
+        ) from None
     with contextlib.closing(engine.connect(docker_host, timeout=600)) as client:
         present = {}
         for tag in {t for w in wanted for t in (w.local_tag, *w.uris)}:
