@@ -26,6 +26,14 @@ import psutil
 REQUIRED_TOOLS = ("dockerd", "docker-registry", "mkfs.ext4", "mount", "umount", "busybox", "setpriv")
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 30
+BROKEN_TRAIN_SCRIPT = """echo "Starting training"
+echo "Traceback (most recent call last):" >&2
+echo '  File "/opt/ml/code/train.py", line 3, in <module>' >&2
+echo "    from numpy.random import seeds" >&2
+echo "ImportError: cannot import name 'seeds' from 'numpy.random' (/usr/lib/python3/numpy/random/__init__.py)" >&2
+exit 1
+"""
+"""A `train` that fails as the seed chapter's TensorFlow script does, for a busybox image."""
 
 
 class BedUnavailable(RuntimeError):

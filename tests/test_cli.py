@@ -53,3 +53,16 @@ def test_reading_failure_reports_imports_no_sdk_or_framework(hermetic_env):
         imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
         assert "agent" in imported and "typer" in imported, result.stderr[-500:]
         assert not imported & {"sagemaker", "tensorflow", "torch", "docker", "boto3"}, command
+
+
+def test_the_new_commands_refuse_bad_input_in_one_line_and_change_nothing(smdiag, hermetic_env, tmp_path):
+    garbage = subprocess.run(
+        [sys.executable, "-m", "agent", "failures", "record"], input="not json", env=hermetic_env,
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert garbage.returncode == 2 and garbage.stderr.startswith("smdiag: stdin is not a failure capture")
+    unknown = smdiag("images", "build", "--framework", "caffe")
+    assert unknown.returncode == 2 and "unknown framework 'caffe'" in unknown.stderr
+    absent = smdiag("kernels", "enable", "--envs", str(tmp_path / "*"), "--agent-python", str(tmp_path / "nope"))
+    assert absent.returncode == 2 and "does not exist" in absent.stderr
+    assert not (tmp_path / "state" / "kernel-hook").exists()

@@ -88,18 +88,9 @@ def train_image(images, daemon, tag: str, script: str) -> str:
     return tag
 
 
-TRACEBACK = """echo "Starting training"
-echo "Traceback (most recent call last):" >&2
-echo '  File "/opt/ml/code/train.py", line 3, in <module>' >&2
-echo "    from numpy.random import seeds" >&2
-echo "ImportError: cannot import name 'seeds' from 'numpy.random' (/usr/lib/python3/numpy/random/__init__.py)" >&2
-exit 1
-"""
-
-
 def test_a_script_traceback_becomes_script_error_with_file_line_and_message(make_engine, images, local_mode, smdiag):
     daemon, _disk = make_engine()
-    image = train_image(images, daemon, "smdiag-test/broken-train:1", TRACEBACK)
+    image = train_image(images, daemon, "smdiag-test/broken-train:1", bed.BROKEN_TRAIN_SCRIPT)
     done, raised, report = local_mode("fit", image, host=daemon.host, env=PLANTED)
     assert done.returncode == 3 and raised["type"] == "RuntimeError"  # the SDK's own exception, unchanged
     assert raised["notes"] and raised["notes"][0].startswith("smdiag: script_error:")

@@ -24,13 +24,6 @@ pytestmark = pytest.mark.bed
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "lifecycle-config" / "on-start.sh"
 BUDGET_S = 240
-TRACEBACK = """echo "Starting training"
-echo "Traceback (most recent call last):" >&2
-echo '  File "/opt/ml/code/train.py", line 3, in <module>' >&2
-echo "    from numpy.random import seeds" >&2
-echo "ImportError: cannot import name 'seeds' from 'numpy.random' (/usr/lib/python3/numpy/random/__init__.py)" >&2
-exit 1
-"""
 KERNEL_PROGRAM = textwrap.dedent(
     """
     import json, sys
@@ -155,7 +148,7 @@ class Notebook:
 def notebook(host, tmp_path, hermetic_env, images):
     h = host(root_mb=400, ebs_mb=1024)
     with h.daemon.client() as client:
-        images.build(client, "smdiag-test/broken-train:1", scripts={"train": TRACEBACK})
+        images.build(client, "smdiag-test/broken-train:1", scripts={"train": bed.BROKEN_TRAIN_SCRIPT})
     return Notebook(h, tmp_path, hermetic_env)
 
 

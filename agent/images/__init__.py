@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import platform
 import re
 import shutil
 import subprocess
@@ -34,7 +35,8 @@ CONTAINER_DIR = Path(__file__).with_name("container")
 LABEL = "smdiag.contract.fingerprint"
 BASE_REPOSITORY = "smdiag/contract-base"
 SUITE = "bookworm"
-"""Debian 12: its python3 is 3.11, the host's, so the host's pip installs wheels the image can load."""
+"""Debian 12: python3 3.11 and glibc 2.36, for which the host's pip picks the wheels (whatever the host runs)."""
+IMAGE_PYTHON, IMAGE_GLIBC_MINOR = "3.11", 36
 BASE_PACKAGES = ("python3", "ca-certificates")
 PACKAGES = {
     "tensorflow": ("tensorflow-cpu==2.21.0",),
@@ -55,6 +57,16 @@ class Wanted:
     @property
     def local_tag(self) -> str:
         return f"smdiag/contract-{self.framework}:{self.fingerprint}"
+
+
+def wheel_selection() -> list[str]:
+    """pip's options that choose wheels for the image's Python and glibc rather than the host's. Pure."""
+    machine = platform.machine()
+    tags = [f"manylinux_2_{minor}_{machine}" for minor in range(IMAGE_GLIBC_MINOR, 16, -1)]
+    tags += [f"manylinux2014_{machine}", f"linux_{machine}"]
+    abi = "cp" + IMAGE_PYTHON.replace(".", "")
+    options = ["--python-version", IMAGE_PYTHON, "--implementation", "cp", "--abi", abi, "--only-binary=:all:"]
+    return options + [arg for tag in tags for arg in ("--platform", tag)]
 
 
 def base_fingerprint() -> str:
@@ -79,7 +91,8 @@ def dockerfile(framework: str, base_tag: str, fingerprint: str) -> str:
 
 def image_fingerprint(framework: str) -> str:
     container = (CONTAINER_DIR / "smdiag_container.py").read_bytes()
-    return _digest(base_fingerprint(), framework, *PACKAGES[framework], container, dockerfile(framework, "", ""))
+    inputs = (*PACKAGES[framework], *wheel_selection())
+    return _digest(base_fingerprint(), framework, *inputs, container, dockerfile(framework, "", ""))
 
 
 def plan(wanted: list[Wanted], present: dict[str, str | None], replace: bool) -> dict[str, str]:
@@ -217,16 +230,16 @@ def debian_mirror() -> str:
 
 
 def _build_framework(client, wanted: Wanted, base_tag: str, cache_dir: Path, step) -> None:
-    """The framework's packages go into a cached build context by the host's pip (a container here
-    cannot reach the package index), then one `docker build` layer over the base."""
-    ctx = cache_dir / f"context-{wanted.framework}-{_digest(*PACKAGES[wanted.framework])}"
+    """The framework's packages go into a cached build context by the host's pip, choosing the image's
+    wheels (a container here cannot reach the package index), then one `docker build` layer over the base."""
+    ctx = cache_dir / f"context-{wanted.framework}-{_digest(*PACKAGES[wanted.framework], *wheel_selection())}"
     site = ctx / "site"
     if not (ctx / "site.done").exists():
         shutil.rmtree(site, ignore_errors=True)
         step(f"pip install {' '.join(PACKAGES[wanted.framework])} into the image (minutes, the first time)")
         done = subprocess.run(
             [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input",
-             "--target", str(site), *PACKAGES[wanted.framework]],
+             "--target", str(site), *wheel_selection(), *PACKAGES[wanted.framework]],
             capture_output=True, text=True, timeout=PIP_TIMEOUT_S,
         )  # fmt: skip
         if done.returncode != 0:
