@@ -254,6 +254,9 @@ def _build_framework(client, wanted: Wanted, base_tag: str, cache_dir: Path, ste
     (ctx / "Dockerfile").write_text(dockerfile(wanted.framework, base_tag, wanted.fingerprint))
     step(f"docker build {wanted.local_tag}")
     client.images.build(path=str(ctx), tag=wanted.local_tag, rm=True, forcerm=True)
+    for stale in cache_dir.glob(f"context-{wanted.framework}-*"):  # contexts of packages no longer wanted
+        if stale != ctx:
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _tag(client, image, uri: str) -> str | None:
