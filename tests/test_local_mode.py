@@ -206,3 +206,23 @@ def test_a_uri_that_names_an_image_smdiag_did_not_build_is_left_alone(make_engin
     assert done.returncode == 2 and "did not build (pulled from ECR?)" in done.stderr and "--replace" in done.stderr
     with daemon.client() as client:
         assert client.images.get(uri).id == pulled.id and not list((tmp_path / "cache").glob("*"))
+
+
+def test_a_build_into_a_full_disk_fails_with_the_engines_reason(make_engine, smdiag):
+    daemon, _disk = make_engine(size_mb=300)  # the base fits, scikit-learn's layer does not
+    env = {"DOCKER_HOST": daemon.host, "AWS_DEFAULT_REGION": REGION, "SMDIAG_CACHE_DIR": str(CACHE / "build")}
+    done = smdiag("images", "build", "--framework", "sklearn", env=env, timeout=900)
+    assert done.returncode == 1, done.stderr
+    assert "building the sklearn image failed" in done.stderr and "no space left on device" in done.stderr
+    with daemon.client() as client:
+        assert not [t for i in client.images.list() for t in i.tags if "scikit-learn" in t]
+
+
+def test_an_unreachable_debian_mirror_is_named(make_engine, smdiag, tmp_path):
+    daemon, _disk = make_engine()
+    mirror = f"http://127.0.0.1:{bed.free_port()}/debian"
+    env = {"DOCKER_HOST": daemon.host, "AWS_DEFAULT_REGION": REGION, "SMDIAG_CACHE_DIR": str(tmp_path / "cache"),
+           "SMDIAG_DEBIAN_MIRROR": mirror}  # fmt: skip
+    done = smdiag("images", "build", "--framework", "sklearn", env=env, timeout=300)
+    assert done.returncode == 1 and f"debootstrap from {mirror} failed" in done.stderr, done.stderr
+    assert not list((tmp_path / "cache" / "images").glob("base-*.tar"))

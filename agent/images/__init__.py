@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import platform
 import re
 import shutil
@@ -151,8 +152,15 @@ def build(
             started = time.perf_counter()
             action = actions[w.framework]
             if action == "build":
-                _ensure_base(client, base_tag, cache_dir, step)
-                _build_framework(client, w, base_tag, cache_dir, step)
+                try:
+                    _ensure_base(client, base_tag, cache_dir, step)
+                    _build_framework(client, w, base_tag, cache_dir, step)
+                except (docker.errors.BuildError, docker.errors.APIError) as exc:
+                    reason = getattr(exc, "explanation", None) or getattr(exc, "msg", None) or str(exc)
+                    raise Failed(
+                        f"building the {w.framework} image failed: {str(reason).strip()}",
+                        "make room for it (smdiag diskguard once) or see the engine's log",
+                    ) from None
             image = client.images.get(w.uris[0] if action == "current" else w.local_tag)
             replaced = [_tag(client, image, uri) for uri in w.uris]
             for old in filter(None, replaced):
@@ -216,7 +224,10 @@ def _debootstrap(rootfs_tar: Path, step) -> None:
 
 
 def debian_mirror() -> str:
-    """The host's own Debian mirror (deb822 sources or sources.list), else Debian's default."""
+    """SMDIAG_DEBIAN_MIRROR, else the host's own Debian mirror (deb822 sources or sources.list), else
+    Debian's default."""
+    if os.environ.get("SMDIAG_DEBIAN_MIRROR"):
+        return os.environ["SMDIAG_DEBIAN_MIRROR"]
     candidates = sorted(Path("/etc/apt/sources.list.d").glob("*.sources")) + [Path("/etc/apt/sources.list")]
     for path in candidates:
         with contextlib.suppress(OSError):
