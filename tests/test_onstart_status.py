@@ -105,7 +105,7 @@ def test_the_guard_unit_restarts_on_failure_and_names_every_setting(tmp_path):
     exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
     assert exec_start.startswith("ExecStart=/ebs/.smdiag/venv/bin/python -m agent --state-dir ")
     assert "--docker-host unix:///d.sock --high 80 --low 75" in exec_start
-    assert Path(str(settings.state_dir)).name == ".smdiag"
+    assert settings.state_dir.name == ".smdiag"
 
 
 def test_the_script_fits_sagemakers_limit_and_parses():
