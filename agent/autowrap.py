@@ -158,19 +158,28 @@ def _safe(function):
 
 
 def _stream_output(process):
-    """The SDK's `_stream_output`, also keeping the output and reading what arrives after the exit."""
+    """The SDK's `_stream_output`, also keeping the output and reading what arrives after the exit.
+
+    Where the SDK spins on an empty read once compose has closed its output (a busy loop until it exits),
+    this waits for the exit. Blank lines (a pull's progress prints hundreds) are shown but not kept, so
+    that they cannot push the error out of what is kept."""
     run = _Run(list(process.args) if isinstance(process.args, (list, tuple)) else [process.args], time.time())
     _RUNS.append(run)
     exit_code = None
     while exit_code is None:
-        line = process.stdout.readline().decode("utf-8")
+        raw = process.stdout.readline()
+        if not raw:
+            exit_code = process.wait()
+            break
+        line = raw.decode("utf-8", errors="replace")
         sys.stdout.write(line)
-        run.lines.append(line.rstrip("\n"))
+        if line.strip():
+            run.lines.append(line.rstrip("\n"))
         exit_code = process.poll()
     rest = process.stdout.read().decode("utf-8", errors="replace")
     if rest:
         sys.stdout.write(rest)
-        run.lines.extend(rest.splitlines())
+        run.lines.extend(line for line in rest.splitlines() if line.strip())
     run.exit_code = exit_code
     if exit_code not in [0, 130]:
         raise RuntimeError(f"Failed to run: {process.args}. Process exited with code: {exit_code}")
