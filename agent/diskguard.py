@@ -618,7 +618,7 @@ def status(settings) -> dict:
     import json
 
     directory = settings.state_dir / "diskguard"
-    pid = _guard_pid(directory)
+    pid = guard_pid(directory)
     last = None
     with contextlib.suppress(FileNotFoundError, ValueError):
         last = json.loads((directory / "last.json").read_text())
@@ -639,7 +639,7 @@ def status(settings) -> dict:
     }
 
 
-def _guard_pid(directory: Path) -> int | None:
+def guard_pid(directory: Path) -> int | None:
     """The pid of the `run` holding the guard lock, or None when no guard runs."""
     import fcntl
 
@@ -704,7 +704,7 @@ class Guard:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise Failed(
-                    f"another diskguard run is active (pid {_guard_pid(self.directory)})",
+                    f"another diskguard run is active (pid {guard_pid(self.directory)})",
                     "stop it first, or leave it: one guard is enough",
                 ) from None
             fileops.atomic_write(self.directory / "run.pid", f"{os.getpid()}\n", mode=0o644)

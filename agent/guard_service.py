@@ -68,7 +68,7 @@ def start(settings: Settings, use_systemd: bool | None = None) -> dict:
     use_systemd = systemd_available() if use_systemd is None else use_systemd
     argv = guard_argv(sys.executable, settings)
     directory = settings.state_dir / "diskguard"
-    running = diskguard.status(settings)["guard_pid"]
+    running = diskguard.guard_pid(directory)
     changed = False
     if use_systemd:
         changed = _install_unit(settings.systemd_dir / UNIT, unit_text(argv, settings))
@@ -80,7 +80,7 @@ def start(settings: Settings, use_systemd: bool | None = None) -> dict:
             running, changed = None, True
         if running is None:
             _spawn(argv, directory / "guard.out")
-    pid = _wait_for_guard(settings, directory / "guard.out")
+    pid = _wait_for_guard(directory)
     result = {
         "manager": "systemd" if use_systemd else "detached",
         "pid": pid,
@@ -127,13 +127,14 @@ def _spawn(argv: list[str], output: Path) -> None:
         subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _wait_for_guard(settings: Settings, output: Path) -> int:
+def _wait_for_guard(directory: Path) -> int:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
-        pid = diskguard.status(settings)["guard_pid"]
+        pid = diskguard.guard_pid(directory)
         if pid is not None:
             return pid
         time.sleep(0.2)
+    output = directory / "guard.out"
     tail = ""
     if output.exists():
         tail = (output.read_text(errors="replace").strip().splitlines() or [""])[-1]

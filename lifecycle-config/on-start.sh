@@ -88,6 +88,7 @@ step_limit() {
 }
 
 agent_works() { [ -x "$SMDIAG_VENV/bin/python" ] && "$SMDIAG_VENV/bin/python" -m agent --version >/dev/null 2>&1; }
+AGENT_OK=0 # set by step_install: a working agent is linked as $SMDIAG_VENV
 
 pick_python() {
     local candidate
@@ -134,7 +135,7 @@ fetch() {
 step_install() {
     local started python requirement key venvs new limit kept=""
     started=$(now_ms)
-    agent_works && kept=" (the agent installed before is kept)"
+    agent_works && AGENT_OK=1 && kept=" (the agent installed before is kept)"
     requirement=$SMDIAG_SOURCE
     case "$SMDIAG_SOURCE" in
         s3://* | http://* | https://*)
@@ -153,7 +154,7 @@ step_install() {
     esac
     key=$(fingerprint "$requirement" "$python")
     venvs="$SMDIAG_STATE_DIR/venvs"
-    if [ "$(readlink "$SMDIAG_VENV")" = "$venvs/$key" ] && agent_works; then
+    if [ "$(readlink "$SMDIAG_VENV")" = "$venvs/$key" ] && ((AGENT_OK)); then
         record install ok "$started" "unchanged: $("$SMDIAG_BIN" --version) in $SMDIAG_VENV"
         return
     fi
@@ -167,7 +168,7 @@ step_install() {
             --timeout 15 --retries 1 $SMDIAG_PIP_ARGS "$requirement" >>"$ONSTART_DIR/install.log" 2>&1 &&
         "$new/bin/python" -m agent --version >>"$ONSTART_DIR/install.log" 2>&1; then
         # Switch atomically: the link always names a complete environment.
-        ln -sfn "$new" "$SMDIAG_VENV.new" && mv -Tf "$SMDIAG_VENV.new" "$SMDIAG_VENV"
+        ln -sfn "$new" "$SMDIAG_VENV.new" && mv -Tf "$SMDIAG_VENV.new" "$SMDIAG_VENV" && AGENT_OK=1
         find "$venvs" -mindepth 1 -maxdepth 1 ! -name "$key" -exec rm -rf {} + 2>/dev/null
         record install ok "$started" "installed $("$SMDIAG_BIN" --version) from $SMDIAG_SOURCE into $SMDIAG_VENV"
     else
@@ -227,7 +228,7 @@ main() {
     say "starting (budget ${SMDIAG_BUDGET_S}s; agent from $SMDIAG_SOURCE; state in $SMDIAG_STATE_DIR)"
     write_status
     step_install
-    if agent_works; then
+    if ((AGENT_OK)); then
         step_bootstrap
         case "$SMDIAG_SYSTEMD" in
             0) run_step guard 30 40 "$SMDIAG_BIN" diskguard start --no-systemd ;;
