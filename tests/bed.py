@@ -120,7 +120,7 @@ def mounts_under(top: Path) -> list[str]:
 
 
 def host_bridges() -> set[str]:
-    """The br-<network id> interfaces dockerd creates for user-defined networks."""
+    """The br-<network id> interfaces present on the host, any daemon's."""
     return {name for name in os.listdir("/sys/class/net") if name.startswith("br-")}
 
 
@@ -155,7 +155,8 @@ class Dockerd:
         self.config_file = config_file
         self.extra_args = extra_args
         self.proc: subprocess.Popen | None = None
-        self.bridges_before: set[str] | None = None
+        self.own_bridges: set[str] = set()
+        """The br-<network id> interfaces of networks this daemon made: the only ones cleanup deletes."""
 
     @property
     def host(self) -> str:
@@ -180,8 +181,6 @@ class Dockerd:
         return args + list(self.extra_args)
 
     def start(self) -> Dockerd:
-        if self.bridges_before is None:
-            self.bridges_before = host_bridges()
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
@@ -215,14 +214,25 @@ class Dockerd:
         except (OSError, ValueError):
             return self.proc.pid if self.proc and self.proc.poll() is None else None
 
+    def remember_bridges(self) -> None:
+        """Note the bridges of this daemon's user-defined networks while it still answers: a stopped daemon
+        leaves them on the host, and other test runs' bridges must never be taken for them."""
+        with contextlib.suppress(Exception), self.client(timeout=5) as client:
+            for network in client.networks.list():
+                if network.attrs.get("Driver") == "bridge":
+                    name = (network.attrs.get("Options") or {}).get("com.docker.network.bridge.name")
+                    self.own_bridges.add(name or f"br-{network.id[:12]}")
+
     def kill(self) -> None:
         """SIGKILL the daemon (a crash): its socket file stays behind, refusing connections."""
+        self.remember_bridges()
         if self.proc is not None:
             self.proc.kill()
             self.proc.wait()
 
     def stop(self) -> None:
         """Stop by pid (never by name), wait for the exit, then reap anything it left running."""
+        self.remember_bridges()
         pid = self.pid()
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -244,8 +254,7 @@ class Dockerd:
     def cleanup(self) -> None:
         self.stop()
         # A stopped daemon leaves the bridge interfaces of its networks on the host, holding their subnets.
-        before = self.bridges_before if self.bridges_before is not None else host_bridges()
-        for bridge in host_bridges() - before:
+        for bridge in self.own_bridges & host_bridges():
             subprocess.run(["ip", "link", "delete", bridge], capture_output=True)
         shutil.rmtree(self.exec_root, ignore_errors=True)
 

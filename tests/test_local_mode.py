@@ -6,6 +6,7 @@ The images live in a bed engine whose data-root is kept on this machine between 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -77,26 +78,29 @@ SEED_PROGRAM = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def contract_engine(bed_ready):
-    """A bed engine holding the contract images; its data-root survives this run to cache them."""
+    """A bed engine holding the contract images; its data-root survives this run to cache them. Another
+    test run on this machine waits for it rather than sharing the data-root (or killing its daemon)."""
     data_root = CACHE / "engine"
     data_root.mkdir(parents=True, exist_ok=True)
-    bed.kill_processes_using(data_root)  # a daemon a killed run left on this data-root
-    daemon = bed.Dockerd(data_root)
-    try:
-        daemon.start()
-    except bed.BedUnavailable as exc:
-        pytest.fail(f"the contract engine cannot start: {exc}", pytrace=False)
-    with daemon.client() as client:
-        client.containers.prune()  # the stopped containers of earlier runs' local mode
-    env = {**os.environ, "DOCKER_HOST": daemon.host, "SMDIAG_CACHE_DIR": str(CACHE / "build"),
-           "AWS_DEFAULT_REGION": REGION, "SAGEMAKER_SUPPRESS_V2_WARNING": "1"}  # fmt: skip
-    built = subprocess.run(
-        [sys.executable, "-m", "agent", "images", "build", "--json"], env=env, capture_output=True, text=True,
-        timeout=2400,
-    )  # fmt: skip
-    assert built.returncode == 0, built.stderr
-    yield daemon, json.loads(built.stdout)
-    daemon.cleanup()
+    with open(CACHE / "engine.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        bed.kill_processes_using(data_root)  # under the lock, a daemon here is one a killed run left behind
+        daemon = bed.Dockerd(data_root)
+        try:
+            daemon.start()
+        except bed.BedUnavailable as exc:
+            pytest.fail(f"the contract engine cannot start: {exc}", pytrace=False)
+        with daemon.client() as client:
+            client.containers.prune()  # the stopped containers of earlier runs' local mode
+        env = {**os.environ, "DOCKER_HOST": daemon.host, "SMDIAG_CACHE_DIR": str(CACHE / "build"),
+               "AWS_DEFAULT_REGION": REGION, "SAGEMAKER_SUPPRESS_V2_WARNING": "1"}  # fmt: skip
+        built = subprocess.run(
+            [sys.executable, "-m", "agent", "images", "build", "--json"], env=env, capture_output=True, text=True,
+            timeout=2400,
+        )  # fmt: skip
+        assert built.returncode == 0, built.stderr
+        yield daemon, json.loads(built.stdout)
+        daemon.cleanup()
 
 
 @pytest.fixture
