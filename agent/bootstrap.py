@@ -58,6 +58,8 @@ class Options:
     dry_run: bool = False
     finish: str | None = None
     """forward or back: how to end an interrupted run that left data in both trees (the user's choice)."""
+    live_copy: bool = True
+    """Copy once while Docker runs, then stop it for a final pass over what changed: downtime is that pass."""
 
 
 # ---------------------------------------------------------------------------------------------- inventory
@@ -374,6 +376,7 @@ def run_bootstrap(settings: Settings, options: Options, progress: Callable[[int,
     result.update(
         seconds=round(time.monotonic() - started, 3),
         daemon_seconds=round(service.daemon_seconds, 3),
+        downtime_seconds=round(service.downtime_seconds, 3),
         service=service.kind,
         recovered=recovered and recovered["direction"],
         interrupted_phase=recovered and recovered["phase"],
@@ -419,7 +422,9 @@ def _bootstrap(settings, options, service, journal, client, progress) -> dict:
         "stopped_containers": [],
     }
     if options.dry_run:
-        result.update(action="planned", plan=_plan_steps(action, situation, edits, service), skipped=skipped)
+        result.update(
+            action="planned", plan=_plan_steps(action, situation, edits, service, options.live_copy), skipped=skipped
+        )
         return result
     local_config, why_not = _write_local_mode_config(settings)
     if local_config:
@@ -437,7 +442,9 @@ def _bootstrap(settings, options, service, journal, client, progress) -> dict:
     with _signals_unwind():
         try:
             if action == "migrated":
-                result["bytes_copied"] = _migrate(current_root, target, inventory, service, journal, settings, progress)
+                result["bytes_copied"], inventory = _migrate(
+                    current_root, target, client, service, journal, settings, options, progress
+                )
             _apply_edits(edits, journal)
             journal.record(phase="starting")
             if action == "repointed":
@@ -450,6 +457,7 @@ def _bootstrap(settings, options, service, journal, client, progress) -> dict:
         except BaseException as exc:
             _rollback(journal, service, settings, cause=exc)
     result["backups"] = [b for b in (e["backup"] for e in journal.data["backups"]) if b]
+    result["stopped_copy_seconds"] = journal.data.get("stopped_copy_seconds", 0.0)
     result["config_written"] += [str(e.path) for e in edits]
     journal.record(phase="committed")
     if options.reclaim:
@@ -458,12 +466,30 @@ def _bootstrap(settings, options, service, journal, client, progress) -> dict:
     return result
 
 
-def _migrate(current_root, target: Path, inventory, service, journal, settings, progress) -> int:
+def _migrate(
+    current_root, target: Path, client, service, journal, settings, options, progress
+) -> tuple[int, Inventory]:
+    """Copy the data-root into staging (first while Docker runs, if `live_copy`), stop Docker, make the copy
+    exact, rename it into place. Returns the bytes copied and the inventory Docker held when it stopped."""
+    source = Path(current_root)
     staging = target.with_name(f".{target.name}.smdiag-partial")
+    live_since = None
+    if options.live_copy:
+        journal.record(phase="precopying", staging=str(staging))
+        live_since = time.time()
+        copy_tree(source, staging, allocated_bytes(source), progress, live=True)
+    inventory = take_inventory(client)  # now, so that what the user changed meanwhile is what we verify
     journal.record(phase="stopping", staging=str(staging))
     service.stop(settings.docker_host)
-    journal.record(phase="copying")
-    copied = copy_tree(Path(current_root), staging, allocated_bytes(Path(current_root)), progress)
+    # Running containers write into their volumes until Docker stops them: count the files at rest.
+    for name in inventory.volumes:
+        inventory.volumes[name] = _files(source / "volumes" / name / "_data")
+    journal.record(phase="copying", inventory=inventory.to_dict())
+    stopped_copy_started = time.monotonic()
+    if live_since is not None:
+        _drop_changed_copies(source, staging, live_since - CLOCK_MARGIN_S)
+    copied = copy_tree(source, staging, allocated_bytes(source), None if options.live_copy else progress)
+    journal.record(stopped_copy_seconds=round(time.monotonic() - stopped_copy_started, 3))
     marker = {"source": current_root, "fingerprint": inventory.fingerprint(), "bytes": copied, "time": time.time()}
     fileops.write_json(staging / MARKER, marker, mode=0o644)
     if target.exists():
@@ -473,7 +499,35 @@ def _migrate(current_root, target: Path, inventory, service, journal, settings, 
     os.rename(staging, target)
     # From here on both trees are the same data: whatever changes either later was done by an engine.
     journal.record(phase="renamed", created_target=True, settled_at=time.time())
-    return copied
+    return copied, inventory
+
+
+CLOCK_MARGIN_S = 2
+"""Files changed this close before the live pass began are copied again too (clock steps, coarse mtimes)."""
+
+
+def _drop_changed_copies(source: Path, staging: Path, since: float) -> int:
+    """Delete from staging every file, link or node whose source changed since `since`, so that the final
+    pass copies it whole. rsync's quick check (size and mtime, compared to the second) cannot see a
+    same-size rewrite within the second of the live copy, as a database page update is."""
+    device = source.stat().st_dev
+    dropped = 0
+    stack = [source]
+    while stack:
+        directory = stack.pop()
+        with contextlib.suppress(OSError), os.scandir(directory) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    st = entry.stat(follow_symlinks=False)
+                    if st.st_dev != device:
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(Path(entry.path))
+                    elif st.st_ctime >= since:
+                        (staging / Path(entry.path).relative_to(source)).unlink(missing_ok=True)
+                        dropped += 1
+    log.info("bootstrap.changed_during_live_copy", files=dropped)
+    return dropped
 
 
 RESTARTED_BY_DOCKER = ("always", "unless-stopped")
@@ -858,9 +912,16 @@ def allocated_bytes(top: Path) -> int:
     return total
 
 
-def copy_tree(source: Path, staging: Path, total: int, progress: Callable[[int, int], None] | None) -> int:
+RSYNC_VANISHED = (23, 24)
+"""rsync's exit codes for files that changed or vanished while it read them: expected of a live pass."""
+
+
+def copy_tree(
+    source: Path, staging: Path, total: int, progress: Callable[[int, int], None] | None, live: bool = False
+) -> int:
     """rsync everything a data-root holds (owners by number, modes, xattrs, ACLs, hard links, sparse files,
-    symlinks, device nodes) into `staging`; progress is the staging filesystem's growth."""
+    symlinks, device nodes) into `staging`; progress is the staging filesystem's growth. A `live` pass runs
+    while Docker writes to the source: files that vanish under it are left to the final pass."""
     staging.mkdir(parents=True, exist_ok=True)
     base = disks.fs_usage(staging)
     argv = [*RSYNC_ARGS, f"{source}/", f"{staging}/"]
@@ -885,7 +946,7 @@ def copy_tree(source: Path, staging: Path, total: int, progress: Callable[[int, 
             proc.kill()
             proc.wait()
         raise
-    if proc.returncode != 0:
+    if proc.returncode != 0 and not (live and proc.returncode in RSYNC_VANISHED):
         # The first complaint is the cause (the receiver's ENOSPC); later ones are its echoes (broken pipe).
         lines = b"".join(stderr_lines).decode(errors="replace").strip().splitlines()
         raise Failed(
@@ -934,14 +995,19 @@ def _release_daemon_mounts(root: Path) -> None:
             subprocess.run(["umount", "-l", point], capture_output=True)
 
 
-def _plan_steps(action: str, s: Situation, edits: list[ConfigEdit], service: DockerService) -> list[str]:
+def _plan_steps(action: str, s: Situation, edits: list[ConfigEdit], service: DockerService, live: bool) -> list[str]:
     steps = []
-    if action == "migrated":
+    copy = (
+        f"copy {s.current_root} ({disks.human_bytes(s.needed_bytes)}) to {s.target} "
+        f"({disks.human_bytes(s.target_free)} free) through a staging directory"
+    )
+    if action == "migrated" and live:
         steps += [
-            f"stop Docker ({service.describe()})",
-            f"copy {s.current_root} ({disks.human_bytes(s.needed_bytes)}) to {s.target} "
-            f"({disks.human_bytes(s.target_free)} free) through a staging directory",
+            f"{copy} while Docker runs",
+            f"stop Docker ({service.describe()}) and copy again what changed meanwhile",
         ]
+    elif action == "migrated":
+        steps += [f"stop Docker ({service.describe()})", copy]
     elif action == "repointed":
         steps.append(f"re-point Docker at the existing data-root {s.target}: no copy")
     steps += [f"back up and rewrite {e.path}" for e in edits]

@@ -39,6 +39,9 @@ class DockerService:
     """Time spent waiting for dockerd to stop and start: the part of a run that is not ours."""
     daemon_log: Path | None = None
     """Where the daemon we stopped wrote its output: where the one we start will too, most likely."""
+    downtime_seconds: float = 0.0
+    """From each stop to the engine answering again: what users of the engine feel."""
+    _stopped_at: float | None = None
 
     @property
     def is_systemd(self) -> bool:
@@ -57,7 +60,9 @@ class DockerService:
             self.daemon_seconds += time.monotonic() - started
 
     def stop(self, host: str) -> None:
-        """Stop the daemon and wait until its API no longer answers."""
+        """Stop the daemon and wait until it has exited."""
+        if self._stopped_at is None:
+            self._stopped_at = time.monotonic()
         with self._timed():
             self._stop(host)
 
@@ -65,6 +70,9 @@ class DockerService:
         """Start the daemon and wait until its API answers."""
         with self._timed():
             self._start(host)
+        if self._stopped_at is not None:
+            self.downtime_seconds += time.monotonic() - self._stopped_at
+            self._stopped_at = None
 
     def _stop(self, host: str) -> None:
         for proc in daemon_processes(host, named_only=True):

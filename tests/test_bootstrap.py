@@ -184,13 +184,18 @@ def test_a_daemon_that_fails_on_the_new_root_is_rolled_back(host, images, smdiag
 
 
 @pytest.mark.parametrize(
-    "phase, direction",
-    [("stopping", "rolled_back"), ("copying", "rolled_back"), ("starting", "rolled_forward")],
+    "phase, extra, direction",
+    [
+        ("precopying", (), "rolled_back"),  # the live first pass, Docker running
+        ("stopping", (), "rolled_back"),
+        ("copying", ("--no-live-copy",), "rolled_back"),  # the whole copy with Docker stopped: a wide window
+        ("starting", (), "rolled_forward"),
+    ],
 )
-def test_sigkill_during_a_migration_then_a_rerun_converges(host, images, smdiag, hermetic_env, phase, direction):
+def test_sigkill_during_a_migration_then_a_rerun_converges(host, images, smdiag, hermetic_env, phase, extra, direction):
     h = host(root_mb=600, ebs_mb=800)
     before = populate(h, images, pad_mb=150)  # a copy that takes long enough to be caught in the act
-    proc, journal = start_bootstrap(h, hermetic_env)
+    proc, journal = start_bootstrap(h, hermetic_env, *extra)
     try:
         bed.wait_for(lambda: _phase(journal) == phase or proc.poll() is not None, timeout=120, every=0.01)
         assert proc.poll() is None, f"the run finished before reaching {phase}"
@@ -307,11 +312,11 @@ def test_a_daemon_that_dies_at_start_is_named_at_once_and_rolled_back(host, imag
 
 
 def start_bootstrap(
-    h: bed.NotebookHost, hermetic_env: dict, start_cmd: str | None = None
+    h: bed.NotebookHost, hermetic_env: dict, *extra: str, start_cmd: str | None = None
 ) -> tuple[subprocess.Popen, Path]:
     """A bootstrap run in the background, and the journal to watch its phase in."""
     journal = Path(hermetic_env["SMDIAG_STATE_DIR"]) / "bootstrap" / "journal.json"
-    argv = h.argv() if start_cmd is None else h.argv(start_cmd=start_cmd)
+    argv = h.argv(*extra, start_cmd=start_cmd)
     proc = subprocess.Popen(
         [sys.executable, "-m", "agent", *argv], env={**hermetic_env, **h.env()},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -331,8 +336,9 @@ def test_sigterm_during_a_migration_rolls_back_at_once(host, images, hermetic_en
     before = populate(h, images, pad_mb=150)
     config_bytes = h.daemon_json.read_bytes()
     proc, journal = start_bootstrap(h, hermetic_env)
-    # Docker stopped, or copying: a window of seconds, wide enough for a test runner starved of CPU.
-    bed.wait_for(lambda: _phase(journal) in ("stopping", "copying") or proc.poll() is not None, timeout=120, every=0.01)
+    # Copying or stopping: a window of seconds, wide enough for a test runner starved of CPU.
+    phases = ("precopying", "stopping", "copying")
+    bed.wait_for(lambda: _phase(journal) in phases or proc.poll() is not None, timeout=120, every=0.01)
     assert proc.poll() is None, "the migration finished before it could be interrupted"
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
@@ -341,16 +347,20 @@ def test_sigterm_during_a_migration_rolls_back_at_once(host, images, hermetic_en
     assert_rolled_back(h, before, config_bytes, journal)
 
 
-def test_a_copy_that_runs_out_of_space_is_rolled_back(host, images, hermetic_env):
+@pytest.mark.parametrize("phase, extra", [("precopying", ()), ("stopping", ("--no-live-copy",))])
+def test_a_copy_that_runs_out_of_space_is_rolled_back(host, images, hermetic_env, phase, extra):
     h = host(root_mb=600, ebs_mb=800)
     before = populate(h, images, pad_mb=150)
     config_bytes = h.daemon_json.read_bytes()
-    proc, journal = start_bootstrap(h, hermetic_env)
-    bed.wait_for(lambda: _phase(journal) == "stopping" or proc.poll() is not None, timeout=120, every=0.01)
+    pid = h.daemon.pid()
+    proc, journal = start_bootstrap(h, hermetic_env, *extra)
+    bed.wait_for(lambda: _phase(journal) == phase or proc.poll() is not None, timeout=120, every=0.01)
     h.ebs_disk.fill(leave_mb=5)  # after the room check passed: the copy itself meets ENOSPC
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1 and "rolled back" in err and "No space left on device" in err
     assert_rolled_back(h, before, config_bytes, journal)
+    if phase == "precopying":
+        assert h.daemon.pid() == pid  # a live first pass that fails never stops Docker at all
 
 
 def _phase(journal: Path) -> str | None:
@@ -398,3 +408,57 @@ def test_without_systemd_or_a_notebook_user_nothing_is_written_for_them(host, sm
             shutil.rmtree(dropin_dir)
         if home.exists():
             shutil.rmtree(home)
+
+
+def test_what_docker_writes_during_the_live_copy_is_in_the_final_copy(host, images, hermetic_env):
+    """A container rewrites a fixed-size file in a volume as fast as it can while the first pass copies:
+    same size, same second (the case rsync's quick check misses). After the move the file on the new root
+    holds exactly what Docker left on the old one when it stopped."""
+    h = host(root_mb=600, ebs_mb=800)
+    populate(h, images, pad_mb=150)
+    with h.daemon.client() as client:
+        client.volumes.create("counter")
+        client.containers.run(
+            "smdiag-test/b:1", ["sh", "-c", "i=0; while true; do printf '%012d' $i | dd of=/v/n conv=notrunc; "
+                                "i=$((i+1)); done 2>/dev/null"],  # rewritten in place, never truncated
+            volumes={"counter": {"bind": "/v"}}, network_mode="none", detach=True, name="writer",
+        )  # fmt: skip
+        bed.wait_for(lambda: client.containers.get("writer").status == "running")
+    proc, journal = start_bootstrap(h, hermetic_env)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    result = json.loads(out)
+    assert result["action"] == "migrated" and result["stopped_containers"] == ["worker", "writer"]
+    relative = Path("volumes") / "counter" / "_data" / "n"
+    left_on_old = (h.old_root / relative).read_bytes()
+    assert len(left_on_old) == 12 and int(left_on_old) > 0
+    assert (h.target / relative).read_bytes() == left_on_old
+    assert result["downtime_seconds"] > 0 and result["stopped_copy_seconds"] > 0
+
+
+def test_a_same_size_rewrite_that_keeps_its_mtime_after_the_live_pass_is_copied_again(host, images, hermetic_env):
+    """The case rsync's quick check (size, mtime to the second) cannot see: a database page rewritten in
+    place within the second the live pass read it. The stop command plays the daemon's last write."""
+    h = host()
+    populate(h, images, pad_mb=2)
+    with h.daemon.client() as client:
+        client.volumes.create("db")
+        client.containers.run(
+            "smdiag-test/b:1", ["sh", "-c", "printf AAAAAAAAAAAA > /v/page"], volumes={"db": {"bind": "/v"}},
+            network_mode="none", remove=True,
+        )  # fmt: skip
+    page = h.old_root / "volumes" / "db" / "_data" / "page"
+    reference = h.ebs_disk.path.parent / "page.mtime"
+    last_write = (
+        f"cp -p {page} {reference} && printf BBBBBBBBBBBB | dd of={page} conv=notrunc 2>/dev/null && "
+        f"touch -r {reference} {page} && "
+    )
+    argv = h.argv(start_cmd=h.daemon.start_command())
+    argv[argv.index("--stop-cmd") + 1] = last_write + h.daemon.stop_command()
+    done = subprocess.run(
+        [sys.executable, "-m", "agent", *argv], env={**hermetic_env, **h.env()}, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert page.read_bytes() == b"BBBBBBBBBBBB" and page.stat().st_mtime == reference.stat().st_mtime
+    assert (h.target / "volumes" / "db" / "_data" / "page").read_bytes() == b"BBBBBBBBBBBB"
