@@ -7,13 +7,15 @@ What the user sees goes to stdout/stderr as the SDK makes it; what the test comp
 RESULT_JSON: the exception (type, message, notes), every AWS API call (service, operation, parameters)
 seen by botocore's event hooks, and every SDK function called in the main thread (sys.setprofile).
 With SMDIAG_DISABLE_AFTER_IMPORT=1 the program sets SMDIAG_DISABLE=1 after importing the SDK, as
-`%env SMDIAG_DISABLE=1` in a running kernel does.
+`%env SMDIAG_DISABLE=1` in a running kernel does; with GUEST_START_WHEN=FILE it creates FILE.ready once
+the SDK is imported and waits for FILE before its calls.
 """
 
 import contextlib
 import json
 import os
 import sys
+import time
 
 import boto3
 import sagemaker
@@ -134,6 +136,11 @@ def sdk_pull():
 
 
 SCENARIOS = {f.__name__: f for f in (pipeline, remote_fit, remote_deploy, local_fit, local_process, sdk_pull)}
+if os.environ.get("GUEST_START_WHEN"):  # the SDK imported, wait for the test's word (it changes things meanwhile)
+    go = os.environ["GUEST_START_WHEN"]
+    open(go + ".ready", "w").close()
+    while not os.path.exists(go):
+        time.sleep(0.05)
 
 sys.setprofile(sdk_calls)
 try:

@@ -15,7 +15,6 @@ import json
 import re
 import subprocess
 import sys
-import sysconfig
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -68,9 +67,7 @@ class Guests:
         self.work.mkdir()
         self.envs = {name: tmp_path / "envs" / name for name in ("plain", "hooked")}
         for path in self.envs.values():
-            subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
-            site = next(path.glob("lib/python3.*/site-packages"))
-            (site / "host-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+            bed.host_packages_venv(path)
         enabled = kernels.enable(self.state, [str(self.envs["hooked"])], Path(sys.executable))
         assert enabled["ok"], enabled
         self.env = {**env, "HOME": str(tmp_path / "home"), "PYTHONHASHSEED": "0", "AWS_DEFAULT_REGION": "us-east-1",
@@ -78,15 +75,21 @@ class Guests:
                     "SAGEMAKER_SUPPRESS_V2_WARNING": "1"}  # fmt: skip
         self.reset_aws = lambda: None
 
-    def run(self, where: str, scenario: str, *args: str, **env: str) -> Run:
+    def start(self, where: str, scenario: str, *args: str, **env: str) -> subprocess.Popen:
         self.reset_aws()
         result = self.work / f"{where}-{scenario}.json"
-        done = subprocess.run(
+        return subprocess.Popen(
             [str(self.envs[where] / "bin" / "python"), str(PROGRAM), scenario, str(result), *args],
-            env={**self.env, **env}, cwd=self.work, capture_output=True, text=True, timeout=600,
+            env={**self.env, **env}, cwd=self.work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        return Run(done.stdout, done.stderr, json.loads(result.read_text()))
+
+    def finish(self, process: subprocess.Popen) -> Run:
+        stdout, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr
+        return Run(stdout, stderr, json.loads(Path(process.args[3]).read_text()))
+
+    def run(self, where: str, scenario: str, *args: str, **env: str) -> Run:
+        return self.finish(self.start(where, scenario, *args, **env))
 
     def both(self, scenario: str, *args: str, **env: str) -> tuple[Run, Run]:
         return self.run("plain", scenario, *args, **env), self.run("hooked", scenario, *args, **env)
@@ -224,3 +227,40 @@ def test_smdiag_disable_before_start_or_after_import_is_the_sdk_alone(guests, en
         assert "smdiag" not in hooked.stderr
         assert hooked.result["exception"]["notes"] == []
     assert guests.reports() == []
+
+
+def test_kernels_disable_turns_a_running_kernel_into_the_sdk_alone_and_leaves_nothing(guests):
+    """No engine here: the SDK's `docker pull` fails for real ("Cannot connect to the Docker daemon")."""
+    image = "127.0.0.1:1/guest/absent:1"
+    plain = guests.run("plain", "sdk_pull", image)
+    go = guests.work / "go"
+    running = guests.start("hooked", "sdk_pull", image, GUEST_START_WHEN=str(go))
+    bed.wait_for(lambda: (guests.work / "go.ready").exists() or running.poll() is not None)
+    disabled = kernels.disable(guests.state, [str(guests.envs["hooked"])])
+    go.touch()
+    hooked = guests.finish(running)
+    assert_same(plain, hooked)
+    assert plain.exception["type"] == "CalledProcessError" and "Cannot connect" in plain.stderr
+    assert "smdiag" not in hooked.stderr and hooked.result["exception"]["notes"] == [] and guests.reports() == []
+    site = next(guests.envs["hooked"].glob("lib/python3.*/site-packages"))
+    assert sorted(p.name for p in site.iterdir()) == ["host-packages.pth"]  # as `venv` and the test made it
+    assert not (guests.state / "kernel-hook").exists() and disabled["ok"]
+
+
+def test_an_error_of_the_wrapper_is_logged_for_doctor_and_the_users_call_is_unchanged(guests, tmp_path, smdiag):
+    """A broken agent interpreter (it exits 1) cannot record the report: the user's exception and output
+    stay the SDK's, one line says why there is no report, and doctor counts the error."""
+    broken = tmp_path / "broken-python"
+    broken.write_text("#!/bin/sh\necho 'agent broken' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    assert kernels.enable(guests.state, [str(guests.envs["hooked"])], broken)["environments"][0]["changed"] is False
+    image = "127.0.0.1:1/guest/absent:1"
+    plain, hooked = guests.both("sdk_pull", image)
+    assert normalized(hooked.stdout) == normalized(plain.stdout) and hooked.exception == plain.exception
+    assert hooked.stderr == plain.stderr + "smdiag: no failure report: RuntimeError (logged; see `smdiag doctor`)\n"
+    assert hooked.result["exception"]["notes"] == [] and guests.reports() == []
+    doctor = json.loads(smdiag("doctor", "--json").stdout)
+    assert doctor["wrapper"]["count"] == 1 and doctor["wrapper"]["last"]["where"] == "record"
+    assert "agent broken" in doctor["wrapper"]["last"]["error"]
+    [problem] = [p for p in doctor["problems"] if p["check"] == "wrapper"]
+    assert "1 error(s) of its own" in problem["problem"]
