@@ -287,16 +287,15 @@ def _keep_the_rest(stream, run: _Run) -> None:
         os.set_blocking(fd, True)
 
 
-def _pull_image_wrapper(module):
-    original = module._pull_image
-
+def _pull_image_wrapper(module, original):
     @functools.wraps(original)
     def _pull_image(image):
         """The SDK's `docker pull`; inside a captured call its stderr is teed, not left to the void."""
         capture = _capture_here()
-        if capture is None:
+        logger = capture and getattr(module, "logger", None)
+        if logger is None:
             return original(image)
-        return _teed_pull(module.logger, image, capture)
+        return _teed_pull(logger, image, capture)
 
     return _pull_image
 
@@ -352,37 +351,45 @@ def _serving_start_wrapper(original):
     return start
 
 
-def _wait_for_serving_wrapper(module):
-    original = module._wait_for_serving_container
-
+def _wait_for_serving_wrapper(module, original):
     @functools.wraps(original)
     def _wait_for_serving_container(serving_port):
         """The SDK's wait for /ping, which also gives up as soon as this call's serving container exited."""
         capture = _capture_here()
-        if capture is None or capture.serving is None:
+        ping = capture and capture.serving and _guarded("serving", _Ping, module, serving_port)
+        if not ping:
             return original(serving_port)
-        return _wait_for_own_container(module, serving_port, capture)
+        return _wait_for_own_container(ping, capture)
 
     return _wait_for_serving_container
 
 
-def _wait_for_own_container(module, serving_port: int, capture: Capture) -> None:
-    """The SDK's loop (same pings, log lines and pace), with its sleep ended early by the container's end."""
-    import urllib3
+class _Ping:
+    """What the SDK's wait uses, read before waiting (a change in the SDK means its own wait runs), with
+    each request bounded."""
 
-    http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=PING_TIMEOUT_S, read=PING_TIMEOUT_S))
-    endpoint_url = "http://%s:%d/ping" % (module.get_docker_host(), serving_port)
+    def __init__(self, module, serving_port: int) -> None:
+        import urllib3
+
+        self.limit, self.logger = module.HEALTH_CHECK_TIMEOUT_LIMIT, module.logger
+        self.perform = module._perform_request
+        self.http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=PING_TIMEOUT_S, read=PING_TIMEOUT_S))
+        self.url = "http://%s:%d/ping" % (module.get_docker_host(), serving_port)
+
+
+def _wait_for_own_container(ping: _Ping, capture: Capture) -> None:
+    """The SDK's loop (same pings, log lines and pace), its sleep ended early by this call's container's end."""
     attempt = 0
     while True:
         attempt += 5
-        if attempt >= module.HEALTH_CHECK_TIMEOUT_LIMIT or not capture.serving.is_alive():
+        if attempt >= ping.limit or not capture.serving.is_alive():
             capture.serving_failed = True
             raise RuntimeError("Giving up, endpoint didn't launch correctly")
-        module.logger.info("Checking if serving container is up, attempt: %s", attempt)
-        _, code = module._perform_request(endpoint_url, http)
+        ping.logger.info("Checking if serving container is up, attempt: %s", attempt)
+        _, code = ping.perform(ping.url, ping.http)
         if code == 200:
             return
-        module.logger.info("Container still not up, got: %s", code)
+        ping.logger.info("Container still not up, got: %s", code)
         capture.serving.join(5)
 
 
@@ -396,8 +403,12 @@ def _replace(owner, name: str, make) -> None:
 
 def _patch_image(module) -> None:
     _replace(module, "_stream_output", _stream_output_wrapper)
-    _replace(module, "_pull_image", lambda _: _pull_image_wrapper(module))
+    _replace(module, "_pull_image", functools.partial(_pull_image_wrapper, module))
     _replace(module._HostingContainer, "start", _serving_start_wrapper)
+
+
+def _patch_entities(module) -> None:
+    _replace(module, "_wait_for_serving_container", functools.partial(_wait_for_serving_wrapper, module))
 
 
 _PATCHES = {
@@ -405,7 +416,7 @@ _PATCHES = {
     "sagemaker.model": lambda m: _replace(m.Model, "deploy", functools.partial(_wrap_call, "deploy")),
     "sagemaker.base_predictor": lambda m: _replace(m.Predictor, "predict", functools.partial(_wrap_call, "predict")),
     "sagemaker.local.image": _patch_image,
-    "sagemaker.local.entities": lambda m: _replace(m, "_wait_for_serving_container", lambda _: _wait_for_serving_wrapper(m)),
+    "sagemaker.local.entities": _patch_entities,
 }
 
 
@@ -467,8 +478,10 @@ def _report(capture: Capture, exc: BaseException) -> None:
     """Write the report and tell the user (called guarded: our trouble never replaces their exception)."""
     runs = list(capture.runs)
     facts = {
-        "call": {**capture.call, "images": list(dict.fromkeys([*capture.call.get("images", []),
-                                                              *(p["image"] for p in capture.pulls)]))},
+        "call": {
+            **capture.call,
+            "images": list(dict.fromkeys([*capture.call.get("images", []), *(p["image"] for p in capture.pulls)])),
+        },
         "started": capture.started,
         "exception": {
             "type": type(exc).__name__,

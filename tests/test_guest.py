@@ -3,10 +3,10 @@ environment with the hook (`smdiag kernels enable`) and in one without, and the 
 
 Compared: stdout and stderr, the exception (type and message), every AWS API call with its parameters
 (botocore's event hooks; AWS is moto in server mode, reset before each run) and every SDK function called
-in the main thread. Removed before comparing, and only these: job-name timestamps, the SDK's random temp
-directories and host names, and objects' addresses in reprs, which differ between any two runs; in a failing local call the wrapper's
-own summary (stderr) and note (exception); and, where the wrapper keeps a copy of a step's output, the
-SDK function it stands in for (named at the test).
+in the main thread. Removed before comparing, and only these: job-name timestamps, the SDK's random
+temp directories and host names, and objects' addresses in reprs, which differ between any two runs; in a
+failing local call the wrapper's own summary (stderr) and note (exception); and, where the wrapper keeps a
+copy of a step's output, the SDK function it stands in for (named at the test).
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ import json
 import re
 import subprocess
 import sys
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-import bed
 from agent import kernels
+
+import bed
 
 PROGRAM = Path(__file__).with_name("guest_program.py")
 ECR_IMAGE = "111111111111.dkr.ecr.us-east-1.amazonaws.com/guest/train:1"
