@@ -110,6 +110,31 @@ def remote_deploy():
     predictor.delete_endpoint()
 
 
+def mocked_session():
+    """A session mocked as the SDK's own unit tests do: every call it gets is recorded."""
+    from unittest.mock import MagicMock, Mock
+
+    from sagemaker.session_settings import SessionSettings
+
+    session = MagicMock(name="sagemaker_session", boto_session=Mock(name="boto_session", region_name="us-east-1"),
+                        boto_region_name="us-east-1", config=None, local_mode=False, s3_client=None,
+                        s3_resource=None, settings=SessionSettings(), default_bucket_prefix=None)  # fmt: skip
+    session.default_bucket = Mock(name="default_bucket", return_value="guest-bucket")
+    session.sagemaker_config = OPT_OUT
+    try:
+        from sagemaker.estimator import Estimator
+        from sagemaker.model import Model
+        from sagemaker.predictor import Predictor
+
+        Estimator(image_uri=ECR_IMAGE, role=ROLE, instance_count=1, instance_type="ml.m5.large",
+                  sagemaker_session=session).fit("s3://guest-bucket/train", wait=False)  # fmt: skip
+        Model(image_uri=ECR_IMAGE, model_data="s3://guest-bucket/model.tar.gz", role=ROLE, sagemaker_session=session,
+              name="guest-model").deploy(initial_instance_count=1, instance_type="ml.m5.large", wait=False)  # fmt: skip
+        Predictor("guest-endpoint", sagemaker_session=session).predict(b"1,2,3")
+    finally:
+        result["mock_calls"] = [repr(call) for call in session.mock_calls]
+
+
 def local_fit():
     from sagemaker.estimator import Estimator
 
@@ -135,7 +160,9 @@ def sdk_pull():
         _pull_image(args[0])
 
 
-SCENARIOS = {f.__name__: f for f in (pipeline, remote_fit, remote_deploy, local_fit, local_process, sdk_pull)}
+SCENARIOS = {
+    f.__name__: f for f in (pipeline, remote_fit, remote_deploy, mocked_session, local_fit, local_process, sdk_pull)
+}
 if os.environ.get("GUEST_START_WHEN"):  # the SDK imported, wait for the test's word (it changes things meanwhile)
     go = os.environ["GUEST_START_WHEN"]
     open(go + ".ready", "w").close()

@@ -32,6 +32,7 @@ VARYING = [
     (re.compile(r"tmp[a-z0-9_]{8}"), "<tmp>"),  # the SDK's container roots, and compose's project names
     (re.compile(r"([a-z0-9]{10}-)?(algo-\d+)-[a-z0-9]{5}"), r"\2-<id>"),  # container and host names
     (re.compile(r" at 0x[0-9a-f]+>"), " at <address>>"),  # reprs of objects among an API call's parameters
+    (re.compile(r" id='\d+'>"), " id=<id>>"),  # and of mocks
 ]
 SUMMARY = re.compile(r"\nsmdiag: local-mode \w+ failed \[\w+\]\n(  .*\n){3}")
 
@@ -162,6 +163,14 @@ def test_remote_fit_and_deploy_make_the_same_calls(guests):
         ["sagemaker", "DeleteEndpointConfig"], ["sagemaker", "DeleteEndpoint"],
     ]  # fmt: skip
     assert plain.exception is None and guests.reports() == []
+
+
+def test_calls_on_a_session_mocked_as_the_sdks_unit_tests_do_are_the_same(guests):
+    plain, hooked = guests.both("mocked_session")
+    assert_same(plain, hooked)
+    calls = [normalized(call) for call in plain.result["mock_calls"]]
+    assert [normalized(call) for call in hooked.result["mock_calls"]] == calls
+    assert any(".train(" in call for call in calls) and any("endpoint_from_production_variants(" in c for c in calls)
 
 
 @pytest.fixture
