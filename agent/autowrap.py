@@ -4,14 +4,19 @@ Importing it (idempotent; `SMDIAG_DISABLE=1` turns it off) patches, now or when 
 - `EstimatorBase.fit`, `Model.deploy` and `Predictor.predict` in local mode: on failure the original
   exception propagates unchanged in type, with a one-line diagnosis as an exception note, a short
   summary on stderr, and a report under `<state>/failures/` (see agent.failures);
-- the SDK's local steps, to keep what it loses: `_pull_image` keeps the engine's error text,
-  `_stream_output` keeps compose's output (and no longer drops the lines that arrive after the
-  process exits), and `_wait_for_serving_container` gives up as soon as the serving container has
-  exited instead of polling /ping for two minutes.
-Success paths do the same work as before. `explained(kind)` is the explicit context manager, and
-`%load_ext agent` the IPython way. The module itself needs only the standard library: evidence is
-gathered by `smdiag failures record` in a subprocess, so the kernel hook (agent.kernel_hook) can load a
-copy of it in environments that do not have smdiag installed.
+- the SDK's local steps, inside such a call only, to keep a bounded copy of what it loses: the SDK's own
+  `_stream_output` runs on a tee of compose's output; `_pull_image` runs the same `docker pull` and copies
+  the engine's stderr to ours as it arrives; `_wait_for_serving_container` polls as the SDK does but gives
+  up as soon as this call's own serving container has exited.
+
+It is a guest in every kernel, so: whether a call is local is read from plain attributes and arguments
+(never a call into the SDK, never an exception); outside a local call, and at any moment once
+`SMDIAG_DISABLE=1` is set (or the kernel hook is disabled), every patched function calls the SDK's
+original and nothing else; and an error of ours is logged to `<state>/logs/wrapper-errors.jsonl` (counted
+by `smdiag doctor`), never raised. `explained(kind)` is the explicit context manager, `%load_ext agent`
+the IPython way. The module needs only the standard library: evidence is gathered by `smdiag failures
+record` in a subprocess, so the kernel hook (agent.kernel_hook) can load a copy of it in environments that
+do not have smdiag installed.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ import contextlib
 import contextvars
 import functools
 import importlib.abc
-import importlib.machinery
 import inspect
 import os
 import re
@@ -29,31 +33,45 @@ import sys
 import threading
 import time
 import traceback
+import weakref
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 _ACTIVE: contextvars.ContextVar[Capture | None] = contextvars.ContextVar("smdiag_capture", default=None)
-_RUNS: deque[_Run] = deque(maxlen=32)
-"""Compose processes streamed recently, from any thread (the serving one runs in the SDK's thread)."""
-_PULLS: deque[dict] = deque(maxlen=32)
+_SERVING: weakref.WeakKeyDictionary[threading.Thread, Capture] = weakref.WeakKeyDictionary()
+"""The SDK's serving threads started inside a captured call (they run outside its context)."""
 _LOCK = threading.Lock()
 _INSTALLED = False
 _AGENT_PYTHON: str | None = None
 """The interpreter that records reports: this one unless the kernel hook named the agent's own."""
 _AGENT_STATE_DIR: str | None = None
+_HOOK_CONFIG: str | None = None
+"""The kernel hook's config file: once `smdiag kernels disable` removed it, every wrapper passes through."""
 WRAPPED = "__smdiag_wrapped__"
-SERVING_POLL_S = 1.0
+KEPT_LINES = 400
+KEPT_PULL_ERROR_BYTES = 16384
+PING_TIMEOUT_S = 5.0
+"""Bounds each /ping of a captured deploy: whatever holds the port may accept and never answer."""
 RECORD_TIMEOUT_S = 180
 """Evidence collection bounds each of its steps; this bounds the whole."""
+ERRORS_FILE = "wrapper-errors.jsonl"
+ERRORS_FILE_MAX_BYTES = 1 << 20
+LOCAL_SESSIONS = {"LocalSession"}
+PIPELINE_SESSIONS = {"PipelineSession", "LocalPipelineSession"}
+"""A pipeline session's `fit`/`deploy` only builds step arguments: never a local run."""
 
 
 @dataclass
 class _Run:
-    args: list
-    started: float
-    lines: deque = field(default_factory=lambda: deque(maxlen=400))
-    exit_code: int | None = None
+    args: object
+    lines: deque = field(default_factory=lambda: deque(maxlen=KEPT_LINES))
+
+    def keep(self, raw: bytes) -> None:
+        """Blank lines (a pull's progress prints hundreds) are not kept: they would push the error out."""
+        for line in raw.decode("utf-8", errors="replace").splitlines():
+            if line.strip():
+                self.lines.append(line)
 
 
 @dataclass
@@ -62,10 +80,15 @@ class Capture:
     started: float
     call: dict = field(default_factory=dict)
     serving_failed: bool = False
+    runs: list[_Run] = field(default_factory=list)
+    pulls: list[dict] = field(default_factory=list)
+    serving: threading.Thread | None = None
 
 
 def disabled() -> bool:
-    return os.environ.get("SMDIAG_DISABLE", "").strip() not in ("", "0", "false", "no")
+    if os.environ.get("SMDIAG_DISABLE", "").strip() not in ("", "0", "false", "no"):
+        return True
+    return _HOOK_CONFIG is not None and not os.path.exists(_HOOK_CONFIG)
 
 
 def install() -> bool:
@@ -78,7 +101,7 @@ def install() -> bool:
             for name in _PATCHES:
                 module = sys.modules.get(name)
                 if module is not None:
-                    _PATCHES[name](module)
+                    _patch(module)
             sys.meta_path.insert(0, _PatchOnImport())
             _INSTALLED = True
     return True
@@ -92,31 +115,69 @@ def explained(kind: str = "call", **call: object) -> Iterator[Capture]:
     try:
         yield capture
     except Exception as exc:
-        _report(capture, exc)
+        _guarded("report", _report, capture, exc)
         raise
     finally:
         _ACTIVE.reset(token)
+
+
+def _guarded(what: str, function, *args):
+    """Our own work beside a user's call: an error is logged and counted, never raised; None then."""
+    try:
+        return function(*args)
+    except Exception as exc:  # noqa: BLE001 - the user's call goes on exactly as without us
+        _log_error(what, exc)
+        return None
+
+
+def _log_error(what: str, exc: BaseException) -> None:
+    """One JSON line per error of ours in `<state>/logs/wrapper-errors.jsonl` (bounded), for doctor."""
+    with contextlib.suppress(Exception):
+        import json
+
+        directory = os.path.join(_state_dir(), "logs")
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, ERRORS_FILE)
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.getsize(path) > ERRORS_FILE_MAX_BYTES:
+                return
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "pid": os.getpid(),
+            "where": what,
+            "error": f"{type(exc).__name__}: {exc}"[:500],
+            "traceback": traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:],
+        }
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry) + "\n")
+
+
+def _state_dir() -> str:
+    if _AGENT_STATE_DIR:
+        return _AGENT_STATE_DIR
+    if os.environ.get("SMDIAG_STATE_DIR"):
+        return os.environ["SMDIAG_STATE_DIR"]
+    from agent.settings import Settings  # `import agent.autowrap`: the agent itself is importable
+
+    return str(Settings.load().state_dir)
 
 
 # ---------------------------------------------------------------------------------------------- wrappers
 
 
 def _wrap_call(kind: str, original):
-    signature = inspect.signature(original)
-
     @functools.wraps(original)
     def wrapper(self, *args, **kwargs):
         if disabled() or _ACTIVE.get() is not None:
             return original(self, *args, **kwargs)
-        call = _describe_call(kind, self, signature, args, kwargs)
-        if call is None:
+        capture = _guarded("describe", _local_capture, kind, original, self, args, kwargs)
+        if capture is None:
             return original(self, *args, **kwargs)
-        capture = Capture(kind, time.time(), call)
         token = _ACTIVE.set(capture)
         try:
             return original(self, *args, **kwargs)
         except Exception as exc:
-            _report(capture, exc)
+            _guarded("report", _report, capture, exc)
             raise
         finally:
             _ACTIVE.reset(token)
@@ -125,193 +186,302 @@ def _wrap_call(kind: str, original):
     return wrapper
 
 
-def _describe_call(kind: str, obj, signature: inspect.Signature, args, kwargs) -> dict | None:
-    """The call's facts when it runs in local mode; None otherwise (then it is left alone)."""
-    session = getattr(obj, "sagemaker_session", None)
-    local_session = type(session).__name__ in ("LocalSession", "LocalPipelineSession")
-    if kind == "fit":
-        instance_type = getattr(obj, "instance_type", None)
-        images = [_safe(lambda: obj.training_image_uri())]
-    elif kind == "deploy":
-        bound = _safe(lambda: signature.bind(obj, *args, **kwargs).arguments) or {}
-        instance_type = bound.get("instance_type")
-        images = [getattr(obj, "image_uri", None)]
-    else:
-        instance_type = "local" if local_session else None
-        images = []
-    if not (str(instance_type or "").startswith("local") or local_session):
+def _local_capture(kind: str, original, obj, args, kwargs) -> Capture | None:
+    """A capture when the call runs in local mode, else None. Reads only instance attributes and the
+    arguments (no property, no SDK call), so pipeline variables, mocks and None are simply not local."""
+    attributes = _instance_dict(obj)
+    sessions = _class_names(attributes.get("sagemaker_session"))
+    if sessions & PIPELINE_SESSIONS:
         return None
-    return {
+    if kind == "deploy":
+        try:
+            instance_type = inspect.signature(original).bind(obj, *args, **kwargs).arguments.get("instance_type")
+        except TypeError:  # arguments the SDK itself refuses: its own error follows
+            return None
+    else:
+        instance_type = attributes.get("instance_type")
+    if not (isinstance(instance_type, str) and str.startswith(instance_type, "local") or sessions & LOCAL_SESSIONS):
+        return None
+    image = attributes.get("image_uri")
+    call = {
         "kind": kind,
         "class": type(obj).__name__,
-        "instance_type": instance_type,
-        "images": [i for i in images if isinstance(i, str) and i],
-        "endpoint": getattr(obj, "endpoint_name", None),
+        "instance_type": instance_type if isinstance(instance_type, str) else None,
+        "images": [image] if isinstance(image, str) and image else [],
+        "endpoint": attributes.get("endpoint_name") if isinstance(attributes.get("endpoint_name"), str) else None,
     }
+    return Capture(kind, time.time(), call)
 
 
-def _safe(function):
+def _instance_dict(obj) -> dict:
+    """The attributes set on the instance itself: no property, no `__getattr__` (mocks make up anything)."""
     try:
-        return function()
-    except Exception:  # noqa: BLE001 - a fact we cannot read is left out, never an error of ours
+        attributes = object.__getattribute__(obj, "__dict__")
+    except AttributeError:
+        return {}
+    return attributes if isinstance(attributes, dict) else {}
+
+
+def _class_names(obj) -> set[str]:
+    return {cls.__name__ for cls in type(obj).__mro__}
+
+
+def _capture_here() -> Capture | None:
+    """The call this thread works for: the caller's own, or the one that started this serving thread."""
+    if disabled():
         return None
+    return _ACTIVE.get() or _SERVING.get(threading.current_thread())
 
 
-def _stream_output(process):
-    """The SDK's `_stream_output`, also keeping the output and reading what arrives after the exit.
+def _stream_output_wrapper(original):
+    @functools.wraps(original)
+    def _stream_output(process):
+        """The SDK's `_stream_output` on a tee of the process: same lines, decoding, end and exception."""
+        capture = _capture_here()
+        teed = capture and _guarded("stream", _TeedProcess, process, capture)
+        if teed is None:
+            return original(process)
+        try:
+            return original(teed)
+        except RuntimeError:
+            _guarded("stream", _keep_the_rest, process.stdout, teed.run)  # what the SDK drops after exit
+            raise
 
-    Where the SDK spins on an empty read once compose has closed its output (a busy loop until it exits),
-    this waits for the exit. Blank lines (a pull's progress prints hundreds) are shown but not kept, so
-    that they cannot push the error out of what is kept."""
-    run = _Run(list(process.args) if isinstance(process.args, (list, tuple)) else [process.args], time.time())
-    _RUNS.append(run)
-    exit_code = None
-    while exit_code is None:
-        raw = process.stdout.readline()
-        if not raw:
-            exit_code = process.wait()
-            break
-        line = raw.decode("utf-8", errors="replace")
-        sys.stdout.write(line)
-        if line.strip():
-            run.lines.append(line.rstrip("\n"))
-        exit_code = process.poll()
-    rest = process.stdout.read().decode("utf-8", errors="replace")
-    if rest:
-        sys.stdout.write(rest)
-        run.lines.extend(line for line in rest.splitlines() if line.strip())
-    run.exit_code = exit_code
-    if exit_code not in [0, 130]:
-        raise RuntimeError(f"Failed to run: {process.args}. Process exited with code: {exit_code}")
-    return exit_code
+    return _stream_output
 
 
-def _pull_image(image):
-    """The SDK's `_pull_image`, keeping the engine's error text that `check_output` let go to the void."""
-    import logging
+class _TeedProcess:
+    """The process as the SDK's streamer sees it, whose stdout keeps a bounded copy of each line read."""
 
+    def __init__(self, process, capture: Capture) -> None:
+        self.run = _Run(process.args)
+        capture.runs.append(self.run)
+        self.process = process
+        self.stdout = _TeedStream(process.stdout, self.run)
+
+    def __getattr__(self, name):
+        return getattr(self.process, name)
+
+
+class _TeedStream:
+    def __init__(self, stream, run: _Run) -> None:
+        self.stream = stream
+        self.run = run
+
+    def readline(self, *args):
+        raw = self.stream.readline(*args)
+        _guarded("stream", self.run.keep, raw)
+        return raw
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def _keep_the_rest(stream, run: _Run) -> None:
+    """Read what is already in the pipe without waiting (the SDK stops at the exit, so may its holders)."""
+    fd = stream.fileno()
+    os.set_blocking(fd, False)
+    try:
+        run.keep(stream.read() or b"")
+    finally:
+        os.set_blocking(fd, True)
+
+
+def _pull_image_wrapper(module, original):
+    @functools.wraps(original)
+    def _pull_image(image):
+        """The SDK's `docker pull`; inside a captured call its stderr is teed, not left to the void."""
+        capture = _capture_here()
+        logger = capture and getattr(module, "logger", None)
+        if logger is None:
+            return original(image)
+        return _teed_pull(logger, image, capture)
+
+    return _pull_image
+
+
+def _teed_pull(logger, image, capture: Capture) -> None:
+    """As the SDK's `check_output(["docker", "pull", image])`: stdout held for the exception, stderr
+    reaching our stderr (fd 2, as the child's would) as it arrives, with a bounded copy kept."""
     command = ("docker pull %s" % image).strip()
-    logging.getLogger("sagemaker.local.image").info("docker command: %s", command)
-    done = subprocess.run(command.split(), capture_output=True)
-    if done.returncode != 0:
-        error = done.stderr.decode(errors="replace").strip()
-        _PULLS.append({"time": time.time(), "image": image, "error": error})
-        raise subprocess.CalledProcessError(done.returncode, command.split(), done.stdout, done.stderr)
-    logging.getLogger("sagemaker.local.image").info("image pulled: %s", image)
+    logger.info("docker command: %s", command)
+    with subprocess.Popen(command.split(), stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        kept = bytearray()
+        tee = threading.Thread(target=_guarded, args=("pull", _tee_to_stderr, process.stderr, kept), daemon=True)
+        tee.start()
+        try:
+            output = process.stdout.read()
+        except BaseException:
+            process.kill()
+            raise
+        finally:
+            tee.join()
+        code = process.wait()
+    if code:
+        error = bytes(kept).decode("utf-8", errors="replace").strip()
+        capture.pulls.append({"time": time.time(), "image": image, "error": error})
+        raise subprocess.CalledProcessError(code, process.args, output=output)
+    logger.info("image pulled: %s", image)
 
 
-def _wait_for_serving_container_factory(module):
-    original = module._wait_for_serving_container
+def _tee_to_stderr(stream, kept: bytearray) -> None:
+    fd, writable = stream.fileno(), True
+    while chunk := os.read(fd, 65536):
+        kept += chunk
+        del kept[:-KEPT_PULL_ERROR_BYTES]
+        view = memoryview(chunk)
+        while writable and view:
+            try:
+                view = view[os.write(2, view) :]
+            except OSError as exc:  # the engine's own write to a closed stderr is lost too; keep draining
+                writable = False
+                _log_error("pull", exc)
 
+
+def _serving_start_wrapper(original):
+    @functools.wraps(original)
+    def start(self):
+        """Thread.start of the SDK's serving container, remembered as the captured call's own."""
+        capture = _capture_here()
+        if capture is not None:
+            _guarded("serving", _SERVING.__setitem__, self, capture)
+            capture.serving = self
+        return original(self)
+
+    return start
+
+
+def _wait_for_serving_wrapper(module, original):
+    @functools.wraps(original)
     def _wait_for_serving_container(serving_port):
-        """The SDK's wait for /ping, which also gives up as soon as the serving compose process exited."""
-        capture = _ACTIVE.get()
-        if capture is None:
+        """The SDK's wait for /ping, which also gives up as soon as this call's serving container exited."""
+        capture = _capture_here()
+        ping = capture and capture.serving and _guarded("serving", _Ping, module, serving_port)
+        if not ping:
             return original(serving_port)
-        import urllib3
+        return _wait_for_own_container(ping, capture)
 
-        http = urllib3.PoolManager()
-        endpoint_url = "http://%s:%d/ping" % (module.get_docker_host(), serving_port)
-        deadline = time.monotonic() + module.HEALTH_CHECK_TIMEOUT_LIMIT
-        while time.monotonic() < deadline:
-            try:  # bounded: whatever holds the port may accept and never answer
-                code = http.request("GET", endpoint_url, timeout=2.0, retries=False).status
-            except urllib3.exceptions.HTTPError:
-                code = -1
-            if code == 200:
-                return
-            if any(run.exit_code is not None and run.started >= capture.started for run in list(_RUNS)):
-                break
-            time.sleep(SERVING_POLL_S)
-        capture.serving_failed = True
-        raise RuntimeError("Giving up, endpoint didn't launch correctly")
-
-    setattr(_wait_for_serving_container, WRAPPED, True)
     return _wait_for_serving_container
 
 
-def _patch_estimator(module) -> None:
-    _patch_method(module.EstimatorBase, "fit", "fit")
+class _Ping:
+    """What the SDK's wait uses, read before waiting (a change in the SDK means its own wait runs), with
+    each request bounded."""
+
+    def __init__(self, module, serving_port: int) -> None:
+        import urllib3
+
+        self.limit, self.logger = module.HEALTH_CHECK_TIMEOUT_LIMIT, module.logger
+        self.perform = module._perform_request
+        self.http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=PING_TIMEOUT_S, read=PING_TIMEOUT_S))
+        self.url = "http://%s:%d/ping" % (module.get_docker_host(), serving_port)
 
 
-def _patch_model(module) -> None:
-    _patch_method(module.Model, "deploy", "deploy")
+def _wait_for_own_container(ping: _Ping, capture: Capture) -> None:
+    """The SDK's loop (same pings, log lines and pace), its sleep ended early by this call's container's end."""
+    attempt = 0
+    while True:
+        attempt += 5
+        if attempt >= ping.limit or not capture.serving.is_alive():
+            capture.serving_failed = True
+            raise RuntimeError("Giving up, endpoint didn't launch correctly")
+        ping.logger.info("Checking if serving container is up, attempt: %s", attempt)
+        _, code = ping.perform(ping.url, ping.http)
+        if code == 200:
+            return
+        ping.logger.info("Container still not up, got: %s", code)
+        capture.serving.join(5)
 
 
-def _patch_predictor(module) -> None:
-    _patch_method(module.Predictor, "predict", "predict")
+def _replace(owner, name: str, make) -> None:
+    original = inspect.getattr_static(owner, name, None)
+    if original is not None and not getattr(original, WRAPPED, False):
+        replacement = make(original)
+        setattr(replacement, WRAPPED, True)
+        setattr(owner, name, replacement)
 
 
 def _patch_image(module) -> None:
-    for name, replacement in (("_stream_output", _stream_output), ("_pull_image", _pull_image)):
-        if not getattr(getattr(module, name, None), WRAPPED, False):
-            setattr(replacement, WRAPPED, True)
-            setattr(module, name, replacement)
+    _replace(module, "_stream_output", _stream_output_wrapper)
+    _replace(module, "_pull_image", functools.partial(_pull_image_wrapper, module))
+    _replace(module._HostingContainer, "start", _serving_start_wrapper)
 
 
 def _patch_entities(module) -> None:
-    if not getattr(module._wait_for_serving_container, WRAPPED, False):
-        module._wait_for_serving_container = _wait_for_serving_container_factory(module)
-
-
-def _patch_method(cls, name: str, kind: str) -> None:
-    original = cls.__dict__.get(name)
-    if original is not None and not getattr(original, WRAPPED, False):
-        setattr(cls, name, _wrap_call(kind, original))
+    _replace(module, "_wait_for_serving_container", functools.partial(_wait_for_serving_wrapper, module))
 
 
 _PATCHES = {
-    "sagemaker.estimator": _patch_estimator,
-    "sagemaker.model": _patch_model,
-    "sagemaker.base_predictor": _patch_predictor,
+    "sagemaker.estimator": lambda m: _replace(m.EstimatorBase, "fit", functools.partial(_wrap_call, "fit")),
+    "sagemaker.model": lambda m: _replace(m.Model, "deploy", functools.partial(_wrap_call, "deploy")),
+    "sagemaker.base_predictor": lambda m: _replace(m.Predictor, "predict", functools.partial(_wrap_call, "predict")),
     "sagemaker.local.image": _patch_image,
     "sagemaker.local.entities": _patch_entities,
 }
+
+
+def _patch(module) -> None:
+    """The SDK must import even if our patch does not fit it."""
+    _guarded(f"patch {module.__name__}", _PATCHES[module.__name__], module)
 
 
 class _PatchOnImport(importlib.abc.MetaPathFinder):
     """Patches an SDK module right after it is executed, whenever the user imports it."""
 
     def find_spec(self, name, path, target=None):
-        if name not in _PATCHES:
+        if name not in _PATCHES or disabled():
             return None
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
-        if spec is None or spec.loader is None:
-            return spec
-        spec.loader = _PatchingLoader(spec.loader, _PATCHES[name])
+        return _guarded("import", self._patching_spec, name, path, target)
+
+    def _patching_spec(self, name, path, target):
+        """The spec the finders after this one give, its loader wrapped (None: the import goes on as ever)."""
+        for finder in sys.meta_path[sys.meta_path.index(self) + 1 :]:
+            spec = getattr(finder, "find_spec", lambda *_: None)(name, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is not None:
+            spec.loader = _PatchingLoader(spec.loader)
         return spec
 
 
 class _PatchingLoader(importlib.abc.Loader):
-    def __init__(self, loader, patch) -> None:
+    """The module's own loader, which patches after executing and then hands the module back to it."""
+
+    def __init__(self, loader) -> None:
         self.loader = loader
-        self.patch = patch
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
 
     def create_module(self, spec):
         return self.loader.create_module(spec)
 
     def exec_module(self, module) -> None:
+        module.__loader__ = module.__spec__.loader = self.loader
         self.loader.exec_module(module)
-        try:
-            self.patch(module)
-        except Exception as exc:  # noqa: BLE001 - the SDK must import even if our patch does not fit it
-            print(f"smdiag: not wrapping {module.__name__}: {exc}", file=sys.stderr)
+        _patch(module)
 
 
 # ---------------------------------------------------------------------------------------------- report
 
 
-def hand_over(agent_python: str, state_dir: str) -> None:
-    """Record reports through another interpreter (the kernel hook's case: this environment has no agent)."""
-    global _AGENT_PYTHON, _AGENT_STATE_DIR
-    _AGENT_PYTHON, _AGENT_STATE_DIR = agent_python, state_dir
+def hand_over(agent_python: str, state_dir: str, hook_config: str | None = None) -> None:
+    """Record reports through another interpreter (the kernel hook's case: this environment has no agent);
+    with `hook_config`, the wrapper passes through once that file is gone (`smdiag kernels disable`)."""
+    global _AGENT_PYTHON, _AGENT_STATE_DIR, _HOOK_CONFIG
+    _AGENT_PYTHON, _AGENT_STATE_DIR, _HOOK_CONFIG = agent_python, state_dir, hook_config
 
 
 def _report(capture: Capture, exc: BaseException) -> None:
-    """Write the report and tell the user; never let our own trouble replace their exception."""
-    runs = [run for run in list(_RUNS) if run.started >= capture.started - 1]
+    """Write the report and tell the user (called guarded: our trouble never replaces their exception)."""
+    runs = list(capture.runs)
     facts = {
-        "call": capture.call,
+        "call": {
+            **capture.call,
+            "images": list(dict.fromkeys([*capture.call.get("images", []), *(p["image"] for p in capture.pulls)])),
+        },
         "started": capture.started,
         "exception": {
             "type": type(exc).__name__,
@@ -319,16 +489,17 @@ def _report(capture: Capture, exc: BaseException) -> None:
             "errno": getattr(exc, "errno", None),
             "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
         },
-        "compose_files": [run.args[run.args.index("-f") + 1] for run in runs if "-f" in run.args[:-1]],
+        "compose_files": [_compose_file(run.args) for run in runs if _compose_file(run.args)],
         "compose_output": [line for run in runs for line in run.lines],
-        "pull_errors": [p for p in list(_PULLS) if p["time"] >= capture.started - 1],
+        "pull_errors": list(capture.pulls),
         "serving_failed": capture.serving_failed,
         "container_root": _container_root(),
     }
     try:
         report = _record(facts)
-    except Exception as problem:  # noqa: BLE001
-        print(f"smdiag: could not write a failure report: {type(problem).__name__}: {problem}", file=sys.stderr)
+    except Exception as problem:  # noqa: BLE001 - logged; the user learns why no report follows
+        _log_error("record", problem)
+        print(f"smdiag: no failure report: {type(problem).__name__} (logged; see `smdiag doctor`)", file=sys.stderr)
         return
     note = f"smdiag: {report['category']}: {report['summary']} (details: smdiag last-failure)"
     with contextlib.suppress(AttributeError):
@@ -340,6 +511,11 @@ def _report(capture: Capture, exc: BaseException) -> None:
         f"  report: {report['path']} (run `smdiag last-failure`)",
         file=sys.stderr,
     )
+
+
+def _compose_file(args) -> str | None:
+    args = list(args) if isinstance(args, (list, tuple)) else []
+    return args[args.index("-f") + 1] if "-f" in args[:-1] else None
 
 
 def _record(facts: dict) -> dict:

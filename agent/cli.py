@@ -589,12 +589,12 @@ def kernels_enable(
 
 @kernels_app.command("disable")
 def kernels_disable(ctx: typer.Context, envs: EnvsOption = None, as_json: JsonFlag = False) -> None:
-    """Remove the hook from each environment (they are then exactly as before). Exit 0."""
+    """Remove the hook from each environment and the hook directory (running kernels pass through). Exit 0."""
 
     def action(settings: Settings) -> tuple[int, Any, str]:
         from agent import kernels
 
-        result = kernels.disable(envs or list(settings.conda_envs))
+        result = kernels.disable(settings.state_dir, envs or list(settings.conda_envs))
         return 0, result, kernels.format_result(result)
 
     _execute(ctx, as_json, action)

@@ -20,6 +20,8 @@ from agent.settings import DEFAULT_DOCKER_ROOT, Settings
 
 log = get_logger("doctor")
 
+WRAPPER_ERRORS = Path("logs", "wrapper-errors.jsonl")
+"""Relative to the state dir; written by agent.autowrap (stdlib only, so it cannot import this)."""
 DISK_ROLES = {"docker_root": "Docker data-root", "tmp": "temp dir", "ebs": "EBS volume"}
 DISK_FIXES = {
     "docker_root": "prune least recently used images: smdiag diskguard once (or keep it pruned: smdiag diskguard run)",
@@ -64,6 +66,7 @@ def gather(settings: Settings) -> dict:
         "notebook": notebook,
         "state_dir": _state_dir(settings.state_dir),
         "onstart": onstart.read(settings.state_dir),
+        "wrapper": _wrapper_errors(settings.state_dir / WRAPPER_ERRORS),
     }
 
 
@@ -145,6 +148,18 @@ def diagnose(facts: dict, high_pct: float) -> list[Problem]:
             )
         )
     problems += [Problem("onstart", problem, fix) for problem, fix in onstart.problems(facts.get("onstart"))]
+    wrapper = facts.get("wrapper") or {"count": 0}
+    if wrapper["count"]:
+        last = wrapper["last"]
+        problems.append(
+            Problem(
+                "wrapper",
+                f"the failure wrapper in users' kernels hit {wrapper['count']} error(s) of its own (last: "
+                f"{last.get('where')}: {last.get('error')} at {last.get('time')}); the SDK's calls went on "
+                "as without it, but a failure may have no report",
+                f"read {wrapper['path']} and report it to smdiag's maintainers; delete the file to reset the count",
+            )
+        )
     return problems
 
 
@@ -231,6 +246,7 @@ def _environment_rows(report: dict) -> list[Row]:
         ("host", nb["is_notebook_instance"], host_text),
         ("state_dir", True, report["state_dir"]["path"]),
         ("onstart", report["onstart"] is not None, _onstart_text(report["onstart"])),
+        ("wrapper", True, f"{report['wrapper']['count']} error(s) of its own logged in users' kernels"),
     ]
 
 
@@ -299,6 +315,18 @@ def _disk(role: str, path: Path) -> dict:
     if usage is None:
         return {"role": role, "path": str(path), "exists": False}
     return {"role": role, "exists": True, **usage.to_dict()}
+
+
+def _wrapper_errors(path: Path) -> dict:
+    """The errors agent.autowrap logged instead of raising them into a user's call (one JSON line each)."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        lines = []
+    last: dict = {}
+    with contextlib.suppress(IndexError, ValueError):
+        last = json.loads(lines[-1])
+    return {"path": str(path), "count": len(lines), "last": last if isinstance(last, dict) else {}}
 
 
 def _state_dir(path: Path) -> dict:

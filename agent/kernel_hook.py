@@ -5,7 +5,8 @@
 interpreter, and puts a one-line `.pth` file into each environment's site-packages that imports it at
 interpreter start. At start it only registers an import watcher: the first `import sagemaker` loads the
 wrapper, which hands each failure to the agent's interpreter in a subprocess. When the agent is absent,
-broken or disabled (`SMDIAG_DISABLE=1`), nothing is loaded and the kernel behaves as before.
+broken or disabled (`SMDIAG_DISABLE=1`), nothing is patched and the kernel behaves as before; once
+`smdiag kernels disable` removed the hook directory, a running kernel's wrapper passes every call through.
 """
 
 import os
@@ -32,13 +33,14 @@ def activate() -> bool:
     try:
         import json
 
-        with open(os.path.join(HOOK_DIR, "config.json"), encoding="utf-8") as handle:
+        config_path = os.path.join(HOOK_DIR, "config.json")
+        with open(config_path, encoding="utf-8") as handle:
             config = json.load(handle)
         if not os.access(config["agent_python"], os.X_OK):
             return False
         import smdiag_autowrap
 
-        smdiag_autowrap.hand_over(config["agent_python"], config["state_dir"])
+        smdiag_autowrap.hand_over(config["agent_python"], config["state_dir"], config_path)
         return smdiag_autowrap.install()
     except Exception:  # noqa: BLE001 - a broken agent must leave the kernel exactly as it was
         return False

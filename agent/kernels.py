@@ -8,6 +8,7 @@ Which environments and which site-packages is pure planning; writing and verifyi
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import subprocess
@@ -72,8 +73,9 @@ def enable(state_dir: Path, patterns: list[str], agent_python: Path) -> dict:
     return {"ok": ok, "hook_dir": str(hook_dir), "environments": results}
 
 
-def disable(patterns: list[str]) -> dict:
-    """Remove the .pth file from each environment; the environments are then exactly as before."""
+def disable(state_dir: Path, patterns: list[str]) -> dict:
+    """Remove the .pth file from each environment (they are then exactly as before), then the hook
+    directory: its config first, whose absence turns the wrapper in running kernels into a pass-through."""
     removed = []
     for env in environments(patterns):
         for site in site_packages(env):
@@ -81,6 +83,16 @@ def disable(patterns: list[str]) -> dict:
             if pth.exists():
                 pth.unlink()
                 removed.append(str(pth))
+    hook_dir = state_dir / "kernel-hook"
+    cache = hook_dir / "__pycache__"
+    compiled = [p for module in (HOOK_MODULE, WRAPPER_MODULE) for p in cache.glob(f"{module}.*.pyc")]
+    for path in [hook_dir / "config.json", *(hook_dir / name for name in SOURCES), *compiled]:
+        if path.exists():
+            path.unlink()
+            removed.append(str(path))
+    for directory in (cache, hook_dir):
+        with contextlib.suppress(OSError):
+            directory.rmdir()  # only when empty: nothing of anyone else's goes
     log.info("kernels.disabled", removed=removed)
     return {"ok": True, "removed": removed}
 

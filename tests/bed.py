@@ -14,6 +14,8 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
+import sysconfig
 import tempfile
 import time
 import urllib.request
@@ -451,6 +453,15 @@ class NotebookHost:
             dropin.unlink()
         subprocess.run(["sh", "-c", self.daemon.start_command()], check=True, timeout=60)
         wait_for(lambda: bed_answers(self.daemon))
+
+
+def host_packages_venv(path: Path) -> Path:
+    """A bare virtual environment that sees the host's packages (the SDK) through a plain path entry, not
+    smdiag itself (its editable install needs its own .pth processed): a user's environment beside ours."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    site = next(path.glob("lib/python3.*/site-packages"))
+    (site / "host-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return path
 
 
 def wait_for(condition, timeout: float = 60, every: float = 0.2) -> None:

@@ -122,3 +122,12 @@ def test_a_failed_on_start_step_is_a_doctor_problem():
     }  # fmt: skip
     [problem] = diagnose(facts(onstart=record), high_pct=85)
     assert problem.check == "onstart" and "the guard did not start" in problem.problem
+
+
+def test_errors_the_wrapper_logged_instead_of_raising_are_a_doctor_problem():
+    last = {"time": "2026-12-01T10:00:00Z", "where": "record", "error": "RuntimeError: agent broken"}
+    wrapper = {"path": "/ebs/.smdiag/logs/wrapper-errors.jsonl", "count": 2, "last": last}
+    [problem] = diagnose(facts(wrapper=wrapper), 85)
+    assert problem.check == "wrapper" and "2 error(s) of its own" in problem.problem
+    assert "record: RuntimeError: agent broken" in problem.problem and wrapper["path"] in problem.fix
+    assert diagnose(facts(wrapper={**wrapper, "count": 0, "last": {}}), 85) == []

@@ -27,7 +27,7 @@ CREDENTIALS_FILE_SECRET = "credsFileSecretValuePLANTED0123456789"
 
 PROGRAM = textwrap.dedent(
     """
-    import json, sys
+    import contextlib, json, sys
     import agent.autowrap
     from sagemaker.local import LocalSession
     session = LocalSession(sagemaker_config={"SchemaVersion": "1.0",
@@ -43,6 +43,20 @@ PROGRAM = textwrap.dedent(
             from sagemaker.model import Model
             Model(image_uri=image, model_data="file://" + sys.argv[3], role=ROLE, sagemaker_session=session,
                   code_location="s3://unused-bucket/code").deploy(initial_instance_count=1, instance_type="local")
+        elif kind == "deploy_beside_a_failing_fit":  # another thread's local run fails while this deploy waits
+            import threading
+            from sagemaker.estimator import Estimator
+            from sagemaker.model import Model
+            from sagemaker.predictor import Predictor
+            def failing_fit():
+                with contextlib.suppress(RuntimeError):
+                    Estimator(image_uri=sys.argv[4], role=ROLE, instance_count=1, instance_type="local",
+                              sagemaker_session=session).fit()
+            session.config["local"]["serving_port"] = int(sys.argv[5])
+            threading.Thread(target=failing_fit).start()
+            Model(image_uri=image, model_data="file://" + sys.argv[3], role=ROLE, sagemaker_session=session,
+                  code_location="s3://unused-bucket/code", predictor_cls=Predictor).deploy(
+                      initial_instance_count=1, instance_type="local").delete_endpoint()
         elif kind == "pull":  # the SDK's own pull step (ECR images), inside the explicit context manager
             import sagemaker.local.image
             with agent.autowrap.explained("fit", images=[image]):
@@ -192,6 +206,20 @@ def test_a_serve_that_crashes_at_start_is_serving_unhealthy_with_its_logs(make_e
     assert report["call"]["kind"] == "deploy"
     assert any("KeyError: model_fn" in line for c in report["containers"] for line in c["logs"])
     assert "Giving up" in report["exception"]["message"]
+
+
+def test_a_deploy_waits_for_its_own_container_not_for_another_threads_failed_run(
+    make_engine, images, local_mode, tmp_path, smdiag
+):
+    daemon, _disk = make_engine()
+    broken = train_image(images, daemon, "smdiag-test/broken-train:1", bed.BROKEN_TRAIN_SCRIPT)
+    slow_serve = "sleep 10; mkdir -p /www; echo ok > /www/ping; exec httpd -f -p 8080 -h /www"
+    image = train_image(images, daemon, "smdiag-test/slow-serve:1", slow_serve)
+    done, raised, report = local_mode("deploy_beside_a_failing_fit", image, str(_model_tarball(tmp_path)), broken,
+                                      str(bed.free_port()), host=daemon.host, timeout=200)  # fmt: skip
+    assert done.returncode == 0 and raised == {"ok": True}, done.stderr  # healthy once its server is up
+    [failure] = json.loads(smdiag("failures", "list", "--json").stdout)
+    assert failure["category"] == "script_error" and failure["call"] == "fit"  # the other thread's, its own
 
 
 def test_port_8080_taken_is_port_in_use(make_engine, images, local_mode, tmp_path):

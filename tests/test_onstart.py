@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import sysconfig
 import textwrap
 import time
 from pathlib import Path
@@ -55,12 +54,8 @@ class Notebook:
         self.state = host.ebs_disk.path / ".smdiag"
         self.envs = tmp_path / "anaconda3" / "envs"
         self.plain_env, self.sdk_env = self.envs / "plain", self.envs / "sdk"
-        for env in (self.plain_env, self.sdk_env):
-            subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
-        # The SDK environment reaches the SDK through a plain path entry: the host's packages are visible,
-        # but not smdiag itself, whose editable install needs its own .pth processed.
-        sdk_site = next(self.sdk_env.glob("lib/python3.*/site-packages"))
-        (sdk_site / "host-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(self.plain_env)], check=True)
+        bed.host_packages_venv(self.sdk_env)
         self.base_env = {
             **{k: v for k, v in hermetic_env.items() if k != "SMDIAG_STATE_DIR"},
             **host.env(),
