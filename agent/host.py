@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import sys
 from pathlib import Path
 
 from agent.settings import Settings
@@ -51,6 +52,20 @@ def sagemaker_sdk() -> dict | None:
         return None
     major = version.split(".", 1)[0]
     return {"version": version, "major": int(major) if major.isdigit() else None}
+
+
+def sdk_v2_problem() -> tuple[str, str] | None:
+    """Why this interpreter cannot run SDK v2 local mode (what is missing, and the fix); None when it can."""
+    sdk = sagemaker_sdk()
+    where = f"smdiag's environment ({sys.prefix})"
+    if sdk is None:
+        return f"the SageMaker SDK v2, which is not installed in {where}", f"pip install 'smdiag[sagemaker]' into {where}"
+    if sdk["major"] != 2:
+        return (
+            f"the SageMaker SDK v2, but {where} has {sdk['version']} (local-mode estimators are v2 only)",
+            f"pip install 'sagemaker>=2.250,<3' into {where}",
+        )
+    return None
 
 
 def aws_facts(use_instance_metadata: bool) -> dict:
