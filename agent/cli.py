@@ -388,6 +388,7 @@ def diskguard_once(
     """Prune once: above the high watermark, remove until at the low one.
 
     Exit 0 when at or under high at the end, 1 when not (it says what holds the space), 2 on bad input.
+    --dry-run forecasts the end state from the images' sizes and exits as the real run would.
     """
 
     def action(settings: Settings) -> tuple[int, Any, str]:
@@ -395,7 +396,7 @@ def diskguard_once(
 
         policy = _policy(settings, high, low, keep, min_age, container_max_age)
         outcome = run_once(settings.replace(docker_host=docker_host), policy, path, dry_run)
-        code = 0 if dry_run or outcome.after_pct <= policy.high else 1
+        code = 0 if outcome.after_pct <= policy.high else 1  # a dry run exits as the real run would
         return code, outcome.to_dict(), format_outcome(outcome)
 
     _execute(ctx, as_json, action)
@@ -437,18 +438,18 @@ def diskguard_run(
 
 
 @diskguard_app.command("status")
-def diskguard_status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """Show whether the guard runs, the watched disk's usage and the last check.
+def diskguard_status(ctx: typer.Context, docker_host: DockerHostOption = None, as_json: JsonFlag = False) -> None:
+    """Show the engine's data-root and its disk's usage now, whether the guard runs, and its last check.
 
-    Exit 0, or 1 when the watched disk is over the high watermark.
+    Exit 0, or 1 when that disk is over the high watermark or the engine does not answer.
     """
 
     def action(settings: Settings) -> tuple[int, Any, str]:
         from agent.diskguard import format_status, status
 
-        report = status(settings)
-        over = report["used_pct"] is not None and report["used_pct"] > settings.high_pct
-        return (1 if over else 0), report, format_status(report)
+        report = status(settings.replace(docker_host=docker_host))
+        ok = report["error"] is None and report["used_pct"] <= settings.high_pct
+        return (0 if ok else 1), report, format_status(report)
 
     _execute(ctx, as_json, action)
 
