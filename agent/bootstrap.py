@@ -336,6 +336,7 @@ def run_bootstrap(settings: Settings, options: Options, progress: Callable[[int,
     engine.validate_host(settings.docker_host)
     daemon_text = _read(settings.daemon_config)
     parse_daemon_config(daemon_text, settings.daemon_config)  # bad input stops us before anything changes
+    _check_target(settings, options.target)
     service = detect_service(options.stop_cmd, options.start_cmd)
     bootstrap_dir = settings.state_dir / "bootstrap"
     journal = Journal(bootstrap_dir / "journal.json")
@@ -580,16 +581,21 @@ def _write_local_mode_config(settings: Settings) -> str | None:
     return str(path)
 
 
-def _choose_target(settings: Settings, target: Path | None) -> Path:
-    if target is not None:
-        if not target.is_absolute():
-            raise BadInput(f"--target {target} is not an absolute path", "give the full path of the directory")
-        return target
-    if not settings.ebs_mount.is_dir():
+def _check_target(settings: Settings, target: Path | None) -> None:
+    """Bad input about the target, found before the engine is asked anything."""
+    if target is not None and not target.is_absolute():
+        raise BadInput(f"--target {target} is not an absolute path", "give the full path of the directory")
+    if target is None and not settings.ebs_mount.is_dir():
         raise BadInput(
             f"there is no EBS volume at {settings.ebs_mount}",
             "pass --target DIR, or set SMDIAG_EBS_MOUNT to the large volume's mount point",
         )
+
+
+def _choose_target(settings: Settings, target: Path | None) -> Path:
+    _check_target(settings, target)
+    if target is not None:
+        return target
     manual = settings.ebs_mount / MANUAL_LAYOUT
     if classify_target(manual)[0] in ("ours", "layout"):
         return manual

@@ -325,6 +325,7 @@ def data_upload(
         from agent.errors import Failed
         from agent.experiments import data
 
+        data.check_destination(bucket, endpoint_url)
         with tempfile.TemporaryDirectory() as work:
             data.write(Path(work))
             try:
@@ -586,9 +587,7 @@ def kernels_enable(
     def action(settings: Settings) -> tuple[int, Any, str]:
         from agent import kernels
 
-        result = kernels.enable(
-            settings.state_dir, envs or list(settings.conda_envs), agent_python or Path(sys.executable)
-        )
+        result = kernels.enable(settings.state_dir, _env_patterns(envs, settings), agent_python or Path(sys.executable))
         return (0 if result["ok"] else 1), result, kernels.format_result(result)
 
     _execute(ctx, as_json, action)
@@ -601,10 +600,30 @@ def kernels_disable(ctx: typer.Context, envs: EnvsOption = None, as_json: JsonFl
     def action(settings: Settings) -> tuple[int, Any, str]:
         from agent import kernels
 
-        result = kernels.disable(envs or list(settings.conda_envs))
+        result = kernels.disable(_env_patterns(envs, settings))
         return 0, result, kernels.format_result(result)
 
     _execute(ctx, as_json, action)
+
+
+def _env_patterns(envs: list[str] | None, settings: Settings) -> list[str]:
+    """The environment globs to act on; when they match no environment: bad input (exit 2) for a given
+    --envs, a failure (exit 1) for the configured ones."""
+    from agent import kernels
+    from agent.errors import Failed
+
+    patterns = envs or list(settings.conda_envs)
+    if kernels.environments(patterns):
+        return patterns
+    if envs:
+        raise BadInput(
+            f"--envs {' '.join(envs)} matches no Python environment (a directory with bin/python)",
+            "check the glob, e.g. --envs '/home/ec2-user/anaconda3/envs/*'",
+        )
+    raise Failed(
+        f"no Python environment matches {' '.join(patterns)} (SMDIAG_CONDA_ENVS or the notebook default)",
+        "set SMDIAG_CONDA_ENVS, or pass --envs GLOB",
+    )
 
 
 def _frameworks(given: str) -> list[str]:
