@@ -2,6 +2,7 @@
 script, the plot, and the S3 upload against moto in server mode over real HTTP."""
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -136,6 +137,8 @@ def test_the_state_dir_flag_reaches_the_failure_recorder_of_local_mode(smdiag, h
     found = smdiag("--state-dir", str(chosen), "last-failure", "--json")
     assert found.returncode == 0 and json.loads(found.stdout)["id"] == report["results"][0]["report_id"]
     assert json.loads(found.stdout)["category"] == "daemon_down"
+    shown = smdiag("--state-dir", str(chosen), "last-failure").stdout
+    assert re.search(r"disk container_root \S+: \d+% used, [\d.]+ [KMGT]iB free of [\d.]+ [KMGT]iB", shown), shown
     assert not (Path(hermetic_env["SMDIAG_STATE_DIR"]) / "failures").exists()
     assert "health: sklearn: training" in done.stderr  # progress on stderr, the result alone on stdout
 

@@ -301,7 +301,7 @@ def _run_all(frameworks, chosen, quick, scripts, settings, work, plot, progress)
         results.append(result)
     if plot is not None:
         progress("plot", "drawing", str(plot))
-        draw(plot, data_dir, results)
+        draw(plot, data_dir, results, f"smdiag health: {chosen} mode{', quick' if quick else ''}")
     return results
 
 
@@ -335,7 +335,7 @@ def choose_mode(mode: str, settings, frameworks: list[str]) -> tuple[str, str]:
     return "local", "a Docker engine, the SDK v2 and every framework's images are here"
 
 
-def draw(path: Path, data_dir: Path, results: list[Result]) -> None:
+def draw(path: Path, data_dir: Path, results: list[Result], title: str) -> None:
     """The seed's picture: all the data as a scatter, one prediction line per framework."""
     import matplotlib
 
@@ -344,10 +344,13 @@ def draw(path: Path, data_dir: Path, results: list[Result]) -> None:
 
     x, y = data.load(data_dir / "all_data.csv")
     figure, axes = pyplot.subplots(figsize=(10, 8))
-    axes.scatter(x, y, s=1, color="grey", label="all_data")
+    axes.scatter(x, y, s=1, color="grey", label=f"the seed's data ({len(x)} points)")
     for result in results:
         if result.line:
-            axes.plot(grid(), result.line, linewidth=2, label=f"{result.framework} (RMSE {result.rmse:.0f})")
+            verdict = "pass" if result.passed else "FAIL"
+            label = f"{result.framework} prediction (test RMSE {result.rmse:.0f}, {verdict})"
+            axes.plot(grid(), result.line, linewidth=2, label=label)
+    axes.set_title(f"{title}: each framework's predictions over the data")
     axes.set_xlabel("x")
     axes.set_ylabel("y")
     axes.legend()
