@@ -300,6 +300,7 @@ def data_generate(
         from agent import inputs
         from agent.experiments import data
 
+        inputs.packages("data generate", data.MODULES)
         inputs.output_dir(out, "--out")
         rows = data.write(out)
         return 0, {"out": str(out), "rows": rows}, "\n".join(f"{out / name}: {n} rows" for name, n in rows.items())
@@ -322,10 +323,12 @@ def data_upload(
 
         from botocore.exceptions import BotoCoreError, ClientError
 
+        from agent import inputs
         from agent.errors import Failed
         from agent.experiments import data
 
         data.check_destination(bucket, endpoint_url)
+        inputs.packages("data upload", data.MODULES)
         with tempfile.TemporaryDirectory() as work:
             data.write(Path(work))
             try:

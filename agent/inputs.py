@@ -50,6 +50,19 @@ def sdk_v2(purpose: str) -> None:
         raise BadInput(f"{purpose} needs {problem[0]}", problem[1])
 
 
+def packages(purpose: str, modules: list[str]) -> None:
+    """This interpreter has the modules `purpose` imports (looked up, not imported)."""
+    import importlib.util
+    import sys
+
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise BadInput(
+            f"{purpose} needs {', '.join(missing)}, not installed in smdiag's environment ({sys.prefix})",
+            "pip install 'smdiag[frameworks]' into it",
+        )
+
+
 def _probe(directory: Path) -> None:
     fd, probe = tempfile.mkstemp(prefix=".smdiag-probe-", dir=directory)
     os.close(fd)

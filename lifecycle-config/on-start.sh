@@ -5,7 +5,8 @@
 # failed step is logged and recorded in <state>/onstart/status.tsv, which `smdiag doctor` reports.
 # Steps: install the agent into its own venv on the EBS volume (reused while its source is unchanged);
 # move Docker's data-root onto the EBS volume (a first copy that outlasts the budget goes on in the
-# background); start the disk guard; turn the failure-report wrapper on in every conda environment.
+# background); start the disk guard; turn the failure-report wrapper on in every conda environment; link
+# `smdiag` into $SMDIAG_BIN_DIR for the notebook's users.
 # Every path below is a variable with the notebook's default, overridable from the environment.
 
 SMDIAG_EBS_MOUNT="${SMDIAG_EBS_MOUNT:-/home/ec2-user/SageMaker}"
@@ -26,6 +27,7 @@ SMDIAG_SYSTEMD="${SMDIAG_SYSTEMD:-}" # the guard as a unit (1), detached (0), or
 SMDIAG_NOTEBOOK_USER="${SMDIAG_NOTEBOOK_USER:-ec2-user}" # kernels write reports as this user
 SMDIAG_BUDGET_S="${SMDIAG_BUDGET_S:-240}"
 SMDIAG_BOOTSTRAP_WAIT_S="${SMDIAG_BOOTSTRAP_WAIT_S:-}" # empty: what the budget leaves
+SMDIAG_BIN_DIR="${SMDIAG_BIN_DIR:-/usr/local/bin}" # where `smdiag` is linked for the notebook's users
 
 export SMDIAG_EBS_MOUNT SMDIAG_STATE_DIR SMDIAG_CONDA_ENVS SMDIAG_DOCKER_CONFIG SMDIAG_SYSCONFIG DOCKER_HOST
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH" # SageMaker's is shorter
@@ -199,6 +201,21 @@ step_bootstrap() {
     fi
 }
 
+# Every hint names `smdiag`: link it onto the users' PATH. The root volume does not survive a restart, so
+# the link is re-made at every start; it names $SMDIAG_VENV, which always holds the installed agent.
+step_link() {
+    local started link="$SMDIAG_BIN_DIR/smdiag"
+    started=$(now_ms)
+    if [ -e "$link" ] && [ ! -L "$link" ]; then
+        record link failed "$started" "$link exists and is not smdiag's link: left alone; run $SMDIAG_BIN"
+    elif mkdir -p "$SMDIAG_BIN_DIR" && ln -sfn "$SMDIAG_BIN" "$link.new" && mv -Tf "$link.new" "$link"; then
+        record link ok "$started" "$link -> $SMDIAG_BIN"
+    else
+        rm -f "$link.new"
+        record link failed "$started" "cannot link $link to $SMDIAG_BIN"
+    fi
+}
+
 # run_step STEP RESERVE CAP COMMAND...: an agent command, bounded; its last line of output is the detail.
 run_step() {
     local step=$1 limit started code out="$ONSTART_DIR/$1.out"
@@ -229,6 +246,7 @@ main() {
     write_status
     step_install
     if ((AGENT_OK)); then
+        step_link
         step_bootstrap
         case "$SMDIAG_SYSTEMD" in
             0) run_step guard 30 40 "$SMDIAG_BIN" diskguard start --no-systemd ;;
@@ -238,7 +256,7 @@ main() {
         run_step kernels 5 60 "$SMDIAG_BIN" kernels enable --agent-python "$SMDIAG_VENV/bin/python"
         hand_state_to_user
     else
-        for step in bootstrap guard kernels; do
+        for step in link bootstrap guard kernels; do
             record "$step" skipped "$(now_ms)" "no working agent in $SMDIAG_VENV (see the install step)"
         done
     fi

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def test_console_script_is_installed_and_reports_its_version():
     exe = shutil.which("smdiag")
@@ -159,3 +161,35 @@ def test_help_shows_defaults_env_variables_and_readable_metavars(smdiag):
         shown = smdiag(*command, "--help").stdout
         assert "Usage: smdiag" in shown and "<bool>" not in shown and "<list" not in shown, command
     assert "env SMDIAG_STATE_DIR" in smdiag("--help").stdout
+
+
+@pytest.fixture(scope="session")
+def core_only_python(tmp_path_factory) -> str:
+    """A real interpreter with only what smdiag's command line imports (typer, structlog, from PyPI): no
+    SageMaker SDK, no numpy, no frameworks: a fresh install without extras."""
+    root = tmp_path_factory.mktemp("core-only")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True)
+    packages = root / "packages"
+    installed = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--target", str(packages), "typer",
+                                "structlog"], capture_output=True, text=True)  # fmt: skip
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    site = next((root / "venv").glob("lib/python3.*/site-packages"))
+    (site / "core-only.pth").write_text(f"{packages}\n")
+    return str(root / "venv" / "bin" / "python")
+
+
+def test_a_missing_extra_is_bad_input_that_names_it(core_only_python, hermetic_env, tmp_path):
+    for args, extra in [
+        (["health", "--mode", "local", "--framework", "sklearn"], "pip install 'smdiag[sagemaker]'"),
+        (["health", "--mode", "native", "--framework", "sklearn"], "pip install 'smdiag[frameworks]'"),
+        (["data", "generate", "--out", str(tmp_path / "data")], "pip install 'smdiag[frameworks]'"),
+    ]:
+        for as_json in (False, True):
+            done = subprocess.run([core_only_python, "-m", "agent", *args, *(["--json"] if as_json else [])],
+                                  env=hermetic_env, capture_output=True, text=True)  # fmt: skip
+            what = f"{args} json={as_json}: {done.stdout!r} {done.stderr!r}"
+            assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr, what
+            assert done.stderr.count("\n") == 1 and extra in done.stderr, what
+            if as_json:
+                assert extra in json.loads(done.stdout)["fix"], what
+    assert not (tmp_path / "data").exists()

@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 
 FILES = ("all_data.csv", "training_data.csv", "validation_data.csv", "test_data.csv")
+MODULES = ["numpy", "pandas", "sklearn"]
+"""What generating the dataset imports."""
 
 
 def formula(x: float) -> float:

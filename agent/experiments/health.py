@@ -25,6 +25,8 @@ from agent.experiments import data
 
 SCRIPTS = Path(__file__).parent / "scripts"
 ENTRY_POINTS = {"tensorflow": "tensorflow_script.py", "pytorch": "pytorch_training.py", "sklearn": "sklearn_script.py"}
+FRAMEWORK_MODULES = {"tensorflow": "tensorflow", "pytorch": "torch", "sklearn": "sklearn"}
+"""What a framework's entry script imports when it runs natively (in smdiag's own interpreter)."""
 HYPERPARAMETERS = {
     # --quick: enough to meet the quick bar in seconds; full: the seed's own settings.
     "quick": {
@@ -263,7 +265,10 @@ def run_health(
         inputs.output_file(plot, "--plot")
     if mode == "local":
         inputs.sdk_v2("health --mode local")
+    inputs.packages("smdiag health", [*data.MODULES, *(["matplotlib"] if plot else [])])
     chosen, why = choose_mode(mode, settings, frameworks)
+    if chosen == "native":
+        inputs.packages("health --mode native", [FRAMEWORK_MODULES[f] for f in frameworks])
     work = Path(tempfile.mkdtemp(prefix="smdiag-health-"))
     try:
         results = _run_all(frameworks, chosen, quick, scripts, settings, work, plot, progress)
