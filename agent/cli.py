@@ -58,7 +58,13 @@ def _version(value: bool) -> None:
 def main(
     ctx: typer.Context,
     state_dir: Annotated[
-        Path | None, typer.Option("--state-dir", metavar="DIR", help="Where logs, reports and state go (env SMDIAG_STATE_DIR; default <EBS mount>/.smdiag, else ~/.local/state/smdiag).")
+        Path | None,
+        typer.Option(
+            "--state-dir",
+            metavar="DIR",
+            help="Where logs, reports and state go (env SMDIAG_STATE_DIR; default <EBS mount>/.smdiag, "
+            "else ~/.local/state/smdiag).",
+        ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")] = False,
     version: Annotated[
@@ -132,7 +138,12 @@ def _print_error(line: str, code: int, as_json: bool, fields: dict) -> None:
 def doctor(
     ctx: typer.Context,
     docker_host: Annotated[
-        str | None, typer.Option("--docker-host", metavar="URL", help="Docker engine URL (env DOCKER_HOST; default unix:///var/run/docker.sock).")
+        str | None,
+        typer.Option(
+            "--docker-host",
+            metavar="URL",
+            help="Docker engine URL (env DOCKER_HOST; default unix:///var/run/docker.sock).",
+        ),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -154,19 +165,39 @@ def doctor(
 def bootstrap(
     ctx: typer.Context,
     target: Annotated[
-        Path | None, typer.Option("--target", metavar="DIR", help="Where the data-root goes (default <EBS mount>/docker).")
+        Path | None,
+        typer.Option("--target", metavar="DIR", help="Where the data-root goes (default <EBS mount>/docker)."),
     ] = None,
     daemon_config: Annotated[
-        Path | None, typer.Option("--daemon-config", metavar="FILE", help="dockerd's daemon.json (env SMDIAG_DOCKER_CONFIG; default /etc/docker/daemon.json).")
+        Path | None,
+        typer.Option(
+            "--daemon-config",
+            metavar="FILE",
+            help="dockerd's daemon.json (env SMDIAG_DOCKER_CONFIG; default /etc/docker/daemon.json).",
+        ),
     ] = None,
     sysconfig: Annotated[
-        Path | None, typer.Option("--sysconfig", metavar="FILE", help="Amazon Linux OPTIONS file (env SMDIAG_SYSCONFIG; default /etc/sysconfig/docker).")
+        Path | None,
+        typer.Option(
+            "--sysconfig",
+            metavar="FILE",
+            help="Amazon Linux OPTIONS file (env SMDIAG_SYSCONFIG; default /etc/sysconfig/docker).",
+        ),
     ] = None,
     docker_host: Annotated[
-        str | None, typer.Option("--docker-host", metavar="URL", help="Docker engine URL (env DOCKER_HOST; default unix:///var/run/docker.sock).")
+        str | None,
+        typer.Option(
+            "--docker-host",
+            metavar="URL",
+            help="Docker engine URL (env DOCKER_HOST; default unix:///var/run/docker.sock).",
+        ),
     ] = None,
-    stop_cmd: Annotated[str | None, typer.Option("--stop-cmd", metavar="COMMAND", help="Shell command that stops Docker.")] = None,
-    start_cmd: Annotated[str | None, typer.Option("--start-cmd", metavar="COMMAND", help="Shell command that starts Docker.")] = None,
+    stop_cmd: Annotated[
+        str | None, typer.Option("--stop-cmd", metavar="COMMAND", help="Shell command that stops Docker.")
+    ] = None,
+    start_cmd: Annotated[
+        str | None, typer.Option("--start-cmd", metavar="COMMAND", help="Shell command that starts Docker.")
+    ] = None,
     reclaim: Annotated[bool, typer.Option("--reclaim", help="Delete the old data-root after a verified move.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
     as_json: JsonFlag = False,
@@ -191,7 +222,9 @@ def bootstrap(
 @app.command("last-failure")
 def last_failure(
     ctx: typer.Context,
-    logs: Annotated[int, typer.Option("--logs", metavar="LINES", help="Container log lines to show per container.")] = 20,
+    logs: Annotated[
+        int, typer.Option("--logs", metavar="LINES", help="Container log lines to show per container.")
+    ] = 20,
     as_json: JsonFlag = False,
 ) -> None:
     """Show the newest local-mode failure report: category, summary, hint, evidence.
@@ -256,15 +289,19 @@ def failures_record(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 def health(
     ctx: typer.Context,
     framework: Annotated[
-        str, typer.Option("--framework", metavar="NAMES", help="all, tensorflow, pytorch or sklearn (comma-separated too).")
+        str,
+        typer.Option("--framework", metavar="NAMES", help="all, tensorflow, pytorch or sklearn (comma-separated too)."),
     ] = "all",
-    mode: Annotated[str, typer.Option("--mode", metavar="MODE", help="auto, native (no Docker, no AWS) or local (SDK v2).")] = "auto",
+    mode: Annotated[
+        str, typer.Option("--mode", metavar="MODE", help="auto, native (no Docker, no AWS) or local (SDK v2).")
+    ] = "auto",
     quick: Annotated[bool, typer.Option("--quick", help="Few epochs, quick bar (RMSE <= 400).")] = False,
     plot: Annotated[
         Path | None, typer.Option("--plot", metavar="FILE.png", help="Draw the data and each model's line to FILE.png.")
     ] = None,
     scripts: Annotated[
-        Path | None, typer.Option("--scripts", metavar="DIR", help="Run your copies of the entry scripts from this directory.")
+        Path | None,
+        typer.Option("--scripts", metavar="DIR", help="Run your copies of the entry scripts from this directory."),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -312,8 +349,12 @@ def data_generate(
 def data_upload(
     ctx: typer.Context,
     bucket: Annotated[str, typer.Option("--bucket", metavar="BUCKET", help="S3 bucket.")],
-    prefix: Annotated[str, typer.Option("--prefix", metavar="PREFIX", help="Key prefix; files go to PREFIX/synthetic/.")] = "chapter03",
-    endpoint_url: Annotated[str | None, typer.Option("--endpoint-url", metavar="URL", help="S3-compatible endpoint.")] = None,
+    prefix: Annotated[
+        str, typer.Option("--prefix", metavar="PREFIX", help="Key prefix; files go to PREFIX/synthetic/.")
+    ] = "chapter03",
+    endpoint_url: Annotated[
+        str | None, typer.Option("--endpoint-url", metavar="URL", help="S3-compatible endpoint.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Generate the dataset and upload it to s3://BUCKET/PREFIX/synthetic/. Exit 0, 1 when S3 refuses."""
@@ -350,18 +391,36 @@ diskguard_app = typer.Typer(
 app.add_typer(diskguard_app, name="diskguard")
 
 PathOption = Annotated[
-    Path | None, typer.Option("--path", metavar="PATH", help="Filesystem to watch (default: the one holding Docker's data-root).")
+    Path | None,
+    typer.Option("--path", metavar="PATH", help="Filesystem to watch (default: the one holding Docker's data-root)."),
 ]
-HighOption = Annotated[float | None, typer.Option("--high", metavar="PCT", help="Prune above this used% (env SMDIAG_HIGH_PCT; default 85).")]
-LowOption = Annotated[float | None, typer.Option("--low", metavar="PCT", help="Prune down to this used% (env SMDIAG_LOW_PCT; default 75).")]
+HighOption = Annotated[
+    float | None,
+    typer.Option("--high", metavar="PCT", help="Prune above this used% (env SMDIAG_HIGH_PCT; default 85)."),
+]
+LowOption = Annotated[
+    float | None,
+    typer.Option("--low", metavar="PCT", help="Prune down to this used% (env SMDIAG_LOW_PCT; default 75)."),
+]
 KeepOption = Annotated[
-    list[str] | None, typer.Option("--keep", metavar="REGEX", help="Never remove images whose repo:tag matches this regex (repeatable).")
+    list[str] | None,
+    typer.Option("--keep", metavar="REGEX", help="Never remove images whose repo:tag matches this regex (repeatable)."),
 ]
-MinAgeOption = Annotated[str, typer.Option("--min-age", metavar="DURATION", help="Never remove images pulled less than this ago.")]
+MinAgeOption = Annotated[
+    str, typer.Option("--min-age", metavar="DURATION", help="Never remove images pulled less than this ago.")
+]
 ContainerAgeOption = Annotated[
-    str, typer.Option("--container-max-age", metavar="DURATION", help="Remove stopped containers older than this (logs saved first).")
+    str,
+    typer.Option(
+        "--container-max-age", metavar="DURATION", help="Remove stopped containers older than this (logs saved first)."
+    ),
 ]
-DockerHostOption = Annotated[str | None, typer.Option("--docker-host", metavar="URL", help="Docker engine URL (env DOCKER_HOST; default unix:///var/run/docker.sock).")]
+DockerHostOption = Annotated[
+    str | None,
+    typer.Option(
+        "--docker-host", metavar="URL", help="Docker engine URL (env DOCKER_HOST; default unix:///var/run/docker.sock)."
+    ),
+]
 
 
 def _policy(settings: Settings, high, low, keep, min_age, container_max_age):
@@ -416,7 +475,9 @@ def diskguard_run(
     min_age: MinAgeOption = "10m",
     container_max_age: ContainerAgeOption = "24h",
     docker_host: DockerHostOption = None,
-    interval: Annotated[float, typer.Option("--interval", metavar="SECONDS", help="Seconds between checks without events.")] = 60,
+    interval: Annotated[
+        float, typer.Option("--interval", metavar="SECONDS", help="Seconds between checks without events.")
+    ] = 60,
     as_json: JsonFlag = False,
 ) -> None:
     """Guard continuously: react to pulls and container starts, check every --interval seconds.
@@ -461,7 +522,9 @@ def diskguard_status(ctx: typer.Context, docker_host: DockerHostOption = None, a
 @diskguard_app.command("make-room")
 def diskguard_make_room(
     ctx: typer.Context,
-    image: Annotated[str, typer.Option("--for", metavar="IMAGE", help="The image about to be pulled (REGISTRY/REPO:TAG).")],
+    image: Annotated[
+        str, typer.Option("--for", metavar="IMAGE", help="The image about to be pulled (REGISTRY/REPO:TAG).")
+    ],
     path: PathOption = None,
     keep: KeepOption = None,
     min_age: MinAgeOption = "10m",
@@ -522,11 +585,16 @@ app.add_typer(images_app, name="images")
 def images_build(
     ctx: typer.Context,
     framework: Annotated[
-        str, typer.Option("--framework", metavar="NAMES", help="all, tensorflow, pytorch or sklearn (comma-separated too).")
+        str,
+        typer.Option("--framework", metavar="NAMES", help="all, tensorflow, pytorch or sklearn (comma-separated too)."),
     ] = "all",
     region: Annotated[
         str | None,
-        typer.Option("--region", metavar="REGION", help="Tag with this region's URIs (default: env AWS_DEFAULT_REGION, else us-east-1)."),
+        typer.Option(
+            "--region",
+            metavar="REGION",
+            help="Tag with this region's URIs (default: env AWS_DEFAULT_REGION, else us-east-1).",
+        ),
     ] = None,
     replace: Annotated[
         bool, typer.Option("--replace", help="Retag a URI that names an image smdiag did not build.")
@@ -568,7 +636,12 @@ app.add_typer(kernels_app, name="kernels")
 
 EnvsOption = Annotated[
     list[str] | None,
-    typer.Option("--envs", metavar="GLOB", help="Glob of environment directories, repeatable (env SMDIAG_CONDA_ENVS, space-separated; default /home/ec2-user/anaconda3 and its envs/*)."),
+    typer.Option(
+        "--envs",
+        metavar="GLOB",
+        help="Glob of environment directories, repeatable (env SMDIAG_CONDA_ENVS, space-separated; "
+        "default /home/ec2-user/anaconda3 and its envs/*).",
+    ),
 ]
 
 
@@ -578,7 +651,9 @@ def kernels_enable(
     envs: EnvsOption = None,
     agent_python: Annotated[
         Path | None,
-        typer.Option("--agent-python", metavar="PYTHON", help="The interpreter that records reports (default: this one)."),
+        typer.Option(
+            "--agent-python", metavar="PYTHON", help="The interpreter that records reports (default: this one)."
+        ),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -590,7 +665,9 @@ def kernels_enable(
     def action(settings: Settings) -> tuple[int, Any, str]:
         from agent import kernels
 
-        result = kernels.enable(settings.state_dir, _env_patterns(envs, settings), agent_python or Path(sys.executable))
+        result = kernels.enable(
+            settings.state_dir, _env_patterns(envs, settings, True), agent_python or Path(sys.executable)
+        )
         return (0 if result["ok"] else 1), result, kernels.format_result(result)
 
     _execute(ctx, as_json, action)
@@ -603,15 +680,15 @@ def kernels_disable(ctx: typer.Context, envs: EnvsOption = None, as_json: JsonFl
     def action(settings: Settings) -> tuple[int, Any, str]:
         from agent import kernels
 
-        result = kernels.disable(_env_patterns(envs, settings))
+        result = kernels.disable(_env_patterns(envs, settings, False))
         return 0, result, kernels.format_result(result)
 
     _execute(ctx, as_json, action)
 
 
-def _env_patterns(envs: list[str] | None, settings: Settings) -> list[str]:
-    """The environment globs to act on; when they match no environment: bad input (exit 2) for a given
-    --envs, a failure (exit 1) for the configured ones."""
+def _env_patterns(envs: list[str] | None, settings: Settings, none_is_failure: bool) -> list[str]:
+    """The environment globs to act on. A given --envs that matches no environment is bad input (exit 2);
+    the configured globs matching none is a failure (exit 1) when `none_is_failure`."""
     from agent import kernels
     from agent.errors import Failed
 
@@ -623,10 +700,12 @@ def _env_patterns(envs: list[str] | None, settings: Settings) -> list[str]:
             f"--envs {' '.join(envs)} matches no Python environment (a directory with bin/python)",
             "check the glob, e.g. --envs '/home/ec2-user/anaconda3/envs/*'",
         )
-    raise Failed(
-        f"no Python environment matches {' '.join(patterns)} (SMDIAG_CONDA_ENVS or the notebook default)",
-        "set SMDIAG_CONDA_ENVS, or pass --envs GLOB",
-    )
+    if none_is_failure:
+        raise Failed(
+            f"no Python environment matches {' '.join(patterns)} (SMDIAG_CONDA_ENVS or the notebook default)",
+            "set SMDIAG_CONDA_ENVS, or pass --envs GLOB",
+        )
+    return patterns
 
 
 def _frameworks(given: str) -> list[str]:
@@ -740,7 +819,12 @@ def _progress_bar(description: str, enabled: bool) -> Iterator[Callable[[int, in
         return
     from rich.console import Console
     from rich.progress import (
-        BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn,
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
     )
 
     bar = Progress(

@@ -79,11 +79,11 @@ def diagnose(facts: dict, high_pct: float) -> list[Problem]:
     majors = {env["major"] for env in sdks}
     if not majors & set(host.KNOWN_SDK_MAJORS):
         unknown = ", ".join(f"{env['version']} in {env['environment']}" for env in sdks)
+        found = f"only SageMaker SDKs of a major smdiag does not know ({unknown})" if sdks else None
         problems.append(
             Problem(
                 "sagemaker_sdk",
-                (f"only SageMaker SDKs of a major smdiag does not know ({unknown})" if sdks else
-                 "no notebook environment has the SageMaker SDK") + ": local mode cannot run anywhere",
+                f"{found or 'no notebook environment has the SageMaker SDK'}: local mode cannot run anywhere",
                 "pip install 'sagemaker>=2.250,<3' (v2, the book's) or 'sagemaker>=3.27,<4' into a notebook "
                 "environment, or pip install 'smdiag[sagemaker]' into smdiag's own",
             )

@@ -103,7 +103,10 @@ def sdk_v2_problem() -> tuple[str, str] | None:
     sdk = sagemaker_sdk()
     where = f"smdiag's environment ({sys.prefix})"
     if sdk is None:
-        return f"the SageMaker SDK v2, which is not installed in {where}", f"pip install 'smdiag[sagemaker]' into {where}"
+        return (
+            f"the SageMaker SDK v2, which is not installed in {where}",
+            f"pip install 'smdiag[sagemaker]' into {where}",
+        )
     if sdk["major"] != 2:
         return (
             f"the SageMaker SDK v2, but {where} has {sdk['version']} (local-mode estimators are v2 only)",

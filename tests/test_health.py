@@ -156,9 +156,7 @@ def read_until(fd: int, wanted: str, process: subprocess.Popen, timeout: float =
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
-def test_on_a_terminal_health_shows_its_phases_live_and_an_interrupt_leaves_no_work_dir(
-    hermetic_env, tmp_path, stop
-):
+def test_on_a_terminal_health_shows_its_phases_live_and_an_interrupt_leaves_no_work_dir(hermetic_env, tmp_path, stop):
     import os
     import pty
 

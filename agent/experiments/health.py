@@ -253,7 +253,9 @@ def run_health(
     if mode not in ("auto", "native", "local"):
         raise BadInput(f"unknown mode {mode!r}", "use auto, native or local")
     if not scripts.is_dir():
-        raise BadInput(f"--scripts {scripts} is not a directory", "point --scripts at a copy of agent/experiments/scripts")
+        raise BadInput(
+            f"--scripts {scripts} is not a directory", "point --scripts at a copy of agent/experiments/scripts"
+        )
     missing = [ENTRY_POINTS[f] for f in frameworks if not (scripts / ENTRY_POINTS[f]).is_file()]
     if missing:
         raise BadInput(
