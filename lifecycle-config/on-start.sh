@@ -5,8 +5,7 @@
 # failed step is logged and recorded in <state>/onstart/status.tsv, which `smdiag doctor` reports.
 # Steps: install the agent into its own venv on the EBS volume (reused while its source is unchanged);
 # move Docker's data-root onto the EBS volume (a first copy that outlasts the budget goes on in the
-# background); start the disk guard; turn the failure-report wrapper on in every conda environment; link
-# `smdiag` into $SMDIAG_BIN_DIR for the notebook's users.
+# background); start the disk guard; turn the failure-report wrapper on in every conda environment.
 # Every path below is a variable with the notebook's default, overridable from the environment.
 
 SMDIAG_EBS_MOUNT="${SMDIAG_EBS_MOUNT:-/home/ec2-user/SageMaker}"
@@ -27,7 +26,7 @@ SMDIAG_SYSTEMD="${SMDIAG_SYSTEMD:-}" # the guard as a unit (1), detached (0), or
 SMDIAG_NOTEBOOK_USER="${SMDIAG_NOTEBOOK_USER:-ec2-user}" # kernels write reports as this user
 SMDIAG_BUDGET_S="${SMDIAG_BUDGET_S:-240}"
 SMDIAG_BOOTSTRAP_WAIT_S="${SMDIAG_BOOTSTRAP_WAIT_S:-}" # empty: what the budget leaves
-SMDIAG_BIN_DIR="${SMDIAG_BIN_DIR:-/usr/local/bin}" # where `smdiag` is linked for the notebook's users
+SMDIAG_BIN_DIR="${SMDIAG_BIN_DIR:-/usr/local/bin}" # `smdiag` is linked here
 
 export SMDIAG_EBS_MOUNT SMDIAG_STATE_DIR SMDIAG_CONDA_ENVS SMDIAG_DOCKER_CONFIG SMDIAG_SYSCONFIG DOCKER_HOST
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH" # SageMaker's is shorter
@@ -104,8 +103,7 @@ pick_python() {
     return 1
 }
 
-# A new fingerprint (of a checkout's files, a wheel's bytes, a requirement's text, the interpreter) means
-# a new environment.
+# A new fingerprint (a checkout's files, a wheel's bytes, a requirement, the interpreter): a new venv.
 fingerprint() {
     local requirement=$1 python=$2 path=${1%%\[*}
     {
@@ -201,18 +199,16 @@ step_bootstrap() {
     fi
 }
 
-# Every hint names `smdiag`: link it onto the users' PATH. The root volume does not survive a restart, so
-# the link is re-made at every start; it names $SMDIAG_VENV, which always holds the installed agent.
+# Hints name `smdiag`: re-link it onto PATH at every start (the root volume is reset).
 step_link() {
-    local started link="$SMDIAG_BIN_DIR/smdiag"
+    local started l="$SMDIAG_BIN_DIR/smdiag"
     started=$(now_ms)
-    if [ -e "$link" ] && [ ! -L "$link" ]; then
-        record link failed "$started" "$link exists and is not smdiag's link: left alone; run $SMDIAG_BIN"
-    elif mkdir -p "$SMDIAG_BIN_DIR" && ln -sfn "$SMDIAG_BIN" "$link.new" && mv -Tf "$link.new" "$link"; then
-        record link ok "$started" "$link -> $SMDIAG_BIN"
+    if [ -e "$l" ] && [ ! -L "$l" ]; then
+        record link failed "$started" "$l is not smdiag's link: left alone"
+    elif mkdir -p "$SMDIAG_BIN_DIR" && ln -sfn "$SMDIAG_BIN" "$l.new" && mv -Tf "$l.new" "$l"; then
+        record link ok "$started" "$l -> $SMDIAG_BIN"
     else
-        rm -f "$link.new"
-        record link failed "$started" "cannot link $link to $SMDIAG_BIN"
+        record link failed "$started" "cannot link $l"
     fi
 }
 
@@ -232,7 +228,7 @@ run_step() {
     fi
 }
 
-# Kernels run as the notebook user, and write failure reports and log lines into the state directory.
+# Kernels run as the notebook user and write reports and logs into the state dir.
 hand_state_to_user() {
     id "$SMDIAG_NOTEBOOK_USER" >/dev/null 2>&1 || return 0
     mkdir -p "$SMDIAG_STATE_DIR/failures" "$SMDIAG_STATE_DIR/logs"
