@@ -5,7 +5,9 @@ Each refusal is a BadInput (exit 2) naming the problem and the fix; nothing has 
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -52,9 +54,6 @@ def sdk_v2(purpose: str) -> None:
 
 def packages(purpose: str, modules: list[str]) -> None:
     """This interpreter has the modules `purpose` imports (looked up, not imported)."""
-    import importlib.util
-    import sys
-
     missing = [name for name in modules if importlib.util.find_spec(name) is None]
     if missing:
         raise BadInput(

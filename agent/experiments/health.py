@@ -44,7 +44,7 @@ BAR = {"quick": 400.0, "full": 250.0}
 """Test-set RMSE a framework must reach (the noise alone has sigma 150)."""
 TRAIN_TIMEOUT_S = 1800
 EPOCH = re.compile(r"\b(?:epoch|iteration):?\s*(\d+)", re.IGNORECASE)
-LOSS = re.compile(r"\bloss:?\s*([-+0-9.eE]+)", re.IGNORECASE)
+LOSS = re.compile(r"\bloss:?\s*([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)", re.IGNORECASE)
 """What the entry scripts print while training (Keras' `Epoch 3/60 ... loss: 1.2e+04`, the PyTorch
 script's `Iteration: 3 | Loss: 12000.0`): shown as progress."""
 
@@ -178,20 +178,12 @@ def _training_progress(framework: str, epochs: int, progress: Progress) -> Calla
         if epoch:
             seen["epoch"] = epoch.group(1)
         if loss:
-            seen["loss"] = f"{float(loss.group(1)):.4g}" if _is_number(loss.group(1)) else loss.group(1)
+            seen["loss"] = f"{float(loss.group(1)):.4g}"
         if epoch or loss:
             detail = f"epoch {seen.get('epoch', '?')}/{epochs}" + (f", loss {seen['loss']}" if "loss" in seen else "")
             progress(framework, "training", detail)
 
     return read
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _run(
