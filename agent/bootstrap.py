@@ -28,7 +28,7 @@ from agent import disks, engine, fileops
 from agent.errors import BadInput, Failed, SmdiagError
 from agent.log import get_logger
 from agent.service import DockerService, detect_service
-from agent.settings import Settings
+from agent.settings import DEFAULT_DOCKER_HOST, Settings
 
 log = get_logger("bootstrap")
 
@@ -389,7 +389,7 @@ def _bootstrap(settings, options, service, journal, client, progress) -> dict:
         "backups": [],
     }
     if options.dry_run:
-        result.update(action="planned", plan=_plan_steps(action, situation, edits, service))
+        result.update(action="planned", plan=_plan_steps(action, situation, edits, service, settings.docker_host))
         return result
     local_config = _write_local_mode_config(settings)
     if local_config:
@@ -721,11 +721,16 @@ def _release_daemon_mounts(root: Path) -> None:
             subprocess.run(["umount", "-l", point], capture_output=True)
 
 
-def _plan_steps(action: str, s: Situation, edits: list[ConfigEdit], service: DockerService) -> list[str]:
+def _plan_steps(
+    action: str, s: Situation, edits: list[ConfigEdit], service: DockerService, docker_host: str
+) -> list[str]:
     steps = []
     if action == "migrated":
+        caveat = ""
+        if service.kind != "custom" and docker_host != DEFAULT_DOCKER_HOST:
+            caveat = f"; the engine is at {docker_host}, which this may not stop: pass --stop-cmd and --start-cmd"
         steps += [
-            f"stop Docker ({service.describe()})",
+            f"stop Docker ({service.describe()}){caveat}",
             f"copy {s.current_root} ({disks.human_bytes(s.needed_bytes)}) to {s.target} "
             f"({disks.human_bytes(s.target_free)} free) through a staging directory",
         ]
