@@ -70,6 +70,9 @@ def test_the_new_commands_refuse_bad_input_in_one_line_and_change_nothing(smdiag
     absent = smdiag("kernels", "enable", "--envs", str(tmp_path / "env"), "--agent-python", str(tmp_path / "nope"))
     assert absent.returncode == 2 and "does not exist" in absent.stderr
     assert not (tmp_path / "state" / "kernel-hook").exists()
+    none = smdiag("kernels", "enable", env={"SMDIAG_CONDA_ENVS": str(tmp_path / "no-conda-*")})
+    assert none.returncode == 1 and none.stderr.startswith("smdiag: no Python environment matches"), none.stderr
+    assert smdiag("kernels", "disable", env={"SMDIAG_CONDA_ENVS": str(tmp_path / "no-conda-*")}).returncode == 0
 
 
 def bad_inputs(tmp_path):
