@@ -45,6 +45,7 @@ def _os_release(path: Path) -> dict[str, str]:
 
 
 KNOWN_SDK_MAJORS = (2, 3)
+"""SDK majors with a local mode smdiag knows: v2's framework estimators, v3's ModelTrainer."""
 
 
 def sagemaker_sdk() -> dict | None:
