@@ -38,6 +38,12 @@ app = typer.Typer(
 )
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+DockerHostOption = Annotated[
+    str | None,
+    typer.Option(
+        "--docker-host", metavar="URL", help="Docker engine URL (env DOCKER_HOST; default unix:///var/run/docker.sock)."
+    ),
+]
 
 
 @dataclass
@@ -137,14 +143,7 @@ def _print_error(line: str, code: int, as_json: bool, fields: dict) -> None:
 @app.command()
 def doctor(
     ctx: typer.Context,
-    docker_host: Annotated[
-        str | None,
-        typer.Option(
-            "--docker-host",
-            metavar="URL",
-            help="Docker engine URL (env DOCKER_HOST; default unix:///var/run/docker.sock).",
-        ),
-    ] = None,
+    docker_host: DockerHostOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Check this host for SageMaker local mode: engine, compose, disks, SDK, AWS setup.
@@ -184,14 +183,7 @@ def bootstrap(
             help="Amazon Linux OPTIONS file (env SMDIAG_SYSCONFIG; default /etc/sysconfig/docker).",
         ),
     ] = None,
-    docker_host: Annotated[
-        str | None,
-        typer.Option(
-            "--docker-host",
-            metavar="URL",
-            help="Docker engine URL (env DOCKER_HOST; default unix:///var/run/docker.sock).",
-        ),
-    ] = None,
+    docker_host: DockerHostOption = None,
     stop_cmd: Annotated[
         str | None, typer.Option("--stop-cmd", metavar="COMMAND", help="Shell command that stops Docker.")
     ] = None,
@@ -413,12 +405,6 @@ ContainerAgeOption = Annotated[
     str,
     typer.Option(
         "--container-max-age", metavar="DURATION", help="Remove stopped containers older than this (logs saved first)."
-    ),
-]
-DockerHostOption = Annotated[
-    str | None,
-    typer.Option(
-        "--docker-host", metavar="URL", help="Docker engine URL (env DOCKER_HOST; default unix:///var/run/docker.sock)."
     ),
 ]
 

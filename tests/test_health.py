@@ -79,14 +79,16 @@ def test_the_seeds_broken_script_fails_health_naming_the_framework_and_error(tmp
     entry.write_text(
         entry.read_text().replace("import numpy as np\n", "import numpy as np\nfrom numpy.random import seeds\n", 1)
     )
+    kept_here = {"TMPDIR": str(tmp_path)}  # a failed run keeps its work directory (its logs)
     done = smdiag("health", "--mode", "native", "--framework", "tensorflow", "--quick", "--scripts", str(scripts),
-                  "--json", timeout=300)  # fmt: skip
+                  "--json", env=kept_here, timeout=300)  # fmt: skip
     assert done.returncode == 1
     [result] = json.loads(done.stdout)["results"]
     assert result["framework"] == "tensorflow" and not result["passed"]
     assert "ImportError: cannot import name 'seeds' from 'numpy.random'" in result["error"]
     assert "tensorflow_script.py, line" in result["error"]
-    text = smdiag("health", "--mode", "native", "--framework", "tensorflow", "--quick", "--scripts", str(scripts))
+    text = smdiag("health", "--mode", "native", "--framework", "tensorflow", "--quick", "--scripts", str(scripts),
+                  env=kept_here)  # fmt: skip
     assert "FAIL" in text.stdout and "tensorflow: ImportError" in text.stdout
 
 
