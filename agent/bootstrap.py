@@ -31,7 +31,7 @@ from agent import disks, engine, fileops
 from agent.errors import BadInput, Failed, SmdiagError
 from agent.log import get_logger
 from agent.service import DockerService, detect_service
-from agent.settings import Settings
+from agent.settings import DEFAULT_DOCKER_HOST, Settings
 
 log = get_logger("bootstrap")
 
@@ -356,6 +356,7 @@ def run_bootstrap(settings: Settings, options: Options, progress: Callable[[int,
     engine.validate_host(settings.docker_host)
     daemon_text = _read(settings.daemon_config)
     parse_daemon_config(daemon_text, settings.daemon_config)  # bad input stops us before anything changes
+    _check_target(settings, options.target)
     service = detect_service(options.stop_cmd, options.start_cmd, settings.systemd_run_dir)
     bootstrap_dir = settings.state_dir / "bootstrap"
     journal = Journal(bootstrap_dir / "journal.json")
@@ -422,9 +423,8 @@ def _bootstrap(settings, options, service, journal, client, progress) -> dict:
         "stopped_containers": [],
     }
     if options.dry_run:
-        result.update(
-            action="planned", plan=_plan_steps(action, situation, edits, service, options.live_copy), skipped=skipped
-        )
+        plan = _plan_steps(action, situation, edits, service, options.live_copy, settings.docker_host)
+        result.update(action="planned", plan=plan, skipped=skipped)
         return result
     local_config, why_not = _write_local_mode_config(settings)
     if local_config:
@@ -857,16 +857,21 @@ def _write_local_mode_config(settings: Settings) -> tuple[str | None, list[dict]
     return str(path), []
 
 
-def _choose_target(settings: Settings, target: Path | None) -> Path:
-    if target is not None:
-        if not target.is_absolute():
-            raise BadInput(f"--target {target} is not an absolute path", "give the full path of the directory")
-        return target
-    if not settings.ebs_mount.is_dir():
+def _check_target(settings: Settings, target: Path | None) -> None:
+    """Bad input about the target, found before the engine is asked anything."""
+    if target is not None and not target.is_absolute():
+        raise BadInput(f"--target {target} is not an absolute path", "give the full path of the directory")
+    if target is None and not settings.ebs_mount.is_dir():
         raise BadInput(
             f"there is no EBS volume at {settings.ebs_mount}",
             "pass --target DIR, or set SMDIAG_EBS_MOUNT to the large volume's mount point",
         )
+
+
+def _choose_target(settings: Settings, target: Path | None) -> Path:
+    _check_target(settings, target)
+    if target is not None:
+        return target
     manual = settings.ebs_mount / MANUAL_LAYOUT
     if classify_target(manual)[0] in ("ours", "layout"):
         return manual
@@ -1000,19 +1005,24 @@ def _release_daemon_mounts(root: Path) -> None:
             subprocess.run(["umount", "-l", point], capture_output=True)
 
 
-def _plan_steps(action: str, s: Situation, edits: list[ConfigEdit], service: DockerService, live: bool) -> list[str]:
+def _plan_steps(
+    action: str, s: Situation, edits: list[ConfigEdit], service: DockerService, live: bool, docker_host: str
+) -> list[str]:
     steps = []
     copy = (
         f"copy {s.current_root} ({disks.human_bytes(s.needed_bytes)}) to {s.target} "
         f"({disks.human_bytes(s.target_free)} free) through a staging directory"
     )
+    stop = f"stop Docker ({service.describe()})"
+    if service.kind != "custom" and docker_host != DEFAULT_DOCKER_HOST:
+        stop += f"; the engine is at {docker_host}, which this may not stop: pass --stop-cmd and --start-cmd"
     if action == "migrated" and live:
         steps += [
             f"{copy} while Docker runs",
-            f"stop Docker ({service.describe()}) and copy again what changed meanwhile",
+            f"{stop} and copy again what changed meanwhile",
         ]
     elif action == "migrated":
-        steps += [f"stop Docker ({service.describe()})", copy]
+        steps += [stop, copy]
     elif action == "repointed":
         steps.append(f"re-point Docker at the existing data-root {s.target}: no copy")
     steps += [f"back up and rewrite {e.path}" for e in edits]

@@ -25,15 +25,25 @@ from agent.redact import process_redactor
 if TYPE_CHECKING:
     from agent.settings import Settings
 
+PLAIN_HELP = {"rich_markup_mode": None}
+"""Plain help text: rich markup would swallow bracketed text such as `[default: 85]`, and show flags as `<bool>`."""
+
 app = typer.Typer(
     name="smdiag",
     help="Bootstrap and diagnostics for SageMaker notebook instances and local-mode Docker hosts.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    **PLAIN_HELP,
 )
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+DockerHostOption = Annotated[
+    str | None,
+    typer.Option(
+        "--docker-host", metavar="URL", help="Docker engine URL (env DOCKER_HOST; default unix:///var/run/docker.sock)."
+    ),
+]
 
 
 @dataclass
@@ -54,16 +64,28 @@ def _version(value: bool) -> None:
 def main(
     ctx: typer.Context,
     state_dir: Annotated[
-        Path | None, typer.Option("--state-dir", help="Where logs, reports and state go [env: SMDIAG_STATE_DIR].")
+        Path | None,
+        typer.Option(
+            "--state-dir",
+            metavar="DIR",
+            help="Where logs, reports and state go (env SMDIAG_STATE_DIR; default <EBS mount>/.smdiag, "
+            "else ~/.local/state/smdiag).",
+        ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
+    import os
+
     from agent import log
     from agent.settings import Settings
 
+    if state_dir is not None:
+        # Every process smdiag starts follows the flag too: the failure recorder that local mode's wrapper
+        # runs (`smdiag failures record`) knows the state dir only from its environment.
+        os.environ["SMDIAG_STATE_DIR"] = str(state_dir)
     try:
         settings = Settings.load(state_dir=state_dir)
     except BadInput as exc:
@@ -91,8 +113,12 @@ def _execute(ctx: typer.Context, as_json: bool, action: Callable[[Settings], tup
         from agent.log import get_logger
 
         get_logger("cli").exception("command.crashed", command=ctx.info_name)
-        where = f" (traceback in {invocation.log_file})" if invocation.log_file else ""
-        _fail(f"internal error: {type(exc).__name__}: {exc}{where}", 1, as_json, {"problem": str(exc), "fix": None})
+        if invocation.log_file:
+            where = f"the traceback is in {invocation.log_file}"
+        else:
+            where = "no traceback kept: the state directory is not writable"
+        problem = f"internal error: {type(exc).__name__}: {exc}"
+        _fail(f"{problem} ({where})", 1, as_json, {"problem": problem, "fix": where})
     redactor = process_redactor()
     if as_json:
         typer.echo(json.dumps(redactor.value(result), indent=2, default=str))
@@ -102,19 +128,22 @@ def _execute(ctx: typer.Context, as_json: bool, action: Callable[[Settings], tup
 
 
 def _fail(line: str, code: int, as_json: bool, fields: dict) -> None:
+    _print_error(line, code, as_json, fields)
+    raise typer.Exit(code)
+
+
+def _print_error(line: str, code: int, as_json: bool, fields: dict) -> None:
+    """The one error line on stderr; with --json also the error as JSON on stdout."""
     redactor = process_redactor()
     if as_json:
         typer.echo(json.dumps(redactor.value({"ok": False, "exit_code": code, **fields})))
     typer.echo(f"smdiag: {redactor.text(line)}", err=True)
-    raise typer.Exit(code)
 
 
 @app.command()
 def doctor(
     ctx: typer.Context,
-    docker_host: Annotated[
-        str | None, typer.Option("--docker-host", help="Docker engine URL [env: DOCKER_HOST].")
-    ] = None,
+    docker_host: DockerHostOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Check this host for SageMaker local mode: engine, compose, disks, SDK, AWS setup.
@@ -135,19 +164,32 @@ def doctor(
 def bootstrap(
     ctx: typer.Context,
     target: Annotated[
-        Path | None, typer.Option("--target", help="Where the data-root goes [default: <EBS mount>/docker].")
+        Path | None,
+        typer.Option("--target", metavar="DIR", help="Where the data-root goes (default <EBS mount>/docker)."),
     ] = None,
     daemon_config: Annotated[
-        Path | None, typer.Option("--daemon-config", help="dockerd's daemon.json [default: /etc/docker/daemon.json].")
+        Path | None,
+        typer.Option(
+            "--daemon-config",
+            metavar="FILE",
+            help="dockerd's daemon.json (env SMDIAG_DOCKER_CONFIG; default /etc/docker/daemon.json).",
+        ),
     ] = None,
     sysconfig: Annotated[
-        Path | None, typer.Option("--sysconfig", help="Amazon Linux OPTIONS file [default: /etc/sysconfig/docker].")
+        Path | None,
+        typer.Option(
+            "--sysconfig",
+            metavar="FILE",
+            help="Amazon Linux OPTIONS file (env SMDIAG_SYSCONFIG; default /etc/sysconfig/docker).",
+        ),
     ] = None,
-    docker_host: Annotated[
-        str | None, typer.Option("--docker-host", help="Docker engine URL [env: DOCKER_HOST].")
+    docker_host: DockerHostOption = None,
+    stop_cmd: Annotated[
+        str | None, typer.Option("--stop-cmd", metavar="COMMAND", help="Shell command that stops Docker.")
     ] = None,
-    stop_cmd: Annotated[str | None, typer.Option("--stop-cmd", help="Shell command that stops Docker.")] = None,
-    start_cmd: Annotated[str | None, typer.Option("--start-cmd", help="Shell command that starts Docker.")] = None,
+    start_cmd: Annotated[
+        str | None, typer.Option("--start-cmd", metavar="COMMAND", help="Shell command that starts Docker.")
+    ] = None,
     reclaim: Annotated[bool, typer.Option("--reclaim", help="Delete the old data-root after a verified move.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
     no_live_copy: Annotated[
@@ -187,7 +229,9 @@ def bootstrap(
 @app.command("last-failure")
 def last_failure(
     ctx: typer.Context,
-    logs: Annotated[int, typer.Option("--logs", help="Container log lines to show per container.")] = 20,
+    logs: Annotated[
+        int, typer.Option("--logs", metavar="LINES", help="Container log lines to show per container.")
+    ] = 20,
     as_json: JsonFlag = False,
 ) -> None:
     """Show the newest local-mode failure report: category, summary, hint, evidence.
@@ -206,7 +250,7 @@ def last_failure(
     _execute(ctx, as_json, action)
 
 
-failures_app = typer.Typer(help="Stored local-mode failure reports.", no_args_is_help=True)
+failures_app = typer.Typer(help="Stored local-mode failure reports.", no_args_is_help=True, **PLAIN_HELP)
 app.add_typer(failures_app, name="failures")
 
 
@@ -252,15 +296,19 @@ def failures_record(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 def health(
     ctx: typer.Context,
     framework: Annotated[
-        str, typer.Option("--framework", help="all, tensorflow, pytorch or sklearn (comma-separated too).")
+        str,
+        typer.Option("--framework", metavar="NAMES", help="all, tensorflow, pytorch or sklearn (comma-separated too)."),
     ] = "all",
-    mode: Annotated[str, typer.Option("--mode", help="auto, native (no Docker, no AWS) or local (SDK v2).")] = "auto",
+    mode: Annotated[
+        str, typer.Option("--mode", metavar="MODE", help="auto, native (no Docker, no AWS) or local (SDK v2).")
+    ] = "auto",
     quick: Annotated[bool, typer.Option("--quick", help="Few epochs, quick bar (RMSE <= 400).")] = False,
     plot: Annotated[
-        Path | None, typer.Option("--plot", help="Draw the data and each model's line to FILE.png.")
+        Path | None, typer.Option("--plot", metavar="FILE.png", help="Draw the data and each model's line to FILE.png.")
     ] = None,
     scripts: Annotated[
-        Path | None, typer.Option("--scripts", help="Run your copies of the entry scripts from this directory.")
+        Path | None,
+        typer.Option("--scripts", metavar="DIR", help="Run your copies of the entry scripts from this directory."),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -273,31 +321,31 @@ def health(
         from agent.experiments.health import format_health, run_health
 
         chosen = _frameworks(framework)
-        if mode not in ("auto", "native", "local"):
-            raise BadInput(f"unknown mode {mode!r}", "use auto, native or local")
-        if plot is not None and plot.suffix.lower() != ".png":
-            raise BadInput(f"--plot {plot} is not a .png file", "give a path ending in .png")
-        report = run_health(chosen, mode, quick, scripts, settings, plot)
+        with _interrupted_by_sigterm(), _health_progress(chosen) as progress:
+            report = run_health(chosen, mode, quick, scripts, settings, plot, progress)
         return (0 if report["passed"] else 1), report, format_health(report)
 
     _execute(ctx, as_json, action)
 
 
-data_app = typer.Typer(help="The seed's synthetic dataset.", no_args_is_help=True)
+data_app = typer.Typer(help="The seed's synthetic dataset.", no_args_is_help=True, **PLAIN_HELP)
 app.add_typer(data_app, name="data")
 
 
 @data_app.command("generate")
 def data_generate(
     ctx: typer.Context,
-    out: Annotated[Path, typer.Option("--out", help="Directory for the four CSV files.")],
+    out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Directory for the four CSV files.")],
     as_json: JsonFlag = False,
 ) -> None:
     """Write all_data, training_data, validation_data and test_data CSVs (y, x; no header). Exit 0."""
 
     def action(settings: Settings) -> tuple[int, Any, str]:
+        from agent import inputs
         from agent.experiments import data
 
+        inputs.packages("data generate", data.MODULES)
+        inputs.output_dir(out, "--out")
         rows = data.write(out)
         return 0, {"out": str(out), "rows": rows}, "\n".join(f"{out / name}: {n} rows" for name, n in rows.items())
 
@@ -307,9 +355,13 @@ def data_generate(
 @data_app.command("upload")
 def data_upload(
     ctx: typer.Context,
-    bucket: Annotated[str, typer.Option("--bucket", help="S3 bucket.")],
-    prefix: Annotated[str, typer.Option("--prefix", help="Key prefix; files go to PREFIX/synthetic/.")] = "chapter03",
-    endpoint_url: Annotated[str | None, typer.Option("--endpoint-url", help="S3-compatible endpoint.")] = None,
+    bucket: Annotated[str, typer.Option("--bucket", metavar="BUCKET", help="S3 bucket.")],
+    prefix: Annotated[
+        str, typer.Option("--prefix", metavar="PREFIX", help="Key prefix; files go to PREFIX/synthetic/.")
+    ] = "chapter03",
+    endpoint_url: Annotated[
+        str | None, typer.Option("--endpoint-url", metavar="URL", help="S3-compatible endpoint.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Generate the dataset and upload it to s3://BUCKET/PREFIX/synthetic/. Exit 0, 1 when S3 refuses."""
@@ -319,9 +371,12 @@ def data_upload(
 
         from botocore.exceptions import BotoCoreError, ClientError
 
+        from agent import inputs
         from agent.errors import Failed
         from agent.experiments import data
 
+        data.check_destination(bucket, endpoint_url)
+        inputs.packages("data upload", data.MODULES)
         with tempfile.TemporaryDirectory() as work:
             data.write(Path(work))
             try:
@@ -338,22 +393,35 @@ def data_upload(
 diskguard_app = typer.Typer(
     help="Keep Docker's disk under a threshold: prune least recently used images, never what is in use.",
     no_args_is_help=True,
+    **PLAIN_HELP,
 )
 app.add_typer(diskguard_app, name="diskguard")
 
 PathOption = Annotated[
-    Path | None, typer.Option("--path", help="Filesystem to watch [default: the one holding Docker's data-root].")
+    Path | None,
+    typer.Option("--path", metavar="PATH", help="Filesystem to watch (default: the one holding Docker's data-root)."),
 ]
-HighOption = Annotated[float | None, typer.Option("--high", help="Prune above this used% [env: SMDIAG_HIGH_PCT; 85].")]
-LowOption = Annotated[float | None, typer.Option("--low", help="Prune down to this used% [env: SMDIAG_LOW_PCT; 75].")]
+HighOption = Annotated[
+    float | None,
+    typer.Option("--high", metavar="PCT", help="Prune above this used% (env SMDIAG_HIGH_PCT; default 85)."),
+]
+LowOption = Annotated[
+    float | None,
+    typer.Option("--low", metavar="PCT", help="Prune down to this used% (env SMDIAG_LOW_PCT; default 75)."),
+]
 KeepOption = Annotated[
-    list[str] | None, typer.Option("--keep", help="Never remove images whose repo:tag matches this regex (repeatable).")
+    list[str] | None,
+    typer.Option("--keep", metavar="REGEX", help="Never remove images whose repo:tag matches this regex (repeatable)."),
 ]
-MinAgeOption = Annotated[str, typer.Option("--min-age", help="Never remove images pulled less than this ago.")]
+MinAgeOption = Annotated[
+    str, typer.Option("--min-age", metavar="DURATION", help="Never remove images pulled less than this ago.")
+]
 ContainerAgeOption = Annotated[
-    str, typer.Option("--container-max-age", help="Remove stopped containers older than this (logs saved first).")
+    str,
+    typer.Option(
+        "--container-max-age", metavar="DURATION", help="Remove stopped containers older than this (logs saved first)."
+    ),
 ]
-DockerHostOption = Annotated[str | None, typer.Option("--docker-host", help="Docker engine URL [env: DOCKER_HOST].")]
 
 
 def _policy(settings: Settings, high, low, keep, min_age, container_max_age):
@@ -384,6 +452,7 @@ def diskguard_once(
     """Prune once: above the high watermark, remove until at the low one.
 
     Exit 0 when at or under high at the end, 1 when not (it says what holds the space), 2 on bad input.
+    --dry-run forecasts the end state from the images' sizes and exits as the real run would.
     """
 
     def action(settings: Settings) -> tuple[int, Any, str]:
@@ -391,7 +460,7 @@ def diskguard_once(
 
         policy = _policy(settings, high, low, keep, min_age, container_max_age)
         outcome = run_once(settings.replace(docker_host=docker_host), policy, path, dry_run)
-        code = 0 if dry_run or outcome.after_pct <= policy.high else 1
+        code = 0 if outcome.after_pct <= policy.high else 1  # a dry run exits as the real run would
         return code, outcome.to_dict(), format_outcome(outcome)
 
     _execute(ctx, as_json, action)
@@ -407,7 +476,9 @@ def diskguard_run(
     min_age: MinAgeOption = "10m",
     container_max_age: ContainerAgeOption = "24h",
     docker_host: DockerHostOption = None,
-    interval: Annotated[float, typer.Option("--interval", help="Seconds between checks without events.")] = 60,
+    interval: Annotated[
+        float, typer.Option("--interval", metavar="SECONDS", help="Seconds between checks without events.")
+    ] = 60,
     as_json: JsonFlag = False,
 ) -> None:
     """Guard continuously: react to pulls and container starts, check every --interval seconds.
@@ -433,18 +504,18 @@ def diskguard_run(
 
 
 @diskguard_app.command("status")
-def diskguard_status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """Show whether the guard runs, the watched disk's usage and the last check.
+def diskguard_status(ctx: typer.Context, docker_host: DockerHostOption = None, as_json: JsonFlag = False) -> None:
+    """Show the engine's data-root and its disk's usage now, whether the guard runs, and its last check.
 
-    Exit 0, or 1 when the watched disk is over the high watermark.
+    Exit 0, or 1 when that disk is over the high watermark or the engine does not answer.
     """
 
     def action(settings: Settings) -> tuple[int, Any, str]:
         from agent.diskguard import format_status, status
 
-        report = status(settings)
-        over = report["used_pct"] is not None and report["used_pct"] > settings.high_pct
-        return (1 if over else 0), report, format_status(report)
+        report = status(settings.replace(docker_host=docker_host))
+        ok = report["error"] is None and report["used_pct"] <= settings.high_pct
+        return (0 if ok else 1), report, format_status(report)
 
     _execute(ctx, as_json, action)
 
@@ -452,7 +523,9 @@ def diskguard_status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 @diskguard_app.command("make-room")
 def diskguard_make_room(
     ctx: typer.Context,
-    image: Annotated[str, typer.Option("--for", help="The image about to be pulled (REGISTRY/REPO:TAG).")],
+    image: Annotated[
+        str, typer.Option("--for", metavar="IMAGE", help="The image about to be pulled (REGISTRY/REPO:TAG).")
+    ],
     path: PathOption = None,
     keep: KeepOption = None,
     min_age: MinAgeOption = "10m",
@@ -481,7 +554,7 @@ def diskguard_start(
     docker_host: DockerHostOption = None,
     systemd: Annotated[
         bool | None,
-        typer.Option("--systemd/--no-systemd", help="Run as a systemd unit [default: when systemd runs]."),
+        typer.Option("--systemd/--no-systemd", help="Run as a systemd unit (default: when systemd runs)."),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -504,6 +577,7 @@ def diskguard_start(
 images_app = typer.Typer(
     help="SageMaker framework images for local mode, built offline (no registry) and tagged with the ECR URIs.",
     no_args_is_help=True,
+    **PLAIN_HELP,
 )
 app.add_typer(images_app, name="images")
 
@@ -512,11 +586,16 @@ app.add_typer(images_app, name="images")
 def images_build(
     ctx: typer.Context,
     framework: Annotated[
-        str, typer.Option("--framework", help="all, tensorflow, pytorch or sklearn (comma-separated too).")
+        str,
+        typer.Option("--framework", metavar="NAMES", help="all, tensorflow, pytorch or sklearn (comma-separated too)."),
     ] = "all",
     region: Annotated[
         str | None,
-        typer.Option("--region", help="Tag with this region's URIs [default: AWS_DEFAULT_REGION, us-east-1]."),
+        typer.Option(
+            "--region",
+            metavar="REGION",
+            help="Tag with this region's URIs (default: env AWS_DEFAULT_REGION, else us-east-1).",
+        ),
     ] = None,
     replace: Annotated[
         bool, typer.Option("--replace", help="Retag a URI that names an image smdiag did not build.")
@@ -535,7 +614,7 @@ def images_build(
         from agent.experiments import local
 
         chosen = _frameworks(framework)
-        with _status(enabled=not as_json) as step:
+        with _steps("images build") as step:
             result = images.build(
                 settings.replace(docker_host=docker_host).docker_host,
                 chosen,
@@ -552,12 +631,18 @@ def images_build(
 kernels_app = typer.Typer(
     help="Failure reports in every notebook Python environment (a one-line .pth hook; no packages added).",
     no_args_is_help=True,
+    **PLAIN_HELP,
 )
 app.add_typer(kernels_app, name="kernels")
 
 EnvsOption = Annotated[
     list[str] | None,
-    typer.Option("--envs", help="Glob of environment directories (repeatable) [env: SMDIAG_CONDA_ENVS]."),
+    typer.Option(
+        "--envs",
+        metavar="GLOB",
+        help="Glob of environment directories, repeatable (env SMDIAG_CONDA_ENVS, space-separated; "
+        "default /home/ec2-user/anaconda3 and its envs/*).",
+    ),
 ]
 
 
@@ -567,7 +652,9 @@ def kernels_enable(
     envs: EnvsOption = None,
     agent_python: Annotated[
         Path | None,
-        typer.Option("--agent-python", help="The interpreter that records reports [default: this one]."),
+        typer.Option(
+            "--agent-python", metavar="PYTHON", help="The interpreter that records reports (default: this one)."
+        ),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -580,7 +667,7 @@ def kernels_enable(
         from agent import kernels
 
         result = kernels.enable(
-            settings.state_dir, envs or list(settings.conda_envs), agent_python or Path(sys.executable)
+            settings.state_dir, _env_patterns(envs, settings, True), agent_python or Path(sys.executable)
         )
         return (0 if result["ok"] else 1), result, kernels.format_result(result)
 
@@ -594,10 +681,32 @@ def kernels_disable(ctx: typer.Context, envs: EnvsOption = None, as_json: JsonFl
     def action(settings: Settings) -> tuple[int, Any, str]:
         from agent import kernels
 
-        result = kernels.disable(settings.state_dir, envs or list(settings.conda_envs))
+        result = kernels.disable(settings.state_dir, _env_patterns(envs, settings, False))
         return 0, result, kernels.format_result(result)
 
     _execute(ctx, as_json, action)
+
+
+def _env_patterns(envs: list[str] | None, settings: Settings, none_is_failure: bool) -> list[str]:
+    """The environment globs to act on. A given --envs that matches no environment is bad input (exit 2);
+    the configured globs matching none is a failure (exit 1) when `none_is_failure`."""
+    from agent import kernels
+    from agent.errors import Failed
+
+    patterns = envs or list(settings.conda_envs)
+    if kernels.environments(patterns):
+        return patterns
+    if envs:
+        raise BadInput(
+            f"--envs {' '.join(envs)} matches no Python environment (a directory with bin/python)",
+            "check the glob, e.g. --envs '/home/ec2-user/anaconda3/envs/*'",
+        )
+    if none_is_failure:
+        raise Failed(
+            f"no Python environment matches {' '.join(patterns)} (SMDIAG_CONDA_ENVS or the notebook default)",
+            "set SMDIAG_CONDA_ENVS, or pass --envs GLOB",
+        )
+    return patterns
 
 
 def _frameworks(given: str) -> list[str]:
@@ -611,13 +720,19 @@ def _frameworks(given: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def _status(enabled: bool) -> Iterator[Callable[[str], None]]:
-    """Yields step(text): a spinner with the current step on a terminal's stderr; the log has each step."""
+def _steps(command: str) -> Iterator[Callable[[str], None]]:
+    """Yields step(text), shown on stderr: a spinner with the current step on a terminal, else one line
+    per step (stdout keeps the result alone); the log has each step."""
     from agent.log import get_logger
 
     log = get_logger("cli")
-    if not (enabled and sys.stderr.isatty()):
-        yield lambda text: log.info("step", step=text)
+    if not sys.stderr.isatty():
+
+        def line(text: str) -> None:
+            log.info("step", step=text)
+            typer.echo(f"{command}: {text}", err=True)
+
+        yield line
         return
     from rich.console import Console
 
@@ -631,6 +746,72 @@ def _status(enabled: bool) -> Iterator[Callable[[str], None]]:
 
 
 @contextlib.contextmanager
+def _interrupted_by_sigterm() -> Iterator[None]:
+    """SIGTERM ends the command as Ctrl-C does, so that its cleanup runs (no work directory left behind)."""
+    import signal
+
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _health_progress(frameworks: list[str]) -> Iterator[Callable[[str, str, str], None]]:
+    """Yields progress(framework, phase, detail) for `run_health`, shown on stderr: a live table of the
+    frameworks on a terminal, else one line per phase (details at most every PROGRESS_LINE_S seconds)."""
+    import time
+
+    from agent.log import get_logger
+
+    log = get_logger("cli")
+    if not sys.stderr.isatty():
+        last_line: dict[str, tuple[str, float]] = {}
+
+        def line(framework: str, phase: str, detail: str) -> None:
+            log.info("health.progress", framework=framework, phase=phase, detail=detail)
+            previous_phase, shown = last_line.get(framework, ("", 0.0))
+            if phase != previous_phase or time.monotonic() - shown >= PROGRESS_LINE_S:
+                last_line[framework] = (phase, time.monotonic())
+                typer.echo(f"health: {framework}: {phase}" + (f" ({detail})" if detail else ""), err=True)
+
+        yield line
+        return
+
+    from rich.console import Console
+    from rich.live import Live
+    from rich.table import Table
+
+    rows = {framework: ("waiting", "") for framework in frameworks}
+    started = time.monotonic()
+
+    def table() -> Table:
+        view = Table(title=f"smdiag health ({time.monotonic() - started:.0f}s)", title_justify="left")
+        for column in ("framework", "phase", "detail"):
+            view.add_column(column)
+        for framework, (phase, detail) in rows.items():
+            view.add_row(framework, phase, detail)
+        return view
+
+    with Live(get_renderable=table, console=Console(stderr=True), refresh_per_second=2, transient=True) as live:
+
+        def update(framework: str, phase: str, detail: str) -> None:
+            log.info("health.progress", framework=framework, phase=phase, detail=detail)
+            rows[framework] = (phase, detail)
+            live.refresh()
+
+        yield update
+
+
+PROGRESS_LINE_S = 10
+"""Off a terminal, a phase's details (epoch, loss) are printed at most this often."""
+
+
+@contextlib.contextmanager
 def _progress_bar(description: str, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
     """Yields an update(done, total) callback that shows a rich progress bar on stderr, when it is a
     terminal, from its first call (a run that never copies shows none)."""
@@ -638,10 +819,17 @@ def _progress_bar(description: str, enabled: bool) -> Iterator[Callable[[int, in
         yield None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
     bar = Progress(
-        BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
         console=Console(stderr=True), transient=True,
     )  # fmt: skip
     tasks: list = []
@@ -659,6 +847,42 @@ def _progress_bar(description: str, enabled: bool) -> Iterator[Callable[[int, in
             bar.stop()
 
 
+GLOBAL_FLAGS = ("-v", "--verbose")
+"""Options of the app itself that are also accepted after the subcommand (`smdiag doctor -v`)."""
+
+
 def run() -> None:
-    """Console-script entry point."""
-    app(prog_name="smdiag")
+    """Console-script entry point. Usage errors are one line too, and JSON on stdout with --json; exit 2."""
+    errors = _click_exceptions()
+    args = _global_flags_first(sys.argv[1:])
+    try:
+        code = typer.main.get_command(app).main(args, prog_name="smdiag", standalone_mode=False)
+    except errors.NoArgsIsHelpError as exc:
+        typer.echo(exc.ctx.get_help())
+        code = exc.exit_code
+    except errors.ClickException as exc:
+        context = getattr(exc, "ctx", None)
+        fix = f"see `{context.command_path if context else 'smdiag'} --help`"
+        problem = exc.format_message()
+        _print_error(f"{problem} (fix: {fix})", exc.exit_code, "--json" in args, {"problem": problem, "fix": fix})
+        code = exc.exit_code
+    except typer.Abort:
+        typer.echo("smdiag: interrupted", err=True)
+        code = 130
+    sys.exit(code or 0)
+
+
+def _click_exceptions():
+    """typer 0.29 and later carry their own copy of click; earlier ones use click itself."""
+    try:
+        from typer._click import exceptions
+    except ImportError:
+        from click import exceptions
+    return exceptions
+
+
+def _global_flags_first(args: list[str]) -> list[str]:
+    """Move the app's own flags (GLOBAL_FLAGS) before the subcommand, wherever they were given."""
+    end = args.index("--") if "--" in args else len(args)
+    flags = [a for a in args[:end] if a in GLOBAL_FLAGS]
+    return flags + [a for a in args[:end] if a not in GLOBAL_FLAGS] + args[end:]

@@ -419,7 +419,13 @@ def enforce(
     plan = plan_pruning(images, containers, build_cache, policy, time.time())
     outcome.kept = [asdict(k) for k in plan.kept]
     if dry_run:
-        outcome.removed = [_removed(step, step.bytes) for step in simulate(plan, needed(usage))]
+        chosen = simulate(plan, needed(usage))
+        freed = sum(step.bytes for step in chosen)
+        forecast = Usage(used=max(0, usage.used - freed), avail=usage.avail + freed)
+        outcome.removed = [_removed(step, step.bytes) for step in chosen]
+        outcome.after_pct = round(forecast.percent, 2)
+        if not enough(forecast):
+            outcome.held_by = _holders(client, forecast, chosen)
         return outcome
     for step in plan.steps:
         if enough(usage):
@@ -435,7 +441,7 @@ def enforce(
     record.save()
     outcome.after_pct = round(usage.percent, 2)
     if not enough(usage):
-        outcome.held_by = _holders(client, usage, plan)
+        outcome.held_by = _holders(client, usage)
     return outcome
 
 
@@ -493,14 +499,19 @@ def _save_logs(container, state_dir: Path) -> None:
     fileops.atomic_write(directory / f"{container.name}-{container.id[:12]}.log", logs, mode=0o600)
 
 
-def _holders(client, usage: Usage, plan: Plan) -> dict[str, int]:
-    """What still holds the space when pruning could not get under the watermark."""
+def _holders(client, usage: Usage, removing: list[Step] | None = None) -> dict[str, int]:
+    """What still holds the space when pruning could not get under the watermark (`removing`: what a
+    dry run counts as gone already)."""
+
+    def gone(kind: str) -> int:
+        return sum(step.bytes for step in removing or [] if step.kind == kind)
+
     df = client.df()
-    images = sum(i.get("Size", 0) - max(0, i.get("SharedSize", 0)) for i in df.get("Images") or [])
+    images = sum(i.get("Size", 0) - max(0, i.get("SharedSize", 0)) for i in df.get("Images") or []) - gone("image")
     shared = max((max(0, i.get("SharedSize", 0)) for i in df.get("Images") or []), default=0)
-    containers = sum(c.get("SizeRw") or 0 for c in df.get("Containers") or [])
+    containers = sum(c.get("SizeRw") or 0 for c in df.get("Containers") or []) - gone("container")
     volumes = sum(max(0, (v.get("UsageData") or {}).get("Size", 0)) for v in df.get("Volumes") or [])
-    build_cache = sum(b.get("Size", 0) for b in df.get("BuildCache") or [])
+    build_cache = sum(b.get("Size", 0) for b in df.get("BuildCache") or []) - gone("build_cache")
     docker_total = images + shared + containers + volumes + build_cache
     return {
         "images_kept": images + shared,
@@ -514,8 +525,8 @@ def _holders(client, usage: Usage, plan: Plan) -> dict[str, int]:
 def format_outcome(outcome: Outcome) -> str:
     verb = "would remove" if outcome.dry_run else "removed"
     lines = [
-        f"diskguard: {outcome.path} {outcome.before_pct:.1f}% -> {outcome.after_pct:.1f}% "
-        f"(high {outcome.high:g}%, low {outcome.low:g}%)"
+        f"diskguard: {outcome.path} {outcome.before_pct:.1f}% -> {outcome.after_pct:.1f}%"
+        f"{' (forecast of a real run)' if outcome.dry_run else ''} (high {outcome.high:g}%, low {outcome.low:g}%)"
     ]
     if outcome.before_pct <= outcome.high and not outcome.removed:
         lines[0] += ": under the high watermark, nothing to do"
@@ -547,14 +558,20 @@ def resolve_target(client, host: str, path: Path | None) -> Target:
     root_dir = engine.describe(client, host).root_dir
     if path is None:
         return Target(Path(root_dir), root_dir)
-    if not path.exists():
-        raise BadInput(f"--path {path} does not exist", "give a directory on the filesystem to watch")
+    check_path(path)
     return Target(path, root_dir)
+
+
+def check_path(path: Path | None) -> None:
+    """A `--path` that does not exist is bad input, found before the engine is asked anything."""
+    if path is not None and not path.exists():
+        raise BadInput(f"--path {path} does not exist", "give a directory on the filesystem to watch")
 
 
 def run_once(settings, policy: Policy, path: Path | None, dry_run: bool) -> Outcome:
     from agent import engine
 
+    check_path(path)
     with contextlib.closing(engine.connect(settings.docker_host)) as client:
         target = resolve_target(client, settings.docker_host, path)
         record = UseRecord(settings.state_dir).load()
@@ -577,6 +594,7 @@ def make_room(settings, policy: Policy, image: str, path: Path | None) -> dict:
     from agent import engine, registry
 
     registry.parse_reference(image)  # a bad name is bad input before anything is asked of the engine
+    check_path(path)
     with contextlib.closing(engine.connect(settings.docker_host)) as client:
         target = resolve_target(client, settings.docker_host, path)
         with contextlib.suppress(docker.errors.ImageNotFound):
@@ -614,8 +632,11 @@ def make_room(settings, policy: Policy, image: str, path: Path | None) -> dict:
 
 
 def status(settings) -> dict:
-    """Whether a `run` guard is active, what it last did, and what it knows of image use."""
+    """Measured now: the engine's data-root (asked of the engine) and that disk's usage; beside it whether
+    a `run` guard is active, what it last did, and what it knows of image use."""
     import json
+
+    from agent import engine
 
     directory = settings.state_dir / "diskguard"
     pid = guard_pid(directory)
@@ -623,15 +644,21 @@ def status(settings) -> dict:
     with contextlib.suppress(FileNotFoundError, ValueError):
         last = json.loads((directory / "last.json").read_text())
     record = UseRecord(settings.state_dir).load()
-    current = None
-    if last:
-        with contextlib.suppress(OSError):
-            current = round(usage_of(Path(last["path"])).percent, 2)
+    now = {"data_root": None, "used_pct": None, "used": None, "avail": None, "error": None}
+    try:
+        with contextlib.closing(engine.connect(settings.docker_host, timeout=5)) as client:
+            now["data_root"] = engine.describe(client, settings.docker_host).root_dir
+        usage = usage_of(Path(now["data_root"]))
+        now.update(used_pct=round(usage.percent, 2), used=usage.used, avail=usage.avail)
+    except Failed as exc:
+        now["error"] = exc.one_line()
+    except OSError as exc:
+        now["error"] = f"the data-root {now['data_root']} is not visible from here ({exc.strerror})"
     return {
         "guard_running": pid is not None,
         "guard_pid": pid,
-        "path": last["path"] if last else None,
-        "used_pct": current,
+        "docker_host": settings.docker_host,
+        **now,
         "high": settings.high_pct,
         "low": settings.low_pct,
         "images_seen_in_use": len(record.last_used),
@@ -660,14 +687,22 @@ def guard_pid(directory: Path) -> int | None:
 def format_status(report: dict) -> str:
     guard = f"running (pid {report['guard_pid']})" if report["guard_running"] else "not running"
     lines = [f"diskguard run: {guard}"]
-    if report["path"]:
-        lines.append(f"{report['path']}: {report['used_pct']}% used (high {report['high']:g}%, low {report['low']:g}%)")
+    if report["error"]:
+        lines.append(f"now: {report['error']}")
+    else:
+        lines.append(
+            f"now: data-root {report['data_root']} (engine {report['docker_host']}): {report['used_pct']:.1f}% used, "
+            f"{disks.human_bytes(report['avail'])} free (high {report['high']:g}%, low {report['low']:g}%)"
+        )
     last = report["last_check"]
     if last:
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(last["time"]))
         lines.append(
-            f"last check {when}: {last['before_pct']}% -> {last['after_pct']}%, removed {len(last['removed'])}"
+            f"last check {when} on {last['path']}: {last['before_pct']}% -> {last['after_pct']}%, "
+            f"removed {len(last['removed'])}"
         )
+    else:
+        lines.append("last check: none recorded")
     lines.append(f"images seen in use: {report['images_seen_in_use']}")
     return "\n".join(lines)
 
@@ -681,6 +716,7 @@ class Guard:
         import queue
         import threading
 
+        check_path(path)
         self.settings = settings
         self.policy = policy
         self.path = path

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -61,7 +62,7 @@ def gather(settings: Settings) -> dict:
             _disk("ebs", settings.ebs_mount),
         ],
         "compose": compose.probe_compose().to_dict(),
-        "sagemaker_sdk": host.sagemaker_sdk(),
+        "sdk_environments": _sdk_environments(settings),
         "aws": host.aws_facts(use_instance_metadata=notebook["is_notebook_instance"]),
         "notebook": notebook,
         "state_dir": _state_dir(settings.state_dir),
@@ -77,7 +78,23 @@ def diagnose(facts: dict, high_pct: float) -> list[Problem]:
     if not eng["reachable"]:
         problems.append(Problem("engine", eng["error"], eng["fix"]))
 
+    sdks = [env for env in facts["sdk_environments"] if env["version"]]
+    majors = {env["major"] for env in sdks}
+    if not majors & set(host.KNOWN_SDK_MAJORS):
+        unknown = ", ".join(f"{env['version']} in {env['environment']}" for env in sdks)
+        found = f"only SageMaker SDKs of a major smdiag does not know ({unknown})" if sdks else None
+        problems.append(
+            Problem(
+                "sagemaker_sdk",
+                f"{found or 'no notebook environment has the SageMaker SDK'}: local mode cannot run anywhere",
+                "pip install 'sagemaker>=2.250,<3' (v2, the book's) or 'sagemaker>=3.27,<4' into a notebook "
+                "environment, or pip install 'smdiag[sagemaker]' into smdiag's own",
+            )
+        )
+
     comp = facts["compose"]
+    # SDK v3 takes any `docker compose` plugin (v2 and later); SDK v2 only one whose version says "v2".
+    v3_alone = majors & set(host.KNOWN_SDK_MAJORS) == {3}
     if comp["docker_cli"] is None:
         problems.append(
             Problem(
@@ -86,7 +103,7 @@ def diagnose(facts: dict, high_pct: float) -> list[Problem]:
                 "install the Docker CLI (Debian: docker.io; Amazon Linux: docker)",
             )
         )
-    elif comp["command"] is None:
+    elif comp["command"] is None and not (v3_alone and comp["plugin_version"]):
         seen = comp["plugin_version"]
         detail = f" (`docker compose version` says {seen!r}, and SDK v2 only accepts a 'v2' plugin)" if seen else ""
         problems.append(
@@ -129,7 +146,7 @@ def diagnose(facts: dict, high_pct: float) -> list[Problem]:
                 )
             )
 
-    if facts["sagemaker_sdk"] and not facts["aws"]["region"] and not facts["notebook"]["is_notebook_instance"]:
+    if sdks and not facts["aws"]["region"] and not facts["notebook"]["is_notebook_instance"]:
         problems.append(
             Problem(
                 "aws",
@@ -179,7 +196,8 @@ def format_report(report: dict) -> str:
         lines += ["", f"{len(problems)} problem{'s' if len(problems) > 1 else ''}:"]
         lines += [f"  {p['check']}: {p['problem']}\n    fix: {p['fix']}" for p in problems]
     else:
-        lines += ["", "healthy: ready for SageMaker local mode"]
+        where = ", ".join(env["environment"] for env in report["sdk_environments"] if env["version"])
+        lines += ["", f"healthy: ready for SageMaker local mode (the SDK is in {where})"]
     return "\n".join(lines)
 
 
@@ -228,7 +246,7 @@ def _disk_rows(disk_facts: list[dict]) -> list[Row]:
 
 
 def _environment_rows(report: dict) -> list[Row]:
-    sdk, aws, nb = report["sagemaker_sdk"], report["aws"], report["notebook"]
+    aws, nb = report["aws"], report["notebook"]
     credentials = f"from {aws['credentials_source']}" if aws["credentials"] else "none"
     if nb["is_notebook_instance"]:
         host_text = " ".join(
@@ -237,7 +255,7 @@ def _environment_rows(report: dict) -> list[Row]:
     else:
         host_text = f"not a SageMaker notebook instance ({nb['os'] or 'unknown OS'})"
     return [
-        ("sagemaker_sdk", bool(sdk), sdk["version"] if sdk else "not installed"),
+        *(("sagemaker_sdk", bool(env["version"]), _sdk_text(env)) for env in report["sdk_environments"]),
         (
             "aws",
             bool(aws["region"] or aws["credentials"]),
@@ -248,6 +266,33 @@ def _environment_rows(report: dict) -> list[Row]:
         ("onstart", report["onstart"] is not None, _onstart_text(report["onstart"])),
         ("wrapper", True, f"{report['wrapper']['count']} error(s) of its own logged in users' kernels"),
     ]
+
+
+def _sdk_text(env: dict) -> str:
+    where = env["environment"] + (" (smdiag's own)" if env["own"] else "")
+    if not env["version"]:
+        return f"{where}: not installed"
+    if env["major"] in host.KNOWN_SDK_MAJORS:
+        major = f"v{env['major']}"
+    else:
+        major = f"major {env['major'] or '?'}, unknown to smdiag"
+    if env["own"]:
+        wrapper = "failure reports built in (smdiag health)"
+    else:
+        wrapper = "failure reports on" if env["hook"] else "failure reports off (smdiag kernels enable)"
+    return f"{where}: sagemaker {env['version']} ({major}); {wrapper}"
+
+
+def _sdk_environments(settings: Settings) -> list[dict]:
+    """smdiag's own interpreter, then every notebook environment (settings.conda_envs) besides it."""
+    own_sdk = host.sagemaker_sdk() or {"version": None, "major": None}
+    own = {"environment": sys.prefix, **own_sdk, "hook": None, "own": True}
+    others = [
+        {**env, "own": False}
+        for env in host.environment_sdks(list(settings.conda_envs))
+        if Path(env["environment"]) != Path(sys.prefix).resolve()
+    ]
+    return [own, *others]
 
 
 def _onstart_text(record: dict | None) -> str:

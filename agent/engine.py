@@ -39,7 +39,8 @@ def validate_host(host: str) -> None:
         docker.utils.parse_host(host, is_win32=False, tls=False)
     except docker.errors.DockerException as exc:
         raise BadInput(
-            f"invalid docker host {host!r}: {exc}", "use unix:///path/to/docker.sock or tcp://HOST:PORT"
+            f"invalid docker host {host!r} (from --docker-host or DOCKER_HOST): {exc}",
+            "use unix:///path/to/docker.sock or tcp://HOST:PORT",
         ) from None
 
 

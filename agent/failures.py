@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent import fileops
+from agent.disks import human_bytes
 from agent.errors import Failed
 from agent.redact import Redactor
 
@@ -249,7 +250,10 @@ def format_report(report: dict, log_lines: int = 20) -> str:
         lines.append(f"pull {pull['image']}: {pull['error']}")
     for disk in report.get("disks") or []:
         if disk.get("total"):
-            lines.append(f"disk {disk['role']} {disk['path']}: {disk['percent']:.0f}% used, {disk['free']} bytes free")
+            lines.append(
+                f"disk {disk['role']} {disk['path']}: {disk['percent']:.0f}% used, "
+                f"{human_bytes(disk['free'])} free of {human_bytes(disk['total'])}"
+            )
     for container in report.get("containers") or []:
         lines.append(
             f"container {container['name']} ({container.get('image')}): exit {container.get('exit_code')}"

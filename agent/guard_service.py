@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 
-from agent import diskguard, fileops
+from agent import diskguard, engine, fileops
 from agent.errors import Failed
 from agent.log import get_logger
 from agent.settings import Settings
@@ -64,6 +64,7 @@ def systemd_available(settings: Settings) -> bool:
 def start(settings: Settings, use_systemd: bool | None = None) -> dict:
     """Start the guard unless one of this agent runs; returns how (`systemd`, `detached`), its pid, and
     whether it was already running. A detached guard of an agent since reinstalled is replaced."""
+    engine.validate_host(settings.docker_host)  # a guard that could never connect is bad input, now
     use_systemd = systemd_available(settings) if use_systemd is None else use_systemd
     argv = guard_argv(sys.executable, settings)
     directory = settings.state_dir / "diskguard"

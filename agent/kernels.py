@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -44,6 +45,20 @@ def environments(patterns: list[str]) -> list[Path]:
 def site_packages(env: Path) -> list[Path]:
     """Where an environment's interpreter processes .pth files (one per Python version it holds)."""
     return sorted(env.glob("lib/python3.*/site-packages"))
+
+
+def hook_enabled(env: Path) -> bool:
+    """Whether the environment's interpreter loads the hook: a .pth of ours naming a hook directory that
+    has the hook module (read from the files, no interpreter started)."""
+    for site in site_packages(env):
+        try:
+            line = (site / PTH_NAME).read_text(encoding="utf-8")
+        except OSError:
+            continue
+        named = re.search(r"hook = (['\"])(.*?)\1", line)
+        if named and (Path(named.group(2)) / f"{HOOK_MODULE}.py").is_file():
+            return True
+    return False
 
 
 def pth_line(hook_dir: Path) -> str:

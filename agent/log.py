@@ -43,6 +43,12 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     )
 
 
+def _without_traceback(record: logging.LogRecord) -> bool:
+    """The terminal never shows a traceback: events that carry one go to the log file only (the command
+    that caught the exception says what happened in one line, and where the log is)."""
+    return not (isinstance(record.msg, dict) and "exception" in record.msg)
+
+
 def configure(log_file: Path, verbose: bool = False) -> Path | None:
     """Send smdiag's events to the log file (JSON), and to stderr (readable) with `verbose`; safe to call again.
 
@@ -66,6 +72,7 @@ def configure(log_file: Path, verbose: bool = False) -> Path | None:
             ]
         )
     )
+    console.addFilter(_without_traceback)
     _ROOT.addHandler(console)
 
     try:

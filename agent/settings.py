@@ -79,8 +79,8 @@ class Settings:
                     "/home/ec2-user/.sagemaker/config.yaml",
                 )
             ),
-            high_pct=_percent(_pick(overrides, env, "high_pct", "SMDIAG_HIGH_PCT", 85), "high watermark"),
-            low_pct=_percent(_pick(overrides, env, "low_pct", "SMDIAG_LOW_PCT", 75), "low watermark"),
+            high_pct=_percent(overrides, env, "high_pct", "SMDIAG_HIGH_PCT", 85),
+            low_pct=_percent(overrides, env, "low_pct", "SMDIAG_LOW_PCT", 75),
             cache_dir=Path(_pick(overrides, env, "cache_dir", "SMDIAG_CACHE_DIR", default_cache_dir(env))),
             conda_envs=tuple(str(_pick(overrides, env, "conda_envs", "SMDIAG_CONDA_ENVS", DEFAULT_CONDA_ENVS)).split()),
             notebook_config=Path(
@@ -105,8 +105,9 @@ class Settings:
         )
         if settings.low_pct >= settings.high_pct:
             raise BadInput(
-                f"the low watermark ({settings.low_pct:g}%) is not below the high one ({settings.high_pct:g}%)",
-                "choose a low percent smaller than the high percent",
+                f"the low watermark SMDIAG_LOW_PCT ({settings.low_pct:g}%) is not below the high one "
+                f"SMDIAG_HIGH_PCT ({settings.high_pct:g}%)",
+                "set SMDIAG_LOW_PCT smaller than SMDIAG_HIGH_PCT",
             )
         return settings
 
@@ -140,11 +141,15 @@ def _pick(overrides: Mapping[str, object], env: Mapping[str, str], field: str, v
     return env.get(var) or default
 
 
-def _percent(value: object, label: str) -> float:
+def _percent(overrides: Mapping[str, object], env: Mapping[str, str], field: str, var: str, default: float) -> float:
+    """A watermark percent; a bad one names where it came from (the variable, or the setting)."""
+    value = _pick(overrides, env, field, var, default)
+    source = f"{var}={value!r}" if overrides.get(field) is None and env.get(var) else f"{field} {value!r}"
+    fix = f"set {var} to a percent between 1 and 99, or unset it"
     try:
         pct = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise BadInput(f"the {label} {value!r} is not a number", "give a percent between 1 and 99") from None
+        raise BadInput(f"{source} is not a number", fix) from None
     if not 1 <= pct <= 99:
-        raise BadInput(f"the {label} {value!r} is outside 1..99", "give a percent between 1 and 99")
+        raise BadInput(f"{source} is outside 1..99", fix)
     return pct

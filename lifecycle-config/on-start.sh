@@ -26,6 +26,7 @@ SMDIAG_SYSTEMD="${SMDIAG_SYSTEMD:-}" # the guard as a unit (1), detached (0), or
 SMDIAG_NOTEBOOK_USER="${SMDIAG_NOTEBOOK_USER:-ec2-user}" # kernels write reports as this user
 SMDIAG_BUDGET_S="${SMDIAG_BUDGET_S:-240}"
 SMDIAG_BOOTSTRAP_WAIT_S="${SMDIAG_BOOTSTRAP_WAIT_S:-}" # empty: what the budget leaves
+SMDIAG_BIN_DIR="${SMDIAG_BIN_DIR:-/usr/local/bin}" # `smdiag` is linked here
 
 export SMDIAG_EBS_MOUNT SMDIAG_STATE_DIR SMDIAG_CONDA_ENVS SMDIAG_DOCKER_CONFIG SMDIAG_SYSCONFIG DOCKER_HOST
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH" # SageMaker's is shorter
@@ -102,8 +103,7 @@ pick_python() {
     return 1
 }
 
-# A new fingerprint (of a checkout's files, a wheel's bytes, a requirement's text, the interpreter) means
-# a new environment.
+# A new fingerprint (a checkout's files, a wheel's bytes, a requirement, the interpreter): a new venv.
 fingerprint() {
     local requirement=$1 python=$2 path=${1%%\[*}
     {
@@ -199,6 +199,19 @@ step_bootstrap() {
     fi
 }
 
+# Hints name `smdiag`: re-link it onto PATH at every start (the root volume is reset).
+step_link() {
+    local started l="$SMDIAG_BIN_DIR/smdiag"
+    started=$(now_ms)
+    if [ -e "$l" ] && [ ! -L "$l" ]; then
+        record link failed "$started" "$l is not smdiag's link: left alone"
+    elif mkdir -p "$SMDIAG_BIN_DIR" && ln -sfn "$SMDIAG_BIN" "$l.new" && mv -Tf "$l.new" "$l"; then
+        record link ok "$started" "$l -> $SMDIAG_BIN"
+    else
+        record link failed "$started" "cannot link $l"
+    fi
+}
+
 # run_step STEP RESERVE CAP COMMAND...: an agent command, bounded; its last line of output is the detail.
 run_step() {
     local step=$1 limit started code out="$ONSTART_DIR/$1.out"
@@ -215,7 +228,7 @@ run_step() {
     fi
 }
 
-# Kernels run as the notebook user, and write failure reports and log lines into the state directory.
+# Kernels run as the notebook user and write reports and logs into the state dir.
 hand_state_to_user() {
     id "$SMDIAG_NOTEBOOK_USER" >/dev/null 2>&1 || return 0
     mkdir -p "$SMDIAG_STATE_DIR/failures" "$SMDIAG_STATE_DIR/logs"
@@ -229,6 +242,7 @@ main() {
     write_status
     step_install
     if ((AGENT_OK)); then
+        step_link
         step_bootstrap
         case "$SMDIAG_SYSTEMD" in
             0) run_step guard 30 40 "$SMDIAG_BIN" diskguard start --no-systemd ;;
@@ -238,7 +252,7 @@ main() {
         run_step kernels 5 60 "$SMDIAG_BIN" kernels enable --agent-python "$SMDIAG_VENV/bin/python"
         hand_state_to_user
     else
-        for step in bootstrap guard kernels; do
+        for step in link bootstrap guard kernels; do
             record "$step" skipped "$(now_ms)" "no working agent in $SMDIAG_VENV (see the install step)"
         done
     fi

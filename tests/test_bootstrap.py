@@ -371,6 +371,9 @@ def _phase(journal: Path) -> str | None:
 
 def test_dry_run_and_bad_target_change_nothing(host, smdiag):
     h = host()
+    guessed = smdiag("bootstrap", "--dry-run", "--json", env=h.env())  # no --stop-cmd: the host's service
+    [stop] = [step for step in json.loads(guessed.stdout)["plan"] if step.startswith("stop Docker")]
+    assert f"the engine is at {h.daemon.host}, which this may not stop: pass --stop-cmd" in stop, stop
     done, result = run_json(smdiag, h, "--target", "relative/dir")
     assert done.returncode == 2 and "absolute" in result["problem"]
     foreign = h.ebs_disk.path / "mine"

@@ -4,6 +4,9 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 
 def test_console_script_is_installed_and_reports_its_version():
@@ -63,6 +66,133 @@ def test_the_new_commands_refuse_bad_input_in_one_line_and_change_nothing(smdiag
     assert garbage.returncode == 2 and garbage.stderr.startswith("smdiag: stdin is not a failure capture")
     unknown = smdiag("images", "build", "--framework", "caffe")
     assert unknown.returncode == 2 and "unknown framework 'caffe'" in unknown.stderr
-    absent = smdiag("kernels", "enable", "--envs", str(tmp_path / "*"), "--agent-python", str(tmp_path / "nope"))
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "env")], check=True)
+    absent = smdiag("kernels", "enable", "--envs", str(tmp_path / "env"), "--agent-python", str(tmp_path / "nope"))
     assert absent.returncode == 2 and "does not exist" in absent.stderr
     assert not (tmp_path / "state" / "kernel-hook").exists()
+    none = smdiag("kernels", "enable", env={"SMDIAG_CONDA_ENVS": str(tmp_path / "no-conda-*")})
+    assert none.returncode == 1 and none.stderr.startswith("smdiag: no Python environment matches"), none.stderr
+    assert smdiag("kernels", "disable", env={"SMDIAG_CONDA_ENVS": str(tmp_path / "no-conda-*")}).returncode == 0
+
+
+def bad_inputs(tmp_path):
+    """(command line, extra environment, stdin): each command given one input it must refuse before work."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory\n")
+    no_envs = str(tmp_path / "no-envs-*")
+    return [
+        (["doctor", "--docker-host", "bogus://nowhere"], {}, None),
+        (["doctor"], {"SMDIAG_HIGH_PCT": "abc"}, None),
+        (["doctor", "--nope"], {}, None),
+        (["bootstrap", "--target", "relative/dir", "--dry-run"], {}, None),
+        (["last-failure", "--logs", "-3"], {}, None),
+        (["failures", "list"], {"SMDIAG_LOW_PCT": "0"}, None),
+        (["failures", "record"], {}, "not json"),
+        (["health", "--quick", "--framework", "sklearn", "--plot", "/no/such/dir/h.png"], {}, None),
+        (["health", "--framework", "caffe"], {}, None),
+        (["health", "--mode", "cloud"], {}, None),
+        (["health", "--scripts", str(tmp_path / "no-scripts")], {}, None),
+        (["data", "generate", "--out", str(a_file)], {}, None),
+        (["data", "generate", "--out", "/proc/nope"], {}, None),
+        (["data", "generate"], {}, None),
+        (["data", "upload", "--bucket", "Not_A_Bucket"], {}, None),
+        (["data", "upload", "--bucket", "cookbook", "--endpoint-url", "localhost:5000"], {}, None),
+        (["diskguard", "once", "--high", "abc"], {}, None),
+        (["diskguard", "once", "--min-age", "soon"], {}, None),
+        (["diskguard", "once", "--path", str(tmp_path / "nowhere")], {}, None),
+        (["diskguard", "run", "--interval", "0"], {}, None),
+        (["diskguard", "status", "--docker-host", "bogus://nowhere"], {}, None),
+        (["diskguard", "make-room", "--for", "NOT AN IMAGE"], {}, None),
+        (["diskguard", "start", "--docker-host", "bogus://nowhere", "--no-systemd"], {}, None),
+        (["images", "build", "--framework", "caffe"], {}, None),
+        (["kernels", "enable", "--envs", no_envs], {}, None),
+        (["kernels", "disable", "--envs", no_envs], {}, None),
+    ]
+
+
+def test_every_command_refuses_bad_input_in_one_line_before_any_work(hermetic_env, tmp_path):
+    for args, env, stdin in bad_inputs(tmp_path):
+        for as_json in (False, True):
+            argv = [sys.executable, "-m", "agent", *args, *(["--json"] if as_json else [])]
+            done = subprocess.run(argv, env={**hermetic_env, **env}, input=stdin or "", capture_output=True,
+                                  text=True, timeout=120)  # fmt: skip
+            what = f"{' '.join(args)} {env} json={as_json}: {done.stdout!r} {done.stderr!r}"
+            assert done.returncode == 2, what
+            assert "Traceback" not in done.stdout + done.stderr, what
+            assert done.stderr.startswith("smdiag: ") and done.stderr.count("\n") == 1, what
+            if as_json:
+                error = json.loads(done.stdout)
+                assert error["ok"] is False and error["exit_code"] == 2 and error["problem"] and error["fix"], what
+            else:
+                assert done.stdout == "", what
+    assert not (tmp_path / "state" / "diskguard" / "run.pid").exists()
+    assert not list(tmp_path.glob("no-envs-*")) and not Path("/proc/nope").exists()
+
+
+def test_an_unexpected_error_is_one_line_naming_the_log_and_the_traceback_is_only_there(hermetic_env, tmp_path):
+    """A stored report that is JSON but not an object: nothing checks for it, so reading it crashes."""
+    report = tmp_path / "state" / "failures" / "20261201T000000Z-broken" / "report.json"
+    report.parent.mkdir(parents=True)
+    report.write_text("[1, 2]\n")
+    log = tmp_path / "state" / "logs" / "agent.log"
+    for as_json in (False, True):
+        done = subprocess.run([sys.executable, "-m", "agent", "last-failure", *(["--json"] if as_json else [])],
+                              env=hermetic_env, capture_output=True, text=True)  # fmt: skip
+        assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr
+        assert done.stderr.count("\n") == 1 and done.stderr.startswith("smdiag: internal error: AttributeError")
+        assert f"the traceback is in {log}" in done.stderr
+        if as_json:
+            assert str(log) in json.loads(done.stdout)["fix"]
+    assert "Traceback (most recent call last)" in log.read_text()
+
+
+COMMANDS = [
+    ["doctor"], ["bootstrap"], ["last-failure"], ["health"], ["failures", "list"], ["failures", "record"],
+    ["data", "generate"], ["data", "upload"], ["diskguard", "once"], ["diskguard", "run"], ["diskguard", "status"],
+    ["diskguard", "make-room"], ["diskguard", "start"], ["images", "build"], ["kernels", "enable"],
+    ["kernels", "disable"],
+]  # fmt: skip
+
+
+def test_help_shows_defaults_env_variables_and_readable_metavars(smdiag):
+    once = smdiag("diskguard", "once", "--help")
+    assert once.returncode == 0
+    text = " ".join(once.stdout.split())
+    assert "SMDIAG_HIGH_PCT; default 85" in text and "SMDIAG_LOW_PCT; default 75" in text
+    assert "--high PCT" in text and "--keep REGEX" in text and "[default: 10m]" in text
+    for command in COMMANDS:
+        shown = smdiag(*command, "--help").stdout
+        assert "Usage: smdiag" in shown and "<bool>" not in shown and "<list" not in shown, command
+    assert "env SMDIAG_STATE_DIR" in smdiag("--help").stdout
+
+
+@pytest.fixture(scope="session")
+def core_only_python(tmp_path_factory) -> str:
+    """A real interpreter with only what smdiag's command line imports (typer, structlog, from PyPI): no
+    SageMaker SDK, no numpy, no frameworks: a fresh install without extras."""
+    root = tmp_path_factory.mktemp("core-only")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True)
+    packages = root / "packages"
+    installed = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--target", str(packages), "typer",
+                                "structlog"], capture_output=True, text=True)  # fmt: skip
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    site = next((root / "venv").glob("lib/python3.*/site-packages"))
+    (site / "core-only.pth").write_text(f"{packages}\n")
+    return str(root / "venv" / "bin" / "python")
+
+
+def test_a_missing_extra_is_bad_input_that_names_it(core_only_python, hermetic_env, tmp_path):
+    for args, extra in [
+        (["health", "--mode", "local", "--framework", "sklearn"], "pip install 'smdiag[sagemaker]'"),
+        (["health", "--mode", "native", "--framework", "sklearn"], "pip install 'smdiag[frameworks]'"),
+        (["data", "generate", "--out", str(tmp_path / "data")], "pip install 'smdiag[frameworks]'"),
+    ]:
+        for as_json in (False, True):
+            done = subprocess.run([core_only_python, "-m", "agent", *args, *(["--json"] if as_json else [])],
+                                  env=hermetic_env, capture_output=True, text=True)  # fmt: skip
+            what = f"{args} json={as_json}: {done.stdout!r} {done.stderr!r}"
+            assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr, what
+            assert done.stderr.count("\n") == 1 and extra in done.stderr, what
+            if as_json:
+                assert extra in json.loads(done.stdout)["fix"], what
+    assert not (tmp_path / "data").exists()

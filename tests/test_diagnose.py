@@ -30,7 +30,11 @@ HEALTHY = {
     "disks": [disk("docker_root", "/ebs/docker"), disk("tmp", "/tmp"), disk("ebs", "/ebs")],
     "compose": {"command": ["docker-compose"], "docker_cli": "/usr/bin/docker", "plugin_version": None,
                 "standalone": "/usr/bin/docker-compose"},
-    "sagemaker_sdk": {"version": "2.257.7", "major": 2},
+    "sdk_environments": [
+        {"environment": "/opt/smdiag", "version": None, "major": None, "hook": None, "own": True},
+        {"environment": "/home/ec2-user/anaconda3/envs/python3", "version": "2.257.7", "major": 2, "hook": True,
+         "own": False},
+    ],
     "aws": {"region": "us-east-1", "credentials": True, "credentials_source": "iam-role", "error": None},
     "notebook": {"is_notebook_instance": True, "name": "nb", "platform": "AL2023", "os": "Amazon Linux 2023"},
     "state_dir": {"path": "/ebs/.smdiag", "writable": True, "error": None},
@@ -105,8 +109,31 @@ def test_invalid_daemon_json_is_flagged():
 def test_missing_region_matters_only_off_notebook_with_the_sdk_installed():
     no_region = facts(aws__region=None, notebook__is_notebook_instance=False)
     assert checks(diagnose(no_region, 85)) == ["aws"]
-    assert diagnose(facts(aws__region=None, notebook__is_notebook_instance=False, sagemaker_sdk=None), 85) == []
+    no_sdk = facts(aws__region=None, notebook__is_notebook_instance=False, sdk_environments=[NO_SDK])
+    assert checks(diagnose(no_sdk, 85)) == ["sagemaker_sdk"]
     assert diagnose(facts(aws__region=None), 85) == []
+
+
+NO_SDK = {"environment": "/opt/smdiag", "version": None, "major": None, "hook": None, "own": True}
+
+
+def env_with(version, major):
+    return {"environment": f"/envs/sdk{version}", "version": version, "major": major, "hook": False, "own": False}
+
+
+def test_local_mode_needs_a_known_sdk_major_in_some_environment():
+    [problem] = diagnose(facts(sdk_environments=[NO_SDK]), 85)
+    assert problem.check == "sagemaker_sdk" and "no notebook environment has the SageMaker SDK" in problem.problem
+    [problem] = diagnose(facts(sdk_environments=[NO_SDK, env_with("4.0.1", 4)]), 85)
+    assert "a major smdiag does not know (4.0.1 in /envs/sdk4.0.1)" in problem.problem
+    assert diagnose(facts(sdk_environments=[NO_SDK, env_with("3.27.0", 3), env_with("4.0.1", 4)]), 85) == []
+
+
+def test_a_compose_plugin_that_sdk_v2_refuses_is_fine_when_only_v3_is_there():
+    v5_plugin = {"compose__command": None, "compose__standalone": None,
+                 "compose__plugin_version": "Docker Compose version v5.0.1"}  # fmt: skip
+    assert diagnose(facts(sdk_environments=[NO_SDK, env_with("3.27.0", 3)], **v5_plugin), 85) == []
+    assert checks(diagnose(facts(sdk_environments=[NO_SDK, env_with("2.257.7", 2)], **v5_plugin), 85)) == ["compose"]
 
 
 def test_unwritable_state_dir_is_flagged():

@@ -75,24 +75,27 @@ def test_once_removes_least_recently_used_first_and_keeps_what_it_must(make_engi
     for name in ["running", "pinned", "c", "d", "e"]:
         assert pull(daemon, refs[name]) is None
         time.sleep(1.1)  # pull times one second apart: a clear least-recently-pulled order
-    time.sleep(5)
+    time.sleep(15)  # the young image stays under --min-age through a dry run and a run on a loaded machine
     assert pull(daemon, refs["young"]) is None
     with daemon.client() as client:
         client.containers.run(refs["running"], ["sh", "-c", SERVE], network_mode="none", detach=True)
     fill_to(disk, 88)
     before_tags = tags(daemon)
-    policy = ("--high", "85", "--low", "75", "--min-age", "5s", "--keep", "once/pinned")
+    policy = ("--high", "85", "--low", "75", "--min-age", "12s", "--keep", "once/pinned")
 
     plan, planned = once(smdiag, daemon, *policy, "--dry-run")
     assert plan.returncode == 0 and planned["dry_run"] is True and tags(daemon) == before_tags
     assert [r["names"] for r in planned["removed"]][:1] == [[refs["c"]]] and all(
         r["bytes"] > 0 for r in planned["removed"]
     )
+    assert planned["before_pct"] > 85 and planned["after_pct"] <= 75  # the forecast: where the real run ends
 
     done, result = once(smdiag, daemon, *policy)
     assert done.returncode == 0, done.stderr
     removed = [r["names"][0] for r in result["removed"]]
     assert removed == [refs["c"], refs["d"], refs["e"]][: len(removed)] and removed
+    assert removed == [r["names"][0] for r in planned["removed"]]
+    assert abs(result["after_pct"] - planned["after_pct"]) < 3
     assert result["before_pct"] > 85 and result["after_pct"] <= 75 and used_pct(disk.path) <= 76
     last_pct = 100 * result["removed"][-1]["bytes"] / (disk.size_mb * 1024 * 1024)
     assert result["after_pct"] + last_pct * 0.9 > 75  # no more than needed: the last removal was required
@@ -125,7 +128,12 @@ def test_once_saves_old_containers_logs_keeps_the_newest_failure_and_says_what_h
             detach=True,
         ).wait()
     fill_to(disk, 92)
-    done, result = once(smdiag, daemon, "--keep", ".*", "--container-max-age", "0s", "--min-age", "0s")
+    policy = ("--keep", ".*", "--container-max-age", "0s", "--min-age", "0s")
+    forecast, planned = once(smdiag, daemon, *policy, "--dry-run")
+    assert forecast.returncode == 1 and planned["after_pct"] > 85, planned  # exits as the real run will
+    assert planned["held_by"]["outside_docker"] > 150 * 1024 * 1024
+    assert "forecast" in smdiag("diskguard", "once", *policy, "--dry-run", env={"DOCKER_HOST": daemon.host}).stdout
+    done, result = once(smdiag, daemon, *policy)
     assert done.returncode == 1
     assert [r["names"] for r in result["removed"]] == [["ok-old"], ["failed-old"]]
     kept = {k["names"][0]: k["reason"] for k in result["kept"]}
@@ -157,6 +165,25 @@ def test_bad_input_removes_nothing(make_engine, images, smdiag, tmp_path):
         done, result = once(smdiag, daemon, "--min-age", "0s", *args)
         assert done.returncode == 2 and problem in result["problem"], (args, result)
     assert tags(daemon) == {"keep/me:1"}
+
+
+def test_status_measures_the_engines_data_root_now_beside_the_last_check(make_engine, make_disk, smdiag):
+    daemon, disk = make_engine(size_mb=300)
+    elsewhere = make_disk("elsewhere", 100)
+    checked = smdiag("diskguard", "once", "--path", str(elsewhere.path), env={"DOCKER_HOST": daemon.host})
+    assert checked.returncode == 0, checked.stderr  # the last check names another disk
+    fill_to(disk, 90)
+    status = smdiag("diskguard", "status", "--json", env={"DOCKER_HOST": daemon.host})
+    report = json.loads(status.stdout)
+    assert report["data_root"] == str(daemon.data_root) and report["last_check"]["path"] == str(elsewhere.path)
+    assert abs(report["used_pct"] - used_pct(disk.path)) < 1.5 and status.returncode == 1  # over 85%, now
+    text = smdiag("diskguard", "status", env={"DOCKER_HOST": daemon.host}).stdout
+    assert f"now: data-root {daemon.data_root}" in text and f"on {elsewhere.path}" in text
+    disk.path.joinpath("filler.bin").unlink()
+    assert smdiag("diskguard", "status", env={"DOCKER_HOST": daemon.host}).returncode == 0
+    gone = smdiag("diskguard", "status", "--json")  # the hermetic DOCKER_HOST: nothing answers there
+    assert gone.returncode == 1 and "Traceback" not in gone.stderr
+    assert json.loads(gone.stdout)["error"] and json.loads(gone.stdout)["data_root"] is None
 
 
 def start_guard(hermetic_env, daemon, *args: str) -> subprocess.Popen:

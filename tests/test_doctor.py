@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,38 @@ def test_a_socket_the_user_may_not_open_points_at_the_docker_group(smdiag, make_
     engine = report(result)["engine"]
     assert engine["error"].endswith(": Permission denied")
     assert engine["fix"] == "run with sudo, or add your user to the docker group"
+
+
+def notebook_env(root: Path, name: str, sdk: str | None) -> Path:
+    """A real Python environment (a venv) with the SageMaker SDK's wheel `sdk` in its site-packages, as pip
+    installs it (without dependencies: doctor reads the distribution's metadata, it imports nothing)."""
+    env = root / name
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    if sdk:
+        site = env / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site),
+                        f"sagemaker=={sdk}"], check=True, capture_output=True)  # fmt: skip
+    return env
+
+
+@pytest.mark.bed
+def test_doctor_reads_the_sdk_and_the_hook_of_every_notebook_environment(smdiag, make_engine, tmp_path):
+    daemon, disk = make_engine(size_mb=300)
+    envs = tmp_path / "envs"
+    v2, v3 = notebook_env(envs, "v2", "2.257.7"), notebook_env(envs, "v3", "3.27.0")
+    bare = notebook_env(envs, "bare", None)
+    notebook = {**REGION, "DOCKER_HOST": daemon.host, "SMDIAG_EBS_MOUNT": str(disk.path),
+                "SMDIAG_CONDA_ENVS": f"{envs}/*"}  # fmt: skip
+    enabled = smdiag("kernels", "enable", "--envs", str(v2), env=notebook)
+    assert enabled.returncode == 0, enabled.stdout + enabled.stderr
+
+    result = smdiag("doctor", "--json", env=notebook)
+    found = {Path(e["environment"]).name: e for e in report(result)["sdk_environments"] if not e["own"]}
+    assert found["v2"] | {"environment": None} == {"environment": None, "version": "2.257.7", "major": 2,
+                                                    "hook": True, "own": False}  # fmt: skip
+    assert (found["v3"]["version"], found["v3"]["major"], found["v3"]["hook"]) == ("3.27.0", 3, False)
+    assert found["bare"]["version"] is None
+    text = smdiag("doctor", "-v", env=notebook).stdout  # -v after the subcommand is accepted
+    assert f"{v2}: sagemaker 2.257.7 (v2); failure reports on" in text
+    assert f"{v3}: sagemaker 3.27.0 (v3); failure reports off (smdiag kernels enable)" in text
+    assert f"{bare}: not installed" in text

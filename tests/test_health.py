@@ -2,15 +2,19 @@
 script, the plot, and the S3 upload against moto in server mode over real HTTP."""
 
 import json
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import boto3
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.model_selection import train_test_split
 
 from agent.experiments import data
@@ -61,6 +65,11 @@ def test_native_quick_health_passes_for_all_three_and_draws_the_plot(tmp_path, s
         assert result["passed"] and result["rmse"] <= 400 and result["r2"] > 0.9, result
         assert result["train_s"] > 0 and result["deploy_s"] > 0 and result["error"] is None
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 20_000
+    progress = done.stderr.splitlines()
+    for framework in ("tensorflow", "pytorch", "sklearn"):
+        phases = [line.split(": ")[2].split(" (")[0] for line in progress if line.startswith(f"health: {framework}: ")]
+        assert phases[0] == "training" and phases[-2:] == ["serving", "done"], progress
+    assert any("epoch 100/120, loss" in line for line in progress), progress  # what the PyTorch script reports
 
 
 def test_the_seeds_broken_script_fails_health_naming_the_framework_and_error(tmp_path, smdiag):
@@ -70,14 +79,16 @@ def test_the_seeds_broken_script_fails_health_naming_the_framework_and_error(tmp
     entry.write_text(
         entry.read_text().replace("import numpy as np\n", "import numpy as np\nfrom numpy.random import seeds\n", 1)
     )
+    kept_here = {"TMPDIR": str(tmp_path)}  # a failed run keeps its work directory (its logs)
     done = smdiag("health", "--mode", "native", "--framework", "tensorflow", "--quick", "--scripts", str(scripts),
-                  "--json", timeout=300)  # fmt: skip
+                  "--json", env=kept_here, timeout=300)  # fmt: skip
     assert done.returncode == 1
     [result] = json.loads(done.stdout)["results"]
     assert result["framework"] == "tensorflow" and not result["passed"]
     assert "ImportError: cannot import name 'seeds' from 'numpy.random'" in result["error"]
     assert "tensorflow_script.py, line" in result["error"]
-    text = smdiag("health", "--mode", "native", "--framework", "tensorflow", "--quick", "--scripts", str(scripts))
+    text = smdiag("health", "--mode", "native", "--framework", "tensorflow", "--quick", "--scripts", str(scripts),
+                  env=kept_here)  # fmt: skip
     assert "FAIL" in text.stdout and "tensorflow: ImportError" in text.stdout
 
 
@@ -115,3 +126,57 @@ def test_upload_uses_the_seeds_s3_layout_against_moto_server(tmp_path, smdiag):
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_the_state_dir_flag_reaches_the_failure_recorder_of_local_mode(smdiag, hermetic_env, tmp_path):
+    """No engine answers, so fit fails; its report goes where --state-dir says, not to SMDIAG_STATE_DIR."""
+    chosen = tmp_path / "chosen-state"
+    done = smdiag("--state-dir", str(chosen), "health", "--mode", "local", "--framework", "sklearn", "--quick",
+                  "--json", env={"AWS_DEFAULT_REGION": "us-east-1", "TMPDIR": str(tmp_path)}, timeout=300)  # fmt: skip
+    report = json.loads(done.stdout)
+    assert report["work_dir"].startswith(str(tmp_path))  # kept for a failed run's logs, in the test's TMPDIR
+    assert done.returncode == 1 and report["results"][0]["report_id"], done.stderr[-2000:]
+    found = smdiag("--state-dir", str(chosen), "last-failure", "--json")
+    assert found.returncode == 0 and json.loads(found.stdout)["id"] == report["results"][0]["report_id"]
+    assert json.loads(found.stdout)["category"] == "daemon_down"
+    shown = smdiag("--state-dir", str(chosen), "last-failure").stdout
+    assert re.search(r"disk container_root \S+: \d+% used, [\d.]+ [KMGT]iB free of [\d.]+ [KMGT]iB", shown), shown
+    assert not (Path(hermetic_env["SMDIAG_STATE_DIR"]) / "failures").exists()
+    assert "health: sklearn: training" in done.stderr  # progress on stderr, the result alone on stdout
+
+
+def read_until(fd: int, wanted: str, process: subprocess.Popen, timeout: float = 300) -> str:
+    """What a terminal shows, read until `wanted` appears (or the process ends)."""
+    import os
+    import select
+
+    seen, deadline = "", time.monotonic() + timeout
+    while wanted not in seen and time.monotonic() < deadline and process.poll() is None:
+        if select.select([fd], [], [], 1)[0]:
+            seen += os.read(fd, 65536).decode(errors="replace")
+    return seen
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_on_a_terminal_health_shows_its_phases_live_and_an_interrupt_leaves_no_work_dir(hermetic_env, tmp_path, stop):
+    import os
+    import pty
+
+    main, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agent", "health", "--quick", "--framework", "sklearn,pytorch"],
+        stdin=terminal, stdout=terminal, stderr=terminal, start_new_session=True,
+        env={**hermetic_env, "TMPDIR": str(tmp_path), "COLUMNS": "120"},
+    )  # fmt: skip
+    os.close(terminal)
+    try:
+        shown = read_until(main, "training", process)
+        assert "sklearn" in shown and "training" in shown and process.poll() is None, shown  # live, while working
+        assert list(tmp_path.glob("smdiag-health-*")), "the run has its work directory while it works"
+        process.send_signal(stop)
+        assert process.wait(120) == 130  # it ran its cleanup, not died of the signal
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(main)
+    assert not list(tmp_path.glob("smdiag-health-*"))

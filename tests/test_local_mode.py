@@ -135,6 +135,7 @@ def test_the_images_carry_the_uris_the_estimators_resolve_and_a_rebuild_is_a_no_
     )  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert {i["action"] for i in json.loads(again.stdout)["images"]} == {"current"}
+    assert "images build: checking the engine for tensorflow, pytorch, sklearn images" in again.stderr  # its steps
 
 
 @pytest.mark.parametrize("framework", ["tensorflow", "pytorch", "sklearn"])

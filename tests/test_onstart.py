@@ -65,8 +65,10 @@ class Notebook:
             "SMDIAG_DOCKER_STOP_CMD": host.daemon.stop_command(),
             "SMDIAG_DOCKER_START_CMD": host.daemon.start_command(),
             "SMDIAG_SYSTEMD": "0",
+            "SMDIAG_BIN_DIR": str(tmp_path / "usr-local-bin"),
             "HOME": str(tmp_path / "home"),
         }
+        self.link = tmp_path / "usr-local-bin" / "smdiag"
 
     def on_start(self, timeout: float = BUDGET_S + 60, **env: str) -> tuple[subprocess.CompletedProcess, float]:
         started = time.monotonic()
@@ -154,8 +156,11 @@ def test_two_starts_install_move_guard_and_wrap_then_a_failing_fit_leaves_a_repo
     assert first_s < BUDGET_S
     steps = nb.steps()
     assert {step: state for step, (state, _) in steps.items()} == {
-        "install": "ok", "bootstrap": "ok", "guard": "ok", "kernels": "ok"
+        "install": "ok", "link": "ok", "bootstrap": "ok", "guard": "ok", "kernels": "ok"
     }, steps  # fmt: skip
+    # `smdiag` is on the users' PATH, naming the agent's environment (which later installs replace).
+    assert os.readlink(nb.link) == str(nb.state / "venv" / "bin" / "smdiag")
+    assert subprocess.run([str(nb.link), "--version"], capture_output=True, text=True).stdout.startswith("smdiag ")
     assert steps["install"][1].startswith("installed smdiag") and "migrated" in steps["bootstrap"][1]
     assert "| install: ok in " in first.stdout  # each step's line, with its duration, for CloudWatch
     # The agent lives in its own environment on the EBS volume; the users' environments got one .pth each.
@@ -171,12 +176,14 @@ def test_two_starts_install_move_guard_and_wrap_then_a_failing_fit_leaves_a_repo
     assert len(nb.guards()) == 1
 
     before = nb.snapshot()
+    nb.link.unlink()  # the root volume, which holds the bin directory, does not survive a restart
     second, second_s = nb.on_start()
     assert second.returncode == 0, second.stdout + second.stderr
     assert second_s < 60, second.stdout  # the goal for a later boot
     steps = nb.steps()
     assert steps["install"] == ("ok", steps["install"][1]) and steps["install"][1].startswith("unchanged")
     assert "unchanged" in steps["bootstrap"][1] and "already running" in steps["guard"][1]
+    assert steps["link"][0] == "ok" and nb.link.is_symlink()
     assert nb.snapshot() == before  # same files, same agent, Docker not restarted, the same single guard
 
     # A user's kernel in the SDK environment: a failing local-mode fit is explained, with nothing imported.

@@ -3,9 +3,12 @@ so that every row matches the book's bit for bit."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 FILES = ("all_data.csv", "training_data.csv", "validation_data.csv", "test_data.csv")
+MODULES = ["numpy", "pandas", "sklearn"]
+"""What generating the dataset imports."""
 
 
 def formula(x: float) -> float:
@@ -54,6 +57,22 @@ def load(path: Path):
 
     table = np.loadtxt(path, delimiter=",", ndmin=2)
     return table[:, 1], table[:, 0]
+
+
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def check_destination(bucket: str, endpoint_url: str | None) -> None:
+    """BadInput for a bucket name S3 would refuse or an endpoint that is not an http(s) URL, before any
+    data is generated."""
+    from agent.errors import BadInput
+
+    if not BUCKET_NAME.match(bucket):
+        raise BadInput(
+            f"--bucket {bucket!r} is not an S3 bucket name", "3 to 63 lower-case letters, digits, dots and hyphens"
+        )
+    if endpoint_url is not None and not re.match(r"^https?://[^/\s]+", endpoint_url):
+        raise BadInput(f"--endpoint-url {endpoint_url!r} is not an http(s) URL", "give it like http://127.0.0.1:5000")
 
 
 def upload(data_dir: Path, bucket: str, prefix: str, endpoint_url: str | None = None) -> list[str]:

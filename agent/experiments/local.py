@@ -49,33 +49,28 @@ def image_uris(framework: str, region_name: str | None = None) -> list[str]:
     )
 
 
-def missing_images(settings, frameworks: list[str]) -> list[str] | None:
-    """The framework images the engine lacks; None when no engine answers (or no SDK is installed)."""
+def missing_images(client, frameworks: list[str]) -> list[str]:
+    """The framework images (their SDK v2 URIs) that the engine behind `client` lacks."""
     import docker.errors
 
-    from agent import engine
-    from agent.errors import SmdiagError
-
-    try:
-        client = engine.connect(settings.docker_host, timeout=5)
-    except SmdiagError:
-        return None
-    try:
-        wanted = [uri for framework in frameworks for uri in image_uris(framework)]
-    except ImportError:
-        client.close()
-        return None
     missing = []
-    with contextlib.closing(client):
-        for uri in wanted:
-            try:
-                client.images.get(uri)
-            except docker.errors.ImageNotFound:
-                missing.append(uri)
+    for uri in [uri for framework in frameworks for uri in image_uris(framework)]:
+        try:
+            client.images.get(uri)
+        except docker.errors.ImageNotFound:
+            missing.append(uri)
     return missing
 
 
-def run_local(framework: str, data_dir: Path, quick: bool, scripts: Path, work: Path, settings) -> health.Result:
+def run_local(
+    framework: str,
+    data_dir: Path,
+    quick: bool,
+    scripts: Path,
+    work: Path,
+    settings,
+    progress: health.Progress = health.no_progress,
+) -> health.Result:
     """fit -> deploy -> predict (the test set and the plot grid) -> delete_endpoint, timed."""
     import os
 
@@ -94,12 +89,15 @@ def run_local(framework: str, data_dir: Path, quick: bool, scripts: Path, work: 
     payload = np.concatenate([x_test, health.grid()]).astype(np.float32).reshape(-1, 1)
     started = time.perf_counter()
     try:
+        progress(framework, "training", "estimator.fit in a local container")
         estimator.fit(inputs)
         result.train_s = round(time.perf_counter() - started, 2)
         started = time.perf_counter()
+        progress(framework, "deploying", "a local endpoint")
         predictor = _deploy(framework, estimator, scripts, session)
         deploy_s = time.perf_counter() - started
         started = time.perf_counter()
+        progress(framework, "predicting", "the test set and the plot's grid")
         if framework == "tensorflow":
             predictions = np.asarray(predictor.predict({"instances": payload.tolist()})["predictions"])
         else:
@@ -107,7 +105,7 @@ def run_local(framework: str, data_dir: Path, quick: bool, scripts: Path, work: 
         predict_s = time.perf_counter() - started
     except Exception as exc:  # noqa: BLE001 - reported by autowrap; the health table names the report
         result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        result.report_id = _last_report_id(exc)
+        result.report_id = _last_report_id(exc, settings.state_dir)
         return result
     finally:
         if predictor is not None:
@@ -187,12 +185,11 @@ def _deploy(framework: str, estimator, scripts: Path, session):
     return estimator.deploy(initial_instance_count=1, instance_type="local", wait=False, **extra)
 
 
-def _last_report_id(exc: BaseException) -> str | None:
+def _last_report_id(exc: BaseException, state_dir: Path) -> str | None:
     from agent.failures import last_report
-    from agent.settings import Settings
 
     if not any(note.startswith("smdiag:") for note in getattr(exc, "__notes__", [])):
         return None
     with contextlib.suppress(Exception):
-        return last_report(Settings.load().state_dir)[1].get("id")
+        return last_report(state_dir)[1].get("id")
     return None

@@ -136,10 +136,12 @@ def build(
     try:
         wanted = [Wanted(f, image_fingerprint(f), tuple(local.image_uris(f, region))) for f in frameworks]
     except ImportError:
-        raise Failed(
-            "the SageMaker SDK is not installed: it says which URIs its estimators resolve",
+        raise BadInput(
+            "images build needs the SageMaker SDK v2 in smdiag's environment: it says which URIs its estimators "
+            "resolve",
             "pip install 'smdiag[sagemaker]'",
         ) from None
+    step(f"checking the engine for {', '.join(frameworks)} images")
     with contextlib.closing(engine.connect(docker_host, timeout=600)) as client:
         present = {}
         for tag in {t for w in wanted for t in (w.local_tag, *w.uris)}:
