@@ -241,6 +241,10 @@ def test_fifty_concurrent_pulls_and_runs_while_the_guard_prunes(make_engine, ima
             client.images.remove(ref)
     image_events = ImageEvents(daemon)
     guard = start_guard(hermetic_env, daemon, "--high", "80", "--low", "72", "--min-age", "0s")
+    guard_log = Path(hermetic_env["SMDIAG_STATE_DIR"]) / "logs" / "agent.log"
+    wait_until(  # on a busy machine a guard can take long to start: the workers must find it following events
+        lambda: guard_log.exists() and "diskguard.watching" in guard_log.read_text(), 120, "the guard to watch events"
+    )
     lost: list[str] = []
     outputs: list[str] = []
     errors: list[str] = []
@@ -283,7 +287,9 @@ def test_fifty_concurrent_pulls_and_runs_while_the_guard_prunes(make_engine, ima
         image_events.stop()
     assert errors == []
     assert lost == []
-    assert image_events.count("delete") > image_events.count("load"), "the guard never pruned: the test proved nothing"
+    assert image_events.count("delete") > image_events.count("load"), (
+        f"the guard never pruned: the test proved nothing (image events: {image_events.summary()})"
+    )
     assert len(outputs) == 50 and set(outputs) == {str(12 * 1024 * 1024)}
     assert guard.returncode == 0, guard.stderr.read()
     assert used_pct(disk.path) <= 85
@@ -403,6 +409,9 @@ class ImageEvents:
 
     def count(self, action: str) -> int:
         return self.actions.count(action)
+
+    def summary(self) -> dict[str, int]:
+        return {action: self.actions.count(action) for action in sorted(set(self.actions))}
 
 
 def image_present(client, image_id: str) -> bool:
