@@ -768,7 +768,7 @@ def format_status(report: dict) -> str:
 
 class Guard:
     """`diskguard run`: applies the policy whenever the engine reports a pull, a container created,
-    started or dying (and every `interval` seconds), records image use from the same events, and
+    started, dying or removed (and every `interval` seconds), records image use from the same events, and
     survives the engine restarting. Idle, it blocks on the event socket and a timer."""
 
     def __init__(self, settings, policy: Policy, path: Path | None, interval: float) -> None:
@@ -901,7 +901,7 @@ class Guard:
                 self.uses.put(("arrived", image_id, when))
             elif event.get("Type") == "image" and action == "delete":
                 self.uses.put(("forget", event["id"], when))
-        if action in ("pull", "create", "start", "die"):
+        if action in ("pull", "create", "start", "die", "destroy"):  # destroy: its image may go now
             self.wake.set()
 
 
