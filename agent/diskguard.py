@@ -3,14 +3,18 @@
 `plan_pruning` is pure: given the engine's images, containers and build cache, the policy and the time,
 it orders what may be removed (dangling images, old stopped containers, build cache, then images least
 recently used first, children before parents) and says why everything else is kept. `enforce` walks that
-order against the real engine and stops as soon as the disk is back under the low watermark. The
-engine itself refuses to delete an image a container uses (we never force), so a container that starts
-between planning and removal keeps its image.
+order against the real engine and stops as soon as the disk is back under the low watermark. We never
+force, so the engine refuses an image a registered container uses; a container still being created (its
+image looked up and its layers taken, not yet registered) does not stop the engine, so after each image
+removal we look whether its layers are still held and, if so, put the image back from its config.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
+import json
 import os
 import re
 import time
@@ -269,8 +273,6 @@ class UseRecord:
         self.dirty = False
 
     def load(self) -> UseRecord:
-        import json
-
         with contextlib.suppress(FileNotFoundError, ValueError):
             data = json.loads(self.path.read_text())
             self.last_used = {k: float(v) for k, v in data.get("last_used", {}).items()}
@@ -430,13 +432,14 @@ def enforce(
     for step in plan.steps:
         if enough(usage):
             break
-        if _remove(client, step, state_dir):
+        kept_because = _remove(client, step, state_dir, root_dir)
+        if kept_because is None:
             after = usage_of(path)
             outcome.removed.append(_removed(step, max(0, usage.used - after.used)))
             usage = after
             log.info("diskguard.removed", kind=step.kind, id=step.id, names=list(step.names), reason=step.reason)
         else:
-            outcome.kept.append(asdict(Kept(step.kind, step.id, step.names, "the engine refused: in use")))
+            outcome.kept.append(asdict(Kept(step.kind, step.id, step.names, kept_because)))
     record.forget(r["id"] for r in outcome.removed if r["kind"] == "image")
     record.save()
     outcome.after_pct = round(usage.percent, 2)
@@ -449,8 +452,9 @@ def _removed(step: Step, freed: int) -> dict:
     return {**asdict(step), "bytes": freed}
 
 
-def _remove(client, step: Step, state_dir: Path) -> bool:
-    """Remove one thing, never forcing: False when the engine refuses (a container started meanwhile)."""
+def _remove(client, step: Step, state_dir: Path, root_dir: str) -> str | None:
+    """Remove one thing, never forcing: None when it went, else why it stays (the engine refused because a
+    container started meanwhile, or the image had to be put back)."""
     import docker.errors
 
     try:
@@ -461,21 +465,27 @@ def _remove(client, step: Step, state_dir: Path) -> bool:
         elif step.kind == "build_cache":
             client.api.prune_builds()
         else:
-            _remove_image(client, step)
+            return _remove_image(client, step, root_dir)
     except docker.errors.NotFound:
-        return False
+        return "the engine refused: in use"
     except docker.errors.APIError as exc:
         log.info("diskguard.refused", id=step.id, names=list(step.names), error=str(exc.explanation or exc))
-        return False
-    return True
+        return "the engine refused: in use"
+    return None
 
 
-def _remove_image(client, step: Step) -> None:
-    """Untag every name, the last untag deletes; if the engine refuses midway, put the names back."""
+def _remove_image(client, step: Step, root_dir: str) -> str | None:
+    """Untag every name, the last untag deletes; if the engine refuses midway, put the names back.
+
+    The engine checks only registered containers: one being created from the image (looked up, layers
+    taken, not yet registered) neither shows in our check nor stops the delete, and would then run from an
+    image that no longer exists. Its layers outlive the delete, so: when the image's top layer is still
+    held after the delete, put the image back from its config (same id, same names)."""
     import docker.errors
 
-    if client.containers.list(all=True, filters={"ancestor": step.id}):
+    if client.api.containers(all=True, filters={"ancestor": step.id}):
         raise docker.errors.APIError(f"a container uses {step.id}")
+    saved = SavedImage.read(root_dir, step.id)
     untagged = []
     try:
         for name in step.names:
@@ -484,11 +494,97 @@ def _remove_image(client, step: Step) -> None:
         if not step.names:
             client.images.remove(step.id)
     except docker.errors.APIError:
-        for name in untagged:
-            repository, _, tag = name.rpartition(":")
-            with contextlib.suppress(docker.errors.APIError):
-                client.api.tag(step.id, repository, tag)
+        _retag(client, step.id, untagged)
         raise
+    if _image_present(client, step.id):
+        # The last untag left it: a container registered between the engine's two checks, or a new name.
+        _retag(client, step.id, untagged)
+        return "the engine kept it after the untag (in use, or named anew meanwhile): names put back"
+    if saved is not None and saved.layers_held():
+        try:
+            saved.load(client)
+            _retag(client, step.id, step.names)
+        except docker.errors.DockerException as exc:
+            log.warning("diskguard.put_back_failed", id=step.id, names=list(step.names), error=str(exc))
+            return None
+        log.warning("diskguard.put_back", id=step.id, names=list(step.names))
+        return "put back: its layers were still held after removal (by a container being created, a pull or an image)"
+    return None
+
+
+def _retag(client, image_id: str, names: Iterable[str]) -> None:
+    """Give the names back, except one that meanwhile names another image (a newer pull keeps it)."""
+    import docker.errors
+
+    for name in names:
+        if _image_present(client, name):
+            continue
+        repository, _, tag = name.rpartition(":")
+        with contextlib.suppress(docker.errors.APIError):
+            client.api.tag(image_id, repository, tag)
+
+
+def _image_present(client, image: str) -> bool:
+    import docker.errors
+
+    try:
+        client.api.inspect_image(image)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class SavedImage:
+    """An image's config exactly as the engine stored it, and where its layer chain lives: enough to put the
+    image back (same id) while its layers are still in the layer store."""
+
+    id: str
+    config: bytes
+    layer_dir: Path
+    """The layer store's entry for the image's top layer; it exists as long as anything holds that layer."""
+
+    @classmethod
+    def read(cls, root_dir: str, image_id: str) -> SavedImage | None:
+        """None when the data-root is not readable here (the engine is not local), or the image has no layers."""
+        digest = image_id.split(":", 1)[-1]
+        for driver_dir in Path(root_dir, "image").glob("*"):
+            try:
+                config = (driver_dir / "imagedb" / "content" / "sha256" / digest).read_bytes()
+                diff_ids = (json.loads(config).get("rootfs") or {}).get("diff_ids") or []
+            except (OSError, ValueError):
+                continue
+            if not diff_ids:
+                return None
+            chain = diff_ids[0]
+            for diff_id in diff_ids[1:]:  # the layer store's chain id: sha256 of "<parent chain> <diff id>"
+                chain = "sha256:" + hashlib.sha256(f"{chain} {diff_id}".encode()).hexdigest()
+            return cls(image_id, config, driver_dir / "layerdb" / "sha256" / chain.split(":", 1)[-1])
+        return None
+
+    def layers_held(self) -> bool:
+        return self.layer_dir.exists()
+
+    def load(self, client) -> None:
+        """`docker load` of the config alone (no names): the engine skips reading layers it already has."""
+        import tarfile
+
+        import docker.errors
+
+        digest = self.id.split(":", 1)[-1]
+        layers = len(json.loads(self.config)["rootfs"]["diff_ids"])
+        manifest = [{"Config": f"{digest}.json", "RepoTags": [], "Layers": [f"{i}/layer.tar" for i in range(layers)]}]
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w") as tar:
+            for member, data in ((f"{digest}.json", self.config), ("manifest.json", json.dumps(manifest).encode())):
+                info = tarfile.TarInfo(member)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        for line in client.api.load_image(archive.getvalue()):
+            if line.get("error"):
+                raise docker.errors.APIError(line["error"])
+        if not _image_present(client, self.id):
+            raise docker.errors.APIError(f"the engine did not load {self.id} back")
 
 
 def _save_logs(container, state_dir: Path) -> None:
@@ -634,8 +730,6 @@ def make_room(settings, policy: Policy, image: str, path: Path | None) -> dict:
 def status(settings) -> dict:
     """Measured now: the engine's data-root (asked of the engine) and that disk's usage; beside it whether
     a `run` guard is active, what it last did, and what it knows of image use."""
-    import json
-
     from agent import engine
 
     directory = settings.state_dir / "diskguard"
@@ -709,7 +803,7 @@ def format_status(report: dict) -> str:
 
 class Guard:
     """`diskguard run`: applies the policy whenever the engine reports a pull, a container created,
-    started or dying (and every `interval` seconds), records image use from the same events, and
+    started, dying or removed (and every `interval` seconds), records image use from the same events, and
     survives the engine restarting. Idle, it blocks on the event socket and a timer."""
 
     def __init__(self, settings, policy: Policy, path: Path | None, interval: float) -> None:
@@ -843,7 +937,7 @@ class Guard:
                 self.uses.put(("arrived", image_id, when))
             elif event.get("Type") == "image" and action == "delete":
                 self.uses.put(("forget", event["id"], when))
-        if action in ("pull", "create", "start", "die"):
+        if action in ("pull", "create", "start", "die", "destroy"):  # destroy: its image may go now
             self.wake.set()
 
 

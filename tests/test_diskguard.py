@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -11,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import docker.errors
 import pytest
 
 import bed
@@ -220,7 +223,9 @@ def test_run_answers_a_pull_at_once_remembers_use_and_survives_an_engine_restart
             used_id = client.images.get(refs["used"]).id
         fill_to(disk, 78)
         assert pull(daemon, refs["big"]) is None
-        took = wait_until(lambda: used_pct(disk.path) <= 71, 30, "the guard to prune after a pull")
+        took = wait_until(  # last.json is written once the pruning pass is over, after the disk went under
+            lambda: used_pct(disk.path) <= 71 and (state / "last.json").exists(), 30, "the guard to prune after a pull"
+        )
         assert took < 20  # the interval is an hour: it was the pull event that woke it
         removed = [r["names"][0] for r in json.loads((state / "last.json").read_text())["removed"]]
         assert removed == [refs[n] for n in "abcd"][: len(removed)] and removed
@@ -261,9 +266,15 @@ def test_fifty_concurrent_pulls_and_runs_while_the_guard_prunes(make_engine, ima
     with daemon.client() as client:  # pulled again by the workers: the disk goes over high while they run
         for ref in refs[:3]:
             client.images.remove(ref)
+    image_events = ImageEvents(daemon)
     guard = start_guard(hermetic_env, daemon, "--high", "80", "--low", "72", "--min-age", "0s")
+    guard_log = Path(hermetic_env["SMDIAG_STATE_DIR"]) / "logs" / "agent.log"
+    wait_until(  # on a busy machine a guard can take long to start: the workers must find it following events
+        lambda: guard_log.exists() and "diskguard.watching" in guard_log.read_text(), 120, "the guard to watch events"
+    )
     lost: list[str] = []
     outputs: list[str] = []
+    errors: list[str] = []
 
     def work(index: int) -> None:
         ref = refs[index % len(refs)]
@@ -274,39 +285,171 @@ def test_fifty_concurrent_pulls_and_runs_while_the_guard_prunes(make_engine, ima
                 try:
                     container = client.containers.run(ref, ["sh", "-c", "sleep 1; cat /pad.bin | wc -c"],
                                                        network_mode="none", detach=True)  # fmt: skip
-                except Exception:  # noqa: BLE001 - pruned between pull and create: pull again
+                except docker.errors.APIError:  # pruned between pull and create: pull again
                     continue
+                image_id = container.attrs["Image"]
                 while container.reload() or container.status == "running":
-                    if not client.images.list(filters={"reference": ref}) and not _image_exists(client, container):
-                        lost.append(ref)
+                    if not image_present(client, image_id):
+                        lost.append(f"{ref} ({image_id[:19]}) while {container.name} ran")
                     time.sleep(0.2)
                 outputs.append(container.logs().decode().strip())
                 container.remove()
                 return
 
+    def worker(index: int) -> None:
+        try:
+            work(index)
+        except Exception as exc:  # noqa: BLE001 - a worker's own failure is reported, never taken for a lost image
+            errors.append(f"worker {index}: {type(exc).__name__}: {exc}")
+
     try:
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(50)]
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(50)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(300)
+        # Under load every image may be in use at each pass; once the containers are removed, the guard prunes.
+        wait_until(lambda: used_pct(disk.path) <= 80, 120, "the guard to bring the disk under high")
     finally:
         guard.send_signal(signal.SIGTERM)
         guard.wait(30)
+        image_events.stop()
+    assert errors == []
     assert lost == []
-    last = json.loads((Path(hermetic_env["SMDIAG_STATE_DIR"]) / "diskguard" / "last.json").read_text())
-    assert last["removed"], "the guard never pruned: the test proved nothing"
+    assert image_events.count("delete") > image_events.count("load"), (
+        f"the guard never pruned: the test proved nothing (image events: {image_events.summary()})"
+    )
     assert len(outputs) == 50 and set(outputs) == {str(12 * 1024 * 1024)}
     assert guard.returncode == 0, guard.stderr.read()
     assert used_pct(disk.path) <= 85
 
 
-def _image_exists(client, container) -> bool:
+def test_an_image_removed_while_a_container_is_being_created_from_it_is_put_back(
+    make_engine, images, registry, hermetic_env
+):
+    """The engine checks only registered containers before it deletes an image: one being created from it
+    (image looked up, layers taken, not yet registered) does not stop the delete. Each pass: the image is
+    pulled while containers wait to be created from it, and the guard prunes while they are being created,
+    until the guard has had to put the image back; every container created while a pass ran must have its
+    image once that pass is over (checked before the next pull could bring it back)."""
+    from agent import diskguard
+
+    daemon, disk = make_engine(size_mb=500)
+    base = publish(daemon, images, registry, "race/base", 32)
+    ref = f"{registry.address}/race/x:1"
+    with daemon.client() as client:  # a VOLUME with data: each create copies it, between taking the image's
+        assert pull(daemon, base) is None  # layers and registering the container: a wide window for the race
+        dockerfile = f"FROM {base}\nRUN mkdir /data && mv /pad.bin /data/\nVOLUME /data\n"
+        client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=ref, rm=True)
+        for line in client.api.push(ref.rsplit(":", 1)[0], tag="1", stream=True, decode=True):
+            assert "error" not in line, line
+        client.images.remove(ref)
+        client.images.remove(base)
+    policy = diskguard.Policy.build(2, 1, (), "0s", "24h")  # every pass removes the image if it can
+    state_dir = Path(hermetic_env["SMDIAG_STATE_DIR"])
+    record = diskguard.UseRecord(state_dir).load()
+    passes = {"done": 0, "put_back": 0}
+    creating: dict[int, int] = {}
+    """creator -> the number of passes done when its current create began; its check is still to come."""
+    changed = threading.Condition()
+    gate = threading.Event()
+    """Open from just before each pull until the pass ends: creators wait for the image meanwhile."""
+    stop = threading.Event()
+    orphans: list[str] = []
+    errors: list[str] = []
+
+    def create_and_check(me: int) -> None:
+        with daemon.client() as client:
+            while gate.wait() and not stop.is_set():
+                with changed:
+                    if not gate.is_set():  # closed meanwhile: the pass is ending
+                        continue
+                    creating[me] = began = passes["done"]
+                try:
+                    container = client.containers.create(ref, ["true"], network_mode="none")
+                except docker.errors.APIError:  # the image is gone (or going): try again at once
+                    container = None
+                if container is not None:
+                    with changed:
+                        changed.wait_for(lambda began=began: passes["done"] > began or stop.is_set(), timeout=300)
+                    image_id = container.attrs["Image"]
+                    if not image_present(client, image_id):
+                        orphans.append(f"{container.name} from {image_id[:19]}")
+                    container.remove(v=True)
+                with changed:
+                    del creating[me]
+                    changed.notify_all()
+
+    def creator(me: int) -> None:
+        try:
+            create_and_check(me)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=creator, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
     try:
-        client.images.get(container.attrs["Image"])
-        return True
-    except Exception:  # noqa: BLE001
+        with daemon.client() as client:
+            root_dir = client.info()["DockerRootDir"]
+            while passes["put_back"] == 0:
+                assert passes["done"] < 100 and not errors and not orphans, (passes, errors, orphans)
+                with contextlib.suppress(docker.errors.APIError):  # left by the last pass (or in use: no matter)
+                    client.images.remove(ref)
+                gate.set()
+                assert pull(daemon, ref) is None
+                outcome = diskguard.enforce(client, disk.path, root_dir, policy, record, state_dir)
+                gate.clear()
+                with changed:
+                    passes["done"] += 1
+                    passes["put_back"] += sum(k["reason"].startswith("put back") for k in outcome.kept)
+                    changed.notify_all()
+                    changed.wait_for(lambda: min(creating.values(), default=passes["done"]) >= passes["done"], 300)
+    finally:
+        stop.set()
+        gate.set()
+        with changed:
+            changed.notify_all()
+        for thread in threads:
+            thread.join(300)
+    assert errors == []
+    assert orphans == []
+
+
+class ImageEvents:
+    """The engine's image events, followed live from now on (the engine keeps only its last 256)."""
+
+    def __init__(self, daemon: bed.Dockerd) -> None:
+        self.actions: list[str] = []
+        self._client = docker.DockerClient(base_url=daemon.host, timeout=None)
+        self._stream = self._client.events(decode=True, filters={"type": "image"})
+        self._thread = threading.Thread(target=self._follow, daemon=True)
+        self._thread.start()
+
+    def _follow(self) -> None:
+        with contextlib.suppress(Exception):  # the stream ends with an error when stop() closes it
+            for event in self._stream:
+                self.actions.append(event.get("Action", ""))
+
+    def stop(self) -> None:
+        self._stream.close()
+        self._client.close()
+        self._thread.join(30)
+
+    def count(self, action: str) -> int:
+        return self.actions.count(action)
+
+    def summary(self) -> dict[str, int]:
+        return {action: self.actions.count(action) for action in sorted(set(self.actions))}
+
+
+def image_present(client, image_id: str) -> bool:
+    """Whether the engine has this image; any other failure of the engine is raised, not taken for "gone"."""
+    try:
+        client.api.inspect_image(image_id)
+    except docker.errors.ImageNotFound:
         return False
+    return True
 
 
 def test_make_room_frees_enough_for_a_pull_that_would_fail_with_enospc(make_engine, images, registry, smdiag):
