@@ -330,7 +330,8 @@ def _report(capture: Capture, exc: BaseException) -> None:
     except Exception as problem:  # noqa: BLE001
         print(f"smdiag: could not write a failure report: {type(problem).__name__}: {problem}", file=sys.stderr)
         return
-    note = f"smdiag: {report['category']}: {report['summary']} (details: smdiag last-failure)"
+    repair = "; to repair it, run `smdiag fix`" if report.get("remedy") else ""
+    note = f"smdiag: {report['category']}: {report['summary']} (details: smdiag last-failure{repair})"
     with contextlib.suppress(AttributeError):
         exc.add_note(note)
     print(
