@@ -38,6 +38,8 @@ fi
 SMDIAG_COMPOSE_SHIM=1 exec docker compose "$@"
 """
 VERIFY_TIMEOUT_S = 30
+FULL_PCT = 95
+"""A disk at least this full when the failure was recorded is the one that ran out."""
 PORT_ERROR = re.compile(r"(?:0\.0\.0\.0|\[::\]|127\.0\.0\.1)?:(\d+) failed: port is already allocated|"
                         r"listen tcp[46]? [^:]*:(\d+): bind: address already in use")  # fmt: skip
 NETWORK_REFUSED = re.compile(r'network "?sagemaker-local"? (was found but has incorrect label|needs to be recreated)',
@@ -49,8 +51,6 @@ REMEDIES = {
     "compose_unrecognised": "compose_shim",
     "network_conflict": "stale_network",
     "port_in_use": "leftover_containers",
-    "daemon_down": "start_engine",
-    "disk_full": "free_disk",
 }
 
 
@@ -99,23 +99,20 @@ def choose_remedy(report: dict) -> str | None:
         error = str((report.get("docker") or {}).get("error") or report.get("summary") or "").lower()
         return None if "permission denied" in error else "start_engine"
     if category == "disk_full":
-        return "container_root" if _full_disk_role(report) == "container_root" else "free_disk"
+        return {"docker_root": "free_disk", "container_root": "container_root"}.get(_full_disk_role(report))
     return REMEDIES.get(category)
 
 
-def _full_disk_role(report: dict) -> str:
-    """Which disk filled: the data-root when a pull or an image layer ran out, else the fuller of the two."""
+def _full_disk_role(report: dict) -> str | None:
+    """Which of our disks filled: the data-root when a pull ran out of room, else the one the report saw full
+    (the SDK's container_root before the data-root); None when neither was (a disk inside the container)."""
     if any("no space left" in (p.get("error") or "").lower() for p in report.get("pull_errors") or []):
         return "docker_root"
-    by_role = {d.get("role"): d for d in report.get("disks") or [] if d.get("percent") is not None}
-    root, staging = by_role.get("docker_root"), by_role.get("container_root")
-    if (
-        staging
-        and (not root or staging["path"] != root["path"])
-        and staging["percent"] >= (root or {}).get("percent", 0)
-    ):
-        return "container_root"
-    return "docker_root"
+    for role in ("container_root", "docker_root"):
+        disk = next((d for d in report.get("disks") or [] if d.get("role") == role), None)
+        if disk and disk.get("percent") is not None and disk["percent"] >= FULL_PCT:
+            return role
+    return None
 
 
 def serving_port(report: dict) -> int:

@@ -5,7 +5,8 @@
 # failed step is logged and recorded in <state>/onstart/status.tsv, which `smdiag doctor` reports.
 # Steps: install the agent into its own venv on the EBS volume (reused while its source is unchanged);
 # move Docker's data-root onto the EBS volume (a first copy that outlasts the budget goes on in the
-# background); start the disk guard; turn the failure-report wrapper on in every conda environment.
+# background); start the disk guard; turn the failure-report wrapper on in every conda environment; add
+# the docker-compose shim SDK v2 needs beside a Compose v3+ plugin (the root volume is reset at boot).
 # Every path below is a variable with the notebook's default, overridable from the environment.
 
 SMDIAG_EBS_MOUNT="${SMDIAG_EBS_MOUNT:-/home/ec2-user/SageMaker}"
@@ -236,9 +237,10 @@ main() {
             *) run_step guard 30 40 "$SMDIAG_BIN" diskguard start ;;
         esac
         run_step kernels 5 60 "$SMDIAG_BIN" kernels enable --agent-python "$SMDIAG_VENV/bin/python"
+        run_step compose 0 30 "$SMDIAG_BIN" doctor --fix --only compose --yes
         hand_state_to_user
     else
-        for step in bootstrap guard kernels; do
+        for step in bootstrap guard kernels compose; do
             record "$step" skipped "$(now_ms)" "no working agent in $SMDIAG_VENV (see the install step)"
         done
     fi

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import textwrap
 from pathlib import Path
 
@@ -24,7 +26,7 @@ pytestmark = pytest.mark.bed
 ROLE = "arn:aws:iam::111111111111:role/dummy"
 PROGRAM = textwrap.dedent(
     """
-    import json, sys
+    import json, os, sys
     import agent.autowrap
     from sagemaker.local import LocalSession
     session = LocalSession(sagemaker_config={"SchemaVersion": "1.0",
@@ -43,7 +45,8 @@ PROGRAM = textwrap.dedent(
     except Exception as exc:
         print(json.dumps({"type": type(exc).__name__, "message": str(exc), "notes": getattr(exc, "__notes__", [])}))
         sys.exit(3)
-    print(json.dumps({"ok": True}))
+    print(json.dumps({"ok": True}), flush=True)
+    os._exit(0)  # as a kernel that is shut down: the SDK's serving thread is not joined, its endpoint stays up
     """
 ).replace("ROLE", repr(ROLE))
 PLUGIN = """#!/bin/sh
@@ -77,7 +80,8 @@ class User:
             env=self.env, capture_output=True, text=True, timeout=timeout, cwd=self.tmp_path,
         )  # fmt: skip
         assert done.stdout.strip(), done.stderr[-3000:]
-        return json.loads(done.stdout.strip().splitlines()[-1])
+        last = done.stdout.strip().splitlines()[-1]
+        return json.loads(last[last.index("{") :])  # after the SDK's "!" of a deploy's progress
 
     def reports(self) -> list[dict]:
         found = sorted((self.state / "failures").glob("*/report.json")) if (self.state / "failures").exists() else []
@@ -290,3 +294,93 @@ def test_a_stopped_engine_is_started_and_the_fit_then_runs(tmp_path, hermetic_en
     assert done.returncode == 0, done.stdout + done.stderr
     assert result(done)["verified"] is True and bed.bed_answers(daemon)
     assert user.run("fit", image) == {"ok": True}
+
+
+# ---------------------------------------------------------------------------------------------- serving port
+
+
+def model_tarball(tmp_path: Path) -> Path:
+    weights = tmp_path / "model.bin"
+    weights.write_bytes(b"weights")
+    archive = tmp_path / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(weights, arcname="model.bin")
+    return archive
+
+
+SERVE = "mkdir -p /www && echo ok > /www/ping && echo serving && exec httpd -f -p 8080 -h /www"
+"""Answers the SDK's GET /ping with 200, as a model server does."""
+
+
+def test_a_leftover_endpoint_on_the_port_is_removed_and_other_containers_are_left(
+    tmp_path, hermetic_env, make_engine, images
+):
+    daemon, _disk = make_engine()
+    image = "smdiag-test/fix-serve:1"
+    with daemon.client() as client:
+        images.build(client, image, scripts={"serve": SERVE, "train": "echo trained"})
+    port = bed.free_port()
+    model = str(model_tarball(tmp_path))
+    user = User(tmp_path, hermetic_env, daemon.host, os.environ["PATH"], None)
+    assert user.run("deploy", image, model, port=port) == {"ok": True}  # the endpoint is left running
+    with daemon.client() as client:
+        [leftover] = client.containers.list()
+        # The old endpoint stops answering /ping (while it does, a new deploy on its port "succeeds" against it).
+        assert leftover.exec_run(["rm", "/www/ping"]).exit_code == 0
+        unrelated = client.containers.run(image, ["sleep", "600"], name="unrelated", detach=True)
+
+    raised = user.run("deploy", image, model, port=port)
+    assert raised["type"] == "RuntimeError"
+    report = user.reports()[-1]
+    assert report["category"] == "port_in_use", report["summary"]
+    assert "run `smdiag fix`" in raised["notes"][0]
+
+    before = inventory(daemon)
+    dry = user.smdiag("fix", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert [(a["kind"], a["target"]) for a in result(dry)["actions"]] == [("remove_container", leftover.name)]
+    assert inventory(daemon) == before
+
+    done = user.smdiag("fix", "--yes", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert result(done)["verified"] is True and f"port {port} is free" in result(done)["detail"]
+    with daemon.client() as client:
+        names = {c.name for c in client.containers.list(all=True)}
+    assert leftover.name not in names and unrelated.name in names
+    own = [c["name"] for c in report["containers"]]
+    assert own and set(own) <= names  # the failing call's own container is evidence: kept
+    assert (user.state / "fix" / "logs" / f"{leftover.name}.log").read_text().startswith("serving")
+    assert user.run("deploy", image, model, port=port) == {"ok": True}
+
+
+# ---------------------------------------------------------------------------------------------- disk
+
+
+def test_a_pull_into_a_full_data_root_gets_its_room_and_then_runs(
+    tmp_path, hermetic_env, make_engine, images, registry
+):
+    builder, _ = make_engine()
+    daemon, disk = make_engine(size_mb=700)
+    ref = f"{registry.address}/fix/big:1"
+    with builder.client() as client:
+        images.build(client, ref, size_mb=100, scripts={"train": "echo trained"})
+        for line in client.api.push(ref.rsplit(":", 1)[0], tag="1", stream=True, decode=True):
+            assert "error" not in line
+    with daemon.client() as client:
+        for n in (1, 2):
+            images.build(client, f"smdiag-test/unused-{n}:1", size_mb=140)
+    disk.fill(leave_mb=150)
+    user = User(tmp_path, hermetic_env, daemon.host, os.environ["PATH"], None)
+    assert user.run("fit", ref)["type"] == "RuntimeError"
+    report = user.reports()[-1]
+    assert report["category"] == "disk_full" and "smdiag fix" in report["hint"]
+
+    done = user.smdiag("fix", "--yes", "--json", "--min-age", "0s")
+    assert done.returncode == 0, done.stdout + done.stderr
+    fixed = result(done)
+    assert fixed["remedy"] == "free_disk" and fixed["verified"] is True
+    said = re.match(r"freed ([\d.]+) MiB for ", fixed["actions"][0]["result"])
+    assert said and float(said.group(1)) >= 200, fixed["actions"]  # the two unused images, 140 MiB each
+    with daemon.client() as client:
+        assert not [t for i in client.images.list() for t in i.tags if t.startswith("smdiag-test/unused-")]
+    assert user.run("fit", ref) == {"ok": True}
