@@ -52,7 +52,7 @@ def collect(capture: dict, settings: Settings) -> tuple[dict, dict[str, str]]:
     root_dir = engine_facts.get("root_dir") if engine_facts else "/var/lib/docker"
     disk_paths = [
         ("docker_root", root_dir),
-        ("container_root", capture.get("container_root") or tempfile.gettempdir()),
+        ("container_root", capture.get("container_root") or _staging_root(compose_paths)),
         ("ebs", str(settings.ebs_mount)),
     ]
     compose_facts = _compose_choice(capture)
@@ -86,6 +86,14 @@ def collect(capture: dict, settings: Settings) -> tuple[dict, dict[str, str]]:
     )
     report.update(category=diagnosis.category, summary=diagnosis.summary, hint=diagnosis.hint)
     return report, full_logs
+
+
+def _staging_root(compose_paths: list[str]) -> str:
+    """Where the SDK staged this call: the parent of the temporary directory holding its compose file. (The
+    temp dir asked anew would skip a TMPDIR that is full, the very case to report.)"""
+    if compose_paths:
+        return str(Path(compose_paths[0]).parent.parent)
+    return tempfile.gettempdir()
 
 
 def _compose_choice(capture: dict) -> dict | None:

@@ -18,6 +18,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 import bed
 
@@ -31,7 +32,8 @@ PROGRAM = textwrap.dedent(
     from sagemaker.local import LocalSession
     session = LocalSession(sagemaker_config={"SchemaVersion": "1.0",
         "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}})
-    session.config = {"local": {"local_code": True, "serving_port": int(sys.argv[3])}}
+    local = {**(session.config or {}).get("local", {}), "local_code": True, "serving_port": int(sys.argv[3])}
+    session.config = {**(session.config or {}), "local": local}  # ~/.sagemaker/config.yaml's settings kept
     kind, image = sys.argv[1], sys.argv[2]
     try:
         if kind == "fit":
@@ -384,3 +386,30 @@ def test_a_pull_into_a_full_data_root_gets_its_room_and_then_runs(
     with daemon.client() as client:
         assert not [t for i in client.images.list() for t in i.tags if t.startswith("smdiag-test/unused-")]
     assert user.run("fit", ref) == {"ok": True}
+
+
+def test_local_modes_files_filling_a_small_tmp_move_to_the_ebs_volume_and_back_on_undo(
+    tmp_path, hermetic_env, make_engine, make_disk, images
+):
+    daemon, _disk = make_engine()
+    image = "smdiag-test/fix-big-model:1"
+    with daemon.client() as client:
+        images.build(client, image, scripts={"train": "dd if=/dev/zero of=/opt/ml/model/weights bs=1M count=40"})
+    small_tmp, ebs = make_disk("tmp", 32), make_disk("ebs", 300)
+    user = User(tmp_path, hermetic_env, daemon.host, os.environ["PATH"], None)
+    config = tmp_path / ".sagemaker" / "config.yaml"
+    user.env.update(TMPDIR=str(small_tmp.path), SMDIAG_EBS_MOUNT=str(ebs.path), SMDIAG_SAGEMAKER_CONFIG=str(config))
+    raised = user.run("fit", image)
+    report = user.reports()[-1]
+    assert report["category"] == "disk_full", (raised, report["summary"])
+    assert {d["role"]: d["path"] for d in report["disks"]}["container_root"] == str(small_tmp.path)
+
+    done = user.smdiag("fix", "--yes", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert result(done)["remedy"] == "container_root" and result(done)["verified"] is True
+    assert yaml.safe_load(config.read_text()) == {"local": {"container_root": str(ebs.path / ".sagemaker-local")}}
+    assert user.run("fit", image) == {"ok": True}
+    assert any((ebs.path / ".sagemaker-local").iterdir())  # local mode works there now
+
+    undone = user.smdiag("fix", "--undo", "--json")
+    assert undone.returncode == 0 and not config.exists(), undone.stdout + undone.stderr
