@@ -109,6 +109,15 @@ def _fail(line: str, code: int, as_json: bool, fields: dict) -> None:
     raise typer.Exit(code)
 
 
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Repair without asking.")]
+BinDirOption = Annotated[
+    Path | None,
+    typer.Option("--bin-dir", envvar="SMDIAG_BIN_DIR", help="Where the docker-compose shim goes [default: /usr/local/bin]."),
+]
+StopCmdOption = Annotated[str | None, typer.Option("--stop-cmd", help="Shell command that stops Docker.")]
+StartCmdOption = Annotated[str | None, typer.Option("--start-cmd", help="Shell command that starts Docker.")]
+
+
 @app.command()
 def doctor(
     ctx: typer.Context,
@@ -128,8 +137,8 @@ def doctor(
 ) -> None:
     """Check this host for SageMaker local mode: engine, compose, disks, SDK, AWS setup.
 
-    Exit 0 when healthy, 1 when it found a problem (each printed with its fix). With --fix: exit 0 when no
-    problem is left in the checks it repairs.
+    Exit 0 when healthy, 1 when it found a problem (each printed with its fix).
+    With --fix: exit 0 when no problem is left in the checks it repairs, 1 otherwise.
     """
 
     def action(settings: Settings) -> tuple[int, Any, str]:
@@ -150,15 +159,6 @@ def doctor(
         return (0 if report["healthy"] else 1), report, format_report(report)
 
     _execute(ctx, as_json, action)
-
-
-YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Repair without asking.")]
-BinDirOption = Annotated[
-    Path | None,
-    typer.Option("--bin-dir", envvar="SMDIAG_BIN_DIR", help="Where the docker-compose shim goes [/usr/local/bin]."),
-]
-StopCmdOption = Annotated[str | None, typer.Option("--stop-cmd", help="Shell command that stops Docker.")]
-StartCmdOption = Annotated[str | None, typer.Option("--start-cmd", help="Shell command that starts Docker.")]
 
 
 @app.command("fix")

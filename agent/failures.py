@@ -24,6 +24,10 @@ from agent.redact import Redactor
 LOG_LINES = 200
 TRACEBACK_FILE = re.compile(r'^\s*File "([^"]+)", line (\d+)')
 EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning)|\w+Error)(?::\s?(.*))?$")
+NETWORK_REFUSED = re.compile(
+    r'network "?sagemaker-local"? (was found but has incorrect label|needs to be recreated).*', re.I
+)
+"""Compose v2+ refusing a network it did not make; v1 refusing one whose driver or options differ."""
 
 HINTS = {
     "disk_full": (
@@ -110,8 +114,7 @@ def classify(evidence: dict) -> Diagnosis:
                 f'SageMaker SDK v2 refuses the Compose plugin: `docker compose version` says {seen!r}, without "v2"',
             )
         return _diagnosis("compose_missing", "no Docker Compose that SageMaker SDK v2 accepts")
-    refused = re.search(r'network "?sagemaker-local"? (was found but has incorrect label|needs to be recreated).*',
-                        compose_out + "\n" + message, re.I)  # fmt: skip
+    refused = NETWORK_REFUSED.search(compose_out + "\n" + message)
     if refused:
         return _diagnosis("network_conflict", f"Compose refused the sagemaker-local network: {refused.group(0)}")
     if "no space left on device" in lowered or exception.get("errno") == 28:

@@ -23,7 +23,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from agent.errors import BadInput, Failed
+from agent.errors import BadInput, Failed, SmdiagError
+from agent.log import get_logger
+
+log = get_logger("fix")
 
 DEFAULT_BIN_DIR = Path("/usr/local/bin")
 NETWORK = "sagemaker-local"
@@ -42,8 +45,8 @@ FULL_PCT = 95
 """A disk at least this full when the failure was recorded is the one that ran out."""
 PORT_ERROR = re.compile(r"(?:0\.0\.0\.0|\[::\]|127\.0\.0\.1)?:(\d+) failed: port is already allocated|"
                         r"listen tcp[46]? [^:]*:(\d+): bind: address already in use")  # fmt: skip
-NETWORK_REFUSED = re.compile(r'network "?sagemaker-local"? (was found but has incorrect label|needs to be recreated)',
-                             re.I)  # fmt: skip
+ENGINE_DEFAULT_OPTIONS = {"com.docker.network.enable_ipv4", "com.docker.network.enable_ipv6"}
+"""Options newer engines list on every network they create."""
 # What SDK v2 local mode names its objects: a mkdtemp() working dir, `<10 random>-algo-<n>-<5 random>`.
 SDK_WORKDIR = re.compile(r"^tmp[a-z0-9_]{8}$")
 SDK_CONTAINER = re.compile(r"^[a-z0-9]{10}-(algo-\d+-[a-z0-9]{5})$")
@@ -146,8 +149,9 @@ def network_problem(attrs: dict) -> str | None:
         return "it carries no label com.docker.compose.network=sagemaker-local (Compose did not make it)"
     if attrs.get("Driver") != "bridge":
         return f"its driver is {attrs.get('Driver')!r}, not bridge"
-    if attrs.get("Options"):
-        return f"it has driver options Compose did not set ({', '.join(sorted(attrs['Options']))})"
+    options = sorted(set(attrs.get("Options") or {}) - ENGINE_DEFAULT_OPTIONS)
+    if options:
+        return f"it has driver options Compose did not set ({', '.join(options)})"
     if attrs.get("Internal") or attrs.get("EnableIPv6"):
         return "it is internal or IPv6-enabled, which Compose did not set"
     return None
@@ -320,7 +324,16 @@ def apply_remedy(settings, remedy: str, report: dict, options: FixOptions, confi
             if not action.changes:
                 continue
             record = journal.begin(run, report.get("id"), remedy, action)
-            entry["result"] = ACTORS[action.kind](settings, action, options, functools.partial(journal.note, record))
+            try:
+                entry["result"] = ACTORS[action.kind](
+                    settings, action, options, functools.partial(journal.note, record)
+                )
+            except Exception as exc:  # noqa: BLE001 - one failed step ends the fix, said as such, not as a traceback
+                log.exception("fix.action_failed", kind=action.kind, target=action.target)
+                problem = exc.one_line() if isinstance(exc, SmdiagError) else f"{type(exc).__name__}: {exc}"
+                entry["result"] = f"failed: {problem}"
+                outcome["detail"] = f"{action.detail}: failed: {problem}"
+                return outcome
             journal.done(record)
             entry["done"] = True
         outcome["verified"], outcome["detail"] = VERIFIERS[remedy](settings, report, options)
@@ -355,6 +368,9 @@ def _write_shim(settings, action: Action, options: FixOptions, note) -> str:
     from agent import fileops
 
     path = Path(action.target)
+    with contextlib.suppress(FileNotFoundError):
+        if SHIM_MARK not in path.read_text(errors="replace"):
+            raise Failed(f"{path} appeared meanwhile and is not smdiag's shim: left alone", "look at what wrote it")
     note(created=not path.exists())
     fileops.atomic_write(path, SHIM, mode=0o755)
     return f"wrote {path}"
@@ -380,6 +396,7 @@ def _plan_stale_network(settings, report, options) -> Plan:
     import docker.errors
 
     from agent import engine
+    from agent.failures import NETWORK_REFUSED
 
     refused = bool(NETWORK_REFUSED.search("\n".join(report.get("compose_output") or [])))
     with contextlib.closing(engine.connect(settings.docker_host)) as client:

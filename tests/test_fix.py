@@ -13,7 +13,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import textwrap
 from pathlib import Path
 
@@ -301,15 +300,6 @@ def test_a_stopped_engine_is_started_and_the_fit_then_runs(tmp_path, hermetic_en
 # ---------------------------------------------------------------------------------------------- serving port
 
 
-def model_tarball(tmp_path: Path) -> Path:
-    weights = tmp_path / "model.bin"
-    weights.write_bytes(b"weights")
-    archive = tmp_path / "model.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(weights, arcname="model.bin")
-    return archive
-
-
 SERVE = "mkdir -p /www && echo ok > /www/ping && echo serving && exec httpd -f -p 8080 -h /www"
 """Answers the SDK's GET /ping with 200, as a model server does."""
 
@@ -322,7 +312,7 @@ def test_a_leftover_endpoint_on_the_port_is_removed_and_other_containers_are_lef
     with daemon.client() as client:
         images.build(client, image, scripts={"serve": SERVE, "train": "echo trained"})
     port = bed.free_port()
-    model = str(model_tarball(tmp_path))
+    model = str(bed.model_tarball(tmp_path))
     user = User(tmp_path, hermetic_env, daemon.host, os.environ["PATH"], None)
     assert user.run("deploy", image, model, port=port) == {"ok": True}  # the endpoint is left running
     with daemon.client() as client:

@@ -158,3 +158,16 @@ def test_doctor_remedies():
     assert fix.doctor_remedies(down, None, False)[0] == ["start_engine"]
     denied = {**down, "engine": {"reachable": False, "error": "Permission denied"}}
     assert fix.doctor_remedies(denied, None, False)[0] == []
+
+
+def test_fix_and_doctor_fix_explain_themselves_and_refuse_bad_input_before_any_work(smdiag):
+    for args in (("fix", "--help"), ("doctor", "--help")):
+        done = smdiag(*args)
+        assert done.returncode == 0 and "--bin-dir" in done.stdout and "SMDIAG_BIN_DIR" in done.stdout, done.stderr
+    assert smdiag("fix", "--yes").returncode == 1  # no report recorded yet
+    both = smdiag("fix", "20260101T000000Z-abcdef", "--last", "--yes")
+    assert both.returncode == 2 and "not both" in both.stderr
+    unknown = smdiag("doctor", "--fix", "--yes", "--only", "everything", "--json")
+    assert unknown.returncode == 2 and "unknown check" in unknown.stderr and "Traceback" not in unknown.stderr
+    stray = smdiag("doctor", "--yes")
+    assert stray.returncode == 2 and "go with --fix" in stray.stderr
