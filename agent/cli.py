@@ -112,7 +112,9 @@ def _fail(line: str, code: int, as_json: bool, fields: dict) -> None:
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Repair without asking.")]
 BinDirOption = Annotated[
     Path | None,
-    typer.Option("--bin-dir", envvar="SMDIAG_BIN_DIR", help="Where the docker-compose shim goes [default: /usr/local/bin]."),
+    typer.Option(
+        "--bin-dir", envvar="SMDIAG_BIN_DIR", help="Where the docker-compose shim goes [default: /usr/local/bin]."
+    ),
 ]
 StopCmdOption = Annotated[str | None, typer.Option("--stop-cmd", help="Shell command that stops Docker.")]
 StartCmdOption = Annotated[str | None, typer.Option("--start-cmd", help="Shell command that starts Docker.")]
