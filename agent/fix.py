@@ -405,8 +405,10 @@ def _plan_stale_network(settings, report, options) -> Plan:
         except docker.errors.NotFound:
             return plan_stale_network(None, refused, [])
         users = [c["Name"] for c in (network.get("Containers") or {}).values()]
-        # Stopped containers are not endpoints, yet would lose their network: count them as users too.
-        users += [c.name for c in client.containers.list(all=True, filters={"network": NETWORK}) if c.name not in users]
+        # A stopped container is no endpoint, yet would lose its network: it counts, unless it is one that local
+        # mode left behind (SDK v2 never removes its containers, nor starts them again).
+        stopped = client.containers.list(all=True, filters={"network": NETWORK})
+        users += [c.name for c in stopped if c.name not in users and not is_local_mode_container(c.name, c.labels)]
     return plan_stale_network(network, refused, users)
 
 

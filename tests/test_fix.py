@@ -274,6 +274,23 @@ def test_a_stale_sagemaker_local_network_is_removed_when_unused_and_named_when_u
         assert stale.id not in [n.id for n in client.networks.list()]
     assert user.run("fit", image) == {"ok": True}
 
+    # doctor --fix leaves the network Compose made for that fit alone, and removes a hand-made one, which the
+    # fit's stopped container (the SDK never removes its containers) does not hold.
+    with daemon.client() as client:
+        made_by_compose = client.networks.get("sagemaker-local").id
+    done = user.smdiag("doctor", "--fix", "--only", "network", "--yes", "--json")
+    assert done.returncode == 0 and result(done)["remedies"] == [], done.stdout + done.stderr
+    with daemon.client() as client:
+        assert client.networks.get("sagemaker-local").id == made_by_compose
+        client.networks.get(made_by_compose).remove()
+        by_hand = client.networks.create("sagemaker-local", driver="bridge").id
+    done = user.smdiag("doctor", "--fix", "--only", "network", "--yes", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    [applied] = result(done)["remedies"]
+    assert applied["verified"] and "no label" in applied["actions"][0]["detail"]
+    with daemon.client() as client:
+        assert by_hand not in [n.id for n in client.networks.list()]
+
 
 # ---------------------------------------------------------------------------------------------- engine
 
