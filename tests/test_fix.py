@@ -313,6 +313,27 @@ def test_a_stopped_engine_is_started_and_the_fit_then_runs(tmp_path, hermetic_en
     assert result(done)["verified"] is True and bed.bed_answers(daemon)
     assert user.run("fit", image) == {"ok": True}
 
+    # doctor --fix finds the same without a report.
+    daemon.stop()
+    done = user.smdiag("doctor", "--fix", "--only", "engine", "--yes", "--start-cmd", daemon.start_command(), "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [r["remedy"] for r in result(done)["remedies"]] == ["start_engine"] and bed.bed_answers(daemon)
+
+
+def test_a_cause_without_an_automatic_remedy_is_exit_3_with_its_hint(tmp_path, hermetic_env, make_engine, images):
+    daemon, _disk = make_engine()
+    with daemon.client() as client:
+        images.build(client, "smdiag-test/fix-broken:1", scripts={"train": bed.BROKEN_TRAIN_SCRIPT})
+    user = User(tmp_path, hermetic_env, daemon.host, os.environ["PATH"], None)
+    raised = user.run("fit", "smdiag-test/fix-broken:1")
+    assert raised["type"] == "RuntimeError" and "smdiag fix" not in raised["notes"][0]
+    before = inventory(daemon)
+    done = user.smdiag("fix", "--yes", "--json")
+    assert done.returncode == 3 and result(done)["remedy"] is None and result(done)["category"] == "script_error"
+    assert "fix it at the file and line shown" in result(done)["hint"] and inventory(daemon) == before
+    text = user.smdiag("fix", "--yes")
+    assert text.returncode == 3 and "no automatic remedy" in text.stdout and "train.py, line 3" in text.stdout
+
 
 # ---------------------------------------------------------------------------------------------- serving port
 
