@@ -371,7 +371,6 @@ def _write_shim(settings, action: Action, options: FixOptions, note) -> str:
     with contextlib.suppress(FileNotFoundError):
         if SHIM_MARK not in path.read_text(errors="replace"):
             raise Failed(f"{path} appeared meanwhile and is not smdiag's shim: left alone", "look at what wrote it")
-    note(created=not path.exists())
     fileops.atomic_write(path, SHIM, mode=0o755)
     return f"wrote {path}"
 
@@ -552,6 +551,8 @@ def _free_disk(settings, action: Action, options: FixOptions, note) -> str:
 
 
 def _verify_disk(settings, report, options: FixOptions) -> tuple[bool, str]:
+    import docker.errors
+
     from agent import diskguard, engine, registry
 
     with contextlib.closing(engine.connect(settings.docker_host)) as client:
@@ -559,7 +560,7 @@ def _verify_disk(settings, report, options: FixOptions) -> tuple[bool, str]:
         usage = diskguard.usage_of(Path(root))
         missing = []
         for image in [i for i in (report.get("call") or {}).get("images") or [] if i]:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(docker.errors.ImageNotFound):
                 client.images.get(image)
                 continue
             insecure = client.info().get("RegistryConfig", {}).get("InsecureRegistryCIDRs") or []
@@ -593,9 +594,7 @@ def _plan_container_root(settings, report, options) -> Plan:
         plan.blocked = f"{path} is not a SageMaker config smdiag can edit ({exc}): set local.container_root by hand"
         return plan
     if wanted is not None:
-        plan.actions.append(
-            Action("set_container_root", str(path), f"set local.container_root to {target} in {path} (was /tmp)")
-        )
+        plan.actions.append(Action("set_container_root", str(path), f"set local.container_root to {target} in {path}"))
     return plan
 
 
@@ -696,12 +695,16 @@ class Journal:
         return record
 
     def note(self, record: dict, **fields) -> None:
-        """What undo will need (a backup's path), recorded before the change it belongs to."""
+        """What undo will need (a backup's path) or what is gone (a removed object's id), recorded before the
+        change it belongs to."""
         record.update(fields)
         self._append({**record, "phase": "prepared"})
 
     def done(self, record: dict) -> None:
         self._append({**record, "phase": "done", "time": time.time()})
+
+    def mark_undone(self, run: str) -> None:
+        self._append({"run": run, "phase": "undone", "time": time.time(), "kind": "undo", "target": ""})
 
     def entries(self) -> list[dict]:
         try:
@@ -753,8 +756,7 @@ def undo_last(settings) -> dict:
                 )
             else:
                 kept.append(f"{entry['kind']} {entry['target']}: not undoable (engine state), left as is")
-        journal._append({"run": run, "phase": "undone", "undone": True, "time": time.time(), "kind": "undo",
-                         "target": ""})  # fmt: skip
+        journal.mark_undone(run)
     return {"run": run, "undone": undone, "not_undoable": kept}
 
 
