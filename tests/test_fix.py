@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
 import shutil
 import subprocess
@@ -222,6 +223,29 @@ def test_doctor_fix_only_compose_applies_the_shim_as_on_start_does(compose_v5):
     assert result(done)["problems"] == []
     assert (bin_dir / "docker-compose").exists()
     assert user.run("fit", image) == {"ok": True}
+
+
+def on_terminal(user: User, answer: str, *args: str) -> tuple[int, str]:
+    """`smdiag *args` with a terminal on stdin and stderr (where it asks), answering `answer`."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "agent", *args], env=user.env, stdin=slave,
+                            stdout=subprocess.PIPE, stderr=slave, text=True)  # fmt: skip
+    os.close(slave)
+    os.write(master, answer.encode())
+    try:
+        out, _ = proc.communicate(timeout=180)
+    finally:
+        os.close(master)
+    return proc.returncode, out
+
+
+def test_on_a_terminal_fix_asks_first_and_a_no_changes_nothing(compose_v5):
+    user, image, bin_dir, _daemon = compose_v5
+    user.run("fit", image)
+    code, out = on_terminal(user, "n\n", "fix")
+    assert code == 1 and "not confirmed: nothing changed" in out and list(bin_dir.iterdir()) == []
+    code, out = on_terminal(user, "y\n", "fix")
+    assert code == 0 and "verified" in out and (bin_dir / "docker-compose").exists(), out
 
 
 def test_without_a_terminal_fix_asks_for_yes_and_changes_nothing(compose_v5):
