@@ -501,7 +501,8 @@ def _report(capture: Capture, exc: BaseException) -> None:
         _log_error("record", problem)
         print(f"smdiag: no failure report: {type(problem).__name__} (logged; see `smdiag doctor`)", file=sys.stderr)
         return
-    note = f"smdiag: {report['category']}: {report['summary']} (details: smdiag last-failure)"
+    repair = "; to repair it, run `smdiag fix`" if report.get("remedy") else ""
+    note = f"smdiag: {report['category']}: {report['summary']} (details: smdiag last-failure{repair})"
     with contextlib.suppress(AttributeError):
         exc.add_note(note)
     print(

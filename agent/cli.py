@@ -140,24 +140,117 @@ def _print_error(line: str, code: int, as_json: bool, fields: dict) -> None:
     typer.echo(f"smdiag: {redactor.text(line)}", err=True)
 
 
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Repair without asking.")]
+BinDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--bin-dir", envvar="SMDIAG_BIN_DIR", help="Where the docker-compose shim goes [default: /usr/local/bin]."
+    ),
+]
+StopCmdOption = Annotated[str | None, typer.Option("--stop-cmd", help="Shell command that stops Docker.")]
+StartCmdOption = Annotated[str | None, typer.Option("--start-cmd", help="Shell command that starts Docker.")]
+
+
 @app.command()
 def doctor(
     ctx: typer.Context,
     docker_host: DockerHostOption = None,
+    fix: Annotated[bool, typer.Option("--fix", help="Repair what can be repaired (see `smdiag fix`).")] = False,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="With --fix: only compose, engine, network or docker_root.")
+    ] = None,
+    yes: YesOption = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="With --fix: say what it would do.")] = False,
+    bin_dir: BinDirOption = None,
+    stop_cmd: StopCmdOption = None,
+    start_cmd: StartCmdOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Check this host for SageMaker local mode: engine, compose, disks, SDK, AWS setup.
 
     Exit 0 when healthy, 1 when it found a problem (each printed with its fix).
+    With --fix: exit 0 when no problem is left in the checks it repairs, 1 otherwise.
     """
 
     def action(settings: Settings) -> tuple[int, Any, str]:
         from agent.doctor import format_report, run_doctor
 
+        if fix:
+            from agent import fix as fixes
+
+            options = _fix_options(bin_dir, dry_run, yes, stop_cmd, start_cmd, "10m")
+            code, result = fixes.run_doctor_fix(
+                settings.replace(docker_host=docker_host), options, set(only) if only else None, _confirm(yes), yes
+            )
+            return code, result, fixes.format_doctor_fix(result)
+        if only or yes or dry_run:
+            raise BadInput("--only, --yes and --dry-run go with --fix", "add --fix, or leave them out")
+
         report = run_doctor(settings.replace(docker_host=docker_host))
         return (0 if report["healthy"] else 1), report, format_report(report)
 
     _execute(ctx, as_json, action)
+
+
+@app.command("fix")
+def fix_command(
+    ctx: typer.Context,
+    report_id: Annotated[str | None, typer.Argument(help="A report's id (smdiag failures list).")] = None,
+    last: Annotated[bool, typer.Option("--last", help="The newest report (the default).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what it would do; change nothing.")] = False,
+    yes: YesOption = False,
+    bin_dir: BinDirOption = None,
+    stop_cmd: StopCmdOption = None,
+    start_cmd: StartCmdOption = None,
+    min_age: Annotated[
+        str, typer.Option("--min-age", help="For a full disk: never prune images used less than this ago.")
+    ] = "10m",
+    undo: Annotated[bool, typer.Option("--undo", help="Put back the files the newest fix changed.")] = False,
+    docker_host: Annotated[
+        str | None, typer.Option("--docker-host", help="Docker engine URL [env: DOCKER_HOST].")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Repair the cause a failure report names (default: the newest), then check that it is gone.
+
+    Exit 0 fixed and verified, 1 not fixed, 2 bad input, 3 no automatic remedy (the hint says what to do).
+    """
+
+    def action(settings: Settings) -> tuple[int, Any, str]:
+        from agent import fix as fixes
+
+        settings = settings.replace(docker_host=docker_host)
+        if undo:
+            result = fixes.undo_last(settings)
+            return 0, result, fixes.format_undo(result)
+        if last and report_id:
+            raise BadInput("give a REPORT_ID or --last, not both", "drop one of them")
+        options = _fix_options(bin_dir, dry_run, yes, stop_cmd, start_cmd, min_age)
+        code, result = fixes.run_fix(settings, report_id, options, _confirm(yes))
+        return code, result, fixes.format_fix(result)
+
+    _execute(ctx, as_json, action)
+
+
+def _fix_options(bin_dir, dry_run: bool, yes: bool, stop_cmd, start_cmd, min_age: str):
+    from agent.fix import DEFAULT_BIN_DIR, FixOptions
+
+    if not (yes or dry_run or sys.stdin.isatty()):
+        raise BadInput("no terminal to ask before repairing", "pass --yes to repair, or --dry-run to see the plan")
+    return FixOptions(bin_dir or DEFAULT_BIN_DIR, dry_run, stop_cmd, start_cmd, min_age)
+
+
+def _confirm(yes: bool):
+    """Asks on the terminal (stderr) before a plan's changes, unless --yes."""
+
+    def confirm(plan) -> bool:
+        if yes:
+            return True
+        for step in plan.actions:
+            typer.echo(f"  {step.detail}", err=True)
+        return typer.confirm(f"{plan.remedy}: go ahead?", err=True)
+
+    return confirm
 
 
 @app.command()
@@ -285,8 +378,11 @@ def failures_record(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             raise BadInput(
                 f"stdin is not a failure capture ({exc})", "pipe the JSON that agent.autowrap writes"
             ) from None
+        from agent.fix import choose_remedy
+
         directory, report = evidence.record(capture, settings)
         fields = {"path": str(directory), **{k: report[k] for k in ("id", "category", "summary", "hint")}}
+        fields["remedy"] = choose_remedy(report)
         return 0, fields, f"report {directory}: {report['category']}: {report['summary']}"
 
     _execute(ctx, as_json, action)

@@ -110,7 +110,9 @@ def diagnose(facts: dict, high_pct: float) -> list[Problem]:
             Problem(
                 "compose",
                 f"SageMaker SDK v2 local mode will fail with 'Docker Compose is not installed'{detail}",
-                "install docker-compose on PATH, or the Docker Compose v2 plugin",
+                "run `smdiag doctor --fix` (it adds a `docker-compose` that runs the plugin)"
+                if seen
+                else "install docker-compose on PATH, or the Docker Compose v2 plugin",
             )
         )
 

@@ -52,9 +52,10 @@ def collect(capture: dict, settings: Settings) -> tuple[dict, dict[str, str]]:
     root_dir = engine_facts.get("root_dir") if engine_facts else "/var/lib/docker"
     disk_paths = [
         ("docker_root", root_dir),
-        ("container_root", capture.get("container_root") or tempfile.gettempdir()),
+        ("container_root", capture.get("container_root") or _staging_root(compose_paths)),
         ("ebs", str(settings.ebs_mount)),
     ]
+    compose_facts = _compose_choice(capture)
     report = {
         "id": None,
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -69,6 +70,8 @@ def collect(capture: dict, settings: Settings) -> tuple[dict, dict[str, str]]:
         "compose_file": _compose_file(compose_paths),
         "compose_output": (capture.get("compose_output") or [])[-failures.LOG_LINES :],
     }
+    if compose_facts:
+        report["compose"] = compose_facts
     diagnosis = failures.classify(
         {
             "call": report["call"],
@@ -78,10 +81,28 @@ def collect(capture: dict, settings: Settings) -> tuple[dict, dict[str, str]]:
             "containers": containers,
             "compose_output": report["compose_output"],
             "serving_failed": capture.get("serving_failed"),
+            "compose": compose_facts,
         }
     )
     report.update(category=diagnosis.category, summary=diagnosis.summary, hint=diagnosis.hint)
     return report, full_logs
+
+
+def _staging_root(compose_paths: list[str]) -> str:
+    """Where the SDK staged this call: the parent of the temporary directory holding its compose file. (The
+    temp dir asked anew would skip a TMPDIR that is full, the very case to report.)"""
+    if compose_paths:
+        return str(Path(compose_paths[0]).parent.parent)
+    return tempfile.gettempdir()
+
+
+def _compose_choice(capture: dict) -> dict | None:
+    """When the SDK found no Compose: what is there (a plugin it refused, or nothing), probed as it probes."""
+    if "compose is not installed" not in (capture.get("exception") or {}).get("message", "").lower():
+        return None
+    from agent import compose
+
+    return compose.probe_compose().to_dict()
 
 
 def _engine(host: str):

@@ -25,11 +25,15 @@ from agent.redact import Redactor
 LOG_LINES = 200
 TRACEBACK_FILE = re.compile(r'^\s*File "([^"]+)", line (\d+)')
 EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning)|\w+Error)(?::\s?(.*))?$")
+NETWORK_REFUSED = re.compile(
+    r'network "?sagemaker-local"? (was found but has incorrect label|needs to be recreated).*', re.I
+)
+"""Compose v2+ refusing a network it did not make; v1 refusing one whose driver or options differ."""
 
 HINTS = {
     "disk_full": (
-        "the disk is full: free space with `smdiag diskguard once`, and move Docker's data-root to the EBS "
-        "volume with `sudo smdiag bootstrap`; then run again"
+        "the disk is full: run `smdiag fix` to free room (or `smdiag diskguard once`), and move Docker's "
+        "data-root to the EBS volume with `sudo smdiag bootstrap`; then run again"
     ),
     "pull_auth": (
         "the registry refused the credentials: for ECR run `aws ecr get-login-password | docker login "
@@ -40,10 +44,21 @@ HINTS = {
         "the image or tag does not exist in its registry: check image_uri, the framework version and the region"
     ),
     "registry_unreachable": "the registry cannot be reached: check the network, the registry address and any proxy",
-    "daemon_down": "the Docker engine is not running: start it (sudo systemctl start docker), then run again",
+    "daemon_down": (
+        "the Docker engine is not running: run `smdiag fix` to start it (or sudo systemctl start docker), "
+        "then run again"
+    ),
     "compose_missing": (
         'SageMaker SDK v2 needs `docker compose` whose `version` output contains "v2", or a `docker-compose` '
         "binary on PATH: install docker-compose (e.g. pip install docker-compose, or the v2 plugin)"
+    ),
+    "compose_unrecognised": (
+        'SageMaker SDK v2 accepts the `docker compose` plugin only when its version says "v2": run `smdiag fix` '
+        "(it adds a `docker-compose` that runs `docker compose`), then run again"
+    ),
+    "network_conflict": (
+        "a `sagemaker-local` network that Compose did not make (or made differently) is in the way: run "
+        "`smdiag fix` (it removes the network when no container uses it), or `docker network rm sagemaker-local`"
     ),
     "script_error": (
         "the entry script failed: fix it at the file and line shown (the full container log is in the report)"
@@ -53,8 +68,9 @@ HINTS = {
         "or use a larger instance"
     ),
     "port_in_use": (
-        "port 8080 is taken (an earlier local endpoint still running?): delete it with predictor.delete_endpoint(), "
-        "or stop the container holding the port (docker ps)"
+        "the serving port is taken (an earlier local endpoint still running?): run `smdiag fix` (it removes "
+        "leftover local-mode containers), or delete it with predictor.delete_endpoint(), or stop the container "
+        "holding the port (docker ps)"
     ),
     "serving_unhealthy": (
         "the serving container did not answer /ping: read its log in the report (model_fn, the model files, "
@@ -75,7 +91,8 @@ def classify(evidence: dict) -> Diagnosis:
     """One category, a one-line summary and its hint, from the collected evidence. Pure.
 
     evidence keys: call, exception {type, message}, engine_error, pull_errors [{image, error}],
-    containers [{name, exit_code, oom_killed, error, logs}], compose_output [lines], serving_failed.
+    containers [{name, exit_code, oom_killed, error, logs}], compose_output [lines], serving_failed,
+    compose (what `agent.compose.probe_compose` found, when the SDK found no Compose).
     """
     exception = evidence.get("exception") or {}
     message = f"{exception.get('type', '')}: {exception.get('message', '')}"
@@ -91,7 +108,16 @@ def classify(evidence: dict) -> Diagnosis:
         reason = evidence.get("engine_error") or "the engine does not answer"
         return _diagnosis("daemon_down", f"the Docker engine is down: {reason}")
     if "docker compose is not installed" in message.lower():
+        seen = (evidence.get("compose") or {}).get("plugin_version")
+        if seen:
+            return _diagnosis(
+                "compose_unrecognised",
+                f'SageMaker SDK v2 refuses the Compose plugin: `docker compose version` says {seen!r}, without "v2"',
+            )
         return _diagnosis("compose_missing", "no Docker Compose that SageMaker SDK v2 accepts")
+    refused = NETWORK_REFUSED.search(compose_out + "\n" + message)
+    if refused:
+        return _diagnosis("network_conflict", f"Compose refused the sagemaker-local network: {refused.group(0)}")
     if "no space left on device" in lowered or exception.get("errno") == 28:
         where = _first_line_with(everything, "no space left on device")
         return _diagnosis("disk_full", f"no space left on device: {where}")

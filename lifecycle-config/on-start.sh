@@ -1,11 +1,9 @@
 #!/bin/bash
-# smdiag on-start: the SageMaker notebook lifecycle configuration (README: "Lifecycle configuration").
-# Runs as root at every start; over 5 minutes or a non-zero exit fails the start. So it bounds each step
-# by what its budget leaves, logs each step with its duration (to CloudWatch) and always exits 0: a
-# failed step is logged and recorded in <state>/onstart/status.tsv, which `smdiag doctor` reports.
-# Steps: install the agent into its own venv on the EBS volume (reused while its source is unchanged);
-# move Docker's data-root onto the EBS volume (a first copy that outlasts the budget goes on in the
-# background); start the disk guard; turn the failure-report wrapper on in every conda environment.
+# smdiag on-start: the notebook lifecycle configuration (README: "Lifecycle configuration"). Runs as
+# root at every start; over 5 minutes or a non-zero exit fails the start, so each step is bounded, logged
+# with its duration, recorded in <state>/onstart/status.tsv (`smdiag doctor` reads it), and it exits 0.
+# Steps: install the agent into a venv on EBS; link it onto PATH; move Docker's data-root onto EBS;
+# start the disk guard; hook the kernels; add the docker-compose shim SDK v2 needs beside Compose v3+.
 # Every path below is a variable with the notebook's default, overridable from the environment.
 
 SMDIAG_EBS_MOUNT="${SMDIAG_EBS_MOUNT:-/home/ec2-user/SageMaker}"
@@ -250,9 +248,10 @@ main() {
             *) run_step guard 30 40 "$SMDIAG_BIN" diskguard start ;;
         esac
         run_step kernels 5 60 "$SMDIAG_BIN" kernels enable --agent-python "$SMDIAG_VENV/bin/python"
+        run_step compose 0 30 "$SMDIAG_BIN" doctor --fix --only compose --yes
         hand_state_to_user
     else
-        for step in link bootstrap guard kernels; do
+        for step in link bootstrap guard kernels compose; do
             record "$step" skipped "$(now_ms)" "no working agent in $SMDIAG_VENV (see the install step)"
         done
     fi

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import tempfile
 import time
 import urllib.request
@@ -475,3 +476,13 @@ def bed_answers(daemon: Dockerd) -> bool:
     with contextlib.suppress(Exception), daemon.client(timeout=3) as client:
         return client.ping()
     return False
+
+
+def model_tarball(directory: Path) -> Path:
+    """A model.tar.gz for a local-mode Model(model_data="file://..."): one small file."""
+    weights = directory / "model.bin"
+    weights.write_bytes(b"weights")
+    archive = directory / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(weights, arcname="model.bin")
+    return archive

@@ -7,7 +7,6 @@ import json
 import socket
 import subprocess
 import sys
-import tarfile
 import textwrap
 from pathlib import Path
 
@@ -188,20 +187,11 @@ def test_a_stopped_engine_is_daemon_down_and_the_report_is_still_written(make_en
     assert "error" in report["docker"] and report["containers"] == []
 
 
-def _model_tarball(tmp_path: Path) -> Path:
-    weights = tmp_path / "model.bin"
-    weights.write_bytes(b"weights")
-    archive = tmp_path / "model.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(weights, arcname="model.bin")
-    return archive
-
-
 def test_a_serve_that_crashes_at_start_is_serving_unhealthy_with_its_logs(make_engine, images, local_mode, tmp_path):
     daemon, _disk = make_engine()
     crash = 'echo "loading model"; echo "Traceback (most recent call last):" >&2; echo "KeyError: model_fn" >&2; exit 2'
     image = train_image(images, daemon, "smdiag-test/bad-serve:1", crash)
-    done, raised, report = local_mode("deploy", image, str(_model_tarball(tmp_path)), host=daemon.host, timeout=200)
+    done, raised, report = local_mode("deploy", image, str(bed.model_tarball(tmp_path)), host=daemon.host, timeout=200)
     assert raised["type"] == "RuntimeError" and report["category"] == "serving_unhealthy"
     assert report["call"]["kind"] == "deploy"
     assert any("KeyError: model_fn" in line for c in report["containers"] for line in c["logs"])
@@ -215,7 +205,7 @@ def test_a_deploy_waits_for_its_own_container_not_for_another_threads_failed_run
     broken = train_image(images, daemon, "smdiag-test/broken-train:1", bed.BROKEN_TRAIN_SCRIPT)
     slow_serve = "sleep 10; mkdir -p /www; echo ok > /www/ping; exec httpd -f -p 8080 -h /www"
     image = train_image(images, daemon, "smdiag-test/slow-serve:1", slow_serve)
-    done, raised, report = local_mode("deploy_beside_a_failing_fit", image, str(_model_tarball(tmp_path)), broken,
+    done, raised, report = local_mode("deploy_beside_a_failing_fit", image, str(bed.model_tarball(tmp_path)), broken,
                                       str(bed.free_port()), host=daemon.host, timeout=200)  # fmt: skip
     assert done.returncode == 0 and raised == {"ok": True}, done.stderr  # healthy once its server is up
     [failure] = json.loads(smdiag("failures", "list", "--json").stdout)
@@ -233,7 +223,8 @@ def test_port_8080_taken_is_port_in_use(make_engine, images, local_mode, tmp_pat
         pytest.fail(f"port 8080 must be free on the test machine: {exc}")
     holder.listen()
     try:
-        done, raised, report = local_mode("deploy", image, str(_model_tarball(tmp_path)), host=daemon.host, timeout=200)
+        model = str(bed.model_tarball(tmp_path))
+        done, raised, report = local_mode("deploy", image, model, host=daemon.host, timeout=200)
     finally:
         holder.close()
     assert raised["type"] == "RuntimeError" and report["category"] == "port_in_use", report["summary"]

@@ -156,7 +156,7 @@ def test_two_starts_install_move_guard_and_wrap_then_a_failing_fit_leaves_a_repo
     assert first_s < BUDGET_S
     steps = nb.steps()
     assert {step: state for step, (state, _) in steps.items()} == {
-        "install": "ok", "link": "ok", "bootstrap": "ok", "guard": "ok", "kernels": "ok"
+        "install": "ok", "link": "ok", "bootstrap": "ok", "guard": "ok", "kernels": "ok", "compose": "ok"
     }, steps  # fmt: skip
     # `smdiag` is on the users' PATH, naming the agent's environment (which later installs replace).
     assert os.readlink(nb.link) == str(nb.state / "venv" / "bin" / "smdiag")
@@ -265,7 +265,7 @@ def test_an_unreachable_source_on_a_first_start_exits_0_in_time_and_the_log_says
     steps = nb.steps()
     assert steps["install"][0] == "failed" and f"cannot fetch {source}" in steps["install"][1]
     assert "refused" in steps["install"][1].lower() or "connect" in steps["install"][1].lower()
-    assert {steps[s][0] for s in ("bootstrap", "guard", "kernels")} == {"skipped"}
+    assert {steps[s][0] for s in ("bootstrap", "guard", "kernels", "compose")} == {"skipped"}
     log = (nb.state / "onstart" / "on-start.log").read_text()
     assert "install: FAILED after" in log and source in log
     assert nb.host.root_dir() == str(nb.host.old_root) and nb.guards() == []  # nothing else was touched
