@@ -426,7 +426,7 @@ def _bootstrap(settings, options, service, journal, client, progress) -> dict:
         plan = _plan_steps(action, situation, edits, service, options.live_copy, settings.docker_host)
         result.update(action="planned", plan=plan, skipped=skipped)
         return result
-    local_config, why_not = _write_local_mode_config(settings)
+    local_config, why_not = write_local_mode_config(settings)
     if local_config:
         result["config_written"].append(local_config)
     result["skipped"] = skipped + why_not
@@ -825,7 +825,7 @@ def _config_edits(settings: Settings, target: str) -> tuple[list[ConfigEdit], li
     return edits, skipped
 
 
-def _write_local_mode_config(settings: Settings) -> tuple[str | None, list[dict]]:
+def write_local_mode_config(settings: Settings) -> tuple[str | None, list[dict]]:
     """Point the SDK's local-mode container_root at the EBS volume, in the config of the notebook user, who
     owns it; (the file written, what was skipped and why). No user home, no file: we never make a home."""
     path = settings.sagemaker_config

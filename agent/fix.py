@@ -604,7 +604,7 @@ def _set_container_root(settings, action: Action, options: FixOptions, note) -> 
     path = Path(action.target)
     saved = fileops.backup(path)
     note(backup=str(saved) if saved else None)
-    written, skipped = bootstrap._write_local_mode_config(settings)
+    written, skipped = bootstrap.write_local_mode_config(settings)
     if not written:
         raise Failed(f"{path} was not written: {skipped[0]['why'] if skipped else 'unknown'}", "set it by hand")
     return f"wrote {written}"
