@@ -75,12 +75,12 @@ class DockerService:
             self._stopped_at = None
 
     def _stop(self, host: str) -> None:
-        for proc in daemon_processes(host, named_only=True):
+        for proc in daemon_processes(host):
             self.daemon_log = _output_file(proc) or self.daemon_log
         self._run(self.stop_argv, "stop")
         deadline = time.monotonic() + STOP_TIMEOUT_S
         # The API closes first; the daemon goes on stopping containers and writing its root until it exits.
-        while answers(host) or daemon_processes(host, named_only=True):
+        while answers(host) or daemon_processes(host):
             if time.monotonic() > deadline:
                 raise Failed(
                     f"the Docker engine is still running {STOP_TIMEOUT_S}s after `{' '.join(self.stop_argv)}`",
@@ -149,21 +149,20 @@ def detect_service(stop_cmd: str | None, start_cmd: str | None, systemd_run_dir:
     )
 
 
-def daemon_processes(host: str, named_only: bool = False) -> list[psutil.Process]:
-    """The dockerd processes that serve `host`: those naming its socket on their command line, else (a
-    daemon started by systemd with `-H fd://`, or configured in daemon.json) every dockerd on the host,
-    unless `named_only`; on the default socket every dockerd counts as named."""
+def daemon_processes(host: str) -> list[psutil.Process]:
+    """The dockerd processes that may serve `host`: on the default socket every dockerd; elsewhere those
+    naming its socket on their command line, and those naming no host at all (set in daemon.json), but
+    never one that names another host (another engine on this machine)."""
     socket = host.removeprefix("unix://") if host.startswith("unix://") else None
-    every, named = [], []
+    found = []
     for proc in psutil.process_iter(["name", "cmdline", "status"]):
         if proc.info["name"] != "dockerd" or proc.info["status"] == psutil.STATUS_ZOMBIE:  # exited, not reaped
             continue
-        every.append(proc)
-        if socket and any(socket in arg for arg in proc.info["cmdline"] or ()):
-            named.append(proc)
-    if socket == DEFAULT_SOCKET:
-        return every
-    return named if named or named_only else every
+        args = proc.info["cmdline"] or []
+        names_a_host = any(a in ("-H", "--host") or a.startswith(("-H=", "--host=", "-Hunix", "-Htcp")) for a in args)
+        if socket == DEFAULT_SOCKET or not names_a_host or (socket and any(socket in a for a in args)):
+            found.append(proc)
+    return found
 
 
 def _created(proc: psutil.Process) -> float:
