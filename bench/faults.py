@@ -161,9 +161,15 @@ def engine_root(daemon: bed.Dockerd) -> str | None:
 
 
 def daemon_alive(daemon: bed.Dockerd) -> bool:
+    """Is a dockerd of this engine running (by its pidfile, or by its exec-root before it wrote one)?"""
     with contextlib.suppress(OSError, ValueError, psutil.Error):
         process = psutil.Process(int(daemon.pidfile.read_text().strip()))
-        return process.status() != psutil.STATUS_ZOMBIE and "dockerd" in process.name()
+        if process.status() != psutil.STATUS_ZOMBIE and "dockerd" in process.name():
+            return True
+    for process in psutil.process_iter(["name", "cmdline", "status"]):
+        if process.info["name"] == "dockerd" and process.info["status"] != psutil.STATUS_ZOMBIE:
+            if str(daemon.exec_root) in (process.info["cmdline"] or []):
+                return True
     return False
 
 
@@ -180,17 +186,14 @@ def settle_engine(host: bed.NotebookHost, timeout: float = 180) -> str:
     """Let a starting or stopping engine finish; when none runs, start one from the current config as a
     service manager would at boot. Returns how the engine came to answer, or "down"."""
     daemon = host.daemon
-    how = "was running"
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ping(daemon, timeout=3):
-            return how
-        if not daemon_alive(daemon):
-            if how == "started at boot":
-                return "down"  # it was started from the current config and died: it cannot run on it
-            how = "started at boot"
-            subprocess.run(["sh", "-c", daemon.start_command()], timeout=60)
+    while daemon_alive(daemon) and not ping(daemon, timeout=3) and time.monotonic() < deadline:
         time.sleep(0.2)
+    if ping(daemon, timeout=3):
+        return "was running"
+    subprocess.run(["sh", "-c", daemon.start_command()], timeout=60)
+    if wait(lambda: ping(daemon, timeout=3), max(10.0, deadline - time.monotonic()), every=0.2):
+        return "started at boot"
     return "down"
 
 
@@ -308,8 +311,9 @@ class Outcome:
             return f"exit 0 {r.get('action')} recovered={r.get('recovered')}"
         return f"exit {self.code}: {(r.get('problem') or self.stderr.strip()[-200:])[:200]}"
 
-    def keeps_both(self) -> bool:
-        return self.code == 1 and "keep" in self.text.lower() and "both" in self.text.lower()
+    def keeps_both(self, old_root: Path, target: Path) -> bool:
+        """A failure that names both data-roots: the tool kept both and left the choice to the user."""
+        return self.code == 1 and str(old_root) in self.text and str(target) in self.text
 
 
 # -------------------------------------------------------------------------------------------- the suite
@@ -444,7 +448,8 @@ class Suite:
     def _sigkill_run(self, index: int, attempt: int, point: str, lengths: dict) -> dict:
         """One kill; a retry (attempt > 0, after the run finished before the kill) kills with no delay."""
         host = Host(self, f"kill{index}.{attempt}")
-        row = {"run": index, "point": point, "hit": "?", "delay_s": 0.0, "engine_after_kill": "", "root_after_kill": "",
+        row = {"run": index, "point": point, "hit": "?", "delay_s": 0.0, "journal_at_kill": None,
+               "engine_after_kill": "", "root_after_kill": "",
                "rerun": "", "further_rerun": "", "kept_both": False, "rerun_completed": False, "intact": False,
                "lost": 0, "missing": [], "server_running": False, "problems": []}  # fmt: skip
         try:
@@ -460,6 +465,7 @@ class Suite:
             log(f"run {index}: aimed at {point} (+{delay:.2f}s), killed in {row['hit']}")
             if row["hit"] == "finished":
                 return row
+            row["journal_at_kill"] = host.phase()
             row["engine_after_kill"] = settle_engine(host.nb)
             row["root_after_kill"] = engine_root(host.nb.daemon) or "none"
             if row["engine_after_kill"] == "down":
@@ -470,7 +476,7 @@ class Suite:
             row["rerun"] = first.brief()
             final = first
             if first.code != 0:
-                row["kept_both"] = first.keeps_both()
+                row["kept_both"] = first.keeps_both(host.nb.old_root, host.nb.target)
                 final = host.bootstrap()
                 row["further_rerun"] = final.brief()
                 log(f"run {index}: rerun {first.brief()}; further rerun {final.brief()}")
@@ -637,10 +643,13 @@ class Suite:
             host = Host(self, f"inodes{index}", ebs_mkfs=("-N", "64"))
             try:
                 config, pid = host.nb.daemon_json.read_bytes(), host.nb.daemon.pid()
+                # The fault is real only if the copy cannot fit in the inodes, while the bytes would fit.
+                files = sum(1 + len(dirs) + len(names) for _, dirs, names in os.walk(host.nb.old_root))
+                short_of_inodes = os.statvfs(host.ebs_disk.path).f_favail < files
                 done = host.bootstrap()
                 text = (done.text + self._log_text(host)).lower()
                 refused = done.code == 2 and "inode" in text
-                hit = refused or "no space left" in text or "inode" in text
+                hit = short_of_inodes and (refused or "no space left" in text or "inode" in text)
                 problems = self.rolled_back(host, done, config, pid if refused else None, refused_ok=True)
                 rows.append({"run": index, "fault_hit": hit, "outcome": done.brief(), "refused_up_front": refused,
                              "problems": problems})  # fmt: skip
@@ -1027,10 +1036,11 @@ def table(suite: Suite) -> str:
             )
     if "sigkill" in f:
         lines.append("")
-        lines.append("SIGKILL runs: aimed at -> hit (delay): engine after the kill | rerun | further rerun | lost")
+        lines.append("SIGKILL runs: aimed at -> hit (delay, journal): engine after the kill | rerun | further | lost")
         for r in f["sigkill"]["detail"]:
             lines.append(
-                f"  {r['run']:>2} {r['point']:>14} -> {r['hit']:<14} (+{r['delay_s']:.2f}s): {r['engine_after_kill']}"
+                f"  {r['run']:>2} {r['point']:>14} -> {r['hit']:<14} (+{r['delay_s']:.2f}s, "
+                f"journal {r['journal_at_kill']}): {r['engine_after_kill']}"
                 f" on {r['root_after_kill']} | {r['rerun']} | {r['further_rerun'] or '-'} | {r['lost']}"
                 + (f" {r['missing']}" if r["missing"] else "")
                 + (f" PROBLEMS: {r['problems']}" if r["problems"] else "")
