@@ -343,9 +343,14 @@ class Suite:
         finally:
             daemon.cleanup()
             bed.kill_processes_using(daemon.exec_root)
+            on_disk = disk_objects(disk.path / "docker")
             for point in bed.mounts_under(disk.path):
                 subprocess.run(["umount", "-l", point], capture_output=True)
             bed.run("umount", str(disk.path))
+        if on_disk != self.expected_old:  # the reading of a kept root must see what the engine saw
+            raise RuntimeError(
+                f"reading a data-root on disk differs from the engine: {sorted(on_disk ^ self.expected_old)}"
+            )
         self.template = self.workdir / "template.img"
         os.rename(disk.image, self.template)
         disk.mounted = False
