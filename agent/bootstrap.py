@@ -10,6 +10,7 @@ complete, and a marker inside it records what was copied: a half-copied tree nev
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -23,6 +24,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
+
+import docker.errors
 
 from agent import disks, engine, fileops
 from agent.errors import BadInput, Failed, SmdiagError
@@ -53,6 +56,10 @@ class Options:
     start_cmd: str | None = None
     reclaim: bool = False
     dry_run: bool = False
+    finish: str | None = None
+    """forward or back: how to end an interrupted run that left data in both trees (the user's choice)."""
+    live_copy: bool = True
+    """Copy once while Docker runs, then stop it for a final pass over what changed: downtime is that pass."""
 
 
 # ---------------------------------------------------------------------------------------------- inventory
@@ -77,8 +84,20 @@ class Inventory:
         names = [sorted(self.images), sorted(self.containers), sorted(self.volumes)]
         return hashlib.sha256(json.dumps(names).encode()).hexdigest()
 
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Inventory:
+        return cls(**data)
+
     def counts(self) -> dict[str, int]:
         return {"images": len(self.images), "containers": len(self.containers), "volumes": len(self.volumes)}
+
+    def holds_more_than(self, other: Inventory) -> bool:
+        """Whether this has images, tags, containers or volume files that `other` lacks (logs aside: a
+        container stopped by a daemon restart has new ones)."""
+        return bool(Inventory(self.images, self.containers, self.volumes).missing_from(other))
 
     def missing_from(self, after: Inventory) -> list[str]:
         """What this (before) inventory has that `after` lost or changed, in words."""
@@ -110,6 +129,7 @@ def take_inventory(client) -> Inventory:
             "name": container.name,
             "image": container.attrs.get("Image"),
             "running": running,
+            "restart": ((container.attrs.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no",
         }
         tail = container.logs(tail=50)  # raises when the log file is unreadable
         if not running:
@@ -336,22 +356,35 @@ def run_bootstrap(settings: Settings, options: Options, progress: Callable[[int,
     engine.validate_host(settings.docker_host)
     daemon_text = _read(settings.daemon_config)
     parse_daemon_config(daemon_text, settings.daemon_config)  # bad input stops us before anything changes
-    service = detect_service(options.stop_cmd, options.start_cmd)
+    service = detect_service(options.stop_cmd, options.start_cmd, settings.systemd_run_dir)
     bootstrap_dir = settings.state_dir / "bootstrap"
     journal = Journal(bootstrap_dir / "journal.json")
     with fileops.exclusive_lock(bootstrap_dir / "lock"):
-        recovered = None if options.dry_run else _recover(journal, service, settings)
+        pending = journal.load()
+        if options.finish and not (pending and pending.get("phase") != "committed"):
+            raise BadInput("--finish: there is no interrupted bootstrap to finish", "run smdiag bootstrap without it")
+        recovered = None
+        if pending is not None and not options.dry_run:
+            recovered = _recover(journal, pending, service, settings, options.finish)
         client = engine.connect(settings.docker_host)
         try:
             result = _bootstrap(settings, options, service, journal, client, progress)
         finally:
             client.close()
+    if options.dry_run and pending is not None:
+        result["plan"].insert(0, f"first recover the run interrupted at {pending.get('phase')}")
     result.update(
         seconds=round(time.monotonic() - started, 3),
         daemon_seconds=round(service.daemon_seconds, 3),
+        downtime_seconds=round(service.downtime_seconds, 3),
         service=service.kind,
-        recovered=recovered,
+        recovered=recovered and recovered["direction"],
+        interrupted_phase=recovered and recovered["phase"],
+        skipped=[*(recovered or {}).get("skipped", []), *result.get("skipped", [])],
+        kept_aside=(recovered or {}).get("kept"),
     )
+    if recovered:
+        result["stopped_containers"] = recovered.get("stopped_containers", []) + result.get("stopped_containers", [])
     log.info("bootstrap.finished", **{k: v for k, v in result.items() if k != "plan"})
     return result
 
@@ -362,7 +395,7 @@ def _bootstrap(settings, options, service, journal, client, progress) -> dict:
     target = Path(os.path.realpath(_choose_target(settings, options.target)))
     kind, marker = classify_target(target)
     inventory = take_inventory(client)
-    edits = _config_edits(settings, str(target))
+    edits, skipped = _config_edits(settings, str(target))
     needed, free = 0, 0
     if kind in ("absent", "empty") and current_root != str(target):
         needed = allocated_bytes(Path(current_root))
@@ -386,32 +419,45 @@ def _bootstrap(settings, options, service, journal, client, progress) -> dict:
         "bytes_copied": 0,
         "config_written": [],
         "backups": [],
+        "stopped_containers": [],
     }
     if options.dry_run:
-        result.update(action="planned", plan=_plan_steps(action, situation, edits, service))
+        result.update(
+            action="planned", plan=_plan_steps(action, situation, edits, service, options.live_copy), skipped=skipped
+        )
         return result
-    local_config = _write_local_mode_config(settings)
+    local_config, why_not = _write_local_mode_config(settings)
     if local_config:
         result["config_written"].append(local_config)
+    result["skipped"] = skipped + why_not
     if action == "unchanged":
         result["backups"] = [str(b) for b in _apply_edits(edits, journal=None) if b]
         result["config_written"] += [str(e.path) for e in edits]
         return result
     journal.data = {}
-    journal.record(phase="begin", action=action, old_root=current_root, target=str(target), backups=[])
+    journal.record(
+        phase="begin", action=action, old_root=current_root, target=str(target), backups=[],
+        storage_driver=facts.storage_driver, inventory=inventory.to_dict(), settled_at=time.time(),
+    )  # fmt: skip
     with _signals_unwind():
         try:
             if action == "migrated":
-                result["bytes_copied"] = _migrate(current_root, target, inventory, service, journal, settings, progress)
+                result["bytes_copied"], inventory = _migrate(
+                    current_root, target, client, service, journal, settings, options, progress
+                )
             _apply_edits(edits, journal)
             journal.record(phase="starting")
             if action == "repointed":
                 service.stop(settings.docker_host)
             service.start(settings.docker_host)
-            _verify(settings.docker_host, target, facts, inventory if action == "migrated" else None)
+            journal.record(phase="verifying")
+            result["stopped_containers"] = _verify(
+                settings.docker_host, target, facts.storage_driver, inventory, compare=action == "migrated"
+            )
         except BaseException as exc:
             _rollback(journal, service, settings, cause=exc)
     result["backups"] = [b for b in (e["backup"] for e in journal.data["backups"]) if b]
+    result["stopped_copy_seconds"] = journal.data.get("stopped_copy_seconds", 0.0)
     result["config_written"] += [str(e.path) for e in edits]
     journal.record(phase="committed")
     if options.reclaim:
@@ -420,12 +466,30 @@ def _bootstrap(settings, options, service, journal, client, progress) -> dict:
     return result
 
 
-def _migrate(current_root, target: Path, inventory, service, journal, settings, progress) -> int:
+def _migrate(
+    current_root, target: Path, client, service, journal, settings, options, progress
+) -> tuple[int, Inventory]:
+    """Copy the data-root into staging (first while Docker runs, if `live_copy`), stop Docker, make the copy
+    exact, rename it into place. Returns the bytes copied and the inventory Docker held when it stopped."""
+    source = Path(current_root)
     staging = target.with_name(f".{target.name}.smdiag-partial")
+    live_since = None
+    if options.live_copy:
+        journal.record(phase="precopying", staging=str(staging))
+        live_since = time.time()
+        copy_tree(source, staging, allocated_bytes(source), progress, live=True)
+    inventory = take_inventory(client)  # now, so that what the user changed meanwhile is what we verify
     journal.record(phase="stopping", staging=str(staging))
     service.stop(settings.docker_host)
-    journal.record(phase="copying")
-    copied = copy_tree(Path(current_root), staging, allocated_bytes(Path(current_root)), progress)
+    # Running containers write into their volumes until Docker stops them: count the files at rest.
+    for name in inventory.volumes:
+        inventory.volumes[name] = _files(source / "volumes" / name / "_data")
+    journal.record(phase="copying", inventory=inventory.to_dict())
+    stopped_copy_started = time.monotonic()
+    if live_since is not None:
+        _drop_changed_copies(source, staging, live_since - CLOCK_MARGIN_S)
+    copied = copy_tree(source, staging, allocated_bytes(source), None if options.live_copy else progress)
+    journal.record(stopped_copy_seconds=round(time.monotonic() - stopped_copy_started, 3))
     marker = {"source": current_root, "fingerprint": inventory.fingerprint(), "bytes": copied, "time": time.time()}
     fileops.write_json(staging / MARKER, marker, mode=0o644)
     if target.exists():
@@ -433,11 +497,48 @@ def _migrate(current_root, target: Path, inventory, service, journal, settings, 
         _release_daemon_mounts(target)
         target.rmdir()
     os.rename(staging, target)
-    journal.record(phase="renamed", created_target=True)
-    return copied
+    # From here on both trees are the same data: whatever changes either later was done by an engine.
+    journal.record(phase="renamed", created_target=True, settled_at=time.time())
+    return copied, inventory
 
 
-def _verify(host: str, target: Path, before, inventory: Inventory | None) -> None:
+CLOCK_MARGIN_S = 2
+"""Files changed this close before the live pass began are copied again too (clock steps, coarse mtimes)."""
+
+
+def _drop_changed_copies(source: Path, staging: Path, since: float) -> int:
+    """Delete from staging every file, link or node whose source changed since `since`, so that the final
+    pass copies it whole. rsync's quick check (size and mtime, compared to the second) cannot see a
+    same-size rewrite within the second of the live copy, as a database page update is."""
+    device = source.stat().st_dev
+    dropped = 0
+    stack = [source]
+    while stack:
+        directory = stack.pop()
+        with contextlib.suppress(OSError), os.scandir(directory) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    st = entry.stat(follow_symlinks=False)
+                    if st.st_dev != device:
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(Path(entry.path))
+                    elif st.st_ctime >= since:
+                        (staging / Path(entry.path).relative_to(source)).unlink(missing_ok=True)
+                        dropped += 1
+    log.info("bootstrap.changed_during_live_copy", files=dropped)
+    return dropped
+
+
+RESTARTED_BY_DOCKER = ("always", "unless-stopped")
+"""Restart policies under which a container that ran before a daemon restart runs again after it."""
+RESTART_WAIT_S = 60
+
+
+def _verify(host: str, target: Path, storage_driver: str | None, inventory: Inventory, compare: bool) -> list[str]:
+    """The engine runs on the target with the same storage driver and, if `compare` (a copy no one has used
+    yet), holds everything the inventory had and runs again every container Docker restarts by policy.
+    Returns the containers that ran before and that Docker leaves stopped after any restart (no policy)."""
     client = engine.connect(host)
     try:
         after = engine.describe(client, host)
@@ -446,18 +547,49 @@ def _verify(host: str, target: Path, before, inventory: Inventory | None) -> Non
                 f"Docker came back on {after.root_dir}, not {target}",
                 "check for a --data-root flag in the docker unit or sysconfig and remove it",
             )
-        if after.storage_driver != before.storage_driver or (after.storage_driver == "overlay2" and not after.d_type):
+        changed_driver = storage_driver is not None and after.storage_driver != storage_driver
+        if changed_driver or (after.storage_driver == "overlay2" and not after.d_type):
             raise Failed(
                 f"on {target} the storage driver is {after.storage_driver} (d_type {after.d_type}), "
-                f"was {before.storage_driver}",
+                f"was {storage_driver}",
                 "put the target on an xfs (ftype=1) or ext4 filesystem with d_type support",
             )
-        if inventory is not None:
-            lost = inventory.missing_from(take_inventory(client))
-            if lost:
-                raise Failed(f"after the copy the engine lacks: {', '.join(lost[:5])}", "report this as a bug")
+        if not compare:
+            return []
+        lost = inventory.missing_from(take_inventory(client))
+        if lost:
+            raise Failed(f"after the copy the engine lacks: {', '.join(lost[:5])}", "report this as a bug")
+        ran = {cid: c for cid, c in inventory.containers.items() if c["running"]}
+        expected = [cid for cid, c in ran.items() if c.get("restart") in RESTARTED_BY_DOCKER]
+        down = _not_running_after(client, expected)
+        if down:
+            raise Failed(
+                f"containers that ran before the move do not run after it: {'; '.join(down[:5])}",
+                "read their logs (docker logs NAME); the move is rolled back so they run on the old root",
+            )
+        return sorted(c["name"] for cid, c in ran.items() if cid not in expected)
     finally:
         client.close()
+
+
+def _not_running_after(client, container_ids: list[str]) -> list[str]:
+    """Wait for Docker to restart the containers it restarts by policy; name those that do not run, and why."""
+    deadline = time.monotonic() + RESTART_WAIT_S
+    while True:
+        down = []
+        for cid in container_ids:
+            try:
+                container = client.containers.get(cid)
+            except docker.errors.NotFound:
+                down.append(f"{cid[:12]} is gone")
+                continue
+            if container.status != "running":
+                state = container.attrs.get("State") or {}
+                why = state.get("Error") or f"exit code {state.get('ExitCode')}"
+                down.append(f"{container.name} is {container.status} ({why})")
+        if not down or time.monotonic() > deadline:
+            return down
+        time.sleep(0.5)
 
 
 def _rollback(journal: Journal, service: DockerService, settings: Settings, cause: BaseException) -> NoReturn:
@@ -473,57 +605,186 @@ def _rollback(journal: Journal, service: DockerService, settings: Settings, caus
     log.error("bootstrap.rolling_back", cause=reason, phase=journal.data.get("phase"))
     try:
         with _signals_blocked():  # a second Ctrl-C must not leave the rollback half done
-            _undo(journal, service, settings)
+            kept = _undo(journal, service, settings)
     except Exception as exc:  # noqa: BLE001 - reported together with the original cause
         raise Failed(
             f"bootstrap failed ({reason}) and the rollback failed too: {exc}",
             f"restore the *.smdiag-*.bak backups next to {settings.daemon_config} and start Docker",
         ) from cause
     raise Failed(
-        f"bootstrap failed and was rolled back; Docker runs on {old_root} again: {reason}",
+        f"bootstrap failed and was rolled back; Docker runs on {old_root} again"
+        + (f" ({kept} is kept: an engine has run on it)" if kept else "")
+        + f": {reason}",
         cause.fix if isinstance(cause, SmdiagError) and cause.fix else "see the log for details",
     ) from cause
 
 
-def _undo(journal: Journal, service: DockerService, settings: Settings) -> None:
+def _undo(journal: Journal, service: DockerService, settings: Settings) -> str | None:
+    """Restore the config and run Docker on the old root. The copy this run made is removed (so the next
+    run never re-points to a copy that failed) unless the journal says an engine ran on it before this
+    run took over: then it is moved aside, and its new path returned."""
     data = journal.data
     for entry in reversed(data.get("backups", [])):
         fileops.restore(Path(entry["path"]), Path(entry["backup"]) if entry["backup"] else None)
-    from agent.service import answers
-
-    running_root = None
-    if answers(settings.docker_host):
-        with contextlib.closing(engine.connect(settings.docker_host)) as client:
-            running_root = os.path.realpath(engine.describe(client, settings.docker_host).root_dir)
-    if running_root != data.get("old_root"):
+    if _engine_root(settings.docker_host) != data.get("old_root"):
         # Stop even when it does not answer: a killed run may have left a daemon half-way through
         # stopping or starting, and a second one would not start beside it.
         with contextlib.suppress(Failed):
             service.stop(settings.docker_host)
         service.start(settings.docker_host)
-    # Only now that no daemon uses them: the staging directory, and the copy this run made (a duplicate
-    # of the old root, which is kept) so that the next run never re-points to a copy that failed.
+    # Only now that no daemon uses them: the staging directory, and the copy this run made.
     if data.get("staging"):
         shutil.rmtree(data["staging"], ignore_errors=True)
+    kept = None
     if data.get("created_target"):
-        _remove_copy(Path(data["target"]))
+        target = Path(data["target"])
+        if data.get("target_in_use"):
+            kept = str(_set_aside(target))
+        else:
+            _remove_copy(target)
     journal.clear()
-    log.warning("bootstrap.rolled_back", old_root=data.get("old_root"))
+    log.warning("bootstrap.rolled_back", old_root=data.get("old_root"), kept=kept)
+    return kept
 
 
-def _recover(journal: Journal, service: DockerService, settings: Settings) -> str | None:
-    """A journal left behind means a run was killed: finish it if it had committed, else roll it back."""
-    data = journal.load()
-    if data is None:
+def _engine_root(host: str) -> str | None:
+    """Where the engine runs now, or None when it does not answer."""
+    from agent.service import answers
+
+    if not answers(host):
         return None
+    with contextlib.closing(engine.connect(host)) as client:
+        return os.path.realpath(engine.describe(client, host).root_dir)
+
+
+@dataclass(frozen=True)
+class RecoveryFacts:
+    """What an interrupted run left behind, as found by the next run."""
+
+    target_complete: bool
+    """The copy was renamed into place (or, re-pointing, was complete all along)."""
+    target_used: bool
+    """An engine has run on the copy since it settled: it runs there now, or files under it changed."""
+    old_used: bool
+    """The old root holds what the copy lacks: the engine runs there with more than was copied, or (the
+    engine elsewhere) files under it changed since the copy."""
+
+
+def recovery_direction(f: RecoveryFacts) -> str:
+    """forward (finish the move, keep the target), back (undo it), or both (each tree holds what the other
+    lacks: neither may be removed or hidden without the user's word). Pure."""
+    if not f.target_complete:
+        return "back"
+    if f.target_used and f.old_used:
+        return "both"
+    return "back" if f.old_used else "forward"
+
+
+def _recover(journal: Journal, data: dict, service: DockerService, settings: Settings, finish: str | None) -> dict:
+    """A journal left behind means a run was killed. Decide from the facts, not from the phase it reached:
+    finish a move whose copy an engine has used (or that is complete and unused), undo one whose copy never
+    completed, and when both trees hold data the other lacks, change nothing and ask."""
     journal.data = data
     phase = data.get("phase")
-    log.warning("bootstrap.recovering", phase=phase, old_root=data.get("old_root"), target=data.get("target"))
     if phase == "committed":
         journal.clear()
+        return {"direction": "rolled_forward", "phase": phase}
+    target, old_root = Path(data["target"]), data["old_root"]
+    kind, marker = classify_target(target)
+    settled = data.get("settled_at") or (marker or {}).get("time")
+    copied = Inventory.from_dict(data.get("inventory") or {})
+    engine_root = _engine_root(settings.docker_host)
+    complete = kind == "ours" and settled is not None
+    if engine_root == old_root:
+        with contextlib.closing(engine.connect(settings.docker_host)) as client:
+            old_used = take_inventory(client).holds_more_than(copied)
     else:
-        _undo(journal, service, settings)
-    return phase
+        # Re-pointing, the old root held nothing the target lacks (decide() made sure), and our own stop of
+        # the engine on it came after `settled`.
+        old_used = data.get("action") == "migrated" and complete and changed_since(Path(old_root), settled)
+    facts = RecoveryFacts(
+        target_complete=complete,
+        target_used=complete and (engine_root == str(target) or changed_since(target, settled)),
+        old_used=old_used,
+    )
+    direction = finish or recovery_direction(facts)
+    log.warning("bootstrap.recovering", phase=phase, direction=direction, engine_root=engine_root, **vars(facts))
+    if direction == "both":
+        raise Failed(
+            f"a bootstrap interrupted at {phase} left Docker data in {old_root} and in {target}, each holding "
+            "what the other lacks; both are kept and nothing was changed",
+            f"choose one: `smdiag bootstrap --finish forward` runs Docker on {target} ({old_root} stays on disk), "
+            f"`smdiag bootstrap --finish back` runs it on {old_root} ({target} is kept, renamed aside)",
+        )
+    if direction == "back":
+        journal.record(target_in_use=facts.target_used)
+        kept = _undo(journal, service, settings)
+        return {"direction": "rolled_back", "phase": phase, "kept": kept}
+    if not complete:
+        raise Failed(f"--finish forward: the copy in {target} never completed", "run `smdiag bootstrap --finish back`")
+    return {
+        "direction": "rolled_forward",
+        "phase": phase,
+        **_roll_forward(journal, service, settings, facts.target_used),
+    }
+
+
+def _roll_forward(journal: Journal, service: DockerService, settings: Settings, target_ran: bool) -> dict:
+    """Finish an interrupted move: the config names the target, Docker runs there, verified. The inventory
+    is compared only when no engine has used the copy yet (afterwards, changes are the user's)."""
+    data = journal.data
+    target = Path(data["target"])
+    edits, skipped = _config_edits(settings, str(target))
+    with _signals_unwind():
+        try:
+            _apply_edits(edits, journal)
+            journal.record(phase="starting", target_in_use=target_ran)
+            if _engine_root(settings.docker_host) != str(target):
+                with contextlib.suppress(Failed):
+                    service.stop(settings.docker_host)
+                service.start(settings.docker_host)
+            journal.record(phase="verifying")
+            inventory = Inventory.from_dict(data.get("inventory") or {})
+            stopped = _verify(
+                settings.docker_host, target, data.get("storage_driver"), inventory, compare=not target_ran
+            )
+        except BaseException as exc:
+            _rollback(journal, service, settings, cause=exc)
+    journal.record(phase="committed")
+    journal.clear()
+    return {"skipped": skipped, "stopped_containers": stopped}
+
+
+def changed_since(top: Path, stamp: float) -> bool:
+    """Whether anything under `top` (not `top` itself, nor our marker) had its inode changed after `stamp`:
+    an engine starting on a data-root writes into it at once, copying out of one only reads it."""
+    try:
+        device = top.stat().st_dev
+    except FileNotFoundError:
+        return False
+    stack = [top]
+    while stack:
+        directory = stack.pop()
+        with contextlib.suppress(OSError), os.scandir(directory) as entries:
+            for entry in entries:
+                if directory == top and entry.name == MARKER:
+                    continue
+                with contextlib.suppress(OSError):
+                    st = entry.stat(follow_symlinks=False)
+                    if st.st_ctime > stamp:
+                        return True
+                    if entry.is_dir(follow_symlinks=False) and st.st_dev == device:
+                        stack.append(Path(entry.path))
+    return False
+
+
+def _set_aside(target: Path) -> Path:
+    """Keep a data-root an engine has used, under a name no later run adopts."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    aside = target.with_name(f"{target.name}.smdiag-kept-{stamp}")
+    _release_daemon_mounts(target)
+    os.rename(target, aside)
+    return aside
 
 
 def _apply_edits(edits: list[ConfigEdit], journal: Journal | None) -> list[Path | None]:
@@ -539,8 +800,9 @@ def _apply_edits(edits: list[ConfigEdit], journal: Journal | None) -> list[Path 
     return saved
 
 
-def _config_edits(settings: Settings, target: str) -> list[ConfigEdit]:
-    edits = []
+def _config_edits(settings: Settings, target: str) -> tuple[list[ConfigEdit], list[dict]]:
+    """The config files to rewrite for `target`, and what was left alone because this host does not use it."""
+    edits, skipped = [], []
     daemon_text = _read(settings.daemon_config)
     if parse_daemon_config(daemon_text, settings.daemon_config).get("data-root") != target:
         edits.append(
@@ -549,35 +811,46 @@ def _config_edits(settings: Settings, target: str) -> list[ConfigEdit]:
     sysconfig_text = _read(settings.sysconfig)
     if sysconfig_text is not None and sysconfig_without_root_flags(sysconfig_text) != sysconfig_text:
         edits.append(ConfigEdit(settings.sysconfig, sysconfig_without_root_flags(sysconfig_text)))
-    if settings.systemd_dir.is_dir():
-        dropin = settings.systemd_dir / DROPIN_NAME
-        text = tmpdir_dropin(f"{target}/tmp")
-        if _read(dropin) != text:
-            edits.append(ConfigEdit(dropin, text))
-    return edits
+    dropin = settings.systemd_dir / DROPIN_NAME
+    if not settings.systemd_run_dir.is_dir():
+        skipped.append({"what": str(dropin), "why": "systemd does not run here, so it does not start Docker"})
+    elif not settings.systemd_dir.is_dir():
+        skipped.append({"what": str(dropin), "why": f"{settings.systemd_dir} does not exist"})
+    elif _read(dropin) != tmpdir_dropin(f"{target}/tmp"):
+        edits.append(ConfigEdit(dropin, tmpdir_dropin(f"{target}/tmp")))
+    return edits, skipped
 
 
-def _write_local_mode_config(settings: Settings) -> str | None:
-    """Point the SDK's local-mode container_root at the EBS volume, owned by the volume's owner."""
-    if not settings.ebs_mount.is_dir():
-        return None
+def _write_local_mode_config(settings: Settings) -> tuple[str | None, list[dict]]:
+    """Point the SDK's local-mode container_root at the EBS volume, in the config of the notebook user, who
+    owns it; (the file written, what was skipped and why). No user home, no file: we never make a home."""
     path = settings.sagemaker_config
+    home = path.parent.parent
+    if not settings.ebs_mount.is_dir():
+        return None, [{"what": str(path), "why": f"there is no EBS volume at {settings.ebs_mount}"}]
+    if not home.is_dir():
+        return None, [{"what": str(path), "why": f"the notebook user's home {home} does not exist"}]
     container_root = settings.ebs_mount / LOCAL_MODE_DIR
     try:
         new_text = local_mode_config(_read(path), str(container_root))
     except ValueError as exc:
         log.warning("bootstrap.sagemaker_config_left_alone", path=str(path), problem=str(exc))
-        return None
-    owner = settings.ebs_mount.stat()
+        return None, [{"what": str(path), "why": f"it is not a SageMaker config smdiag can edit: {exc}"}]
+    owner = home.stat()
+    made_root = not container_root.exists()
     container_root.mkdir(exist_ok=True)
+    if made_root:
+        with contextlib.suppress(OSError):
+            os.chown(container_root, owner.st_uid, owner.st_gid)
     if new_text is None:
-        return None
+        return None, []
+    made_dir = not path.parent.exists()
     fileops.backup(path)
     fileops.atomic_write(path, new_text)
-    for made in (container_root, path.parent, path):
+    for made in ([path.parent] if made_dir else []) + [path]:
         with contextlib.suppress(OSError):
             os.chown(made, owner.st_uid, owner.st_gid)
-    return str(path)
+    return str(path), []
 
 
 def _choose_target(settings: Settings, target: Path | None) -> Path:
@@ -639,9 +912,16 @@ def allocated_bytes(top: Path) -> int:
     return total
 
 
-def copy_tree(source: Path, staging: Path, total: int, progress: Callable[[int, int], None] | None) -> int:
+RSYNC_VANISHED = (23, 24)
+"""rsync's exit codes for files that changed or vanished while it read them: expected of a live pass."""
+
+
+def copy_tree(
+    source: Path, staging: Path, total: int, progress: Callable[[int, int], None] | None, live: bool = False
+) -> int:
     """rsync everything a data-root holds (owners by number, modes, xattrs, ACLs, hard links, sparse files,
-    symlinks, device nodes) into `staging`; progress is the staging filesystem's growth."""
+    symlinks, device nodes) into `staging`; progress is the staging filesystem's growth. A `live` pass runs
+    while Docker writes to the source: files that vanish under it are left to the final pass."""
     staging.mkdir(parents=True, exist_ok=True)
     base = disks.fs_usage(staging)
     argv = [*RSYNC_ARGS, f"{source}/", f"{staging}/"]
@@ -666,7 +946,7 @@ def copy_tree(source: Path, staging: Path, total: int, progress: Callable[[int, 
             proc.kill()
             proc.wait()
         raise
-    if proc.returncode != 0:
+    if proc.returncode != 0 and not (live and proc.returncode in RSYNC_VANISHED):
         # The first complaint is the cause (the receiver's ENOSPC); later ones are its echoes (broken pipe).
         lines = b"".join(stderr_lines).decode(errors="replace").strip().splitlines()
         raise Failed(
@@ -715,14 +995,19 @@ def _release_daemon_mounts(root: Path) -> None:
             subprocess.run(["umount", "-l", point], capture_output=True)
 
 
-def _plan_steps(action: str, s: Situation, edits: list[ConfigEdit], service: DockerService) -> list[str]:
+def _plan_steps(action: str, s: Situation, edits: list[ConfigEdit], service: DockerService, live: bool) -> list[str]:
     steps = []
-    if action == "migrated":
+    copy = (
+        f"copy {s.current_root} ({disks.human_bytes(s.needed_bytes)}) to {s.target} "
+        f"({disks.human_bytes(s.target_free)} free) through a staging directory"
+    )
+    if action == "migrated" and live:
         steps += [
-            f"stop Docker ({service.describe()})",
-            f"copy {s.current_root} ({disks.human_bytes(s.needed_bytes)}) to {s.target} "
-            f"({disks.human_bytes(s.target_free)} free) through a staging directory",
+            f"{copy} while Docker runs",
+            f"stop Docker ({service.describe()}) and copy again what changed meanwhile",
         ]
+    elif action == "migrated":
+        steps += [f"stop Docker ({service.describe()})", copy]
     elif action == "repointed":
         steps.append(f"re-point Docker at the existing data-root {s.target}: no copy")
     steps += [f"back up and rewrite {e.path}" for e in edits]
@@ -757,6 +1042,17 @@ def format_result(result: dict) -> str:
     )
     for path in result.get("config_written", []):
         lines.append(f"  wrote {path}")
-    if result.get("recovered"):
-        lines.append(f"  an interrupted earlier run (at {result['recovered']}) was rolled back first")
+    for skipped in result.get("skipped", []):
+        lines.append(f"  left alone {skipped['what']}: {skipped['why']}")
+    if result.get("stopped_containers"):
+        lines.append(
+            f"  not running since Docker restarted (no restart policy): {', '.join(result['stopped_containers'])}; "
+            "start them again with `docker start NAME`"
+        )
+    if result.get("recovered") == "rolled_forward":
+        lines.append(
+            f"  an earlier run interrupted at {result['interrupted_phase']} was rolled forward (finished) first"
+        )
+    elif result.get("recovered") == "rolled_back":
+        lines.append(f"  an earlier run interrupted at {result['interrupted_phase']} was rolled back first")
     return "\n".join(lines)

@@ -150,6 +150,19 @@ def bootstrap(
     start_cmd: Annotated[str | None, typer.Option("--start-cmd", help="Shell command that starts Docker.")] = None,
     reclaim: Annotated[bool, typer.Option("--reclaim", help="Delete the old data-root after a verified move.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
+    no_live_copy: Annotated[
+        bool,
+        typer.Option(
+            "--no-live-copy", help="Stop Docker for the whole first copy (by default it runs during a first pass)."
+        ),
+    ] = False,
+    finish: Annotated[
+        str | None,
+        typer.Option(
+            "--finish",
+            help="End an interrupted move that left data in both trees: forward (use the new root) or back.",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Move Docker's data-root onto the EBS volume (first time), or re-point Docker at it (later boots).
@@ -160,7 +173,9 @@ def bootstrap(
     def action(settings: Settings) -> tuple[int, Any, str]:
         from agent.bootstrap import Options, format_result, run_bootstrap
 
-        options = Options(target, stop_cmd, start_cmd, reclaim, dry_run)
+        if finish not in (None, "forward", "back"):
+            raise BadInput(f"--finish {finish!r} is neither forward nor back", "use --finish forward or --finish back")
+        options = Options(target, stop_cmd, start_cmd, reclaim, dry_run, finish, live_copy=not no_live_copy)
         settings = settings.replace(docker_host=docker_host, daemon_config=daemon_config, sysconfig=sysconfig)
         with _progress_bar("copying the data-root", enabled=not as_json) as progress:
             result = run_bootstrap(settings, options, progress)

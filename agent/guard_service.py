@@ -25,7 +25,6 @@ from agent.settings import Settings
 log = get_logger("guard")
 
 UNIT = "smdiag-diskguard.service"
-SYSTEMD_RUNTIME = Path("/run/systemd/system")
 START_TIMEOUT_S = 20
 STOP_TIMEOUT_S = 10
 SYSTEMCTL_TIMEOUT_S = 30
@@ -58,14 +57,14 @@ def unit_text(argv: list[str], settings: Settings) -> str:
     )
 
 
-def systemd_available() -> bool:
-    return SYSTEMD_RUNTIME.is_dir() and shutil.which("systemctl") is not None
+def systemd_available(settings: Settings) -> bool:
+    return settings.systemd_run_dir.is_dir() and shutil.which("systemctl") is not None
 
 
 def start(settings: Settings, use_systemd: bool | None = None) -> dict:
     """Start the guard unless one of this agent runs; returns how (`systemd`, `detached`), its pid, and
     whether it was already running. A detached guard of an agent since reinstalled is replaced."""
-    use_systemd = systemd_available() if use_systemd is None else use_systemd
+    use_systemd = systemd_available(settings) if use_systemd is None else use_systemd
     argv = guard_argv(sys.executable, settings)
     directory = settings.state_dir / "diskguard"
     running = diskguard.guard_pid(directory)

@@ -1,4 +1,4 @@
-"""Logging: JSON lines to `<state>/logs/agent.log`, readable lines on stderr, secrets always masked.
+"""Logging: JSON lines to `<state>/logs/agent.log` (readable lines on stderr with --verbose), secrets masked.
 
 smdiag also runs inside users' notebook kernels, so it never touches structlog's global configuration
 or the root logger: its loggers are wrapped stdlib loggers under "smdiag", silent until `configure()`.
@@ -44,7 +44,7 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
 
 
 def configure(log_file: Path, verbose: bool = False) -> Path | None:
-    """Send smdiag's events to the log file (JSON) and stderr (readable); safe to call again.
+    """Send smdiag's events to the log file (JSON), and to stderr (readable) with `verbose`; safe to call again.
 
     Returns the log file, or None when it cannot be written: logging then goes to stderr only, so a
     read-only or missing state directory never stops a command (`smdiag doctor` reports it).
@@ -54,6 +54,8 @@ def configure(log_file: Path, verbose: bool = False) -> Path | None:
         handler.close()
     _ROOT.setLevel(logging.DEBUG if verbose else logging.INFO)
 
+    # Without --verbose stderr carries only the command's own one-line reason; the events go to the file,
+    # or to stderr after all when the file cannot be written.
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.INFO if verbose else logging.WARNING)
     console.setFormatter(
@@ -80,4 +82,6 @@ def configure(log_file: Path, verbose: bool = False) -> Path | None:
         )
     )
     _ROOT.addHandler(to_file)
+    if not verbose:
+        _ROOT.removeHandler(console)
     return log_file

@@ -1,16 +1,20 @@
 """One-way masking of secrets in everything smdiag prints or stores (logs, reports, compose files).
 
-Two passes, both kept as data: patterns that recognise a secret by its shape or by the name it is
-assigned to, and the literal values of the secrets this process can see (environment variables and the
-AWS shared credentials file), which catches a secret wherever it turns up, named or not.
+Two passes, both kept as data: patterns that recognise a secret by its shape, by the name it is assigned
+to or by its place in a URL (`scheme://user:password@host`), and the literal values of the secrets this
+process can see (secret-named environment variables, passwords inside URL-valued variables such as proxy
+settings, the AWS shared credentials file), each also in the forms it travels in: URL-encoded and base64.
+Masking happens once, where text leaves the process (stdout, stderr, the log file, a report file).
 """
 
 from __future__ import annotations
 
+import base64
 import configparser
 import functools
 import os
 import re
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -25,6 +29,8 @@ _MIN_KNOWN_SECRET = 8
 # (cheap lower-case substrings, one of which must occur for the pattern to be tried; pattern; replacement)
 _PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
     (("akia", "asia"), re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), MASK),
+    # The user-info of a URL (proxy settings, registry mirrors): user and password alike.
+    (("://",), re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@\[\]]+:[^/\s@]*@"), r"\1" + MASK + "@"),
     (
         ("secret", "token", "passw", "key"),
         re.compile(
@@ -44,8 +50,10 @@ class Redactor:
     """Masks secret-shaped text and the literal values of known secrets."""
 
     def __init__(self, known_secrets: Iterable[str] = ()) -> None:
+        self._secrets = {s for s in known_secrets if len(s) >= _MIN_KNOWN_SECRET}
+        forms = {form for secret in self._secrets for form in encoded_forms(secret)}
         # Longest first, so a secret that contains another is masked whole.
-        self._known = sorted({s for s in known_secrets if len(s) >= _MIN_KNOWN_SECRET}, key=len, reverse=True)
+        self._known = sorted(forms, key=len, reverse=True)
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> Redactor:
@@ -54,7 +62,7 @@ class Redactor:
 
     def with_secrets(self, more: Iterable[str]) -> Redactor:
         """This redactor, also masking the literal values `more` (e.g. the keys a compose file carries)."""
-        return Redactor([*self._known, *more])
+        return Redactor([*self._secrets, *more])
 
     def text(self, text: str) -> str:
         for secret in self._known:
@@ -88,8 +96,31 @@ def process_redactor() -> Redactor:
     return Redactor.from_environment()
 
 
+def encoded_forms(secret: str) -> set[str]:
+    """The ways a secret's bytes appear in text: as is, URL-encoded (`/` as %2F, `+` as %2B, both cases of
+    hex), and base64 (standard and URL-safe, with and without padding)."""
+    forms = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret, safe="")}
+    forms |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), form) for form in forms}
+    raw = secret.encode()
+    for encoded in (base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()):
+        forms |= {encoded, encoded.rstrip("=")}
+    return {form for form in forms if len(form) >= _MIN_KNOWN_SECRET}
+
+
+_URL_USERINFO = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://([^/\s:@\[\]]+):([^/\s@]*)@")
+
+
 def _secret_env_values(env: Mapping[str, str]) -> Iterable[str]:
-    return (value for name, value in env.items() if SECRET_NAME.search(name))
+    """Secret-named variables' values, and the user-info of URLs in any variable (a proxy's password, also
+    decoded, and the `user:password` pair that HTTP basic authentication sends in base64)."""
+    for name, value in env.items():
+        if SECRET_NAME.search(name):
+            yield value
+        for user, password in _URL_USERINFO.findall(value):
+            if password:
+                yield password
+                yield urllib.parse.unquote(password)
+                yield f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}"
 
 
 def _shared_credentials_values(env: Mapping[str, str]) -> Iterable[str]:

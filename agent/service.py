@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import tempfile
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import docker
 import docker.errors
+import psutil
 import requests
 
 from agent.errors import BadInput, Failed
@@ -22,6 +24,9 @@ log = get_logger("service")
 
 STOP_TIMEOUT_S = 90
 START_TIMEOUT_S = 120
+STARTING_GRACE_S = 5
+"""How long after the start command returned a dockerd process may take to appear (a fork not yet exec'd)."""
+DEFAULT_SOCKET = "/var/run/docker.sock"
 
 
 @dataclass
@@ -32,6 +37,11 @@ class DockerService:
     start_argv: tuple[str, ...]
     daemon_seconds: float = 0.0
     """Time spent waiting for dockerd to stop and start: the part of a run that is not ours."""
+    daemon_log: Path | None = None
+    """Where the daemon we stopped wrote its output: where the one we start will too, most likely."""
+    downtime_seconds: float = 0.0
+    """From each stop to the engine answering again: what users of the engine feel."""
+    _stopped_at: float | None = None
 
     @property
     def is_systemd(self) -> bool:
@@ -50,7 +60,9 @@ class DockerService:
             self.daemon_seconds += time.monotonic() - started
 
     def stop(self, host: str) -> None:
-        """Stop the daemon and wait until its API no longer answers."""
+        """Stop the daemon and wait until it has exited."""
+        if self._stopped_at is None:
+            self._stopped_at = time.monotonic()
         with self._timed():
             self._stop(host)
 
@@ -58,22 +70,41 @@ class DockerService:
         """Start the daemon and wait until its API answers."""
         with self._timed():
             self._start(host)
+        if self._stopped_at is not None:
+            self.downtime_seconds += time.monotonic() - self._stopped_at
+            self._stopped_at = None
 
     def _stop(self, host: str) -> None:
+        for proc in daemon_processes(host, named_only=True):
+            self.daemon_log = _output_file(proc) or self.daemon_log
         self._run(self.stop_argv, "stop")
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        while answers(host):
+        # The API closes first; the daemon goes on stopping containers and writing its root until it exits.
+        while answers(host) or daemon_processes(host, named_only=True):
             if time.monotonic() > deadline:
                 raise Failed(
-                    f"the Docker engine still answers {STOP_TIMEOUT_S}s after `{' '.join(self.stop_argv)}`",
+                    f"the Docker engine is still running {STOP_TIMEOUT_S}s after `{' '.join(self.stop_argv)}`",
                     "check what restarts it (a socket unit?) and pass --stop-cmd",
                 )
             time.sleep(0.2)
 
     def _start(self, host: str) -> None:
+        launched = time.time()
         self._run(self.start_argv, "start")
-        deadline = time.monotonic() + START_TIMEOUT_S
+        returned = time.monotonic()
+        deadline = returned + START_TIMEOUT_S
+        logs: dict[int, Path | None] = {}  # the daemons seen starting, and where each writes its output
         while not answers(host):
+            starting = [p for p in daemon_processes(host) if _created(p) >= launched - 1]
+            for proc in starting:
+                logs.setdefault(proc.pid, _output_file(proc))
+            if not starting and (logs or time.monotonic() - returned > STARTING_GRACE_S):
+                raise Failed(
+                    f"the Docker engine exited right after `{' '.join(self.start_argv)}`"
+                    + _last_lines([self.daemon_log, *logs.values()], self.is_systemd),
+                    "read the daemon's log (journalctl -u docker, or /var/log/docker); a daemon.json key that is "
+                    "also a command-line flag, or a data-root it cannot use, stops it at start",
+                )
             if time.monotonic() > deadline:
                 raise Failed(
                     f"the Docker engine did not answer within {START_TIMEOUT_S}s of starting it",
@@ -95,7 +126,7 @@ class DockerService:
             )
 
 
-def detect_service(stop_cmd: str | None, start_cmd: str | None, systemd_run_dir: Path = Path("/run/systemd/system")):
+def detect_service(stop_cmd: str | None, start_cmd: str | None, systemd_run_dir: Path) -> DockerService:
     """The way to stop and start Docker here: the user's commands, else systemd, else SysV."""
     if stop_cmd or start_cmd:
         if not (stop_cmd and start_cmd):
@@ -116,6 +147,56 @@ def detect_service(stop_cmd: str | None, start_cmd: str | None, systemd_run_dir:
         "cannot tell how to stop and start Docker here (no systemd, no `service` command)",
         "pass --stop-cmd and --start-cmd",
     )
+
+
+def daemon_processes(host: str, named_only: bool = False) -> list[psutil.Process]:
+    """The dockerd processes that serve `host`: those naming its socket on their command line, else (a
+    daemon started by systemd with `-H fd://`, or configured in daemon.json) every dockerd on the host,
+    unless `named_only`; on the default socket every dockerd counts as named."""
+    socket = host.removeprefix("unix://") if host.startswith("unix://") else None
+    every, named = [], []
+    for proc in psutil.process_iter(["name", "cmdline", "status"]):
+        if proc.info["name"] != "dockerd" or proc.info["status"] == psutil.STATUS_ZOMBIE:  # exited, not reaped
+            continue
+        every.append(proc)
+        if socket and any(socket in arg for arg in proc.info["cmdline"] or ()):
+            named.append(proc)
+    if socket == DEFAULT_SOCKET:
+        return every
+    return named if named or named_only else every
+
+
+def _created(proc: psutil.Process) -> float:
+    try:
+        return proc.create_time()
+    except psutil.Error:
+        return 0.0
+
+
+def _output_file(proc: psutil.Process) -> Path | None:
+    """The regular file a daemon writes its log to (a service script's redirect), if any."""
+    with contextlib.suppress(OSError):
+        target = Path(os.readlink(f"/proc/{proc.pid}/fd/2"))
+        if target.is_file():
+            return target
+    return None
+
+
+def _last_lines(files: list[Path | None], systemd: bool, count: int = 3) -> str:
+    """The daemon's last words, from its log file (the newest daemon's we know of) or the journal: usually
+    the reason it stopped."""
+    lines: list[str] = []
+    for path in [f for f in files if f][-1:]:
+        with contextlib.suppress(OSError):
+            lines = path.read_text(errors="replace").strip().splitlines()[-count:]
+    if not lines and systemd and shutil.which("journalctl"):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            done = subprocess.run(
+                ["journalctl", "-u", "docker.service", "-n", str(count), "--no-pager", "-o", "cat"],
+                capture_output=True, text=True, timeout=10,
+            )  # fmt: skip
+            lines = done.stdout.strip().splitlines()
+    return ("; its last log lines: " + " | ".join(line.strip() for line in lines)) if lines else ""
 
 
 def answers(host: str, timeout: float = 3) -> bool:

@@ -35,6 +35,8 @@ class Settings:
     """Amazon Linux 2's /etc/sysconfig/docker, whose OPTIONS line the docker unit reads."""
     systemd_dir: Path
     """Where the docker unit's drop-in (DOCKER_TMPDIR) goes; skipped when the directory does not exist."""
+    systemd_run_dir: Path
+    """Exists where systemd is the init system (and so runs Docker): only then is the drop-in written."""
     sagemaker_config: Path
     """The SageMaker SDK's config file of the notebook user, whose `local: container_root:` we set."""
     high_pct: float
@@ -65,6 +67,9 @@ class Settings:
             ),
             sysconfig=Path(_pick(overrides, env, "sysconfig", "SMDIAG_SYSCONFIG", "/etc/sysconfig/docker")),
             systemd_dir=Path(_pick(overrides, env, "systemd_dir", "SMDIAG_SYSTEMD_DIR", "/etc/systemd/system")),
+            systemd_run_dir=Path(
+                _pick(overrides, env, "systemd_run_dir", "SMDIAG_SYSTEMD_RUN_DIR", "/run/systemd/system")
+            ),
             sagemaker_config=Path(
                 _pick(
                     overrides,

@@ -407,8 +407,12 @@ class NotebookHost:
         self.daemon_json = tmp_path / "etc" / "daemon.json"
         self.sysconfig = tmp_path / "etc" / "sysconfig-docker"
         self.systemd_dir = tmp_path / "etc" / "systemd"
+        self.systemd_run_dir = tmp_path / "run" / "systemd" / "system"
+        """Present: this host models one where systemd runs Docker (AL2023), so the drop-in is written."""
         self.sagemaker_config = tmp_path / "home" / ".sagemaker" / "config.yaml"
         self.systemd_dir.mkdir(parents=True)
+        self.systemd_run_dir.mkdir(parents=True)
+        self.sagemaker_config.parent.parent.mkdir()  # the notebook user's home
         self.original_config = {"data-root": str(self.old_root), "runtimes": NVIDIA, "log-opts": {"max-size": "10m"}}
         self.daemon_json.write_text(json.dumps(self.original_config, indent=2))
         self.sysconfig.write_text('DAEMON_MAXFILES=1048576\nOPTIONS="--default-ulimit nofile=1024:4096"\n')
@@ -420,15 +424,16 @@ class NotebookHost:
             "SMDIAG_DOCKER_CONFIG": str(self.daemon_json),
             "SMDIAG_SYSCONFIG": str(self.sysconfig),
             "SMDIAG_SYSTEMD_DIR": str(self.systemd_dir),
+            "SMDIAG_SYSTEMD_RUN_DIR": str(self.systemd_run_dir),
             "SMDIAG_SAGEMAKER_CONFIG": str(self.sagemaker_config),
             "DOCKER_HOST": self.daemon.host,
         }
 
-    def argv(self, *extra: str) -> list[str]:
+    def argv(self, *extra: str, start_cmd: str | None = None) -> list[str]:
         return [
             "bootstrap",
             "--stop-cmd", self.daemon.stop_command(),
-            "--start-cmd", self.daemon.start_command(),
+            "--start-cmd", start_cmd or self.daemon.start_command(),
             "--json",
             *extra,
         ]  # fmt: skip

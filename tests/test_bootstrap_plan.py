@@ -1,17 +1,22 @@
-"""The pure half of bootstrap: which action is safe, and how config files are edited."""
+"""The pure half of bootstrap: which action is safe, how config files are edited, which way recovery goes."""
 
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from agent.bootstrap import (
+    MARKER,
     Inventory,
+    RecoveryFacts,
     Situation,
+    changed_since,
     classify_target,
     decide,
     local_mode_config,
     merged_daemon_config,
+    recovery_direction,
     sysconfig_without_root_flags,
 )
 from agent.errors import BadInput, Failed
@@ -121,3 +126,40 @@ def test_classify_target(tmp_path):
     assert classify_target(layout)[0] == "layout"
     (layout / ".smdiag-data-root.json").write_text('{"fingerprint": "f"}')
     assert classify_target(layout) == ("ours", {"fingerprint": "f"})
+
+
+@pytest.mark.parametrize(
+    "complete, target_used, old_used, direction",
+    [
+        (False, False, False, "back"),  # killed before the copy was renamed into place: nothing to keep
+        (False, True, True, "back"),  # a staging tree is never a data-root, whatever touched it
+        (True, False, False, "forward"),  # a complete, unused copy: finish what the user asked for
+        (True, True, False, "forward"),  # the engine ran on the copy (the user's work is there): keep it
+        (True, False, True, "back"),  # the old root holds new work and the copy was never used
+        (True, True, True, "both"),  # each holds what the other lacks: the user chooses
+    ],
+)
+def test_recovery_goes_the_way_the_facts_say(complete, target_used, old_used, direction):
+    facts = RecoveryFacts(target_complete=complete, target_used=target_used, old_used=old_used)
+    assert recovery_direction(facts) == direction
+
+
+def test_changed_since_sees_any_write_below_the_top_but_not_the_marker_or_reads(tmp_path):
+    (tmp_path / "image" / "overlay2").mkdir(parents=True)
+    (tmp_path / "image" / "overlay2" / "repositories.json").write_text("{}")
+    settled = time.time()
+    (tmp_path / MARKER).write_text("{}")
+    (tmp_path / "image" / "overlay2" / "repositories.json").read_text()
+    assert not changed_since(tmp_path, settled)
+    (tmp_path / "image" / "overlay2" / "repositories.json").write_text('{"Repositories": {}}')
+    assert changed_since(tmp_path, settled)
+    assert not changed_since(tmp_path / "gone", settled)
+
+
+def test_an_inventory_holds_more_when_it_has_what_the_copy_lacks():
+    copied = Inventory(images={"sha256:a": ["a:1"]}, volumes={"v": {"f": 1}})
+    assert not Inventory().holds_more_than(copied)  # a root the notebook's restart reset: nothing of value
+    assert not copied.holds_more_than(copied)
+    assert Inventory(images={"sha256:a": ["a:1"], "sha256:b": []}, volumes={"v": {"f": 1}}).holds_more_than(copied)
+    assert Inventory(images={"sha256:a": ["a:1", "a:2"]}, volumes={"v": {"f": 1}}).holds_more_than(copied)
+    assert Inventory(images={"sha256:a": ["a:1"]}, volumes={"v": {"f": 2}}).holds_more_than(copied)

@@ -75,3 +75,34 @@ def test_python_exceptions_named_like_secrets_are_not_masked():
     assert redactor.text("KeyError: 'model_fn'") == "KeyError: 'model_fn'"
     assert redactor.text("TokenizerException: bad input") == "TokenizerException: bad input"
     assert redactor.text("api_key: abc123") == "api_key: [redacted]"
+
+
+def test_credentials_inside_urls_are_masked_by_their_place():
+    redactor = Redactor()
+    text = redactor.text("proxy http://alice:s3cr%2Fet@proxy.corp:3128 refused; see https://docs.aws.amazon.com/x")
+    assert "alice" not in text and "s3cr" not in text
+    assert text == f"proxy http://{MASK}@proxy.corp:3128 refused; see https://docs.aws.amazon.com/x"
+
+
+def test_known_secrets_are_masked_url_encoded_and_in_base64():
+    import base64
+    import urllib.parse
+
+    redactor = Redactor.from_environment({"AWS_SECRET_ACCESS_KEY": SECRET_KEY, "HOME": "/nonexistent"})
+    for form in (
+        urllib.parse.quote(SECRET_KEY, safe=""),
+        urllib.parse.quote(SECRET_KEY, safe="").replace("%2F", "%2f"),
+        base64.b64encode(SECRET_KEY.encode()).decode(),
+        base64.urlsafe_b64encode(SECRET_KEY.encode()).decode().rstrip("="),
+    ):
+        assert redactor.text(f"signed with {form} today") == f"signed with {MASK} today", form
+
+
+def test_a_proxy_password_from_the_environment_is_masked_wherever_it_turns_up():
+    import base64
+
+    env = {"HTTPS_PROXY": "http://bob:pa%2Fss-w0rd@proxy:3128", "HOME": "/nonexistent"}
+    redactor = Redactor.from_environment(env)
+    basic = base64.b64encode(b"bob:pa/ss-w0rd").decode()
+    text = redactor.text(f"decoded pa/ss-w0rd, encoded pa%2Fss-w0rd, header Authorization: Basic {basic}")
+    assert "pa/ss-w0rd" not in text and "pa%2Fss-w0rd" not in text and basic not in text
