@@ -1,8 +1,8 @@
 """Fault suite of `smdiag bootstrap` and `smdiag diskguard` on the real bed (root; see tests/install-bed.sh).
 
 Judges the CLI by what a user would notice, never by its internals:
-- SIGKILL of `bootstrap` at random points of a migration (copying, renamed, config written, starting,
-  verifying); then engine activity on whatever root the engine runs on (or starts on from the current
+- SIGKILL of `bootstrap` at random points of a migration (copying while Docker runs and once it stopped,
+  renamed, config written, starting, verifying); then engine activity on whatever root the engine runs on (or starts on from the current
   config, as a service manager would at boot), a rerun, and a further one when the first keeps both roots.
   A run is intact when every object made before the kill and after it is on the root the engine finally
   runs on (or on one of the two roots the tool said it kept).
@@ -49,8 +49,9 @@ sys.path.insert(0, str(REPO / "tests"))
 import bed  # noqa: E402
 
 SCENARIOS = ("sigkill", "enospc", "inodes", "truncated", "engine_killed", "diskguard", "secrets")
-KILL_POINTS = ("starting", "copying", "config_written", "verifying", "renamed")
-"""Cycled through in this order, so that even three runs reach the phases after the config names the target."""
+KILL_POINTS = ("starting", "copying", "config_written", "verifying", "renamed", "precopying")
+"""Cycled through in this order, so that even three runs reach the phases after the config names the target.
+precopying is a copy made while Docker still runs (a tool without one is caught copying instead)."""
 TOOL_START_TIMEOUT_S = 120
 """How long the tool may wait for an engine that never answers; a dead engine must end the wait long before."""
 PROMPT_WAIT_S = 30
@@ -379,7 +380,9 @@ class Suite:
             while proc.poll() is None:
                 now = time.monotonic() - started
                 if host.staging().exists():
-                    seen.setdefault("copying", now)
+                    seen.setdefault("precopying", now)
+                    if not daemon_alive(host.nb.daemon):
+                        seen.setdefault("copying", now)
                 if host.nb.target.exists():
                     seen.setdefault("renamed", now)
                 if host.config_names_target():
@@ -405,6 +408,7 @@ class Suite:
                 return max(0.0, seen.get(until, seen["exit"]) - seen.get(phase, seen["exit"]))
 
             return {
+                "precopying": length("precopying", "copying"),
                 "copying": length("copying", "renamed"),
                 "starting": length("starting", "verifying"),
                 "verifying": length("verifying", "exit"),
@@ -515,8 +519,10 @@ class Suite:
         kill really landed in, from what the kill left behind (and whether the engine answered just before)."""
 
         def reached() -> bool:
-            if point == "copying":
+            if point == "precopying":
                 return host.staging().exists()
+            if point == "copying":
+                return host.staging().exists() and not daemon_alive(host.nb.daemon)
             if point == "renamed":
                 return host.nb.target.exists()
             if point == "config_written":
@@ -533,6 +539,7 @@ class Suite:
         if delay:
             time.sleep(delay)
         answered = False if fine else ping(host.nb.daemon, timeout=0.5)
+        running = daemon_alive(host.nb.daemon)
         helpers = []
         with contextlib.suppress(psutil.Error):
             helpers = [p for p in psutil.Process(proc.pid).children(recursive=True) if "containerd" not in p.name()
@@ -552,7 +559,9 @@ class Suite:
         if host.nb.target.exists():
             return "renamed", answered
         if host.staging().exists():
-            return "copying", answered
+            if host.phase() == "stopping":
+                return "stopping", answered
+            return ("precopying" if running else "copying"), answered
         return host.phase() or "?", answered
 
     def _activity(self, host: Host, index: int, row: dict) -> set[str]:
@@ -634,13 +643,14 @@ class Suite:
             every=0.005,
         )
         filled = proc.poll() is None
+        filled_in = host.phase()
         if filled:
             host.ebs_disk.fill(leave_mb=5)
         out, err = proc.communicate(timeout=RUN_TIMEOUT_S)
         done = Outcome.of(proc.returncode, out, err, 0)
         hit = filled and "no space left" in (done.text + self._log_text(host)).lower()
         problems = self.rolled_back(host, done, config, None, refused_ok=False)
-        return {"fault_hit": hit, "outcome": done.brief(), "problems": problems}
+        return {"fault_hit": hit, "filled_in": filled_in, "outcome": done.brief(), "problems": problems}
 
     def inodes(self, runs: int) -> None:
         rows = []
