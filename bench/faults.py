@@ -2,8 +2,9 @@
 
 Judges the CLI by what a user would notice, never by its internals:
 - SIGKILL of `bootstrap` at random points of a migration (copying while Docker runs and once it stopped,
-  renamed, config written, starting, verifying); then engine activity on whatever root the engine runs on (or starts on from the current
-  config, as a service manager would at boot), a rerun, and a further one when the first keeps both roots.
+  renamed, config written, starting, verifying); then engine activity on whatever root the engine runs on
+  (or starts on from the current config, as a service manager would at boot), a rerun, and a further one
+  when the first keeps both roots.
   A run is intact when every object made before the kill and after it is on the root the engine finally
   runs on (or on one of the two roots the tool said it kept).
 - the target filling up mid-copy, the target out of inodes, a truncated daemon.json;
@@ -720,40 +721,50 @@ class Suite:
 
     def _engine_killed_run(self, host: Host, mode: str) -> dict:
         """The start command starts dockerd and SIGKILLs it (at once, or once it first answers), the first
-        time only: the rollback's own start then works. The wait is from the kill to that second start."""
+        time only: the rollback's own start then works. The tool's wait is from the kill to the rollback's
+        first step that touches the service (its stop command; else its start, else its exit)."""
         daemon = host.nb.daemon
-        marks = host.dir / "start-marks"
-        killed_at = host.dir / "killed-at"
+        marks = {name: host.dir / f"{name}-marks" for name in ("start", "stop", "killed")}
         wait_answer = (
             f"while ! curl -sf --max-time 1 --unix-socket {shlex.quote(str(daemon.socket))} http://d/_ping >/dev/null;"
             " do sleep 0.02; done; "
             if mode == "after it answers"
             else ""
         )
-        script = host.dir / "start-then-kill.sh"
-        script.write_text(
+        start_script, stop_script = host.dir / "start-then-kill.sh", host.dir / "stop.sh"
+        start_script.write_text(
             "#!/bin/sh\n"
-            f"date +%s.%N >> {shlex.quote(str(marks))}\n"
-            f"if [ -e {shlex.quote(str(killed_at))} ]; then {daemon.start_command()} exit 0; fi\n"
+            f"date +%s.%N >> {shlex.quote(str(marks['start']))}\n"
+            f"if [ -e {shlex.quote(str(marks['killed']))} ]; then {daemon.start_command()} exit 0; fi\n"
             f"setsid {shlex.join(daemon.argv())} >>{shlex.quote(str(daemon.log_path))} 2>&1 </dev/null &\n"
-            f"pid=$!\n{wait_answer}kill -9 $pid\n"
-            f"date +%s.%N > {shlex.quote(str(killed_at))}\n"
+            # Reaped at once, as a service manager reaps its daemon: no zombie keeps its pid alive.
+            f"pid=$!\n{wait_answer}kill -9 $pid; wait $pid\n"
+            f"date +%s.%N > {shlex.quote(str(marks['killed']))}\n"
+        )
+        stop_script.write_text(
+            f"#!/bin/sh\ndate +%s.%N >> {shlex.quote(str(marks['stop']))}\n{daemon.stop_command()}\n"
         )
         config = host.nb.daemon_json.read_bytes()
-        done = host.bootstrap(start_cmd=f"sh {shlex.quote(str(script))}")
-        starts = [float(line) for line in marks.read_text().split()] if marks.exists() else []
-        kill_time = float(killed_at.read_text()) if killed_at.exists() else None
+        done = host.bootstrap(
+            start_cmd=f"sh {shlex.quote(str(start_script))}", stop_cmd=f"sh {shlex.quote(str(stop_script))}"
+        )
+        seen = {
+            name: [float(t) for t in path.read_text().split()] if path.exists() else [] for name, path in marks.items()
+        }
+        kill_time = seen["killed"][0] if seen["killed"] else None
         waited = None
-        if kill_time is not None:  # until the rollback's start; if it never came, until the tool exited
-            waited = round((starts[1] if len(starts) > 1 else time.time()) - kill_time, 2)
+        if kill_time is not None:
+            after = sorted(t for t in seen["stop"] + seen["start"] if t > kill_time) or [time.time()]
+            waited = round(after[0] - kill_time, 2)
         problems = self.rolled_back(host, done, config, None, refused_ok=False, copy_may_stay=True)
         if kill_time is None:
             problems.append("the start command never killed the engine")
         elif waited is not None and waited > PROMPT_WAIT_S:
             problems.append(f"the tool waited {waited}s on a dead engine (its timeout is {TOOL_START_TIMEOUT_S}s)")
-        log(f"engine killed {mode}: {done.brief()}; waited {waited}s")
+        log(f"engine killed {mode}: {done.brief()}; waited {waited}s, run {done.seconds:.1f}s in all")
         return {"fault_hit": kill_time is not None, "outcome": done.brief(), "wait_s": waited,
                 "tool_seconds": round(done.seconds, 2), "target_kept": host.nb.target.exists(),
+                "agent_log_tail": self._log_text(host).splitlines()[-12:] if problems else [],
                 "problems": problems}  # fmt: skip
 
     def _log_text(self, host: Host) -> str:
