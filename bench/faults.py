@@ -163,11 +163,8 @@ def engine_root(daemon: bed.Dockerd) -> str | None:
 
 
 def daemon_alive(daemon: bed.Dockerd) -> bool:
-    """Is a dockerd of this engine running (by its pidfile, or by its exec-root before it wrote one)?"""
-    with contextlib.suppress(OSError, ValueError, psutil.Error):
-        process = psutil.Process(int(daemon.pidfile.read_text().strip()))
-        if process.status() != psutil.STATUS_ZOMBIE and "dockerd" in process.name():
-            return True
+    """Is a dockerd of this engine running? Found by its exec-root (it may not have written its pidfile yet,
+    and a stale pidfile's pid may be another engine's by now)."""
     for process in psutil.process_iter(["name", "cmdline", "status"]):
         if process.info["name"] == "dockerd" and process.info["status"] != psutil.STATUS_ZOMBIE:
             if str(daemon.exec_root) in (process.info["cmdline"] or []):
