@@ -734,8 +734,9 @@ class Suite:
             f"date +%s.%N >> {shlex.quote(str(marks['start']))}\n"
             f"if [ -e {shlex.quote(str(marks['killed']))} ]; then {daemon.start_command()} exit 0; fi\n"
             f"setsid {shlex.join(daemon.argv())} >>{shlex.quote(str(daemon.log_path))} 2>&1 </dev/null &\n"
-            # Reaped at once, as a service manager reaps its daemon: no zombie keeps its pid alive.
-            f"pid=$!\n{wait_answer}kill -9 $pid; wait $pid\n"
+            # The daemon and what it started (its containerd) die together, as a service manager kills a
+            # unit's whole cgroup, and it is reaped at once: no zombie keeps its pid alive.
+            f"pid=$!\n{wait_answer}kill -9 $(pgrep -P $pid) $pid 2>/dev/null; wait $pid\n"
             f"date +%s.%N > {shlex.quote(str(marks['killed']))}\n"
         )
         stop_script.write_text(
@@ -868,7 +869,7 @@ class Suite:
                                 client.images.get(image_id)
                             except docker.errors.ImageNotFound:
                                 with lock:
-                                    tally["in_use_removed"].add((container.id, image_id))
+                                    tally["in_use_removed"].add((container.id, image_id, container.status))
                             except Exception:  # noqa: BLE001 - a slow engine: neither proof of loss nor of keeping
                                 with lock:
                                     tally["check_errors"] += 1
@@ -895,7 +896,8 @@ class Suite:
         row = {
             "race": index,
             "started": tally["started"],
-            "in_use_removed": len({image for _, image in tally["in_use_removed"]}),
+            "in_use_removed": len({image for _, image, _ in tally["in_use_removed"]}),
+            "removed_while": sorted({status for _, _, status in tally["in_use_removed"]}),
             "guard_removed": len(events),
             "bad_reads": tally["bad_reads"],
             "check_errors": tally["check_errors"],
