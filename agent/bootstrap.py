@@ -477,7 +477,9 @@ def _migrate(
     if options.live_copy:
         journal.record(phase="precopying", staging=str(staging))
         live_since = time.time()
-        copy_tree(source, staging, allocated_bytes(source), progress, live=True)
+        size = allocated_bytes(source)
+        copy_tree(source, staging, size, progress, live=True)
+        progress = None  # the final pass is short: no second bar
     inventory = take_inventory(client)  # now, so that what the user changed meanwhile is what we verify
     journal.record(phase="stopping", staging=str(staging))
     service.stop(settings.docker_host)
@@ -488,9 +490,11 @@ def _migrate(
     stopped_copy_started = time.monotonic()
     if live_since is not None:
         _drop_changed_copies(source, staging, live_since - CLOCK_MARGIN_S)
-    copied = copy_tree(source, staging, allocated_bytes(source), None if options.live_copy else progress)
+    else:
+        size = allocated_bytes(source)
+    copy_tree(source, staging, size, progress)
     journal.record(stopped_copy_seconds=round(time.monotonic() - stopped_copy_started, 3))
-    marker = {"source": current_root, "fingerprint": inventory.fingerprint(), "bytes": copied, "time": time.time()}
+    marker = {"source": current_root, "fingerprint": inventory.fingerprint(), "bytes": size, "time": time.time()}
     fileops.write_json(staging / MARKER, marker, mode=0o644)
     if target.exists():
         # classify_target found it empty; a dead daemon's bind mount of it may still make it busy.
@@ -499,7 +503,7 @@ def _migrate(
     os.rename(staging, target)
     # From here on both trees are the same data: whatever changes either later was done by an engine.
     journal.record(phase="renamed", created_target=True, settled_at=time.time())
-    return copied, inventory
+    return size, inventory
 
 
 CLOCK_MARGIN_S = 2
@@ -918,7 +922,7 @@ RSYNC_VANISHED = (23, 24)
 
 def copy_tree(
     source: Path, staging: Path, total: int, progress: Callable[[int, int], None] | None, live: bool = False
-) -> int:
+) -> None:
     """rsync everything a data-root holds (owners by number, modes, xattrs, ACLs, hard links, sparse files,
     symlinks, device nodes) into `staging`; progress is the staging filesystem's growth. A `live` pass runs
     while Docker writes to the source: files that vanish under it are left to the final pass."""
@@ -935,11 +939,13 @@ def copy_tree(
             )
         reader = threading.Thread(target=lambda: stderr_lines.extend(proc.stderr), daemon=True)
         reader.start()
-        while proc.poll() is None:
+        while True:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.25)
+                break
             if progress is not None and base is not None:
                 usage = disks.fs_usage(staging)
                 progress(min(total, max(0, usage.used - base.used)) if usage else 0, total)
-            time.sleep(0.25)
         reader.join(5)
     except BaseException:
         if proc is not None:  # interrupted: the copy must not go on writing into what the rollback removes
@@ -955,7 +961,6 @@ def copy_tree(
         )
     if progress is not None:
         progress(total, total)
-    return allocated_bytes(staging)
 
 
 def _die_with_parent() -> None:

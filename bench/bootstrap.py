@@ -96,11 +96,11 @@ def main() -> None:
         print(f"copy, cp -a:            {cp_seconds:6.2f} s  {total / cp_seconds / 2**20:7.1f} MiB/s")
         print(f"copy, smdiag (rsync):   {ours_seconds:6.2f} s  {total / ours_seconds / 2**20:7.1f} MiB/s")
         print(f"throughput ratio smdiag/cp -a: {cp_seconds / ours_seconds:.2f}  (goal >= 0.9)")
-        print("first migration          whole run   Docker down   copy while down")
+        print("first migration          whole run   Docker down   copy while down   dockerd stop+start")
         for name, run in (("stop, copy, start", stopped_first), ("live copy, final pass", migrated)):
             print(
                 f"  {name:22} {run['seconds']:8.2f} s  {run['downtime_seconds']:10.2f} s  "
-                f"{run['stopped_copy_seconds']:14.2f} s"
+                f"{run['stopped_copy_seconds']:14.2f} s  {run['daemon_seconds']:17.2f} s"
             )
         print(
             f"downtime ratio live/stop-first: {migrated['downtime_seconds'] / stopped_first['downtime_seconds']:.3f}; "
