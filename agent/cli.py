@@ -144,11 +144,18 @@ YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Repair without ask
 BinDirOption = Annotated[
     Path | None,
     typer.Option(
-        "--bin-dir", envvar="SMDIAG_BIN_DIR", help="Where the docker-compose shim goes [default: /usr/local/bin]."
+        "--bin-dir",
+        envvar="SMDIAG_BIN_DIR",
+        metavar="DIR",
+        help="Where the docker-compose shim goes (env SMDIAG_BIN_DIR; default /usr/local/bin).",
     ),
 ]
-StopCmdOption = Annotated[str | None, typer.Option("--stop-cmd", help="Shell command that stops Docker.")]
-StartCmdOption = Annotated[str | None, typer.Option("--start-cmd", help="Shell command that starts Docker.")]
+StopCmdOption = Annotated[
+    str | None, typer.Option("--stop-cmd", metavar="COMMAND", help="Shell command that stops Docker.")
+]
+StartCmdOption = Annotated[
+    str | None, typer.Option("--start-cmd", metavar="COMMAND", help="Shell command that starts Docker.")
+]
 
 
 @app.command()
@@ -157,7 +164,8 @@ def doctor(
     docker_host: DockerHostOption = None,
     fix: Annotated[bool, typer.Option("--fix", help="Repair what can be repaired (see `smdiag fix`).")] = False,
     only: Annotated[
-        list[str] | None, typer.Option("--only", help="With --fix: only compose, engine, network or docker_root.")
+        list[str] | None,
+        typer.Option("--only", metavar="CHECK", help="With --fix: only compose, engine, network or docker_root."),
     ] = None,
     yes: YesOption = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="With --fix: say what it would do.")] = False,
@@ -195,7 +203,9 @@ def doctor(
 @app.command("fix")
 def fix_command(
     ctx: typer.Context,
-    report_id: Annotated[str | None, typer.Argument(help="A report's id (smdiag failures list).")] = None,
+    report_id: Annotated[
+        str | None, typer.Argument(metavar="REPORT_ID", help="A report's id (smdiag failures list).")
+    ] = None,
     last: Annotated[bool, typer.Option("--last", help="The newest report (the default).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what it would do; change nothing.")] = False,
     yes: YesOption = False,
@@ -203,12 +213,13 @@ def fix_command(
     stop_cmd: StopCmdOption = None,
     start_cmd: StartCmdOption = None,
     min_age: Annotated[
-        str, typer.Option("--min-age", help="For a full disk: never prune images used less than this ago.")
+        str,
+        typer.Option(
+            "--min-age", metavar="DURATION", help="For a full disk: never prune images used less than this ago."
+        ),
     ] = "10m",
     undo: Annotated[bool, typer.Option("--undo", help="Put back the files the newest fix changed.")] = False,
-    docker_host: Annotated[
-        str | None, typer.Option("--docker-host", help="Docker engine URL [env: DOCKER_HOST].")
-    ] = None,
+    docker_host: DockerHostOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Repair the cause a failure report names (default: the newest), then check that it is gone.
@@ -295,6 +306,7 @@ def bootstrap(
         str | None,
         typer.Option(
             "--finish",
+            metavar="forward|back",
             help="End an interrupted move that left data in both trees: forward (use the new root) or back.",
         ),
     ] = None,
