@@ -24,7 +24,8 @@ from agent import kernels
 
 import bed
 
-pytestmark = pytest.mark.bed
+# The first run on a machine builds the SDK v3 environment inside the first test's setup.
+pytestmark = [pytest.mark.bed, pytest.mark.timeout(600 + bed.SDK_BUILD_TIMEOUT_S)]
 
 PROGRAM = Path(__file__).with_name("guest_program_v3.py")
 IMAGE = "v3guest/train:1"
