@@ -59,7 +59,6 @@ RECORD_TIMEOUT_S = 180
 """Evidence collection bounds each of its steps; this bounds the whole."""
 ERRORS_FILE = "wrapper-errors.jsonl"
 ERRORS_FILE_MAX_BYTES = 1 << 20
-KNOWN_MAJORS = (2, 3)
 LOCAL_SESSIONS = {"LocalSession"}
 PIPELINE_SESSIONS = {"PipelineSession", "LocalPipelineSession"}
 """A pipeline session's `fit`/`deploy` only builds step arguments: never a local run."""
