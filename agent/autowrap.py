@@ -1,7 +1,9 @@
-"""`import agent.autowrap`: local-mode failures of the SageMaker SDK v2 explain themselves.
+"""`import agent.autowrap`: local-mode failures of the SageMaker SDK (v2 and v3) explain themselves.
 
-Importing it (idempotent; `SMDIAG_DISABLE=1` turns it off) patches, now or when the SDK is imported:
-- `EstimatorBase.fit`, `Model.deploy` and `Predictor.predict` in local mode: on failure the original
+Importing it (idempotent; `SMDIAG_DISABLE=1` turns it off) patches, now or when the SDK is imported, what
+the installed SDK's major has (read from its package metadata, once; a major it does not know is left alone):
+- v2: `EstimatorBase.fit`, `Model.deploy` and `Predictor.predict` in local mode; v3: `ModelTrainer.train`
+  with `training_mode=Mode.LOCAL_CONTAINER`. On failure the original
   exception propagates unchanged in type, with a one-line diagnosis as an exception note, a short
   summary on stderr, and a report under `<state>/failures/` (see agent.failures);
 - the SDK's local steps, inside such a call only, to keep a bounded copy of what it loses: the SDK's own
@@ -83,6 +85,7 @@ class Capture:
     runs: list[_Run] = field(default_factory=list)
     pulls: list[dict] = field(default_factory=list)
     serving: threading.Thread | None = None
+    container_root: str | None = None
 
 
 def disabled() -> bool:
@@ -98,6 +101,7 @@ def install() -> bool:
         return False
     with _LOCK:
         if not _INSTALLED:
+            _PATCHES.update(_guarded("sdk major", _patches_for_installed_sdk) or {})
             for name in _PATCHES:
                 module = sys.modules.get(name)
                 if module is not None:
@@ -193,6 +197,8 @@ def _local_capture(kind: str, original, obj, args, kwargs) -> Capture | None:
     sessions = _class_names(attributes.get("sagemaker_session"))
     if sessions & PIPELINE_SESSIONS:
         return None
+    if kind == "train":
+        return _local_train_capture(obj, attributes)
     if kind == "deploy":
         try:
             instance_type = inspect.signature(original).bind(obj, *args, **kwargs).arguments.get("instance_type")
@@ -211,6 +217,25 @@ def _local_capture(kind: str, original, obj, args, kwargs) -> Capture | None:
         "endpoint": attributes.get("endpoint_name") if isinstance(attributes.get("endpoint_name"), str) else None,
     }
     return Capture(kind, time.time(), call)
+
+
+def _local_train_capture(trainer, attributes: dict) -> Capture | None:
+    """v3 `ModelTrainer.train`: local when its `training_mode` is the `Mode.LOCAL_CONTAINER` member (read
+    from the enum member's own attributes: a pydantic model keeps its fields in the instance dict)."""
+    if _instance_dict(attributes.get("training_mode")).get("_name_") != "LOCAL_CONTAINER":
+        return None
+    image = attributes.get("training_image")
+    instance_type = _instance_dict(attributes.get("compute")).get("instance_type")
+    root = attributes.get("local_container_root")
+    call = {
+        "kind": "train",
+        "class": type(trainer).__name__,
+        "sdk": "v3",
+        "instance_type": instance_type if isinstance(instance_type, str) else None,
+        "images": [image] if isinstance(image, str) and image else [],
+        "endpoint": None,
+    }
+    return Capture("train", time.time(), call, container_root=root if isinstance(root, str) else None)
 
 
 def _instance_dict(obj) -> dict:
@@ -287,12 +312,12 @@ def _keep_the_rest(stream, run: _Run) -> None:
         os.set_blocking(fd, True)
 
 
-def _pull_image_wrapper(module, original):
+def _pull_image_wrapper(original):
     @functools.wraps(original)
     def _pull_image(image):
         """The SDK's `docker pull`; inside a captured call its stderr is teed, not left to the void."""
         capture = _capture_here()
-        logger = capture and getattr(module, "logger", None)
+        logger = capture and getattr(sys.modules.get(original.__module__), "logger", None)
         if logger is None:
             return original(image)
         return _teed_pull(logger, image, capture)
@@ -403,21 +428,58 @@ def _replace(owner, name: str, make) -> None:
 
 def _patch_image(module) -> None:
     _replace(module, "_stream_output", _stream_output_wrapper)
-    _replace(module, "_pull_image", functools.partial(_pull_image_wrapper, module))
-    _replace(module._HostingContainer, "start", _serving_start_wrapper)
+    _replace(module, "_pull_image", _pull_image_wrapper)
+    hosting = getattr(module, "_HostingContainer", None)
+    if hosting is not None:
+        _replace(hosting, "start", _serving_start_wrapper)
 
 
 def _patch_entities(module) -> None:
     _replace(module, "_wait_for_serving_container", functools.partial(_wait_for_serving_wrapper, module))
 
 
-_PATCHES = {
-    "sagemaker.estimator": lambda m: _replace(m.EstimatorBase, "fit", functools.partial(_wrap_call, "fit")),
-    "sagemaker.model": lambda m: _replace(m.Model, "deploy", functools.partial(_wrap_call, "deploy")),
-    "sagemaker.base_predictor": lambda m: _replace(m.Predictor, "predict", functools.partial(_wrap_call, "predict")),
-    "sagemaker.local.image": _patch_image,
-    "sagemaker.local.entities": _patch_entities,
+def _patch_local_container(module) -> None:
+    """v3's training container took the SDK's steps by name (`from ... import`): replace them there too."""
+    _replace(module, "_stream_output", _stream_output_wrapper)
+    _replace(module, "_pull_image", _pull_image_wrapper)
+
+
+PATCHES_BY_MAJOR = {
+    2: {
+        "sagemaker.estimator": lambda m: _replace(m.EstimatorBase, "fit", functools.partial(_wrap_call, "fit")),
+        "sagemaker.model": lambda m: _replace(m.Model, "deploy", functools.partial(_wrap_call, "deploy")),
+        "sagemaker.base_predictor": lambda m: _replace(
+            m.Predictor, "predict", functools.partial(_wrap_call, "predict")
+        ),
+        "sagemaker.local.image": _patch_image,
+        "sagemaker.local.entities": _patch_entities,
+    },
+    3: {
+        "sagemaker.train.model_trainer": lambda m: _replace(
+            m.ModelTrainer, "train", functools.partial(_wrap_call, "train")
+        ),
+        "sagemaker.core.local.image": _patch_image,
+        "sagemaker.train.local.local_container": _patch_local_container,
+    },
 }
+_PATCHES: dict = {}
+"""The patches for the SDK major installed here, chosen once by `install()`."""
+
+
+def sdk_major() -> int | None:
+    """The major version of the installed `sagemaker` distribution (metadata only: nothing is imported)."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("sagemaker")
+    except metadata.PackageNotFoundError:
+        return None
+    head = version.split(".", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def _patches_for_installed_sdk() -> dict:
+    return PATCHES_BY_MAJOR.get(sdk_major(), {})
 
 
 def _patch(module) -> None:
@@ -493,7 +555,7 @@ def _report(capture: Capture, exc: BaseException) -> None:
         "compose_output": [line for run in runs for line in run.lines],
         "pull_errors": list(capture.pulls),
         "serving_failed": capture.serving_failed,
-        "container_root": _container_root(),
+        "container_root": capture.container_root or _container_root(),
     }
     try:
         report = _record(facts)

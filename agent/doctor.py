@@ -282,6 +282,8 @@ def _sdk_text(env: dict) -> str:
         wrapper = "failure reports built in (smdiag health)"
     else:
         wrapper = "failure reports on" if env["hook"] else "failure reports off (smdiag kernels enable)"
+        if env["hook"] and env["major"] == 3:
+            wrapper += " (ModelTrainer training; not yet ModelBuilder serving)"
     return f"{where}: sagemaker {env['version']} ({major}); {wrapper}"
 
 

@@ -7,6 +7,8 @@ everything it starts it stops by pid and unmounts, even after a failed test.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import shlex
@@ -463,6 +465,46 @@ def host_packages_venv(path: Path) -> Path:
     site = next(path.glob("lib/python3.*/site-packages"))
     (site / "host-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     return path
+
+
+SDK_V3_REQUIREMENT = "sagemaker>=3.27,<4"
+SDK_BUILD_TIMEOUT_S = 1800
+
+
+def cached_sdk_venv(cache: Path, requirement: str) -> Path:
+    """A virtual environment with `requirement` installed, built once per machine under `cache` and kept:
+    keyed by the requirement, built under a lock (a concurrent run waits, then uses it), and complete only
+    once its marker is written (a build killed midway is redone by the next run, under the same lock)."""
+    key = hashlib.sha256(requirement.encode()).hexdigest()[:12]
+    path = cache / f"sdk-venv-{key}"
+    marker = path / "smdiag-test-complete"
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / f"sdk-venv-{key}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists():
+            return path
+        if path.exists():
+            shutil.rmtree(path)  # under the lock: a build of this key that a killed run left unfinished
+        print(f"\nbed: building the cached environment for {requirement!r} in {path} (once per machine)", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+        subprocess.run(
+            [str(path / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", requirement],
+            check=True, timeout=SDK_BUILD_TIMEOUT_S,
+        )  # fmt: skip
+        marker.write_text(requirement + "\n")
+    return path
+
+
+def packages_venv(path: Path, site_packages: str) -> Path:
+    """A bare virtual environment that sees `site_packages` (an SDK) through a plain path entry."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    site = next(path.glob("lib/python3.*/site-packages"))
+    (site / "sdk-packages.pth").write_text(site_packages + "\n")
+    return path
+
+
+def site_packages_of(venv: Path) -> str:
+    return str(next(venv.glob("lib/python3.*/site-packages")))
 
 
 def wait_for(condition, timeout: float = 60, every: float = 0.2) -> None:

@@ -16,6 +16,8 @@ import pytest
 import bed
 
 IN_CI = os.environ.get("CI") == "true"
+TEST_CACHE = Path(os.environ.get("SMDIAG_TEST_CACHE", "/var/cache/smdiag-test"))
+"""Kept on the machine between runs (CI runs here too): the contract engine's images, the SDK environments."""
 
 
 def bed_unavailable(reason: str) -> None:
@@ -30,6 +32,13 @@ def bed_ready() -> None:
         bed.check_prerequisites()
     except bed.BedUnavailable as exc:
         bed_unavailable(str(exc))
+
+
+@pytest.fixture(scope="session")
+def sdk_v3_site() -> str:
+    """The site-packages of a virtual environment with SageMaker SDK v3, built the first time a run on this
+    machine needs it (a few minutes) and reused by every later run."""
+    return bed.site_packages_of(bed.cached_sdk_venv(TEST_CACHE, bed.SDK_V3_REQUIREMENT))
 
 
 @pytest.fixture
