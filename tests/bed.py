@@ -485,7 +485,9 @@ def cached_sdk_venv(cache: Path, requirement: str) -> Path:
             return path
         if path.exists():
             shutil.rmtree(path)  # under the lock: a build of this key that a killed run left unfinished
-        print(f"\nbed: building the cached environment for {requirement!r} in {path} (once per machine)", file=sys.stderr)
+        print(
+            f"\nbed: building the cached environment for {requirement!r} in {path} (once per machine)", file=sys.stderr
+        )
         subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
         subprocess.run(
             [str(path / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", requirement],

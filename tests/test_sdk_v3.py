@@ -30,7 +30,10 @@ pytestmark = [pytest.mark.bed, pytest.mark.timeout(600 + bed.SDK_BUILD_TIMEOUT_S
 PROGRAM = Path(__file__).with_name("guest_program_v3.py")
 IMAGE = "v3guest/train:1"
 BROKEN_IMAGE = "v3guest/broken:1"
-PLANTED = {"AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7V3PLANT", "AWS_SECRET_ACCESS_KEY": "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"}
+PLANTED = {
+    "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7V3PLANT",
+    "AWS_SECRET_ACCESS_KEY": "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",
+}
 VARYING = [
     (re.compile(r"\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}(-\d{3})?"), "<job time>"),
     (re.compile(r"run\d+(?=[_/])"), "run<n>"),  # the run's container root, and compose's project and container names
