@@ -17,6 +17,7 @@ import os
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import threading
 import time
@@ -514,22 +515,11 @@ def _drop_changed_copies(source: Path, staging: Path, since: float) -> int:
     """Delete from staging every file, link or node whose source changed since `since`, so that the final
     pass copies it whole. rsync's quick check (size and mtime, compared to the second) cannot see a
     same-size rewrite within the second of the live copy, as a database page update is."""
-    device = source.stat().st_dev
     dropped = 0
-    stack = [source]
-    while stack:
-        directory = stack.pop()
-        with contextlib.suppress(OSError), os.scandir(directory) as entries:
-            for entry in entries:
-                with contextlib.suppress(OSError):
-                    st = entry.stat(follow_symlinks=False)
-                    if st.st_dev != device:
-                        continue
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(Path(entry.path))
-                    elif st.st_ctime >= since:
-                        (staging / Path(entry.path).relative_to(source)).unlink(missing_ok=True)
-                        dropped += 1
+    for path, st in walk_filesystem(source):
+        if not stat.S_ISDIR(st.st_mode) and st.st_ctime >= since:
+            (staging / path.relative_to(source)).unlink(missing_ok=True)
+            dropped += 1
     log.info("bootstrap.changed_during_live_copy", files=dropped)
     return dropped
 
@@ -762,24 +752,31 @@ def _roll_forward(journal: Journal, service: DockerService, settings: Settings, 
 def changed_since(top: Path, stamp: float) -> bool:
     """Whether anything under `top` (not `top` itself, nor our marker) had its inode changed after `stamp`:
     an engine starting on a data-root writes into it at once, copying out of one only reads it."""
+    marker = top / MARKER
+    return any(st.st_ctime > stamp and path != marker for path, st in walk_filesystem(top))
+
+
+def walk_filesystem(top: Path) -> Iterator[tuple[Path, os.stat_result]]:
+    """Every entry below `top` with its lstat, staying on top's filesystem as the copy does (a running
+    container's overlay mount inside a data-root is not part of it); nothing when `top` does not exist."""
     try:
         device = top.stat().st_dev
     except FileNotFoundError:
-        return False
+        return
     stack = [top]
     while stack:
         directory = stack.pop()
         with contextlib.suppress(OSError), os.scandir(directory) as entries:
             for entry in entries:
-                if directory == top and entry.name == MARKER:
-                    continue
-                with contextlib.suppress(OSError):
+                try:
                     st = entry.stat(follow_symlinks=False)
-                    if st.st_ctime > stamp:
-                        return True
-                    if entry.is_dir(follow_symlinks=False) and st.st_dev == device:
-                        stack.append(Path(entry.path))
-    return False
+                except OSError:
+                    continue
+                if st.st_dev != device:
+                    continue
+                yield Path(entry.path), st
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(Path(entry.path))
 
 
 def _set_aside(target: Path) -> Path:
@@ -899,25 +896,14 @@ def classify_target(target: Path) -> tuple[str, dict | None]:
 
 def allocated_bytes(top: Path) -> int:
     """Disk space the tree takes (hard links once), staying on its filesystem like the copy does."""
-    device = top.stat().st_dev
     seen: set[int] = set()
     total = 0
-    stack = [top]
-    while stack:
-        directory = stack.pop()
-        with contextlib.suppress(OSError), os.scandir(directory) as entries:
-            for entry in entries:
-                with contextlib.suppress(OSError):
-                    st = entry.stat(follow_symlinks=False)
-                    if st.st_dev != device:
-                        continue
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(Path(entry.path))
-                    elif st.st_nlink > 1:
-                        if st.st_ino in seen:
-                            continue
-                        seen.add(st.st_ino)
-                    total += st.st_blocks * 512
+    for _path, st in walk_filesystem(top):
+        if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
+            if st.st_ino in seen:
+                continue
+            seen.add(st.st_ino)
+        total += st.st_blocks * 512
     return total
 
 

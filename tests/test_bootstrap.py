@@ -218,17 +218,7 @@ def test_a_kill_while_docker_starts_on_the_new_root_then_work_there_loses_nothin
     must finish the move, not roll it back over the user's work."""
     h = host()
     before = populate(h, images, pad_mb=2)
-    pidfile = h.ebs_disk.path.parent / "start-cmd.pid"
-    slow_start = f"echo $$ > {pidfile}; {h.daemon.start_command()} exec sleep 600"
-    proc, journal = start_bootstrap(h, hermetic_env, start_cmd=slow_start)
-    try:
-        bed.wait_for(lambda: _phase(journal) == "starting" and bed.bed_answers(h.daemon), timeout=240)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    finally:
-        proc.kill()
-        with contextlib.suppress(OSError, ValueError):
-            os.kill(int(pidfile.read_text()), signal.SIGKILL)  # the start command we made, still sleeping
+    journal = kill_once_docker_answers_on_the_new_root(h, hermetic_env)
     assert h.root_dir() == str(h.target)
     with h.daemon.client() as client:  # the user's work, on the new root
         images.build(client, "smdiag-test/after-kill:1", size_mb=1)
@@ -259,17 +249,7 @@ def test_when_both_roots_hold_new_work_nothing_is_removed_until_the_user_chooses
     h = host()
     populate(h, images, pad_mb=2)
     config_bytes = h.daemon_json.read_bytes()
-    pidfile = h.ebs_disk.path.parent / "start-cmd.pid"
-    slow_start = f"echo $$ > {pidfile}; {h.daemon.start_command()} exec sleep 600"
-    proc, journal = start_bootstrap(h, hermetic_env, start_cmd=slow_start)
-    try:
-        bed.wait_for(lambda: _phase(journal) == "starting" and bed.bed_answers(h.daemon), timeout=240)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    finally:
-        proc.kill()
-        with contextlib.suppress(OSError, ValueError):
-            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+    journal = kill_once_docker_answers_on_the_new_root(h, hermetic_env)
     with h.daemon.client() as client:
         images.build(client, "smdiag-test/on-new:1", size_mb=1)
     # Someone puts the old config back by hand and restarts Docker on the old root, then works there too.
@@ -309,6 +289,23 @@ def test_a_daemon_that_dies_at_start_is_named_at_once_and_rolled_back(host, imag
     assert "did not answer within" not in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1  # one line, the reason
     assert_rolled_back(h, before, config_bytes, journal)
+
+
+def kill_once_docker_answers_on_the_new_root(h: bed.NotebookHost, hermetic_env: dict) -> Path:
+    """SIGKILL a bootstrap whose start command is still running while Docker already answers on the new
+    root (as a slow service manager leaves it); returns the journal the killed run left."""
+    pidfile = h.ebs_disk.path.parent / "start-cmd.pid"
+    slow_start = f"echo $$ > {pidfile}; {h.daemon.start_command()} exec sleep 600"
+    proc, journal = start_bootstrap(h, hermetic_env, start_cmd=slow_start)
+    try:
+        bed.wait_for(lambda: _phase(journal) == "starting" and bed.bed_answers(h.daemon), timeout=240)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        proc.kill()
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)  # the start command we made, still sleeping
+    return journal
 
 
 def start_bootstrap(
