@@ -879,13 +879,22 @@ def _health_progress(frameworks: list[str]) -> Iterator[Callable[[str, str, str]
     log = get_logger("cli")
     if not sys.stderr.isatty():
         last_line: dict[str, tuple[str, float]] = {}
+        held: dict[str, tuple[str, str]] = {}  # a detail not printed yet: shown when its phase ends
+
+        def show(framework: str, phase: str, detail: str) -> None:
+            typer.echo(f"health: {framework}: {phase}" + (f" ({detail})" if detail else ""), err=True)
 
         def line(framework: str, phase: str, detail: str) -> None:
             log.info("health.progress", framework=framework, phase=phase, detail=detail)
             previous_phase, shown = last_line.get(framework, ("", 0.0))
-            if phase != previous_phase or time.monotonic() - shown >= PROGRESS_LINE_S:
-                last_line[framework] = (phase, time.monotonic())
-                typer.echo(f"health: {framework}: {phase}" + (f" ({detail})" if detail else ""), err=True)
+            if phase == previous_phase and time.monotonic() - shown < PROGRESS_LINE_S:
+                held[framework] = (phase, detail)
+                return
+            if phase != previous_phase and framework in held:
+                show(framework, *held[framework])  # how the phase ended: the last epoch and loss
+            held.pop(framework, None)
+            last_line[framework] = (phase, time.monotonic())
+            show(framework, phase, detail)
 
         yield line
         return

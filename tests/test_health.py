@@ -69,7 +69,8 @@ def test_native_quick_health_passes_for_all_three_and_draws_the_plot(tmp_path, s
     for framework in ("tensorflow", "pytorch", "sklearn"):
         phases = [line.split(": ")[2].split(" (")[0] for line in progress if line.startswith(f"health: {framework}: ")]
         assert phases[0] == "training" and phases[-2:] == ["serving", "done"], progress
-    assert any("epoch 100/120, loss" in line for line in progress), progress  # what the PyTorch script reports
+    # What the PyTorch script reports: at least how its training ended, however fast it ran.
+    assert any(re.search(r"health: pytorch: training \(epoch \d+/120, loss", line) for line in progress), progress
 
 
 def test_the_seeds_broken_script_fails_health_naming_the_framework_and_error(tmp_path, smdiag):
