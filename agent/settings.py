@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.errors import BadInput
+from agent.statedir import StateDir
 
 NOTEBOOK_EBS_MOUNT = Path("/home/ec2-user/SageMaker")
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
@@ -117,8 +118,13 @@ class Settings:
         return dataclasses.replace(self, **given) if given else self
 
     @property
+    def state(self) -> StateDir:
+        """The state dir's layout: every path under it is named there, not spelled out by callers."""
+        return StateDir(self.state_dir)
+
+    @property
     def log_file(self) -> Path:
-        return self.state_dir / "logs" / "agent.log"
+        return self.state.log_file
 
 
 def default_state_dir(ebs_mount: Path, env: Mapping[str, str]) -> Path:
