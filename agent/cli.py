@@ -318,12 +318,16 @@ def bootstrap(
     """
 
     def action(settings: Settings) -> tuple[int, Any, str]:
+        from agent import platform, studio
         from agent.bootstrap import Options, format_result, run_bootstrap
 
         if finish not in (None, "forward", "back"):
             raise BadInput(f"--finish {finish!r} is neither forward nor back", "use --finish forward or --finish back")
         options = Options(target, stop_cmd, start_cmd, reclaim, dry_run, finish, live_copy=not no_live_copy)
         settings = settings.replace(docker_host=docker_host, daemon_config=daemon_config, sysconfig=sysconfig)
+        if (found := platform.detect(settings)).kind == platform.STUDIO:
+            result = studio.bootstrap_result(found)
+            return 0, result, result["why"]
         with _progress_bar("copying the data-root", enabled=not as_json) as progress:
             result = run_bootstrap(settings, options, progress)
         return 0, result, format_result(result)

@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from agent import compose, disks, engine, host, onstart
+from agent import compose, disks, engine, host, onstart, platform, studio
 from agent.errors import SmdiagError
 from agent.log import get_logger
 from agent.settings import DEFAULT_DOCKER_ROOT, Settings
@@ -48,7 +48,8 @@ def run_doctor(settings: Settings) -> dict:
 
 
 def gather(settings: Settings) -> dict:
-    engine_facts = _engine(settings.docker_host)
+    plat = platform.detect(settings)
+    engine_facts = _engine(settings.docker_host, plat.api_version)
     daemon_config = _daemon_config(settings.daemon_config)
     docker_root = _docker_root(engine_facts, daemon_config, settings)
     notebook = host.notebook_facts(settings)
@@ -65,6 +66,8 @@ def gather(settings: Settings) -> dict:
         "sdk_environments": _sdk_environments(settings),
         "aws": host.aws_facts(use_instance_metadata=notebook["is_notebook_instance"]),
         "notebook": notebook,
+        "platform": plat.to_dict(),
+        "studio": studio.gather(settings, plat, Path.home()) if plat.kind == platform.STUDIO else None,
         "state_dir": _state_dir(settings.state_dir),
         "onstart": onstart.read(settings.state_dir),
         "wrapper": _wrapper_errors(settings.state_dir / WRAPPER_ERRORS),
@@ -75,7 +78,7 @@ def diagnose(facts: dict, high_pct: float) -> list[Problem]:
     """Every problem the facts show, each with the fix a user can apply (pure)."""
     problems: list[Problem] = []
     eng = facts["engine"]
-    if not eng["reachable"]:
+    if not eng["reachable"] and not facts.get("studio"):  # on Studio, studio.problems says why and what to do
         problems.append(Problem("engine", eng["error"], eng["fix"]))
 
     sdks = [env for env in facts["sdk_environments"] if env["version"]]
@@ -166,6 +169,7 @@ def diagnose(facts: dict, high_pct: float) -> list[Problem]:
                 "set SMDIAG_STATE_DIR (or --state-dir) to a writable directory",
             )
         )
+    problems += [Problem(*check) for check in studio.problems(facts.get("studio"), high_pct)]
     problems += [Problem("onstart", problem, fix) for problem, fix in onstart.problems(facts.get("onstart"))]
     wrapper = facts.get("wrapper") or {"count": 0}
     if wrapper["count"]:
@@ -189,6 +193,7 @@ def format_report(report: dict) -> str:
     """
     failing = {p["check"] for p in report["problems"]}
     rows = [*_engine_rows(report), *_disk_rows(report["disks"]), *_environment_rows(report)]
+    rows += studio.rows(report.get("platform"), report.get("studio"))
     lines = [
         f"{check:<13} {'!!' if check in failing else 'ok' if applies else '--'}  {text}"
         for check, applies, text in rows
@@ -308,9 +313,9 @@ def _onstart_text(record: dict | None) -> str:
     return f"last run {record['started']}{total}: {steps}{background}"
 
 
-def _engine(docker_host: str) -> dict:
+def _engine(docker_host: str, api_version: str | None = None) -> dict:
     try:
-        with contextlib.closing(engine.connect(docker_host)) as client:
+        with contextlib.closing(engine.connect(docker_host, version=api_version)) as client:
             facts = engine.describe(client, docker_host)
     except SmdiagError as exc:
         if exc.exit_code == 2:

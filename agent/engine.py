@@ -44,11 +44,12 @@ def validate_host(host: str) -> None:
         ) from None
 
 
-def connect(host: str, timeout: float = CONNECT_TIMEOUT_S) -> docker.DockerClient:
-    """A client whose engine has answered; `Failed` with the root cause and a fix otherwise."""
+def connect(host: str, timeout: float = CONNECT_TIMEOUT_S, version: str | None = None) -> docker.DockerClient:
+    """A client whose engine has answered; `Failed` with the root cause and a fix otherwise. `version` pins
+    the API version (Studio's proxy needs 1.41: agent.platform); None asks the engine first."""
     validate_host(host)
     try:
-        client = docker.DockerClient(base_url=host, timeout=timeout)
+        client = docker.DockerClient(base_url=host, timeout=timeout, version=version)
         client.ping()
     except (docker.errors.DockerException, requests.RequestException) as exc:
         raise unreachable(host, exc, timeout) from None

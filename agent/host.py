@@ -3,45 +3,20 @@
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import sys
 from pathlib import Path
 
+from agent import platform
 from agent.settings import Settings
 
 
 def notebook_facts(settings: Settings) -> dict:
-    """Whether this is a SageMaker notebook instance, its name, and its platform (AL2 or AL2023)."""
-    is_notebook = settings.notebook_config.exists() or settings.notebook_metadata.exists()
-    name = None
-    try:
-        name = json.loads(settings.notebook_metadata.read_text(encoding="utf-8")).get("ResourceName")
-    except (OSError, ValueError, AttributeError):
-        pass
-    os_release = _os_release(settings.os_release)
-    return {
-        "is_notebook_instance": is_notebook,
-        "name": name,
-        "platform": platform_of(os_release),
-        "os": os_release.get("PRETTY_NAME"),
-    }
-
-
-def platform_of(os_release: dict[str, str]) -> str | None:
-    """ "AL2" or "AL2023" on Amazon Linux, None elsewhere."""
-    if os_release.get("ID") != "amzn":
-        return None
-    version = os_release.get("VERSION_ID", "")
-    return {"2": "AL2", "2023": "AL2023"}.get(version, f"amzn-{version}")
-
-
-def _os_release(path: Path) -> dict[str, str]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return {}
-    pairs = (line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
-    return {key.strip(): value.strip().strip('"') for key, value in pairs}
+    """Whether this is a SageMaker notebook instance (not a Studio space: agent.platform), its name, and
+    its platform (AL2 or AL2023)."""
+    found = platform.detect(settings)
+    is_notebook = found.kind == platform.NOTEBOOK_INSTANCE
+    name = found.name if is_notebook else None
+    return {"is_notebook_instance": is_notebook, "name": name, "platform": found.os, "os": found.os_name}
 
 
 KNOWN_SDK_MAJORS = (2, 3)
