@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent import disks, failures
+from agent import disks, failures, platform
 from agent.engine import docker_time
 from agent.redact import Redactor
 from agent.settings import Settings
@@ -38,7 +38,7 @@ def collect(capture: dict, settings: Settings) -> tuple[dict, dict[str, str]]:
     started = capture.get("started") or time.time()
     compose_paths = _compose_paths(capture)
     services = _services(compose_paths)
-    engine_facts, engine_error, client = _engine(settings.docker_host)
+    engine_facts, engine_error, client = _engine(settings.docker_host, platform.detect(settings).api_version)
     containers, full_logs = [], {}
     pull_errors = list(capture.get("pull_errors") or [])
     try:
@@ -105,12 +105,12 @@ def _compose_choice(capture: dict) -> dict | None:
     return compose.probe_compose().to_dict()
 
 
-def _engine(host: str):
+def _engine(host: str, api_version: str | None):
     from agent import engine
     from agent.errors import SmdiagError
 
     try:
-        client = engine.connect(host, timeout=ENGINE_TIMEOUT_S)
+        client = engine.connect(host, timeout=ENGINE_TIMEOUT_S, version=api_version)
         facts = engine.describe(client, host)
     except SmdiagError as exc:
         return None, exc.problem, None

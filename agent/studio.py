@@ -22,7 +22,7 @@ from agent.platform import STUDIO_API_VERSION, STUDIO_DOCKER_HOST, STUDIO_LOCAL_
 from agent.settings import Settings
 
 PROBE_TIMEOUT_S = 5
-DISABLED_ERROR = f"Cannot connect to the Docker daemon at {STUDIO_DOCKER_HOST}. Is the docker daemon running?"
+DISABLED_ERROR = "Cannot connect to the Docker daemon at {host}. Is the docker daemon running?"
 """What `docker` prints in a space whose domain has Docker access off: the proxy socket is not there."""
 ENABLE_DOCKER = (
     "an administrator enables it on the domain: aws sagemaker update-domain --domain-id <domain> "
@@ -47,7 +47,7 @@ REFUSALS = (
         "studio_docker_disabled",
         re.compile(r"cannot connect to the docker daemon at unix:///docker/proxy\.sock[^\n]*", re.I),
         "Docker access is off for this Studio domain (or the space started before it was turned on): " + ENABLE_DOCKER,
-        DISABLED_ERROR,
+        DISABLED_ERROR.format(host=STUDIO_DOCKER_HOST),
     ),
     Refusal(
         "studio_buildkit",
@@ -56,8 +56,9 @@ REFUSALS = (
         ),
         "Studio refuses BuildKit's builder (it needs a privileged container): build with the classic builder, "
         "DOCKER_BUILDKIT=0 docker build --network sagemaker ...",
+        " => ERROR [internal] booting buildkit\n"
         'ERROR: Error response from daemon: {"message":"Forbidden. Reason: [ContainerCreate] SageMaker '
-        'Studio Docker Usage does not allow privileged mode execution"}  (while `[internal] booting buildkit`)',
+        'Studio Docker Usage does not allow privileged mode execution"}',
     ),
     Refusal(
         "studio_privileged",
@@ -128,6 +129,7 @@ def gather(settings: Settings, plat: Platform, home: Path) -> dict:
             "host": settings.docker_host,
             "expected": STUDIO_DOCKER_HOST,
             "socket_exists": bool(socket_path) and _is_socket(socket_path),
+            "expected_exists": _is_socket(_unix_path(STUDIO_DOCKER_HOST)),
             "unversioned_status": _unversioned_status(socket_path) if socket_path else None,
         },
         "api_version": STUDIO_API_VERSION,
@@ -165,16 +167,17 @@ def problems(facts: dict | None, high_pct: float) -> list[Check]:
             )
         )
     proxy, eng = facts["proxy"], facts["engine"]
-    if not proxy["socket_exists"] and proxy["host"] == proxy["expected"]:
-        found.append(("engine", f"Docker access is off for this space: docker says {DISABLED_ERROR!r}", ENABLE_DOCKER))
-    elif not proxy["socket_exists"]:
+    if not proxy["socket_exists"] and proxy["expected_exists"]:
         found.append(
             (
                 "engine",
                 f"DOCKER_HOST is {proxy['host']}, where no engine listens; Studio's engine is at {proxy['expected']}",
-                f"export DOCKER_HOST={proxy['expected']} (if that socket is missing too: {ENABLE_DOCKER})",
+                f"export DOCKER_HOST={proxy['expected']}",
             )
         )
+    elif not proxy["socket_exists"]:
+        said = DISABLED_ERROR.format(host=proxy["host"])
+        found.append(("engine", f"Docker access is off for this space: docker says {said!r}", ENABLE_DOCKER))
     elif not eng["reachable"]:
         found.append(("engine", f"{eng['error']} (API {STUDIO_API_VERSION} pinned)", "restart the space"))
     for disk in facts["disks"]:

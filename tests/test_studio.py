@@ -1,0 +1,250 @@
+"""SageMaker Studio spaces: platform detection and the refusal rules (pure), then smdiag and the real SDK v2
+in a Studio-shaped bed (tests/studio_bed.py): the bed's engine behind a proxy that refuses what Studio's
+refuses, a `sagemaker` network, resource-metadata.json under a temporary root."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from studio_bed import NETWORK, PRIVILEGED, StudioSpace
+
+from agent import kernels, platform, studio
+
+import bed
+
+AL2023 = {"ID": "amzn", "VERSION_ID": "2023", "PRETTY_NAME": "Amazon Linux 2023"}
+DEBIAN = {"ID": "debian", "VERSION_ID": "12", "PRETTY_NAME": "Debian GNU/Linux 12 (bookworm)"}
+
+
+# ------------------------------------------------------------------------------------------- detection
+
+
+@pytest.mark.parametrize("app_type", ["JupyterLab", "CodeEditor", "KernelGateway"])
+def test_a_studio_app_that_runs_local_mode_is_studio_pinned_to_api_1_41(app_type):
+    found = platform.classify(False, {"AppType": app_type, "SpaceName": "s", "DomainId": "d-1"}, DEBIAN)
+    assert (found.kind, found.app_type, found.name, found.domain_id) == (platform.STUDIO, app_type, "s", "d-1")
+    assert found.local_mode and found.api_version == "1.41" and found.os is None
+    assert found.label == f"SageMaker Studio {app_type} space s"
+
+
+def test_an_app_type_the_sdk_refuses_is_studio_without_local_mode():
+    found = platform.classify(False, {"AppType": "RStudioServerPro"}, DEBIAN)
+    assert found.kind == platform.STUDIO and not found.local_mode
+    assert "refuses local mode" in found.label
+
+
+@pytest.mark.parametrize(
+    ("config", "metadata", "release", "os_"),
+    [
+        (True, None, AL2023, "AL2023"),
+        (False, {"ResourceName": "nb", "ResourceArn": "arn:...:notebook-instance/nb"}, AL2023, "AL2023"),
+        (True, {"ResourceName": "nb"}, {"ID": "amzn", "VERSION_ID": "2"}, "AL2"),
+        (False, {"unparsed": True}, AL2023, "AL2023"),
+    ],
+)
+def test_a_notebook_instance_is_one_whatever_says_so_first(config, metadata, release, os_):
+    found = platform.classify(config, metadata, release)
+    assert found.kind == platform.NOTEBOOK_INSTANCE and found.os == os_ and found.api_version is None
+
+
+def test_anything_else_is_a_plain_docker_host():
+    found = platform.classify(False, None, DEBIAN)
+    assert found.kind == platform.DOCKER_HOST and found.local_mode and found.api_version is None
+    assert found.label == "Docker host (Debian GNU/Linux 12 (bookworm))"
+
+
+def test_detect_reads_the_configured_metadata_path(tmp_path):
+    from agent.settings import Settings
+
+    metadata = tmp_path / "resource-metadata.json"
+    settings = Settings.load(
+        {
+            "SMDIAG_NOTEBOOK_METADATA": str(metadata),
+            "SMDIAG_NOTEBOOK_CONFIG": str(tmp_path / "none"),
+            "SMDIAG_OS_RELEASE": str(tmp_path / "none"),
+            "SMDIAG_STATE_DIR": str(tmp_path / "state"),
+        }
+    )
+    assert platform.detect(settings).kind == platform.DOCKER_HOST
+    metadata.write_text(json.dumps({"AppType": "CodeEditor"}))
+    assert platform.detect(settings).app_type == "CodeEditor"
+
+
+# -------------------------------------------------------------------------------------- refusal rules
+
+
+@pytest.mark.parametrize("rule", studio.REFUSALS, ids=[r.category for r in studio.REFUSALS])
+def test_each_refusal_is_recognised_in_its_real_text_and_named_with_the_proxys_words(rule):
+    category, summary = studio.refusal(f"RuntimeError: Failed to run: [...]\n{rule.seen}\n")
+    assert category == rule.category
+    assert summary.startswith("SageMaker Studio refused the request: ")
+    assert summary.removeprefix("SageMaker Studio refused the request: ") in rule.seen
+
+
+def test_a_privileged_refusal_while_booting_buildkit_is_buildkits():
+    text = ' => ERROR [internal] booting buildkit\nERROR: Error response from daemon: {"message":"%s"}' % PRIVILEGED
+    assert studio.refusal(text)[0] == "studio_buildkit"
+    assert studio.refusal('Error response from daemon: {"message":"%s"}' % PRIVILEGED)[0] == "studio_privileged"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "write /var/lib/docker/tmp/GetImageBlob: no space left on device",
+        'network "sagemaker-local" was found but has incorrect label com.docker.compose.network',
+        "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?",
+        "403 Client Error: Forbidden (denied: requested access to the resource is denied)",
+    ],
+)
+def test_failures_elsewhere_are_not_studios(text):
+    assert studio.refusal(text) is None
+
+
+# ---------------------------------------------------------------------------------------------- the bed
+
+
+@pytest.fixture
+def space(tmp_path, make_engine):
+    daemon, _disk = make_engine(size_mb=1024)
+    sock_dir = bed.short_tempdir("sd")
+    made = StudioSpace(tmp_path, daemon, sock_dir)
+    made.proxy.start()
+    yield made
+    made.proxy.stop()
+    shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+def docker_cli(space: StudioSpace, *args: str) -> subprocess.CompletedProcess:
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", **space.env()}
+    return subprocess.run(["docker", *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_the_proxy_refuses_as_studios_and_the_rules_name_each_refusal(space, images):
+    with space.daemon.client() as client:
+        images.build(client, "studio/bb:1")
+    ran = docker_cli(space, "run", "--rm", "--network", "sagemaker", "studio/bb:1", "echo", "hello")
+    assert ran.returncode == 0 and ran.stdout.strip() == "hello", ran.stderr
+    privileged = docker_cli(space, "run", "--rm", "--privileged", "--network", "sagemaker", "studio/bb:1", "true")
+    assert f'Error response from daemon: {{"message":"{PRIVILEGED}"}}' in privileged.stderr
+    assert studio.refusal(privileged.stderr)[0] == "studio_privileged"
+    bridged = docker_cli(space, "run", "--rm", "studio/bb:1", "true")
+    assert NETWORK in bridged.stderr and studio.refusal(bridged.stderr)[0] == "studio_network"
+    made = docker_cli(space, "network", "create", "mine")
+    assert made.returncode != 0 and studio.refusal(made.stderr)[0] == "studio_network"
+    with space.daemon.client() as client:
+        assert "mine" not in [n.name for n in client.networks.list()]
+
+
+def doctor(smdiag, space: StudioSpace, **env: str) -> tuple[int, dict]:
+    done = smdiag("doctor", "--json", env={**space.env(), "PATH": "/usr/local/bin:/usr/bin:/bin", **env})
+    assert done.stdout.strip(), done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_doctor_names_the_space_and_is_right_about_each_studio_check(space, smdiag, images):
+    with space.daemon.client() as client:
+        images.build(client, "studio/bb:1")
+        client.containers.run("studio/bb:1", "true", network_mode="sagemaker")
+        version, df = client.version(), client.df()
+    (space.home / "tmp").mkdir()
+    _, report = doctor(smdiag, space)
+    assert report["platform"]["kind"] == "studio" and report["platform"]["app_type"] == "JupyterLab"
+    assert report["platform"]["name"] == "bed-space" and not report["notebook"]["is_notebook_instance"]
+    facts = report["studio"]
+    assert facts["proxy"] == {"host": space.proxy.host, "expected": "unix:///docker/proxy.sock",
+                              "socket_exists": True, "expected_exists": False,
+                              "unversioned_status": 301}  # fmt: skip
+    # Through a proxy that redirects unversioned calls, only a pinned client gets an answer.
+    assert report["engine"]["reachable"] and report["engine"]["version"] == version["Version"]
+    assert facts["engine"]["api_version"] == version["ApiVersion"] == "1.41"
+    assert facts["engine"]["disk_usage"] == studio.disk_usage(df)
+    assert facts["engine"]["disk_usage"]["images"] >= 1 and facts["engine"]["disk_usage"]["containers_bytes"] >= 0
+    assert facts["compose"] == {"v2": ["docker", "compose"], "v3": ["docker", "compose"],
+                                "plugin_version": "Docker Compose version v2.29.2"}  # fmt: skip
+    home, tmp = facts["disks"]
+    assert (home["role"], home["path"], home["exists"]) == ("home", str(space.home), True)
+    assert (tmp["path"], tmp["exists"]) == (str(space.home / "tmp"), True)
+    assert not [p for p in report["problems"] if p["check"] in ("engine", "studio", "compose")], report["problems"]
+
+    text = smdiag("doctor", env={**space.env(), "PATH": "/usr/local/bin:/usr/bin:/bin"}).stdout
+    assert "SageMaker Studio JupyterLab space bed-space" in text
+    assert "unversioned API calls get HTTP 301; smdiag pins API 1.41" in text
+    assert "SageMaker SDK v3 will run: docker compose" in text and "the engine's own accounting: images" in text
+
+
+def test_doctor_with_docker_access_off_quotes_dockers_own_error_and_says_how_to_turn_it_on(space, smdiag, tmp_path):
+    missing = f"unix://{tmp_path}/docker/proxy.sock"
+    code, report = doctor(smdiag, space, DOCKER_HOST=missing)
+    said = docker_cli(space, "--host", missing, "version").stderr.strip().splitlines()[-1]
+    assert code == 1 and said == studio.DISABLED_ERROR.format(host=missing)
+    [problem] = [p for p in report["problems"] if p["check"] == "engine"]
+    assert said in problem["problem"] and "EnableDockerAccess" in problem["fix"] and "systemctl" not in problem["fix"]
+
+
+def test_doctor_in_an_app_the_sdk_refuses_says_so(space, smdiag):
+    space.write_metadata("RStudioServerPro")
+    code, report = doctor(smdiag, space)
+    assert code == 1 and "AppType RStudioServerPro in Studio does not support Local Mode" in str(report["problems"])
+
+
+def test_bootstrap_on_studio_has_nothing_to_move_and_changes_nothing(space, smdiag, tmp_path):
+    done = smdiag("bootstrap", "--json", env=space.env())
+    result = json.loads(done.stdout)
+    assert done.returncode == 0 and result["action"] == "not_applicable" and "nothing to move" in result["why"]
+    assert not (tmp_path / "no-daemon.json").exists() and not (tmp_path / "state" / "bootstrap").exists()
+    text = smdiag("bootstrap", env=space.env())
+    assert text.returncode == 0 and text.stdout.startswith("SageMaker Studio JupyterLab space bed-space: ")
+
+
+FIT = textwrap.dedent(
+    """
+    import json, sys
+    import sagemaker
+    from sagemaker.estimator import Estimator
+    from sagemaker.local import LocalSession
+    session = LocalSession(sagemaker_config={"SchemaVersion": "1.0",
+        "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}})
+    try:
+        Estimator(image_uri=sys.argv[1], role="arn:aws:iam::111111111111:role/dummy", instance_count=1,
+                  instance_type="local", sagemaker_session=session).fit()
+    except Exception as exc:
+        print(json.dumps({"type": type(exc).__name__, "message": str(exc)}))
+    """
+)
+
+
+def test_a_failing_fit_in_the_space_runs_on_the_sagemaker_network_and_is_reported(space, smdiag, images, tmp_path,
+                                                                                     hermetic_env):  # fmt: skip
+    with space.daemon.client() as client:
+        images.build(client, "studio/train:1", scripts={"train": bed.BROKEN_TRAIN_SCRIPT})
+    state = Path(hermetic_env["SMDIAG_STATE_DIR"])
+    env_dir = tmp_path / "kernel-env"
+    bed.host_packages_venv(env_dir)
+    assert kernels.enable(state, [str(env_dir)], Path(sys.executable))["ok"]
+    program = tmp_path / "fit.py"
+    program.write_text(FIT)
+    env = {**hermetic_env, **space.env(), "AWS_DEFAULT_REGION": "us-east-1", "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
+           "PATH": f"{env_dir}/bin:/usr/local/bin:/usr/bin:/bin"}  # fmt: skip
+    done = subprocess.run(
+        space.in_space(str(env_dir / "bin" / "python"), str(program), "studio/train:1"),
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    raised = json.loads(done.stdout.strip().splitlines()[-1])
+    assert raised["type"] == "RuntimeError" and "Failed to run" in raised["message"], done.stderr[-3000:]
+    # Studio detected by the SDK itself: staged under ~/tmp, the one container on `sagemaker`, no ports.
+    compose_file = next((space.home / "tmp").glob("*/docker-compose.yaml"))
+    [service] = __import__("yaml").safe_load(compose_file.read_text())["services"].values()
+    assert service["network_mode"] == "sagemaker" and "ports" not in service
+
+    shown = smdiag("last-failure", "--json", env=env)
+    report = json.loads(shown.stdout)
+    assert report["category"] == "script_error", report
+    assert "cannot import name 'seeds'" in report["summary"] and "train.py, line 3" in report["summary"]
+    with space.daemon.client() as client:
+        assert [c.attrs["HostConfig"]["NetworkMode"] for c in client.containers.list(all=True)] == ["sagemaker"]
