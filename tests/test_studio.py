@@ -210,6 +210,7 @@ FIT = textwrap.dedent(
     from sagemaker.local import LocalSession
     session = LocalSession(sagemaker_config={"SchemaVersion": "1.0",
         "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}})
+    session.config = {"local": {"local_code": True}}
     try:
         Estimator(image_uri=sys.argv[1], role="arn:aws:iam::111111111111:role/dummy", instance_count=1,
                   instance_type="local", sagemaker_session=session).fit()
