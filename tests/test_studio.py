@@ -4,17 +4,20 @@ refuses, a `sagemaker` network, resource-metadata.json under a temporary root.""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import psutil
 import pytest
 from studio_bed import NETWORK, PRIVILEGED, StudioSpace
 
-from agent import kernels, platform, studio
+from agent import diskguard, kernels, platform, studio
 
 import bed
 
@@ -249,3 +252,61 @@ def test_a_failing_fit_in_the_space_runs_on_the_sagemaker_network_and_is_reporte
     assert "cannot import name 'seeds'" in report["summary"] and "train.py, line 3" in report["summary"]
     with space.daemon.client() as client:
         assert [c.attrs["HostConfig"]["NetworkMode"] for c in client.containers.list(all=True)] == ["sagemaker"]
+
+
+# ---------------------------------------------------------------------------------- the lifecycle script
+
+STUDIO_ON_START = Path(__file__).resolve().parents[1] / "lifecycle-config" / "studio-on-start.sh"
+BUDGET_S = 240
+
+
+def on_start(space: StudioSpace, env: dict[str, str]) -> tuple[subprocess.CompletedProcess, dict]:
+    done = subprocess.run(["bash", str(STUDIO_ON_START)], env=env, capture_output=True, text=True,
+                          timeout=BUDGET_S + 60)  # fmt: skip
+    lines = (space.home / ".smdiag" / "onstart" / "status.tsv").read_text().splitlines()
+    return done, {f[0]: (f[1], f[3]) for f in (line.split("\t") for line in lines if not line.startswith("#"))}
+
+
+def test_two_starts_install_into_the_home_hook_the_kernels_and_start_one_guard(space, hermetic_env, tmp_path):
+    conda = tmp_path / "opt-conda"
+    bed.host_packages_venv(conda)  # the image's base environment, with the SageMaker SDK
+    state = space.home / ".smdiag"
+    env = {**{k: v for k, v in hermetic_env.items() if k != "SMDIAG_STATE_DIR"}, **space.env(),
+           "SMDIAG_HOME": str(space.home), "SMDIAG_SOURCE": str(STUDIO_ON_START.parents[1]),
+           "SMDIAG_PYTHON": sys.executable, "SMDIAG_CONDA_ENVS": str(conda)}  # fmt: skip
+    try:
+        first, steps = on_start(space, env)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert {step: state for step, (state, _) in steps.items()} == {
+            "install": "ok", "link": "ok", "kernels": "ok", "guard": "ok"
+        }, steps  # fmt: skip
+        assert "| install: ok in " in first.stdout and steps["install"][1].startswith("installed smdiag")
+        link = space.home / ".local" / "bin" / "smdiag"
+        assert os.readlink(link) == str(state / "venv" / "bin" / "smdiag")
+        assert (state / "venv").resolve().is_relative_to(space.home)
+        assert [p.name for p in conda.glob("lib/*/site-packages/smdiag*.pth")] == [kernels.PTH_NAME]
+        probe = "import sys; print('smdiag_kernel_hook' in sys.modules)"
+        hooked = subprocess.run([str(conda / "bin" / "python"), "-c", probe], env={**env, "PATH": os.environ["PATH"]},
+                                capture_output=True, text=True)  # fmt: skip
+        assert hooked.stdout.strip() == "True", hooked.stderr
+        guard = diskguard.guard_pid(state / "diskguard")
+        assert guard and psutil.pid_exists(guard)
+
+        kept = {
+            str(p): p.stat().st_mtime_ns
+            for p in [*state.glob("kernel-hook/*.*"), *conda.glob("lib/*/site-packages/*.pth")]
+        }
+        second, steps = on_start(space, env)
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert steps["install"][1].startswith("unchanged") and "already running" in steps["guard"][1], steps
+        assert {
+            str(p): p.stat().st_mtime_ns
+            for p in [*state.glob("kernel-hook/*.*"), *conda.glob("lib/*/site-packages/*.pth")]
+        } == kept
+        assert diskguard.guard_pid(state / "diskguard") == guard
+    finally:
+        started = diskguard.guard_pid(state / "diskguard")
+        if started and started > 0:
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(started).terminate()
+                psutil.Process(started).wait(30)
