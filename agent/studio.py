@@ -16,7 +16,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent import compose, disks, engine
+from agent import compose, disks
 from agent.errors import SmdiagError
 from agent.platform import STUDIO_API_VERSION, STUDIO_DOCKER_HOST, STUDIO_LOCAL_MODE_APP_TYPES, Platform
 from agent.settings import Settings
@@ -252,6 +252,8 @@ def disk_usage(df: dict) -> dict:
 
 
 def _pinned_engine(host: str) -> dict:
+    from agent import engine  # docker-py: not imported by failure reports' classification, which uses REFUSALS
+
     try:
         with contextlib.closing(engine.connect(host, version=STUDIO_API_VERSION)) as client:
             version = client.version()
