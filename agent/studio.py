@@ -122,7 +122,7 @@ def gather(settings: Settings, plat: Platform, home: Path) -> dict:
     """The Studio checks' facts: the proxy socket, the engine through it (pinned and not), the space's
     disks, and the engine's own disk accounting."""
     socket_path = _unix_path(settings.docker_host)
-    facts = {
+    return {
         "app_type": plat.app_type,
         "local_mode": plat.local_mode,
         "proxy": {
@@ -137,7 +137,6 @@ def gather(settings: Settings, plat: Platform, home: Path) -> dict:
         "disks": [_disk("home", home), _disk("container_root", home / "tmp")],
         "compose": sdk_composes(compose.probe_compose().to_dict()),
     }
-    return facts
 
 
 def sdk_composes(choice: dict) -> dict:

@@ -190,6 +190,17 @@ def test_doctor_with_docker_access_off_quotes_dockers_own_error_and_says_how_to_
     assert said in problem["problem"] and "EnableDockerAccess" in problem["fix"] and "systemctl" not in problem["fix"]
 
 
+def test_doctor_with_a_full_home_and_a_dead_engine_behind_the_proxy_says_each(space, smdiag, make_disk):
+    home = make_disk("home", 60)
+    home.fill(leave_mb=3)
+    space.daemon.stop()
+    code, report = doctor(smdiag, space, HOME=str(home.path))
+    problems = {p["check"]: p for p in report["problems"]}
+    assert code == 1 and report["studio"]["proxy"]["socket_exists"]
+    assert f"{home.path} is" in problems["disk"]["problem"] and "~/tmp" in problems["disk"]["fix"]
+    assert "API 1.41 pinned" in problems["engine"]["problem"] and "systemctl" not in problems["engine"]["fix"]
+
+
 def test_doctor_in_an_app_the_sdk_refuses_says_so(space, smdiag):
     space.write_metadata("RStudioServerPro")
     code, report = doctor(smdiag, space)
