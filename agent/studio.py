@@ -40,6 +40,8 @@ class Refusal:
     hint: str
     seen: str
     """A real error text of this kind, as users reported it (the classification tests match it)."""
+    summary: str = "SageMaker Studio refused the request"
+    """What a report's summary says before the matched text."""
 
 
 REFUSALS = (
@@ -48,6 +50,7 @@ REFUSALS = (
         re.compile(r"cannot connect to the docker daemon at unix:///docker/proxy\.sock[^\n]*", re.I),
         "Docker access is off for this Studio domain (or the space started before it was turned on): " + ENABLE_DOCKER,
         DISABLED_ERROR.format(host=STUDIO_DOCKER_HOST),
+        "Docker access is off for this Studio space",
     ),
     Refusal(
         "studio_buildkit",
@@ -101,7 +104,7 @@ def refusal(text: str) -> tuple[str, str] | None:
         match = rule.pattern.search(text)
         if match:
             said = match.groupdict().get("said") or match.group(0)
-            return rule.category, f"SageMaker Studio refused the request: {said.strip()}"
+            return rule.category, f"{rule.summary}: {said.strip()}"
     return None
 
 

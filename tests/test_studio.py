@@ -86,8 +86,7 @@ def test_detect_reads_the_configured_metadata_path(tmp_path):
 def test_each_refusal_is_recognised_in_its_real_text_and_named_with_the_proxys_words(rule):
     category, summary = studio.refusal(f"RuntimeError: Failed to run: [...]\n{rule.seen}\n")
     assert category == rule.category
-    assert summary.startswith("SageMaker Studio refused the request: ")
-    assert summary.removeprefix("SageMaker Studio refused the request: ") in rule.seen
+    assert summary.startswith(f"{rule.summary}: ") and summary.removeprefix(f"{rule.summary}: ") in rule.seen
 
 
 def test_a_privileged_refusal_while_booting_buildkit_is_buildkits():
