@@ -133,12 +133,12 @@ def test_the_proxy_refuses_as_studios_and_the_rules_name_each_refusal(space, ima
     ran = docker_cli(space, "run", "--rm", "--network", "sagemaker", "studio/bb:1", "echo", "hello")
     assert ran.returncode == 0 and ran.stdout.strip() == "hello", ran.stderr
     privileged = docker_cli(space, "run", "--rm", "--privileged", "--network", "sagemaker", "studio/bb:1", "true")
-    assert f'Error response from daemon: {{"message":"{PRIVILEGED}"}}' in privileged.stderr
+    assert f'Error response from daemon: {{"message":"{PRIVILEGED}"}}' in privileged.stderr, privileged
     assert studio.refusal(privileged.stderr)[0] == "studio_privileged"
     bridged = docker_cli(space, "run", "--rm", "studio/bb:1", "true")
-    assert NETWORK in bridged.stderr and studio.refusal(bridged.stderr)[0] == "studio_network"
+    assert NETWORK in bridged.stderr and studio.refusal(bridged.stderr)[0] == "studio_network", bridged
     made = docker_cli(space, "network", "create", "mine")
-    assert made.returncode != 0 and studio.refusal(made.stderr)[0] == "studio_network"
+    assert made.returncode != 0 and studio.refusal(made.stderr)[0] == "studio_network", made
     with space.daemon.client() as client:
         assert "mine" not in [n.name for n in client.networks.list()]
 
