@@ -171,10 +171,19 @@ class Proxy:
         import bed
 
         self.process = subprocess.Popen([sys.executable, __file__, str(self.listen), self.engine])
-        bed.wait_for(lambda: self.listen.exists() or self.process.poll() is not None, timeout=30)
+        bed.wait_for(lambda: self._accepts() or self.process.poll() is not None, timeout=30)
         if self.process.poll() is not None:
             raise RuntimeError(f"the Studio proxy exited with {self.process.returncode}")
         return self
+
+    def _accepts(self) -> bool:
+        """Listening, not just bound: the socket file appears before listen(), and a connect then is refused."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(str(self.listen))
+            except OSError:
+                return False
+        return True
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
