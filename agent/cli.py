@@ -601,7 +601,7 @@ def diskguard_run(
     def action(settings: Settings) -> tuple[int, Any, str]:
         import signal
 
-        from agent.diskguard import Guard
+        from agent.guard import Guard
 
         if interval <= 0:
             raise BadInput(f"--interval {interval:g} is not positive", "give a number of seconds, e.g. 60")
@@ -623,7 +623,7 @@ def diskguard_status(ctx: typer.Context, docker_host: DockerHostOption = None, a
     """
 
     def action(settings: Settings) -> tuple[int, Any, str]:
-        from agent.diskguard import format_status, status
+        from agent.guard import format_status, status
 
         report = status(settings.replace(docker_host=docker_host))
         ok = report["error"] is None and report["used_pct"] <= settings.high_pct
@@ -677,7 +677,7 @@ def diskguard_start(
     """
 
     def action(settings: Settings) -> tuple[int, Any, str]:
-        from agent.guard_service import start
+        from agent.guard import start
 
         result = start(settings.replace(docker_host=docker_host), systemd)
         how = "already running" if result["already_running"] else "started"

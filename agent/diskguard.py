@@ -7,14 +7,17 @@ order against the real engine and stops as soon as the disk is back under the lo
 force, so the engine refuses an image a registered container uses; a container still being created (its
 image looked up and its layers taken, not yet registered) does not stop the engine, so after each image
 removal we look whether its layers are still held and, if so, put the image back from its config.
+
+The guard that runs this on the engine's events lives in `guard`, what persists between runs in
+`guard_state`, the reading of the engine's on-disk image store in `image_store`. What stays (≈600 lines)
+is the policy, the plan and the pruning that walks it, kept in one file as the user's design names it:
+the plan's order and the pruning's stopping rule are read together.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
-import json
+import errno
 import os
 import re
 import time
@@ -22,10 +25,14 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from agent import disks, fileops
-from agent.engine import docker_time
-from agent.errors import BadInput, Failed
+import docker.errors
+
+from agent import disks, engine, fileops, image_store, registry
+from agent.errors import BadInput
+from agent.guard_state import GuardFiles, UseRecord, remember_check
+from agent.imageref import split_image_ref
 from agent.log import get_logger
+from agent.statedir import StateDir
 
 log = get_logger("diskguard")
 
@@ -243,8 +250,12 @@ class Usage:
 
 
 def usage_of(path: Path) -> Usage:
-    st = os.statvfs(path)
-    return Usage(used=(st.f_blocks - st.f_bfree) * st.f_frsize, avail=st.f_bavail * st.f_frsize)
+    """The filesystem's usage as `disks.fs_usage` measures it; OSError naming why when `path` is not visible."""
+    usage = disks.fs_usage(path)
+    if usage is None:
+        os.stat(path)  # raises why: missing, or a directory above it we may not enter
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+    return Usage(used=usage.used, avail=usage.free)
 
 
 def simulate(plan: Plan, bytes_needed: int) -> list[Step]:
@@ -256,56 +267,6 @@ def simulate(plan: Plan, bytes_needed: int) -> list[Step]:
         chosen.append(step)
         freed += step.bytes
     return chosen
-
-
-# ---------------------------------------------------------------------------------------------- state
-
-
-class UseRecord:
-    """When each image was last used and when it arrived, kept in the state dir (on the EBS volume) so
-    that it survives restarts of the guard and of the notebook."""
-
-    def __init__(self, state_dir: Path) -> None:
-        self.path = state_dir / "diskguard" / "images.json"
-        self.lock = state_dir / "diskguard" / "images.lock"
-        self.last_used: dict[str, float] = {}
-        self.arrived: dict[str, float] = {}
-        self.dirty = False
-
-    def load(self) -> UseRecord:
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            data = json.loads(self.path.read_text())
-            self.last_used = {k: float(v) for k, v in data.get("last_used", {}).items()}
-            self.arrived = {k: float(v) for k, v in data.get("arrived", {}).items()}
-        return self
-
-    def used(self, image_id: str, when: float) -> None:
-        if when > self.last_used.get(image_id, 0):
-            self.last_used[image_id] = when
-            self.dirty = True
-
-    def arrived_at(self, image_id: str, when: float) -> None:
-        self.arrived[image_id] = when
-        self.dirty = True
-
-    def forget(self, image_ids: Iterable[str]) -> None:
-        for image_id in image_ids:
-            self.dirty |= self.last_used.pop(image_id, None) is not None
-            self.dirty |= self.arrived.pop(image_id, None) is not None
-
-    def save(self) -> None:
-        """Merge with what another process (once beside run) saved, newest use wins, then write."""
-        if not self.dirty:
-            return
-        with fileops.exclusive_lock(self.lock):
-            disk = UseRecord(self.path.parent.parent).load()
-            for image_id, when in disk.last_used.items():
-                if when > self.last_used.get(image_id, 0):
-                    self.last_used[image_id] = when
-            for image_id, when in disk.arrived.items():
-                self.arrived.setdefault(image_id, when)
-            fileops.write_json(self.path, {"last_used": self.last_used, "arrived": self.arrived})
-        self.dirty = False
 
 
 # ---------------------------------------------------------------------------------------------- engine edge
@@ -336,7 +297,7 @@ def gather(client, root_dir: str, record: UseRecord) -> tuple[list[Image], list[
         if not running:
             with contextlib.suppress(Exception):
                 state = client.api.inspect_container(summary["Id"])["State"]
-                finished = docker_time(state.get("FinishedAt")) or docker_time(state.get("StartedAt"))
+                finished = engine.docker_time(state.get("FinishedAt")) or engine.docker_time(state.get("StartedAt"))
                 failed = state.get("ExitCode", 0) != 0 or bool(state.get("OOMKilled"))
             if finished is None:
                 finished = float(summary.get("Created") or 0)
@@ -363,14 +324,10 @@ def _arrival_on_disk(client, image_id: str, root_dir: str, summary: dict) -> flo
     """When an image never seen by `run` arrived: its last tag time, else when the engine stored its
     config (the imagedb file's mtime), else its build time."""
     with contextlib.suppress(Exception):
-        tagged = docker_time(client.api.inspect_image(image_id).get("Metadata", {}).get("LastTagTime"))
+        tagged = engine.docker_time(client.api.inspect_image(image_id).get("Metadata", {}).get("LastTagTime"))
         if tagged:
             return tagged
-    digest = image_id.split(":", 1)[-1]
-    for driver_dir in Path(root_dir, "image").glob("*"):
-        with contextlib.suppress(OSError):
-            return (driver_dir / "imagedb" / "content" / "sha256" / digest).stat().st_mtime
-    return float(summary.get("Created") or 0)
+    return image_store.config_stored_at(root_dir, image_id) or float(summary.get("Created") or 0)
 
 
 @dataclass
@@ -396,7 +353,7 @@ def enforce(
     root_dir: str,
     policy: Policy,
     record: UseRecord,
-    state_dir: Path,
+    state: StateDir,
     dry_run: bool = False,
     room_bytes: int | None = None,
 ) -> Outcome:
@@ -432,7 +389,7 @@ def enforce(
     for step in plan.steps:
         if enough(usage):
             break
-        kept_because = _remove(client, step, state_dir, root_dir)
+        kept_because = _remove(client, step, state, root_dir)
         if kept_because is None:
             after = usage_of(path)
             outcome.removed.append(_removed(step, max(0, usage.used - after.used)))
@@ -452,15 +409,13 @@ def _removed(step: Step, freed: int) -> dict:
     return {**asdict(step), "bytes": freed}
 
 
-def _remove(client, step: Step, state_dir: Path, root_dir: str) -> str | None:
+def _remove(client, step: Step, state: StateDir, root_dir: str) -> str | None:
     """Remove one thing, never forcing: None when it went, else why it stays (the engine refused because a
     container started meanwhile, or the image had to be put back)."""
-    import docker.errors
-
     try:
         if step.kind == "container":
             container = client.containers.get(step.id)
-            _save_logs(container, state_dir)
+            _save_logs(container, state.root)
             container.remove()
         elif step.kind == "build_cache":
             client.api.prune_builds()
@@ -481,11 +436,9 @@ def _remove_image(client, step: Step, root_dir: str) -> str | None:
     taken, not yet registered) neither shows in our check nor stops the delete, and would then run from an
     image that no longer exists. Its layers outlive the delete, so: when the image's top layer is still
     held after the delete, put the image back from its config (same id, same names)."""
-    import docker.errors
-
     if client.api.containers(all=True, filters={"ancestor": step.id}):
         raise docker.errors.APIError(f"a container uses {step.id}")
-    saved = SavedImage.read(root_dir, step.id)
+    saved = image_store.SavedImage.read(root_dir, step.id)
     untagged = []
     try:
         for name in step.names:
@@ -496,7 +449,7 @@ def _remove_image(client, step: Step, root_dir: str) -> str | None:
     except docker.errors.APIError:
         _retag(client, step.id, untagged)
         raise
-    if _image_present(client, step.id):
+    if image_store.image_present(client, step.id):
         # The last untag left it: a container registered between the engine's two checks, or a new name.
         _retag(client, step.id, untagged)
         return "the engine kept it after the untag (in use, or named anew meanwhile): names put back"
@@ -514,77 +467,12 @@ def _remove_image(client, step: Step, root_dir: str) -> str | None:
 
 def _retag(client, image_id: str, names: Iterable[str]) -> None:
     """Give the names back, except one that meanwhile names another image (a newer pull keeps it)."""
-    import docker.errors
-
     for name in names:
-        if _image_present(client, name):
+        if image_store.image_present(client, name):
             continue
-        repository, _, tag = name.rpartition(":")
+        repository, tag = split_image_ref(name)
         with contextlib.suppress(docker.errors.APIError):
             client.api.tag(image_id, repository, tag)
-
-
-def _image_present(client, image: str) -> bool:
-    import docker.errors
-
-    try:
-        client.api.inspect_image(image)
-    except docker.errors.ImageNotFound:
-        return False
-    return True
-
-
-@dataclass(frozen=True)
-class SavedImage:
-    """An image's config exactly as the engine stored it, and where its layer chain lives: enough to put the
-    image back (same id) while its layers are still in the layer store."""
-
-    id: str
-    config: bytes
-    layer_dir: Path
-    """The layer store's entry for the image's top layer; it exists as long as anything holds that layer."""
-
-    @classmethod
-    def read(cls, root_dir: str, image_id: str) -> SavedImage | None:
-        """None when the data-root is not readable here (the engine is not local), or the image has no layers."""
-        digest = image_id.split(":", 1)[-1]
-        for driver_dir in Path(root_dir, "image").glob("*"):
-            try:
-                config = (driver_dir / "imagedb" / "content" / "sha256" / digest).read_bytes()
-                diff_ids = (json.loads(config).get("rootfs") or {}).get("diff_ids") or []
-            except (OSError, ValueError):
-                continue
-            if not diff_ids:
-                return None
-            chain = diff_ids[0]
-            for diff_id in diff_ids[1:]:  # the layer store's chain id: sha256 of "<parent chain> <diff id>"
-                chain = "sha256:" + hashlib.sha256(f"{chain} {diff_id}".encode()).hexdigest()
-            return cls(image_id, config, driver_dir / "layerdb" / "sha256" / chain.split(":", 1)[-1])
-        return None
-
-    def layers_held(self) -> bool:
-        return self.layer_dir.exists()
-
-    def load(self, client) -> None:
-        """`docker load` of the config alone (no names): the engine skips reading layers it already has."""
-        import tarfile
-
-        import docker.errors
-
-        digest = self.id.split(":", 1)[-1]
-        layers = len(json.loads(self.config)["rootfs"]["diff_ids"])
-        manifest = [{"Config": f"{digest}.json", "RepoTags": [], "Layers": [f"{i}/layer.tar" for i in range(layers)]}]
-        archive = io.BytesIO()
-        with tarfile.open(fileobj=archive, mode="w") as tar:
-            for member, data in ((f"{digest}.json", self.config), ("manifest.json", json.dumps(manifest).encode())):
-                info = tarfile.TarInfo(member)
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-        for line in client.api.load_image(archive.getvalue()):
-            if line.get("error"):
-                raise docker.errors.APIError(line["error"])
-        if not _image_present(client, self.id):
-            raise docker.errors.APIError(f"the engine did not load {self.id} back")
 
 
 def _save_logs(container, state_dir: Path) -> None:
@@ -649,8 +537,6 @@ class Target:
 
 def resolve_target(client, host: str, path: Path | None) -> Target:
     """The filesystem to watch: `--path`, else the one holding the engine's DockerRootDir."""
-    from agent import engine
-
     root_dir = engine.describe(client, host).root_dir
     if path is None:
         return Target(Path(root_dir), root_dir)
@@ -665,30 +551,20 @@ def check_path(path: Path | None) -> None:
 
 
 def run_once(settings, policy: Policy, path: Path | None, dry_run: bool) -> Outcome:
-    from agent import engine
-
     check_path(path)
     with contextlib.closing(engine.connect(settings.docker_host)) as client:
         target = resolve_target(client, settings.docker_host, path)
-        record = UseRecord(settings.state_dir).load()
-        with fileops.exclusive_lock(settings.state_dir / "diskguard" / "prune.lock"):
-            outcome = enforce(client, target.path, target.root_dir, policy, record, settings.state_dir, dry_run)
+        record = UseRecord(settings.state).load()
+        with fileops.exclusive_lock(GuardFiles(settings.state).prune_lock):
+            outcome = enforce(client, target.path, target.root_dir, policy, record, settings.state, dry_run)
     if not dry_run:
-        _remember(settings.state_dir, outcome)
+        remember_check(settings.state, outcome.to_dict())
     return outcome
-
-
-def _remember(state_dir: Path, outcome: Outcome) -> None:
-    fileops.write_json(state_dir / "diskguard" / "last.json", {"time": time.time(), **outcome.to_dict()})
 
 
 def make_room(settings, policy: Policy, image: str, path: Path | None) -> dict:
     """Before a pull: free the room the image needs by the same policy, or say up front that it cannot be
     made (nothing is removed then)."""
-    import docker.errors
-
-    from agent import engine, registry
-
     registry.parse_reference(image)  # a bad name is bad input before anything is asked of the engine
     check_path(path)
     with contextlib.closing(engine.connect(settings.docker_host)) as client:
@@ -705,8 +581,8 @@ def make_room(settings, policy: Policy, image: str, path: Path | None) -> dict:
             "room_needed": size.room_needed,
             "free_before": usage_of(target.path).avail,
         }
-        record = UseRecord(settings.state_dir).load()
-        with fileops.exclusive_lock(settings.state_dir / "diskguard" / "prune.lock"):
+        record = UseRecord(settings.state).load()
+        with fileops.exclusive_lock(GuardFiles(settings.state).prune_lock):
             images, containers, build_cache = gather(client, target.root_dir, record)
             plan = plan_pruning(images, containers, build_cache, policy, time.time())
             reachable = result["free_before"] + sum(step.bytes for step in plan.steps)
@@ -720,225 +596,11 @@ def make_room(settings, policy: Policy, image: str, path: Path | None) -> dict:
                 )
                 return result
             outcome = enforce(
-                client, target.path, target.root_dir, policy, record, settings.state_dir, room_bytes=size.room_needed
+                client, target.path, target.root_dir, policy, record, settings.state, room_bytes=size.room_needed
             )
     free_after = usage_of(target.path).avail
     result.update(ok=free_after >= size.room_needed, removed=outcome.removed, kept=outcome.kept, free_after=free_after)
     return result
-
-
-def status(settings) -> dict:
-    """Measured now: the engine's data-root (asked of the engine) and that disk's usage; beside it whether
-    a `run` guard is active, what it last did, and what it knows of image use."""
-    from agent import engine
-
-    directory = settings.state_dir / "diskguard"
-    pid = guard_pid(directory)
-    last = None
-    with contextlib.suppress(FileNotFoundError, ValueError):
-        last = json.loads((directory / "last.json").read_text())
-    record = UseRecord(settings.state_dir).load()
-    now = {"data_root": None, "used_pct": None, "used": None, "avail": None, "error": None}
-    try:
-        with contextlib.closing(engine.connect(settings.docker_host, timeout=5)) as client:
-            now["data_root"] = engine.describe(client, settings.docker_host).root_dir
-        usage = usage_of(Path(now["data_root"]))
-        now.update(used_pct=round(usage.percent, 2), used=usage.used, avail=usage.avail)
-    except Failed as exc:
-        now["error"] = exc.one_line()
-    except OSError as exc:
-        now["error"] = f"the data-root {now['data_root']} is not visible from here ({exc.strerror})"
-    return {
-        "guard_running": pid is not None,
-        "guard_pid": pid,
-        "docker_host": settings.docker_host,
-        **now,
-        "high": settings.high_pct,
-        "low": settings.low_pct,
-        "images_seen_in_use": len(record.last_used),
-        "last_check": last,
-    }
-
-
-def guard_pid(directory: Path) -> int | None:
-    """The pid of the `run` holding the guard lock, or None when no guard runs."""
-    import fcntl
-
-    lock = directory / "run.lock"
-    if not lock.exists():
-        return None
-    with open(lock) as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            with contextlib.suppress(OSError, ValueError):
-                return int((directory / "run.pid").read_text())
-            return -1
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return None
-
-
-def format_status(report: dict) -> str:
-    guard = f"running (pid {report['guard_pid']})" if report["guard_running"] else "not running"
-    lines = [f"diskguard run: {guard}"]
-    if report["error"]:
-        lines.append(f"now: {report['error']}")
-    else:
-        lines.append(
-            f"now: data-root {report['data_root']} (engine {report['docker_host']}): {report['used_pct']:.1f}% used, "
-            f"{disks.human_bytes(report['avail'])} free (high {report['high']:g}%, low {report['low']:g}%)"
-        )
-    last = report["last_check"]
-    if last:
-        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(last["time"]))
-        lines.append(
-            f"last check {when} on {last['path']}: {last['before_pct']}% -> {last['after_pct']}%, "
-            f"removed {len(last['removed'])}"
-        )
-    else:
-        lines.append("last check: none recorded")
-    lines.append(f"images seen in use: {report['images_seen_in_use']}")
-    return "\n".join(lines)
-
-
-class Guard:
-    """`diskguard run`: applies the policy whenever the engine reports a pull, a container created,
-    started, dying or removed (and every `interval` seconds), records image use from the same events, and
-    survives the engine restarting. Idle, it blocks on the event socket and a timer."""
-
-    def __init__(self, settings, policy: Policy, path: Path | None, interval: float) -> None:
-        import queue
-        import threading
-
-        check_path(path)
-        self.settings = settings
-        self.policy = policy
-        self.path = path
-        self.interval = interval
-        self.stop = threading.Event()
-        self.wake = threading.Event()
-        self.uses: queue.SimpleQueue = queue.SimpleQueue()
-        """(kind, image id, epoch) from the event thread, applied by the main loop."""
-        self.record = UseRecord(settings.state_dir).load()
-        self.directory = settings.state_dir / "diskguard"
-        self._stream = None
-
-    def serve(self) -> None:
-        """Run until `stop` is set (SIGTERM); only one guard runs per state dir."""
-        import fcntl
-        import threading
-
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with open(self.directory / "run.lock", "a") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise Failed(
-                    f"another diskguard run is active (pid {guard_pid(self.directory)})",
-                    "stop it first, or leave it: one guard is enough",
-                ) from None
-            fileops.atomic_write(self.directory / "run.pid", f"{os.getpid()}\n", mode=0o644)
-            log.info("diskguard.started", high=self.policy.high, low=self.policy.low, interval=self.interval)
-            threading.Thread(target=self._watch_events, name="diskguard-events", daemon=True).start()
-            try:
-                while not self.stop.is_set():
-                    self._check()
-                    self.wake.wait(self.interval)
-                    self.wake.clear()
-            finally:
-                self._apply_uses()
-                self.record.save()
-                with contextlib.suppress(Exception):
-                    if self._stream is not None:
-                        self._stream.close()
-                (self.directory / "run.pid").unlink(missing_ok=True)
-                log.info("diskguard.stopped")
-
-    def shutdown(self, *_signal) -> None:
-        self.stop.set()
-        self.wake.set()
-
-    def _check(self) -> None:
-        import docker.errors
-        import requests
-
-        from agent import engine
-
-        self._apply_uses()
-        try:
-            with contextlib.closing(engine.connect(self.settings.docker_host)) as client:
-                target = resolve_target(client, self.settings.docker_host, self.path)
-                if usage_of(target.path).percent <= self.policy.high:
-                    self.record.save()
-                    return
-                with fileops.exclusive_lock(self.directory / "prune.lock"):
-                    outcome = enforce(
-                        client, target.path, target.root_dir, self.policy, self.record, self.settings.state_dir
-                    )
-        except (Failed, docker.errors.DockerException, requests.RequestException, OSError) as exc:
-            log.warning("diskguard.check_failed", error=str(exc))
-            return
-        _remember(self.settings.state_dir, outcome)
-        log.info(
-            "diskguard.pruned",
-            before_pct=outcome.before_pct,
-            after_pct=outcome.after_pct,
-            removed=len(outcome.removed),
-            still_over=outcome.after_pct > self.policy.high,
-        )
-
-    def _apply_uses(self) -> None:
-        import queue
-
-        while True:
-            try:
-                kind, image_id, when = self.uses.get_nowait()
-            except queue.Empty:
-                return
-            if kind == "used":
-                self.record.used(image_id, when)
-            elif kind == "arrived":
-                self.record.arrived_at(image_id, when)
-            else:
-                self.record.forget([image_id])
-
-    def _watch_events(self) -> None:
-        """Follow the engine's events; reconnect with backoff when it goes away (a restart)."""
-        import docker
-
-        backoff = 1.0
-        while not self.stop.is_set():
-            try:
-                client = docker.DockerClient(base_url=self.settings.docker_host, timeout=30)
-                self._stream = client.events(decode=True, filters={"type": ["image", "container"]})
-                log.info("diskguard.watching", host=self.settings.docker_host)
-                backoff = 1.0
-                self.wake.set()  # the engine may have come back with a fuller disk
-                for event in self._stream:
-                    self._on_event(client, event)
-            except Exception as exc:  # noqa: BLE001 - any failure of the stream means: reconnect
-                if not self.stop.is_set():
-                    log.info(
-                        "diskguard.events_lost", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                    )
-            if self.stop.wait(backoff):
-                return
-            backoff = min(30.0, backoff * 2)
-
-    def _on_event(self, client, event: dict) -> None:
-        action = (event.get("Action") or event.get("status") or "").split(":")[0]
-        when = event.get("timeNano", 0) / 1e9 or event.get("time") or time.time()
-        with contextlib.suppress(Exception):
-            if event.get("Type") == "container" and action in ("create", "start"):
-                image_id = client.api.inspect_container(event["id"])["Image"]
-                self.uses.put(("used", image_id, when))
-            elif event.get("Type") == "image" and action in ("pull", "tag"):
-                image_id = client.api.inspect_image(event["id"])["Id"]
-                self.uses.put(("arrived", image_id, when))
-            elif event.get("Type") == "image" and action == "delete":
-                self.uses.put(("forget", event["id"], when))
-        if action in ("pull", "create", "start", "die", "destroy"):  # destroy: its image may go now
-            self.wake.set()
 
 
 def format_make_room(result: dict) -> str:

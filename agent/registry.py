@@ -16,7 +16,11 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
+import docker.auth
+import docker.errors
+
 from agent.errors import BadInput, Failed
+from agent.imageref import split_image_ref
 
 MANIFEST_TYPES = ", ".join(
     [
@@ -61,23 +65,23 @@ class Reference:
 
 
 def parse_reference(name: str) -> Reference:
-    """Split an image name the way the engine does (docker.io and library/ implied). Pure."""
+    """Split an image name the way the engine does (docker.io and library/ implied), with docker-py's
+    parser. Pure."""
+    bad = BadInput(f"{name!r} is not an image name", "give it like REGISTRY/REPOSITORY:TAG")
     if not name or any(c.isspace() for c in name):
-        raise BadInput(f"{name!r} is not an image name", "give it like REGISTRY/REPOSITORY:TAG")
-    rest, _, digest = name.partition("@")
-    first, slash, remainder = rest.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost"):
-        registry, path = first, remainder
-    else:
-        registry, path = "docker.io", rest
-    tag = "latest"
-    if ":" in path.rsplit("/", 1)[-1]:
-        path, tag = path.rsplit(":", 1)
+        raise bad
+    repository, tag = split_image_ref(name)
+    if tag and tag.startswith("sha256:"):  # a digest wins over a tag given beside it (name:tag@sha256:...)
+        repository, _tag = split_image_ref(repository)
+    try:
+        registry, path = docker.auth.resolve_repository_name(repository)
+    except docker.errors.InvalidRepository:
+        raise bad from None
     if registry == "docker.io" and "/" not in path:
         path = f"library/{path}"
     if not re.fullmatch(r"[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*", path):
-        raise BadInput(f"{name!r} is not an image name", "give it like REGISTRY/REPOSITORY:TAG")
-    return Reference(registry, path, digest or tag)
+        raise bad
+    return Reference(registry, path, tag or "latest")
 
 
 def image_size(name: str, insecure_registries: list[str] | None = None) -> ImageSize:
@@ -182,8 +186,6 @@ def _basic_credentials(registry: str) -> str | None:
                 f"cannot get an ECR token for {registry}: {exc}", "check the AWS credentials and region"
             ) from None
         return data["authorizationData"][0]["authorizationToken"]
-    import docker.auth
-
     config = docker.auth.load_config()
     auth = docker.auth.resolve_authconfig(config, registry)
     if auth and auth.get("username") and auth.get("password"):

@@ -19,6 +19,7 @@ import requests
 
 from agent.errors import BadInput, Failed
 from agent.log import get_logger
+from agent.waiting import wait_until
 
 log = get_logger("service")
 
@@ -78,23 +79,23 @@ class DockerService:
         for proc in daemon_processes(host):
             self.daemon_log = _output_file(proc) or self.daemon_log
         self._run(self.stop_argv, "stop")
-        deadline = time.monotonic() + STOP_TIMEOUT_S
         # The API closes first; the daemon goes on stopping containers and writing its root until it exits.
-        while answers(host) or daemon_processes(host):
-            if time.monotonic() > deadline:
-                raise Failed(
-                    f"the Docker engine is still running {STOP_TIMEOUT_S}s after `{' '.join(self.stop_argv)}`",
-                    "check what restarts it (a socket unit?) and pass --stop-cmd",
-                )
-            time.sleep(0.2)
+        if not wait_until(lambda: not (answers(host) or daemon_processes(host)), STOP_TIMEOUT_S):
+            raise Failed(
+                f"the Docker engine is still running {STOP_TIMEOUT_S}s after `{' '.join(self.stop_argv)}`",
+                "check what restarts it (a socket unit?) and pass --stop-cmd",
+            )
 
     def _start(self, host: str) -> None:
         launched = time.time()
         self._run(self.start_argv, "start")
         returned = time.monotonic()
-        deadline = returned + START_TIMEOUT_S
         logs: dict[int, Path | None] = {}  # the daemons seen starting, and where each writes its output
-        while not answers(host):
+
+        def up() -> bool:
+            """The API answers; Failed at once when no daemon is left starting."""
+            if answers(host):
+                return True
             starting = [p for p in daemon_processes(host) if _created(p) >= launched - 1]
             for proc in starting:
                 logs.setdefault(proc.pid, _output_file(proc))
@@ -105,12 +106,13 @@ class DockerService:
                     "read the daemon's log (journalctl -u docker, or /var/log/docker); a daemon.json key that is "
                     "also a command-line flag, or a data-root it cannot use, stops it at start",
                 )
-            if time.monotonic() > deadline:
-                raise Failed(
-                    f"the Docker engine did not answer within {START_TIMEOUT_S}s of starting it",
-                    "read the daemon's log (journalctl -u docker, or /var/log/docker)",
-                )
-            time.sleep(0.2)
+            return False
+
+        if not wait_until(up, START_TIMEOUT_S):
+            raise Failed(
+                f"the Docker engine did not answer within {START_TIMEOUT_S}s of starting it",
+                "read the daemon's log (journalctl -u docker, or /var/log/docker)",
+            )
 
     def _run(self, argv: tuple[str, ...], verb: str) -> None:
         log.info(f"service.{verb}", argv=list(argv))

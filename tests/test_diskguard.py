@@ -16,6 +16,8 @@ from pathlib import Path
 import docker.errors
 import pytest
 
+from agent import waiting
+
 import bed
 
 pytestmark = pytest.mark.bed
@@ -198,10 +200,9 @@ def start_guard(hermetic_env, daemon, *args: str) -> subprocess.Popen:
 
 
 def wait_until(condition, timeout: float, what: str) -> float:
+    """How long `condition` took to hold; fails the test when it did not within `timeout`."""
     started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < timeout, f"timed out waiting for {what}"
-        time.sleep(0.2)
+    assert waiting.wait_until(condition, timeout), f"timed out waiting for {what}"
     return time.monotonic() - started
 
 
@@ -333,6 +334,8 @@ def test_an_image_removed_while_a_container_is_being_created_from_it_is_put_back
     until the guard has had to put the image back; every container created while a pass ran must have its
     image once that pass is over (checked before the next pull could bring it back)."""
     from agent import diskguard
+    from agent.guard_state import UseRecord
+    from agent.statedir import StateDir
 
     daemon, disk = make_engine(size_mb=500)
     base = publish(daemon, images, registry, "race/base", 32)
@@ -346,8 +349,8 @@ def test_an_image_removed_while_a_container_is_being_created_from_it_is_put_back
         client.images.remove(ref)
         client.images.remove(base)
     policy = diskguard.Policy.build(2, 1, (), "0s", "24h")  # every pass removes the image if it can
-    state_dir = Path(hermetic_env["SMDIAG_STATE_DIR"])
-    record = diskguard.UseRecord(state_dir).load()
+    state = StateDir(Path(hermetic_env["SMDIAG_STATE_DIR"]))
+    record = UseRecord(state).load()
     passes = {"done": 0, "put_back": 0}
     creating: dict[int, int] = {}
     """creator -> the number of passes done when its current create began; its check is still to come."""
@@ -398,7 +401,7 @@ def test_an_image_removed_while_a_container_is_being_created_from_it_is_put_back
                     client.images.remove(ref)
                 gate.set()
                 assert pull(daemon, ref) is None
-                outcome = diskguard.enforce(client, disk.path, root_dir, policy, record, state_dir)
+                outcome = diskguard.enforce(client, disk.path, root_dir, policy, record, state)
                 gate.clear()
                 with changed:
                     passes["done"] += 1

@@ -1,8 +1,10 @@
-"""The pure half of diskguard: what goes first, what is never touched, and why."""
+"""The pure half of diskguard: what goes first, what is never touched, and why; and its measure of a disk."""
+
+import os
 
 import pytest
 
-from agent.diskguard import Container, Image, Policy, Usage, parse_duration, plan_pruning, simulate
+from agent.diskguard import Container, Image, Policy, Usage, parse_duration, plan_pruning, simulate, usage_of
 from agent.errors import BadInput
 from agent.registry import parse_reference
 
@@ -105,6 +107,15 @@ def test_usage_and_simulation():
     assert [s.names[0] for s in simulate(plan, 15 * MB)] == ["a:1", "b:1"]
 
 
+def test_usage_is_measured_as_df_does_and_a_missing_path_says_why(tmp_path):
+    st = os.statvfs(tmp_path)
+    usage = usage_of(tmp_path)
+    assert usage.used + usage.avail == (st.f_blocks - st.f_bfree + st.f_bavail) * st.f_frsize
+    with pytest.raises(FileNotFoundError) as missing:
+        usage_of(tmp_path / "absent")
+    assert missing.value.strerror == "No such file or directory"
+
+
 @pytest.mark.parametrize("text,seconds", [("90s", 90), ("10m", 600), ("24h", 86400), ("2d", 172800), ("0", 0)])
 def test_durations(text, seconds):
     assert parse_duration(text, "--min-age") == seconds
@@ -135,5 +146,11 @@ def test_image_references_resolve_like_the_engine():
     )
     local = parse_reference("127.0.0.1:5000/team/model@sha256:abc")
     assert (local.registry, local.repository, local.reference) == ("127.0.0.1:5000", "team/model", "sha256:abc")
+    pinned = parse_reference("localhost:5000/team/model:2@sha256:abc")  # the digest wins over the tag
+    assert (pinned.registry, pinned.repository, pinned.reference) == ("localhost:5000", "team/model", "sha256:abc")
+    assert parse_reference("index.docker.io/library/busybox").registry == "docker.io"
+    for bad in ("http://host/repo", "-host.io/repo"):
+        with pytest.raises(BadInput):
+            parse_reference(bad)
     with pytest.raises(BadInput):
         parse_reference("Not An Image")

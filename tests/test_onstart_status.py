@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent import guard_service, kernels, onstart
+from agent import guard, kernels, onstart
 from agent.settings import Settings
 
 STATUS = (
@@ -99,8 +99,8 @@ def test_the_guard_unit_restarts_on_failure_and_names_every_setting(tmp_path):
     settings = Settings.load(
         env={"SMDIAG_EBS_MOUNT": str(tmp_path), "SMDIAG_HIGH_PCT": "80", "DOCKER_HOST": "unix:///d.sock"}
     )
-    argv = guard_service.guard_argv("/ebs/.smdiag/venv/bin/python", settings)
-    unit = guard_service.unit_text(argv, settings)
+    argv = guard.guard_argv("/ebs/.smdiag/venv/bin/python", settings)
+    unit = guard.unit_text(argv, settings)
     assert "Restart=on-failure" in unit and "After=docker.service" in unit
     exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
     assert exec_start.startswith("ExecStart=/ebs/.smdiag/venv/bin/python -m agent --state-dir ")

@@ -1,0 +1,327 @@
+"""The guard: `smdiag diskguard run` (the daemon), `diskguard start` (keeping exactly one running, however
+often it is called) and `diskguard status` (whether it runs, what it last did).
+
+The daemon applies diskguard's policy whenever the engine reports a pull or a container's life changing.
+Under systemd it is a unit that restarts on failure; elsewhere (a container, a host without an init
+system) a detached process. In both cases the guard's own lock is what makes it single: a second `run`
+exits at once, so two racing starts still leave one guard.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import queue
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import docker.errors
+import psutil
+import requests
+
+from agent import disks, engine, fileops
+from agent.diskguard import Policy, check_path, enforce, resolve_target, usage_of
+from agent.errors import Failed
+from agent.guard_state import GuardFiles, UseRecord, guard_pid, last_check, remember_check
+from agent.log import get_logger
+from agent.settings import Settings
+from agent.waiting import wait_until
+
+log = get_logger("guard")
+
+UNIT = "smdiag-diskguard.service"
+START_TIMEOUT_S = 20
+STOP_TIMEOUT_S = 10
+SYSTEMCTL_TIMEOUT_S = 30
+
+
+def guard_argv(python: str, settings: Settings) -> list[str]:
+    """The guard's command line, every setting explicit so that a service manager's bare environment
+    runs the same guard."""
+    return [
+        python, "-m", "agent", "--state-dir", str(settings.state_dir),
+        "diskguard", "run", "--docker-host", settings.docker_host,
+        "--high", f"{settings.high_pct:g}", "--low", f"{settings.low_pct:g}",
+    ]  # fmt: skip
+
+
+def unit_text(argv: list[str], settings: Settings) -> str:
+    """The systemd unit: after docker, restarted on failure, its output in the journal. Pure."""
+    return (
+        "[Unit]\n"
+        "Description=smdiag diskguard: keeps Docker's disk under its high watermark\n"
+        "After=docker.service\n"
+        "Wants=docker.service\n\n"
+        "[Service]\n"
+        f"Environment={shlex.quote('SMDIAG_EBS_MOUNT=' + str(settings.ebs_mount))}\n"
+        f"ExecStart={shlex.join(argv)}\n"
+        "Restart=on-failure\n"
+        "RestartSec=10\n\n"
+        "[Install]\n"
+        "WantedBy=multi-user.target\n"
+    )
+
+
+def systemd_available(settings: Settings) -> bool:
+    return settings.systemd_run_dir.is_dir() and shutil.which("systemctl") is not None
+
+
+def start(settings: Settings, use_systemd: bool | None = None) -> dict:
+    """Start the guard unless one of this agent runs; returns how (`systemd`, `detached`), its pid, and
+    whether it was already running. A detached guard of an agent since reinstalled is replaced."""
+    engine.validate_host(settings.docker_host)  # a guard that could never connect is bad input, now
+    use_systemd = systemd_available(settings) if use_systemd is None else use_systemd
+    argv = guard_argv(sys.executable, settings)
+    files = GuardFiles(settings.state)
+    running = guard_pid(settings.state)
+    changed = False
+    if use_systemd:
+        changed = _install_unit(settings.systemd_dir / UNIT, unit_text(argv, settings))
+        _systemctl("enable", UNIT)
+        _systemctl("restart" if changed else "start", UNIT)
+    else:
+        if running is not None and _interpreter(running) not in (None, sys.executable):
+            _stop(running)
+            running, changed = None, True
+        if running is None:
+            _spawn(argv, files.guard_output)
+    pid = _wait_for_guard(files)
+    result = {
+        "manager": "systemd" if use_systemd else "detached",
+        "pid": pid,
+        "already_running": running == pid and not changed,
+        "replaced": changed,
+    }
+    log.info("guard.started", **result)
+    return result
+
+
+def _interpreter(pid: int) -> str | None:
+    with contextlib.suppress(psutil.Error, IndexError):
+        return psutil.Process(pid).cmdline()[0]
+    return None
+
+
+def _stop(pid: int) -> None:
+    with contextlib.suppress(psutil.Error):
+        process = psutil.Process(pid)
+        process.terminate()
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except psutil.TimeoutExpired:
+            process.kill()
+
+
+def _install_unit(path: Path, text: str) -> bool:
+    if not fileops.write_if_changed(path, text):
+        return False
+    _systemctl("daemon-reload")
+    return True
+
+
+def _systemctl(*args: str) -> None:
+    done = subprocess.run(["systemctl", *args], capture_output=True, text=True, timeout=SYSTEMCTL_TIMEOUT_S)
+    if done.returncode != 0:
+        raise Failed(f"systemctl {' '.join(args)} failed: {done.stderr.strip()}", f"see journalctl -u {UNIT}")
+
+
+def _spawn(argv: list[str], output: Path) -> None:
+    """A detached guard: its own session (no hang-up when the caller's terminal or script ends)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with open(output, "ab") as out:
+        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _wait_for_guard(files: GuardFiles) -> int:
+    pid = wait_until(lambda: guard_pid(files.state), START_TIMEOUT_S)
+    if pid is not None:
+        return pid
+    output = files.guard_output
+    tail = ""
+    if output.exists():
+        tail = (output.read_text(errors="replace").strip().splitlines() or [""])[-1]
+    raise Failed(
+        f"the guard did not start within {START_TIMEOUT_S}s" + (f": {tail}" if tail else ""),
+        f"see {output} and run `smdiag diskguard run` by hand to see why",
+    )
+
+
+def status(settings: Settings) -> dict:
+    """Measured now: the engine's data-root (asked of the engine) and that disk's usage; beside it whether
+    a `run` guard is active, what it last did, and what it knows of image use."""
+    pid = guard_pid(settings.state)
+    record = UseRecord(settings.state).load()
+    now = {"data_root": None, "used_pct": None, "used": None, "avail": None, "error": None}
+    try:
+        with contextlib.closing(engine.connect(settings.docker_host, timeout=5)) as client:
+            now["data_root"] = engine.describe(client, settings.docker_host).root_dir
+        usage = usage_of(Path(now["data_root"]))
+        now.update(used_pct=round(usage.percent, 2), used=usage.used, avail=usage.avail)
+    except Failed as exc:
+        now["error"] = exc.one_line()
+    except OSError as exc:
+        now["error"] = f"the data-root {now['data_root']} is not visible from here ({exc.strerror})"
+    return {
+        "guard_running": pid is not None,
+        "guard_pid": pid,
+        "docker_host": settings.docker_host,
+        **now,
+        "high": settings.high_pct,
+        "low": settings.low_pct,
+        "images_seen_in_use": len(record.last_used),
+        "last_check": last_check(settings.state),
+    }
+
+
+def format_status(report: dict) -> str:
+    guard = f"running (pid {report['guard_pid']})" if report["guard_running"] else "not running"
+    lines = [f"diskguard run: {guard}"]
+    if report["error"]:
+        lines.append(f"now: {report['error']}")
+    else:
+        lines.append(
+            f"now: data-root {report['data_root']} (engine {report['docker_host']}): {report['used_pct']:.1f}% used, "
+            f"{disks.human_bytes(report['avail'])} free (high {report['high']:g}%, low {report['low']:g}%)"
+        )
+    last = report["last_check"]
+    if last:
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(last["time"]))
+        lines.append(
+            f"last check {when} on {last['path']}: {last['before_pct']}% -> {last['after_pct']}%, "
+            f"removed {len(last['removed'])}"
+        )
+    else:
+        lines.append("last check: none recorded")
+    lines.append(f"images seen in use: {report['images_seen_in_use']}")
+    return "\n".join(lines)
+
+
+class Guard:
+    """`diskguard run`: applies the policy whenever the engine reports a pull, a container created,
+    started, dying or removed (and every `interval` seconds), records image use from the same events, and
+    survives the engine restarting. Idle, it blocks on the event socket and a timer."""
+
+    def __init__(self, settings: Settings, policy: Policy, path: Path | None, interval: float) -> None:
+        check_path(path)
+        self.settings = settings
+        self.policy = policy
+        self.path = path
+        self.interval = interval
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+        self.uses: queue.SimpleQueue = queue.SimpleQueue()
+        """(kind, image id, epoch) from the event thread, applied by the main loop."""
+        self.record = UseRecord(settings.state).load()
+        self.files = GuardFiles(settings.state)
+        self._stream = None
+
+    def serve(self) -> None:
+        """Run until `stop` is set (SIGTERM); only one guard runs per state dir."""
+        self.files.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.files.run_lock, "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise Failed(
+                    f"another diskguard run is active (pid {guard_pid(self.settings.state)})",
+                    "stop it first, or leave it: one guard is enough",
+                ) from None
+            fileops.atomic_write(self.files.run_pid, f"{os.getpid()}\n", mode=0o644)
+            log.info("diskguard.started", high=self.policy.high, low=self.policy.low, interval=self.interval)
+            threading.Thread(target=self._watch_events, name="diskguard-events", daemon=True).start()
+            try:
+                while not self.stop.is_set():
+                    self._check()
+                    self.wake.wait(self.interval)
+                    self.wake.clear()
+            finally:
+                self._apply_uses()
+                self.record.save()
+                with contextlib.suppress(Exception):
+                    if self._stream is not None:
+                        self._stream.close()
+                self.files.run_pid.unlink(missing_ok=True)
+                log.info("diskguard.stopped")
+
+    def shutdown(self, *_signal) -> None:
+        self.stop.set()
+        self.wake.set()
+
+    def _check(self) -> None:
+        self._apply_uses()
+        try:
+            with contextlib.closing(engine.connect(self.settings.docker_host)) as client:
+                target = resolve_target(client, self.settings.docker_host, self.path)
+                if usage_of(target.path).percent <= self.policy.high:
+                    self.record.save()
+                    return
+                with fileops.exclusive_lock(self.files.prune_lock):
+                    outcome = enforce(
+                        client, target.path, target.root_dir, self.policy, self.record, self.settings.state
+                    )
+        except (Failed, docker.errors.DockerException, requests.RequestException, OSError) as exc:
+            log.warning("diskguard.check_failed", error=str(exc))
+            return
+        remember_check(self.settings.state, outcome.to_dict())
+        log.info(
+            "diskguard.pruned",
+            before_pct=outcome.before_pct,
+            after_pct=outcome.after_pct,
+            removed=len(outcome.removed),
+            still_over=outcome.after_pct > self.policy.high,
+        )
+
+    def _apply_uses(self) -> None:
+        while True:
+            try:
+                kind, image_id, when = self.uses.get_nowait()
+            except queue.Empty:
+                return
+            if kind == "used":
+                self.record.used(image_id, when)
+            elif kind == "arrived":
+                self.record.arrived_at(image_id, when)
+            else:
+                self.record.forget([image_id])
+
+    def _watch_events(self) -> None:
+        """Follow the engine's events; reconnect with backoff when it goes away (a restart)."""
+        backoff = 1.0
+        while not self.stop.is_set():
+            try:
+                with contextlib.closing(engine.connect(self.settings.docker_host, timeout=30)) as client:
+                    self._stream = client.events(decode=True, filters={"type": ["image", "container"]})
+                    log.info("diskguard.watching", host=self.settings.docker_host)
+                    backoff = 1.0
+                    self.wake.set()  # the engine may have come back with a fuller disk
+                    for event in self._stream:
+                        self._on_event(client, event)
+            except Exception as exc:  # noqa: BLE001 - any failure of the stream means: reconnect
+                if not self.stop.is_set():
+                    log.info(
+                        "diskguard.events_lost", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    )
+            if self.stop.wait(backoff):
+                return
+            backoff = min(30.0, backoff * 2)
+
+    def _on_event(self, client, event: dict) -> None:
+        action = (event.get("Action") or event.get("status") or "").split(":")[0]
+        when = event.get("timeNano", 0) / 1e9 or event.get("time") or time.time()
+        with contextlib.suppress(Exception):
+            if event.get("Type") == "container" and action in ("create", "start"):
+                image_id = client.api.inspect_container(event["id"])["Image"]
+                self.uses.put(("used", image_id, when))
+            elif event.get("Type") == "image" and action in ("pull", "tag"):
+                image_id = client.api.inspect_image(event["id"])["Id"]
+                self.uses.put(("arrived", image_id, when))
+            elif event.get("Type") == "image" and action == "delete":
+                self.uses.put(("forget", event["id"], when))
+        if action in ("pull", "create", "start", "die", "destroy"):  # destroy: its image may go now
+            self.wake.set()
