@@ -64,12 +64,12 @@ class DockerService:
         if self._stopped_at is None:
             self._stopped_at = time.monotonic()
         with self._timed():
-            self._stop(self._engine(host))
+            self._stop(self._engine(host).host)
 
     def start(self, host: str | None = None) -> None:
         """Start the daemon and wait until its API answers."""
         with self._timed():
-            self._start(self._engine(host))
+            self._start(self._engine(host).host)
         if self._stopped_at is not None:
             self.downtime_seconds += time.monotonic() - self._stopped_at
             self._stopped_at = None
@@ -83,13 +83,13 @@ class DockerService:
             raise ValueError("DockerService needs an engine: build it with one, or pass the host")
         return self.engine
 
-    def _stop(self, engine: Engine) -> None:
-        for proc in daemon_processes(engine.host):
+    def _stop(self, host: str) -> None:
+        for proc in daemon_processes(host):
             self.daemon_log = _output_file(proc) or self.daemon_log
         self._run(self.stop_argv, "stop")
         deadline = time.monotonic() + STOP_TIMEOUT_S
         # The API closes first; the daemon goes on stopping containers and writing its root until it exits.
-        while engine.answers() or daemon_processes(engine.host):
+        while answers(host) or daemon_processes(host):
             if time.monotonic() > deadline:
                 raise Failed(
                     f"the Docker engine is still running {STOP_TIMEOUT_S}s after `{' '.join(self.stop_argv)}`",
@@ -97,14 +97,14 @@ class DockerService:
                 )
             time.sleep(0.2)
 
-    def _start(self, engine: Engine) -> None:
+    def _start(self, host: str) -> None:
         launched = time.time()
         self._run(self.start_argv, "start")
         returned = time.monotonic()
         deadline = returned + START_TIMEOUT_S
         logs: dict[int, Path | None] = {}  # the daemons seen starting, and where each writes its output
-        while not engine.answers():
-            starting = [p for p in daemon_processes(engine.host) if _created(p) >= launched - 1]
+        while not answers(host):
+            starting = [p for p in daemon_processes(host) if _created(p) >= launched - 1]
             for proc in starting:
                 logs.setdefault(proc.pid, _output_file(proc))
             if not starting and (logs or time.monotonic() - returned > STARTING_GRACE_S):
@@ -211,6 +211,5 @@ def _last_lines(files: list[Path | None], systemd: bool, count: int = 3) -> str:
 
 
 def answers(host: str) -> bool:
-    """Whether the engine at `host` answers now. For callers that hold a host, not an Engine yet
-    (bootstrap, fix: issue 15 converts them to `Engine.answers`)."""
+    """Whether the engine at `host` answers now (a fresh probe each call: `Engine.answers`)."""
     return Engine(host).answers()
