@@ -62,8 +62,8 @@ class StateDir:
 
     @property
     def onstart(self) -> Path:
-        """What the lifecycle script leaves for `smdiag doctor`. The script writes here before the agent
-        is installed, so it names these paths itself until then (see on-start.sh)."""
+        """What the lifecycle script leaves for `smdiag doctor`. The script writes here from before the
+        agent is installed, so it names this directory's files itself (on-start.sh)."""
         return self.root / "onstart"
 
     @property
