@@ -159,11 +159,9 @@ def _log_error(what: str, exc: BaseException) -> None:
 def _state_dir() -> str:
     if _AGENT_STATE_DIR:
         return _AGENT_STATE_DIR
-    if os.environ.get("SMDIAG_STATE_DIR"):
-        return os.environ["SMDIAG_STATE_DIR"]
-    from agent.settings import Settings  # `import agent.autowrap`: the agent itself is importable
+    from agent.statedir import StateDir  # `import agent.autowrap`: the agent itself is importable
 
-    return str(Settings.load().state_dir)
+    return str(StateDir.from_env(os.environ).root)
 
 
 # ---------------------------------------------------------------------------------------------- wrappers

@@ -194,8 +194,36 @@ def doctor(
         if only or yes or dry_run:
             raise BadInput("--only, --yes and --dry-run go with --fix", "add --fix, or leave them out")
 
-        report = run_doctor(settings.replace(docker_host=docker_host))
+        from agent.engine import Engine
+
+        settings = settings.replace(docker_host=docker_host)
+        with Engine.for_settings(settings) as engine:
+            report = run_doctor(settings, engine)
         return (0 if report["healthy"] else 1), report, format_report(report)
+
+    _execute(ctx, as_json, action)
+
+
+@app.command()
+def paths(
+    ctx: typer.Context,
+    shell: Annotated[
+        bool, typer.Option("--shell", help="Print SMDIAG_*='...' assignments to eval in a shell script.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Print where smdiag keeps its state: the lifecycle script evals `smdiag paths --shell` rather than
+    repeating the layout. Exit 0, 2 on bad input.
+    """
+
+    def action(settings: Settings) -> tuple[int, Any, str]:
+        if shell and as_json:
+            raise BadInput("--shell and --json are two formats", "give one of them")
+        assignments = settings.state.shell_assignments()
+        if shell:
+            return 0, assignments, settings.state.shell_script()
+        width = max(map(len, assignments))
+        return 0, assignments, "\n".join(f"{name:<{width}}  {value}" for name, value in assignments.items())
 
     _execute(ctx, as_json, action)
 

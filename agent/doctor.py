@@ -14,15 +14,14 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from agent import compose, disks, engine, host, onstart, platform, studio
+from agent import compose, disks, host, onstart, platform, studio
+from agent.engine import Engine
 from agent.errors import SmdiagError
 from agent.log import get_logger
 from agent.settings import DEFAULT_DOCKER_ROOT, Settings
 
 log = get_logger("doctor")
 
-WRAPPER_ERRORS = Path("logs", "wrapper-errors.jsonl")
-"""Relative to the state dir; written by agent.autowrap (stdlib only, so it cannot import this)."""
 DISK_ROLES = {"docker_root": "Docker data-root", "tmp": "temp dir", "ebs": "EBS volume"}
 DISK_FIXES = {
     "docker_root": "prune least recently used images: smdiag diskguard once (or keep it pruned: smdiag diskguard run)",
@@ -38,18 +37,20 @@ class Problem:
     fix: str
 
 
-def run_doctor(settings: Settings) -> dict:
-    """Gather the facts, diagnose them, and return the report (`healthy` is False when problems exist)."""
-    facts = gather(settings)
+def run_doctor(settings: Settings, engine: Engine | None = None) -> dict:
+    """Gather the facts, diagnose them, and return the report (`healthy` is False when problems exist).
+
+    `engine` is the command's; without one (callers not converted yet: fix) one is made for the host."""
+    facts = gather(settings, engine or Engine.for_settings(settings))
     problems = diagnose(facts, settings.high_pct)
     report = {"healthy": not problems, **facts, "problems": [asdict(p) for p in problems]}
     log.info("doctor.finished", healthy=report["healthy"], problems=[p.check for p in problems])
     return report
 
 
-def gather(settings: Settings) -> dict:
+def gather(settings: Settings, engine: Engine) -> dict:
     plat = platform.detect(settings)
-    engine_facts = _engine(settings.docker_host, plat.api_version)
+    engine_facts = _engine(engine)
     daemon_config = _daemon_config(settings.daemon_config)
     docker_root = _docker_root(engine_facts, daemon_config, settings)
     notebook = host.notebook_facts(settings)
@@ -69,8 +70,8 @@ def gather(settings: Settings) -> dict:
         "platform": plat.to_dict(),
         "studio": studio.gather(settings, plat, Path.home()) if plat.kind == platform.STUDIO else None,
         "state_dir": _state_dir(settings.state_dir),
-        "onstart": onstart.read(settings.state_dir),
-        "wrapper": _wrapper_errors(settings.state_dir / WRAPPER_ERRORS),
+        "onstart": onstart.read(settings.state),
+        "wrapper": _wrapper_errors(settings.state.wrapper_errors),
     }
 
 
@@ -313,14 +314,13 @@ def _onstart_text(record: dict | None) -> str:
     return f"last run {record['started']}{total}: {steps}{background}"
 
 
-def _engine(docker_host: str, api_version: str | None = None) -> dict:
+def _engine(engine: Engine) -> dict:
     try:
-        with contextlib.closing(engine.connect(docker_host, version=api_version)) as client:
-            facts = engine.describe(client, docker_host)
+        facts = engine.describe()
     except SmdiagError as exc:
         if exc.exit_code == 2:
             raise
-        return {"reachable": False, "host": docker_host, "error": exc.problem, "fix": exc.fix}
+        return {"reachable": False, "host": engine.host, "error": exc.problem, "fix": exc.fix}
     return {"reachable": True, **facts.to_dict(), "error": None, "fix": None}
 
 

@@ -1,4 +1,9 @@
-"""The Docker engine edge: connect through docker-py and describe the engine, or say exactly why not."""
+"""The Docker engine edge: connect through docker-py and describe the engine, or say exactly why not.
+
+`Engine(host)` is the one object a command builds for its engine and passes down: one client (made once,
+through `connect`'s validation and error translation), its facts, whether it answers now, waiting for it
+to come up or go down, and its event stream.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import errno
 import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 import docker
 import docker.errors
@@ -13,8 +20,14 @@ import docker.utils
 import requests
 
 from agent.errors import BadInput, Failed
+from agent.waiting import wait_until
+
+if TYPE_CHECKING:
+    from agent.settings import Settings
 
 CONNECT_TIMEOUT_S = 10
+PROBE_TIMEOUT_S = 3
+"""How long `answers` waits: a probe while the daemon stops or starts, where a hung call means "not yet"."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +44,78 @@ class EngineFacts:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+class Engine:
+    """The Docker engine at `host`. Nothing is attempted until it is used, so building one costs nothing;
+    the client is made once and kept, so one command talks to its engine through one connection pool."""
+
+    def __init__(self, host: str, timeout: float = CONNECT_TIMEOUT_S, version: str | None = None) -> None:
+        self.host = host
+        self.timeout = timeout
+        self.version = version
+        """The API version to pin (Studio's proxy refuses unversioned calls); None asks the engine."""
+
+    @classmethod
+    def for_settings(cls, settings: Settings, timeout: float = CONNECT_TIMEOUT_S) -> Engine:
+        """The engine the settings name, pinned to the API version its platform needs."""
+        from agent import platform
+
+        return cls(settings.docker_host, timeout, platform.detect(settings).api_version)
+
+    def __repr__(self) -> str:
+        return f"Engine({self.host!r})"
+
+    @cached_property
+    def client(self) -> docker.DockerClient:
+        """A client whose engine answered when it was made; `BadInput` or `Failed` (root cause and fix)
+        otherwise, and then the next use tries again."""
+        return connect(self.host, self.timeout, self.version)
+
+    def describe(self) -> EngineFacts:
+        return describe(self.client, self.host)
+
+    def answers(self, timeout: float = PROBE_TIMEOUT_S) -> bool:
+        """Whether the engine answers a ping now. A fresh connection each time: a daemon that restarted
+        since the last call must be asked, not remembered."""
+        try:
+            probe = docker.DockerClient(base_url=self.host, timeout=timeout, version=self.version)
+        except docker.errors.DockerException:
+            return False
+        try:
+            return bool(probe.ping())
+        except (docker.errors.DockerException, requests.RequestException):
+            return False
+        finally:
+            probe.close()
+
+    def wait_up(self, timeout: float) -> bool:
+        """Whether the engine answered within `timeout` seconds."""
+        return bool(wait_until(self.answers, timeout))
+
+    def wait_down(self, timeout: float) -> bool:
+        """Whether the engine stopped answering within `timeout` seconds."""
+        return bool(wait_until(lambda: not self.answers(), timeout))
+
+    def events(self, filters: dict | None = None) -> docker.types.CancellableStream:
+        """The engine's events as dicts, until the stream is closed or the engine goes away (the caller
+        reconnects: a restarted engine needs a new stream, not a new client)."""
+        try:
+            return self.client.events(decode=True, filters=filters)
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            raise unreachable(self.host, exc, self.timeout) from None
+
+    def close(self) -> None:
+        """Close the client if one was made; the next use makes a new one."""
+        client = self.__dict__.pop("client", None)
+        if client is not None:
+            client.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 def validate_host(host: str) -> None:

@@ -1,17 +1,18 @@
 """What the lifecycle script (lifecycle-config/on-start.sh) left behind, for `smdiag doctor`.
 
 The script never fails the notebook's start, so a failing step is only visible here: it writes
-`<state>/onstart/status.tsv` (a `step<TAB>state<TAB>seconds<TAB>detail` line per step, between
-`# started` and `# finished` lines), and a first data-root migration that outlasts its budget goes on in
-the background with `bootstrap.pid`, then `bootstrap.rc` and `bootstrap.out` (its output) beside it.
+`StateDir.onstart_status` (a `step<TAB>state<TAB>seconds<TAB>detail` line per step, between `# started`
+and `# finished` lines), and a first data-root migration that outlasts its budget goes on in the
+background with `bootstrap.pid`, then `bootstrap.rc` and `bootstrap.out` (its output) beside it.
 """
 
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 
 import psutil
+
+from agent.statedir import StateDir
 
 STEP_STATES = ("ok", "failed", "skipped", "background")
 
@@ -38,33 +39,32 @@ def parse_status(text: str) -> dict:
     return {"started": started, "finished": finished, "total_s": total_s, "steps": steps}
 
 
-def read(state_dir: Path) -> dict | None:
+def read(state: StateDir) -> dict | None:
     """The last on-start run's record, with the background migration's state; None if it never ran."""
-    directory = state_dir / "onstart"
     try:
-        record = parse_status((directory / "status.tsv").read_text(errors="replace"))
+        record = parse_status(state.onstart_status.read_text(errors="replace"))
     except OSError:
         return None
-    record["log"] = str(directory / "on-start.log")
+    record["log"] = str(state.onstart_log)
     record["background"] = None
     if any(step["state"] == "background" for step in record["steps"]):
-        record["background"] = _background(directory)
+        record["background"] = _background(state)
     return record
 
 
-def _background(directory: Path) -> dict:
+def _background(state: StateDir) -> dict:
     """running (its pid is alive), done, failed (its error), or lost (killed before it could say)."""
     with contextlib.suppress(OSError, ValueError):
-        code = int((directory / "bootstrap.rc").read_text())
+        code = int(state.onstart_bootstrap("rc").read_text())
         lines = [""]
         with contextlib.suppress(OSError):
-            lines = (directory / "bootstrap.out").read_text(errors="replace").strip().splitlines() or lines
+            lines = state.onstart_bootstrap("out").read_text(errors="replace").strip().splitlines() or lines
         if code == 0:
             return {"state": "done", "detail": lines[0]}
         return {"state": "failed", "detail": lines[-1] or f"smdiag bootstrap exited {code}"}
     pid = None
     with contextlib.suppress(OSError, ValueError):
-        pid = int((directory / "bootstrap.pid").read_text())
+        pid = int(state.onstart_bootstrap("pid").read_text())
     if pid is not None and psutil.pid_exists(pid):
         return {"state": "running", "detail": f"pid {pid}"}
     return {"state": "lost", "detail": "it ended without a result (killed?)"}

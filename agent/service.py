@@ -12,11 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import docker
-import docker.errors
 import psutil
-import requests
 
+from agent.engine import Engine
 from agent.errors import BadInput, Failed
 from agent.log import get_logger
 from agent.waiting import wait_until
@@ -36,6 +34,8 @@ class DockerService:
     """systemd, sysv or custom."""
     stop_argv: tuple[str, ...]
     start_argv: tuple[str, ...]
+    engine: Engine | None = None
+    """The engine this service runs: what stopping and starting wait on."""
     daemon_seconds: float = 0.0
     """Time spent waiting for dockerd to stop and start: the part of a run that is not ours."""
     daemon_log: Path | None = None
@@ -60,20 +60,29 @@ class DockerService:
         finally:
             self.daemon_seconds += time.monotonic() - started
 
-    def stop(self, host: str) -> None:
+    def stop(self, host: str | None = None) -> None:
         """Stop the daemon and wait until it has exited."""
         if self._stopped_at is None:
             self._stopped_at = time.monotonic()
         with self._timed():
-            self._stop(host)
+            self._stop(self._engine(host).host)
 
-    def start(self, host: str) -> None:
+    def start(self, host: str | None = None) -> None:
         """Start the daemon and wait until its API answers."""
         with self._timed():
-            self._start(host)
+            self._start(self._engine(host).host)
         if self._stopped_at is not None:
             self.downtime_seconds += time.monotonic() - self._stopped_at
             self._stopped_at = None
+
+    def _engine(self, host: str | None) -> Engine:
+        """The engine this service runs. `host` is for callers that do not build the service with an
+        Engine yet (bootstrap, fix: issue 15 converts them); it names the engine when given."""
+        if host is not None and (self.engine is None or self.engine.host != host):
+            self.engine = Engine(host)
+        if self.engine is None:
+            raise ValueError("DockerService needs an engine: build it with one, or pass the host")
+        return self.engine
 
     def _stop(self, host: str) -> None:
         for proc in daemon_processes(host):
@@ -128,12 +137,14 @@ class DockerService:
             )
 
 
-def detect_service(stop_cmd: str | None, start_cmd: str | None, systemd_run_dir: Path) -> DockerService:
+def detect_service(
+    stop_cmd: str | None, start_cmd: str | None, systemd_run_dir: Path, engine: Engine | None = None
+) -> DockerService:
     """The way to stop and start Docker here: the user's commands, else systemd, else SysV."""
     if stop_cmd or start_cmd:
         if not (stop_cmd and start_cmd):
             raise BadInput("--stop-cmd and --start-cmd go together", "give both, or neither to auto-detect")
-        return DockerService("custom", ("sh", "-c", stop_cmd), ("sh", "-c", start_cmd))
+        return DockerService("custom", ("sh", "-c", stop_cmd), ("sh", "-c", start_cmd), engine)
     systemctl = shutil.which("systemctl")
     if systemctl and systemd_run_dir.is_dir():
         # Stopping the socket too, or the next CLI call would re-activate the daemon mid-copy.
@@ -141,10 +152,11 @@ def detect_service(stop_cmd: str | None, start_cmd: str | None, systemd_run_dir:
             "systemd",
             (systemctl, "stop", "docker.socket", "docker.service"),
             ("sh", "-c", f"{systemctl} daemon-reload && {systemctl} start docker.socket docker.service"),
+            engine,
         )
     service = shutil.which("service")
     if service:
-        return DockerService("sysv", (service, "docker", "stop"), (service, "docker", "start"))
+        return DockerService("sysv", (service, "docker", "stop"), (service, "docker", "start"), engine)
     raise BadInput(
         "cannot tell how to stop and start Docker here (no systemd, no `service` command)",
         "pass --stop-cmd and --start-cmd",
@@ -200,14 +212,6 @@ def _last_lines(files: list[Path | None], systemd: bool, count: int = 3) -> str:
     return ("; its last log lines: " + " | ".join(line.strip() for line in lines)) if lines else ""
 
 
-def answers(host: str, timeout: float = 3) -> bool:
-    try:
-        client = docker.DockerClient(base_url=host, timeout=timeout)
-    except docker.errors.DockerException:
-        return False
-    try:
-        return bool(client.ping())
-    except (docker.errors.DockerException, requests.RequestException):
-        return False
-    finally:
-        client.close()
+def answers(host: str) -> bool:
+    """Whether the engine at `host` answers now (a fresh probe each call: `Engine.answers`)."""
+    return Engine(host).answers()

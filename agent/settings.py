@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.errors import BadInput
-from agent.statedir import StateDir
+from agent.statedir import NOTEBOOK_EBS_MOUNT, StateDir
 
-NOTEBOOK_EBS_MOUNT = Path("/home/ec2-user/SageMaker")
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 DEFAULT_DOCKER_ROOT = Path("/var/lib/docker")
 DEFAULT_CONDA_ENVS = "/home/ec2-user/anaconda3 /home/ec2-user/anaconda3/envs/*"
@@ -60,7 +59,7 @@ class Settings:
         state_dir = _pick(overrides, env, "state_dir", "SMDIAG_STATE_DIR", None)
         settings = cls(
             ebs_mount=ebs_mount,
-            state_dir=Path(state_dir) if state_dir else default_state_dir(ebs_mount, env),
+            state_dir=Path(state_dir) if state_dir else StateDir.default(ebs_mount, env).root,
             root_volume=Path(_pick(overrides, env, "root_volume", "SMDIAG_ROOT_VOLUME", "/")),
             docker_host=str(_pick(overrides, env, "docker_host", "DOCKER_HOST", DEFAULT_DOCKER_HOST)),
             daemon_config=Path(
@@ -125,14 +124,6 @@ class Settings:
     @property
     def log_file(self) -> Path:
         return self.state.log_file
-
-
-def default_state_dir(ebs_mount: Path, env: Mapping[str, str]) -> Path:
-    """On a notebook the state lives on the EBS volume; elsewhere in the user's XDG state directory."""
-    if ebs_mount.is_dir():
-        return ebs_mount / ".smdiag"
-    xdg = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "state")
-    return Path(xdg) / "smdiag"
 
 
 def default_cache_dir(env: Mapping[str, str]) -> str:

@@ -4,9 +4,12 @@
 # with its duration, recorded in <state>/onstart/status.tsv (`smdiag doctor` reads it), and it exits 0.
 # Steps: install the agent into a venv on EBS; link it onto PATH; move Docker's data-root onto EBS;
 # start the disk guard; hook the kernels; add the docker-compose shim SDK v2 needs beside Compose v3+.
-# Every path below is a variable with the notebook's default, overridable from the environment.
+# Settings: the notebook's defaults, overridable from the environment. The agent's own (DOCKER_HOST,
+# SMDIAG_CONDA_ENVS, SMDIAG_DOCKER_CONFIG...) are not repeated: it reads them, with agent/settings.py's.
 
 SMDIAG_EBS_MOUNT="${SMDIAG_EBS_MOUNT:-/home/ec2-user/SageMaker}"
+# The agent lives in the state dir: before it is installed, that and the install's own paths (venv,
+# venvs/, downloads/, onstart/: agent/statedir.py) are named here; then `smdiag paths` gives the rest.
 SMDIAG_STATE_DIR="${SMDIAG_STATE_DIR:-$SMDIAG_EBS_MOUNT/.smdiag}"
 SMDIAG_VENV="${SMDIAG_VENV:-$SMDIAG_STATE_DIR/venv}"
 # Where the agent comes from, as pip takes it: a checkout (DIR or DIR[extras]), a wheel's path, an
@@ -14,10 +17,6 @@ SMDIAG_VENV="${SMDIAG_VENV:-$SMDIAG_STATE_DIR/venv}"
 SMDIAG_SOURCE="${SMDIAG_SOURCE:-$SMDIAG_EBS_MOUNT/smdiag}"
 SMDIAG_PIP_ARGS="${SMDIAG_PIP_ARGS:-}"
 SMDIAG_PYTHON="${SMDIAG_PYTHON:-}" # Python 3.10+ for the venv (default: conda's base, then python3)
-SMDIAG_CONDA_ENVS="${SMDIAG_CONDA_ENVS:-/home/ec2-user/anaconda3 /home/ec2-user/anaconda3/envs/*}"
-SMDIAG_DOCKER_CONFIG="${SMDIAG_DOCKER_CONFIG:-/etc/docker/daemon.json}"
-SMDIAG_SYSCONFIG="${SMDIAG_SYSCONFIG:-/etc/sysconfig/docker}"
-DOCKER_HOST="${DOCKER_HOST:-unix:///var/run/docker.sock}"
 SMDIAG_DOCKER_STOP_CMD="${SMDIAG_DOCKER_STOP_CMD:-}" # empty: systemd, else `service docker`
 SMDIAG_DOCKER_START_CMD="${SMDIAG_DOCKER_START_CMD:-}"
 SMDIAG_SYSTEMD="${SMDIAG_SYSTEMD:-}" # the guard as a unit (1), detached (0), or what the host has
@@ -26,7 +25,7 @@ SMDIAG_BUDGET_S="${SMDIAG_BUDGET_S:-240}"
 SMDIAG_BOOTSTRAP_WAIT_S="${SMDIAG_BOOTSTRAP_WAIT_S:-}" # empty: what the budget leaves
 SMDIAG_BIN_DIR="${SMDIAG_BIN_DIR:-/usr/local/bin}" # `smdiag` is linked here
 
-export SMDIAG_EBS_MOUNT SMDIAG_STATE_DIR SMDIAG_CONDA_ENVS SMDIAG_DOCKER_CONFIG SMDIAG_SYSCONFIG DOCKER_HOST
+export SMDIAG_EBS_MOUNT SMDIAG_STATE_DIR
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH" # SageMaker's is shorter
 set -u
 set +e
@@ -229,17 +228,17 @@ run_step() {
 # Kernels run as the notebook user and write reports and logs into the state dir.
 hand_state_to_user() {
     id "$SMDIAG_NOTEBOOK_USER" >/dev/null 2>&1 || return 0
-    mkdir -p "$SMDIAG_STATE_DIR/failures" "$SMDIAG_STATE_DIR/logs"
-    touch "$SMDIAG_STATE_DIR/logs/agent.log"
-    chown "$SMDIAG_NOTEBOOK_USER" "$SMDIAG_STATE_DIR" "$SMDIAG_STATE_DIR/failures" "$SMDIAG_STATE_DIR/logs" \
-        "$SMDIAG_STATE_DIR/logs/agent.log" 2>/dev/null
+    mkdir -p "$SMDIAG_FAILURES_DIR" "$SMDIAG_LOGS_DIR"
+    touch "$SMDIAG_LOG_FILE"
+    chown "$SMDIAG_NOTEBOOK_USER" "$SMDIAG_STATE_DIR" "$SMDIAG_FAILURES_DIR" "$SMDIAG_LOGS_DIR" "$SMDIAG_LOG_FILE" \
+        2>/dev/null
 }
 
 main() {
     say "starting (budget ${SMDIAG_BUDGET_S}s; agent from $SMDIAG_SOURCE; state in $SMDIAG_STATE_DIR)"
     write_status
     step_install
-    if ((AGENT_OK)); then
+    if ((AGENT_OK)) && paths=$("$SMDIAG_BIN" paths --shell) && eval "$paths"; then
         step_link
         step_bootstrap
         case "$SMDIAG_SYSTEMD" in

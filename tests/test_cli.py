@@ -58,6 +58,25 @@ def test_reading_failure_reports_imports_no_sdk_or_framework(hermetic_env):
         assert not imported & {"sagemaker", "tensorflow", "torch", "docker", "boto3"}, command
 
 
+def test_paths_for_a_shell_survive_eval_whatever_the_state_dir_is_called(smdiag, tmp_path):
+    """on-start.sh evals this: a quote, `$`, a backquote or a space in the path must come back unchanged."""
+    from agent.statedir import StateDir
+
+    state = tmp_path / "it's $HOME `id` dir"
+    done = smdiag("--state-dir", str(state), "paths", "--shell")
+    assert done.returncode == 0, done.stderr
+    names = sorted(StateDir(state).shell_assignments())
+    script = 'eval "$1" && for name in ${@:2}; do printf "%s=%s\\n" "$name" "${!name}"; done'
+    shell = subprocess.run(["bash", "-c", script, "_", done.stdout, *names], capture_output=True, text=True, check=True)
+    seen = dict(line.split("=", 1) for line in shell.stdout.splitlines())
+    assert seen == StateDir(state).shell_assignments()
+    assert seen["SMDIAG_LOG_FILE"] == str(state / "logs" / "agent.log") and shell.stderr == ""
+    as_json = smdiag("--state-dir", str(state), "paths", "--json")
+    assert json.loads(as_json.stdout) == seen
+    both = smdiag("paths", "--shell", "--json")
+    assert both.returncode == 2 and both.stderr.startswith("smdiag: --shell and --json are two formats")
+
+
 def test_the_new_commands_refuse_bad_input_in_one_line_and_change_nothing(smdiag, hermetic_env, tmp_path):
     garbage = subprocess.run(
         [sys.executable, "-m", "agent", "failures", "record"], input="not json", env=hermetic_env,

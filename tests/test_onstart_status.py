@@ -10,6 +10,7 @@ from pathlib import Path
 
 from agent import guard, kernels, onstart
 from agent.settings import Settings
+from agent.statedir import StateDir
 
 STATUS = (
     "# started 2026-11-24T09:00:00Z\n"
@@ -61,22 +62,23 @@ def test_no_record_no_problem():
 
 
 def test_the_background_state_is_read_from_the_files_it_leaves(tmp_path):
+    state = StateDir(tmp_path)
     directory = tmp_path / "onstart"
     directory.mkdir()
     (directory / "status.tsv").write_text("# started x\nbootstrap\tbackground\t9.0\tgoes on\n")
     (directory / "bootstrap.pid").write_text(str(os.getpid()))
-    assert onstart.read(tmp_path)["background"]["state"] == "running"
+    assert onstart.read(state)["background"]["state"] == "running"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (directory / "bootstrap.pid").write_text(str(dead.pid))
-    assert onstart.read(tmp_path)["background"]["state"] == "lost"
+    assert onstart.read(state)["background"]["state"] == "lost"
     (directory / "bootstrap.out").write_text("smdiag: copying failed: No space left on device (fix: ...)\n")
     (directory / "bootstrap.rc").write_text("1\n")
-    assert onstart.read(tmp_path)["background"] == {
+    assert onstart.read(state)["background"] == {
         "state": "failed",
         "detail": "smdiag: copying failed: No space left on device (fix: ...)",
     }
-    assert onstart.read(tmp_path / "elsewhere") is None
+    assert onstart.read(StateDir(tmp_path / "elsewhere")) is None
 
 
 def test_environments_are_globbed_deduplicated_and_need_a_python(tmp_path):

@@ -4,6 +4,7 @@ import pytest
 
 from agent.errors import BadInput
 from agent.settings import NOTEBOOK_EBS_MOUNT, Settings
+from agent.statedir import StateDir
 
 
 def test_notebook_defaults_without_any_override(tmp_path):
@@ -26,6 +27,20 @@ def test_state_falls_back_to_the_users_state_home_off_notebook(tmp_path):
     assert Settings.load(env).state_dir == tmp_path / ".local" / "state" / "smdiag"
     env["XDG_STATE_HOME"] = str(tmp_path / "xdg")
     assert Settings.load(env).state_dir == tmp_path / "xdg" / "smdiag"
+
+
+def test_the_wrapper_finds_the_state_dir_the_agent_uses_without_loading_the_settings(tmp_path):
+    """agent.autowrap resolves it with StateDir.from_env alone: bad watermarks must not hide it."""
+    ebs = tmp_path / "SageMaker"
+    ebs.mkdir()
+    for env in (
+        {"SMDIAG_EBS_MOUNT": str(ebs)},
+        {"SMDIAG_EBS_MOUNT": str(tmp_path / "absent"), "HOME": str(tmp_path)},
+        {"SMDIAG_EBS_MOUNT": str(tmp_path / "absent"), "XDG_STATE_HOME": str(tmp_path / "xdg")},
+        {"SMDIAG_EBS_MOUNT": str(ebs), "SMDIAG_STATE_DIR": str(tmp_path / "state")},
+    ):
+        assert StateDir.from_env(env).root == Settings.load(env).state_dir, env
+    assert StateDir.from_env({"SMDIAG_EBS_MOUNT": str(ebs), "SMDIAG_HIGH_PCT": "lots"}).root == ebs / ".smdiag"
 
 
 def test_environment_overrides_every_default(tmp_path):
