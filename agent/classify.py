@@ -363,7 +363,7 @@ def _registry(e: Evidence) -> Diagnosis | None:
 
 def _not_started(e: Evidence) -> Diagnosis | None:
     """The engine's own reason for a container it could not create or start."""
-    hit = e.find([*STARTING, "container"], PATTERNS["port_in_use"])
+    hit = e.find(STARTING, PATTERNS["port_in_use"])
     if hit:
         return _diagnosis("port_in_use", f"the serving port is taken: {hit.line}")
     hit = e.find([*STARTING, "container"], r"exec format error")

@@ -414,3 +414,9 @@ def test_the_scripts_traceback_is_told_not_the_toolkits_that_follows_it():
     ]
     diagnosis = classify(evidence(containers=[named(logs=logs)]))
     assert diagnosis.summary.endswith("ZeroDivisionError: division by zero (/opt/ml/code/train.py, line 7)")
+
+
+def test_a_script_whose_own_port_is_taken_is_the_scripts_error_not_the_serving_port():
+    logs = ["RuntimeError: The server socket has failed to listen on any local network address. port: 29500, "
+            "useIpv6: 0, code: -98, name: EADDRINUSE, message: address already in use"]  # fmt: skip
+    assert classify(evidence(containers=[named(logs=logs)])).category == "script_error"
