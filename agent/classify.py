@@ -5,6 +5,8 @@ through: a registry's refusal is in the engine's pull errors and compose's own l
 script's output; "Permission denied" printed by a script is the script's; the engine's reason for a
 container it could not start is in `State.Error` and compose's own lines. Rules run in order, the first
 match wins: causes that make the later evidence meaningless (no engine, no Compose, no image) come first.
+Half of the module is data (a hint per category, the real lines that name each cause), kept beside the
+rules that use it.
 
 Sources, as `classify` reads them from the evidence dict:
 - `exception`: the SDK's exception in the user's process (type, message, errno, traceback);
