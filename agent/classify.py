@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from agent import container_logs
+from agent import container_logs, studio
 
 NETWORK_REFUSED = re.compile(
     r'network "?sagemaker-local"? (was found but has incorrect label|needs to be recreated).*', re.I
@@ -161,6 +161,7 @@ HINTS = {
         "mounts: run the container as your user, make the script write files readable by others (chmod), or "
         "delete the leftover directory with sudo"
     ),
+    **studio.REFUSAL_HINTS,
     "unknown": "read the report's exception and container logs (smdiag last-failure --logs 100)",
 }
 
@@ -315,6 +316,13 @@ real texts are in tests/test_classify.py, with the public report each comes from
 HOST = ("exception", "engine", "compose")
 REGISTRY = ("pulls", "compose")
 STARTING = ("engine", "compose", "exception")
+
+
+def _studio(e: Evidence) -> Diagnosis | None:
+    """Studio's proxy refusing what a notebook's engine allows (a network, privileged, BuildKit, an image)."""
+    said = "\n".join(line for source in ("engine", "compose", "pulls", "exception") for line in e.lines[source])
+    refused = studio.refusal(said)
+    return refused and _diagnosis(*refused)
 
 
 def _no_docker(e: Evidence) -> Diagnosis | None:
@@ -521,5 +529,8 @@ def _error_of(container: dict) -> str | None:
     return next(errors, None) or next((line.strip() for line in reversed(logs) if line.strip()), None)
 
 
-RULES = (_no_docker, _engine, _compose, _registry, _not_started, _oom, _disk, _serving, _container_failed, _host_side)
+RULES = (
+    _studio, _no_docker, _engine, _compose, _registry, _not_started, _oom, _disk, _serving, _container_failed,
+    _host_side,
+)  # fmt: skip
 """In order: the first cause that explains the failure wins."""

@@ -2,6 +2,7 @@
 
 import pytest
 
+from agent import studio
 from agent.classify import HINTS, classify
 
 
@@ -362,7 +363,8 @@ def test_the_real_failures_are_named_with_their_evidence_line(case):
 
 def test_every_category_has_an_actionable_hint():
     categories = {category for _changes, category, _quoted in REAL_CASES.values()}
-    assert categories | {"unknown", "image_not_found", "registry_unreachable"} == set(HINTS)
+    studio_refusals = set(studio.REFUSAL_HINTS)  # their real texts are in test_studio.py
+    assert categories | {"unknown", "image_not_found", "registry_unreachable"} == set(HINTS) - studio_refusals
 
 
 def test_a_scripts_permission_denied_or_401_is_the_scripts_not_the_registrys():

@@ -18,6 +18,7 @@ import pytest
 from studio_bed import NETWORK, PRIVILEGED, StudioSpace
 
 from agent import diskguard, kernels, platform, studio
+from agent.classify import classify
 
 import bed
 
@@ -87,6 +88,13 @@ def test_each_refusal_is_recognised_in_its_real_text_and_named_with_the_proxys_w
     category, summary = studio.refusal(f"RuntimeError: Failed to run: [...]\n{rule.seen}\n")
     assert category == rule.category
     assert summary.startswith(f"{rule.summary}: ") and summary.removeprefix(f"{rule.summary}: ") in rule.seen
+
+
+@pytest.mark.parametrize("rule", studio.REFUSALS, ids=[r.category for r in studio.REFUSALS])
+def test_a_failure_report_names_each_refusal_with_its_fix(rule):
+    diagnosis = classify({"exception": {"type": "RuntimeError", "message": "Failed to run"},
+                          "compose_output": rule.seen.splitlines()})  # fmt: skip
+    assert (diagnosis.category, diagnosis.hint) == (rule.category, rule.hint)
 
 
 def test_a_privileged_refusal_while_booting_buildkit_is_buildkits():
