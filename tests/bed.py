@@ -21,6 +21,7 @@ import sysconfig
 import tarfile
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -267,10 +268,12 @@ class Dockerd:
 class Registry:
     """A real `docker-registry` (distribution) on a free 127.0.0.1 port, storing to a directory."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, htpasswd: Path | None = None) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
+        self.htpasswd = htpasswd
+        """With an htpasswd file every request needs basic auth: what an ECR repository without a login is."""
 
     @property
     def address(self) -> str:
@@ -285,6 +288,9 @@ class Registry:
             f"storage: {{filesystem: {{rootdirectory: {storage}}}, delete: {{enabled: true}}}}\n"
             f"http: {{addr: {self.address}}}\n"
         )
+        if self.htpasswd is not None:
+            with open(config, "a") as f:
+                f.write(f"auth: {{htpasswd: {{realm: smdiag-test, path: {self.htpasswd}}}}}\n")
         log = open(self.workdir / "registry.log", "ab")
         self.proc = subprocess.Popen(
             ["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -294,7 +300,7 @@ class Registry:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise BedUnavailable(f"docker-registry exited with {self.proc.returncode}")
-            with contextlib.suppress(OSError), urllib.request.urlopen(f"http://{self.address}/v2/", timeout=2):
+            if _answers(f"http://{self.address}/v2/"):
                 return self
             time.sleep(0.1)
         self.stop()
@@ -333,9 +339,11 @@ class ImageFactory:
         size_mb: float = 0,
         scripts: Mapping[str, str] | None = None,
         cmd: list[str] | None = None,
+        binaries: Mapping[str, Path] | None = None,
     ):
         """An image whose padding is `size_mb` MiB of random bytes (a registry cannot compress it away),
-        whose `scripts` (name -> shell text) are executables on PATH, and which runs `cmd`."""
+        whose `scripts` (name -> shell text) and `binaries` (name -> a file to copy) are executables on
+        PATH, and which runs `cmd`."""
         self._count += 1
         ctx = self.workdir / f"ctx{self._count}"
         (ctx / "bin").mkdir(parents=True)
@@ -359,7 +367,10 @@ class ImageFactory:
             script = ctx / "bin" / name
             script.write_text(text if text.startswith("#!") else "#!/bin/sh\n" + text)
             script.chmod(0o755)
-        if scripts:
+        for name, source in (binaries or {}).items():
+            shutil.copy(source, ctx / "bin" / name)
+            (ctx / "bin" / name).chmod(0o755)
+        if scripts or binaries:
             lines.append("COPY bin/ /usr/local/bin/")
         if cmd:
             lines.append(f"CMD {json.dumps(cmd)}")
@@ -530,3 +541,86 @@ def model_tarball(directory: Path) -> Path:
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(weights, arcname="model.bin")
     return archive
+
+
+def _answers(url: str) -> bool:
+    """True when `url` answers HTTP at all (an error status is an answer: a registry asking for a login)."""
+    try:
+        urllib.request.urlopen(url, timeout=2).close()
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def hermetic_environment(directory: Path) -> dict[str, str]:
+    """The environment of a user with no AWS setup, no instance metadata, no engine, and a private state
+    dir under `directory` (the `hermetic_env` fixture's, for code that runs outside a test: the benches)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SMDIAG_", "DOCKER_"))}
+    env.update(
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE=str(directory / "aws-config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(directory / "aws-credentials"),
+        SMDIAG_STATE_DIR=str(directory / "state"),
+        SMDIAG_EBS_MOUNT=str(directory / "no-ebs-here"),
+        SMDIAG_NOTEBOOK_CONFIG=str(directory / "no-notebook-config.json"),
+        SMDIAG_NOTEBOOK_METADATA=str(directory / "no-notebook-metadata.json"),
+        SMDIAG_DOCKER_CONFIG=str(directory / "no-daemon.json"),
+        DOCKER_HOST=f"unix://{directory}/no-docker.sock",
+    )
+    return env
+
+
+class MotoServer:
+    """moto in server mode on a free 127.0.0.1 port: the AWS APIs (STS, S3, ...) the SDK calls."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> MotoServer:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        wait_for(lambda: self.proc.poll() is not None or _answers(self.endpoint), timeout=START_TIMEOUT_S)
+        if self.proc.poll() is not None:
+            raise BedUnavailable(f"moto.server exited with {self.proc.returncode}")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(STOP_TIMEOUT_S)
+
+
+class MemoryLimitedCgroup:
+    """A cgroup v1 memory group with a limit, for a daemon's `--cgroup-parent`: every container of that
+    engine shares the limit, as every container of Docker Desktop shares its VM's memory."""
+
+    ROOT = Path("/sys/fs/cgroup/memory")
+
+    def __init__(self, limit_mb: int) -> None:
+        self.name = f"smdiag-test-{os.getpid()}-{os.urandom(3).hex()}"
+        self.path = self.ROOT / self.name
+        self.limit_mb = limit_mb
+
+    def create(self) -> MemoryLimitedCgroup:
+        if not (self.ROOT / "memory.limit_in_bytes").exists():
+            raise BedUnavailable("no cgroup v1 memory controller at /sys/fs/cgroup/memory")
+        self.path.mkdir()
+        (self.path / "memory.limit_in_bytes").write_text(str(self.limit_mb * 1024 * 1024))
+        return self
+
+    def remove(self) -> None:
+        """After its daemon stopped: the containers' groups below it go first (rmdir of empty groups)."""
+        for child in sorted((p for p in self.path.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                child.rmdir()
+        with contextlib.suppress(OSError):
+            self.path.rmdir()
