@@ -5,9 +5,9 @@ judged on the real error text their threads quote."""
 
 from __future__ import annotations
 
+import failure_cases
 import pytest
 
-import failure_cases
 from agent import failures
 
 pytestmark = pytest.mark.bed
