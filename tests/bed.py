@@ -624,3 +624,29 @@ class MemoryLimitedCgroup:
                 child.rmdir()
         with contextlib.suppress(OSError):
             self.path.rmdir()
+
+
+def cached_packages_dir(cache: Path, requirements: tuple[str, ...]) -> Path:
+    """`requirements` installed with pip's `--target` into a directory under `cache` that every user can read,
+    for a program run as an ordinary user with the system's interpreter (this machine's Python lives under
+    /root, which uid 1000 cannot read). Built once under a lock, complete once its marker is written."""
+    key = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:12]
+    path = cache / f"packages-{key}"
+    marker = path / "smdiag-test-complete"
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / f"packages-{key}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists():
+            return path
+        if path.exists():
+            shutil.rmtree(path)
+        print(f"\nbed: installing {', '.join(requirements)} into {path} (once per machine)", file=sys.stderr)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--target", str(path),
+             *requirements],
+            check=True, timeout=SDK_BUILD_TIMEOUT_S,
+        )  # fmt: skip
+        for directory in [path, *(p for p in path.rglob("*") if p.is_dir())]:
+            directory.chmod(0o755)
+        marker.write_text("\n".join(requirements) + "\n")
+    return path

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tarfile
 import textwrap
-import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +28,13 @@ import bed
 
 ROLE = "arn:aws:iam::111111111111:role/dummy"
 REGION = "us-east-1"
+REPO = Path(__file__).resolve().parent.parent
+USER_PROGRAM_TIMEOUT_S = 400
+USER_UID = 1000
 CACHE = Path(os.environ.get("SMDIAG_TEST_CACHE", "/var/cache/smdiag-test"))
+USER_PACKAGES = ("sagemaker==2.257.7", "psutil>=5.9", "docker>=7.0", "typer>=0.12", "structlog>=24.1", "rich>=13",
+                 "boto3>=1.34", "pyyaml>=6")  # fmt: skip
+"""The SDK (the version of the main environment) and smdiag's dependencies, for a user who is not root."""
 
 USER_PROGRAM = textwrap.dedent(
     """
@@ -42,7 +47,8 @@ USER_PROGRAM = textwrap.dedent(
     ROLE, CODE = "ROLE_ARN", "s3://unused-bucket/code"
     session = LocalSession(sagemaker_config={"SchemaVersion": "1.0",
         "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}})
-    session.config = {"local": {"local_code": True, **spec.get("local", {})}}
+    local = {k: os.path.expandvars(v) if isinstance(v, str) else v for k, v in spec.get("local", {}).items()}
+    session.config = {"local": {"local_code": True, **local}}
     image, kind = spec.get("image"), spec["kind"]
 
     # When the SDK raised: the first moment an exception passes through one of the SDK's frames (a tracer
@@ -206,9 +212,18 @@ class Bed:
         plugin.chmod(0o755)
         return str(config)
 
-    def run_user(self, case: str, spec: dict, env: dict | None = None, timeout: float = 400) -> Outcome:
-        """The user program in its own interpreter, with a state dir of its own: the case's report only."""
-        home = self.dir(f"cases/{case}")
+    def run_user(self, case: str, spec: dict, env: dict | None = None, uid: int | None = None) -> Outcome:
+        """The user program in its own interpreter, with a state dir of its own (the case's report only);
+        with `uid`, as that ordinary user, with the system's Python and the SDK from USER_PACKAGES."""
+        home, prefix, python = self.dir(f"cases/{case}"), [], sys.executable
+        extra = {}
+        if uid is not None:
+            home = bed.short_tempdir("smcase-")  # the test's own directories are root's alone
+            self.stack.callback(shutil.rmtree, home, ignore_errors=True)
+            os.chown(home, uid, uid)
+            packages = bed.cached_packages_dir(CACHE, USER_PACKAGES)
+            prefix, python = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"], "/usr/bin/python3.11"
+            extra["PYTHONPATH"] = f"{packages}:{REPO}"
         program = home / "user_program.py"
         program.write_text(USER_PROGRAM)
         result = home / "result.json"
@@ -219,11 +234,12 @@ class Bed:
             "AWS_DEFAULT_REGION": REGION,
             "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
             "HOME": str(home),
+            **extra,
             **(env or {}),
         }
         done = subprocess.run(
-            [sys.executable, str(program), json.dumps(spec), str(result)],
-            env=full_env, capture_output=True, text=True, timeout=timeout, cwd=home,
+            [*prefix, python, str(program), json.dumps(spec), str(result)],
+            env=full_env, capture_output=True, text=True, timeout=USER_PROGRAM_TIMEOUT_S, cwd=home,
         )  # fmt: skip
         raised = json.loads(result.read_text()) if result.exists() else {"type": "crashed", "stderr": done.stderr}
         reports = sorted((home / "state" / "failures").glob("*/report.json"))
@@ -411,6 +427,21 @@ def execution_role(b: Bed) -> Outcome:
     return b.run_user("execution-role", {"kind": "execution_role"}, env)
 
 
+ROOT_ONLY_OUTPUT = """echo "saving the model"
+mkdir -p /opt/ml/model/checkpoints && echo weights > /opt/ml/model/checkpoints/model.pt
+chmod 600 /opt/ml/model/checkpoints/model.pt && chmod 700 /opt/ml/model/checkpoints
+"""
+
+
+def cleanup_permission(b: Bed) -> Outcome:
+    """The SDK runs as uid 1000 (a notebook's user), the container as root: its 0700 output is not the user's."""
+    image = b.image("smdiag-cases/root-output:1", scripts={"train": ROOT_ONLY_OUTPUT})
+    b.engine.exec_root.chmod(0o711)  # the engine's socket, open to the user as the docker group would make it
+    b.engine.socket.chmod(0o666)
+    return b.run_user("cleanup-permission", {"kind": "fit", "image": image, "local": {"container_root": "$HOME"}},
+                      uid=USER_UID)  # fmt: skip
+
+
 USER_SCRIPT = """echo "Invoking user training script."
 echo "Traceback (most recent call last):" >&2
 echo '  File "train-coach.py", line 12, in <module>' >&2
@@ -453,6 +484,8 @@ CASES = [
          "container_credentials", "(403)", "credentials", in_container_403),
     Case("requirements-install", "sagemaker-training-toolkit#19", "the requirements failed to install",
          "requirements_failed", "pip install", "requirements", requirements_install),
+    Case("cleanup-permission", "sagemaker-python-sdk#2647", "root-owned files the SDK (a user) cannot copy or delete",
+         "host_permission", "Permission denied", "root", cleanup_permission),
     Case("exec-format", "deep-learning-containers#2144", "an image for another CPU architecture",
          "wrong_architecture", "exec format error", "architecture", exec_format),
     Case("execution-role", "sagemaker-python-sdk#300", "get_execution_role() off SageMaker compute",
@@ -475,9 +508,3 @@ def judge(case: Case, outcome: Outcome) -> list[str]:
     if case.fix.lower() not in (report.get("hint") or "").lower():
         problems.append(f"the hint does not name {case.fix!r}")
     return problems
-
-
-def timed(case: Case, b: Bed) -> tuple[Outcome, float]:
-    started = time.monotonic()
-    outcome = case.reproduce(b)
-    return outcome, time.monotonic() - started
