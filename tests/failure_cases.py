@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import crypt
-import io
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import textwrap
 import urllib.request
 from collections.abc import Callable
@@ -265,23 +263,38 @@ def pull_nospace(b: Bed) -> Outcome:
     return b.run_user("pull-nospace", {"kind": "fit", "image": ref}, {"DOCKER_HOST": small.host})
 
 
+LARGE_RESPONSE_MB = 80
+HTTP_HANDLER = r"""read -r method path version
+length=0
+while read -r line; do
+    line=$(printf %s "$line" | tr -d '\r')
+    [ -z "$line" ] && break
+    case "$line" in [Cc]ontent-[Ll]ength:*) length=${line#*: } ;; esac
+done
+[ "$length" -gt 0 ] && head -c "$length" >/dev/null
+reply() { printf 'HTTP/1.1 %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n' "$1" "$2"; }
+case "$path" in
+    /ping) reply "200 OK" 0 ;;
+    /invocations) reply "200 OK" SIZE; head -c SIZE /dev/zero ;;
+    *) reply "404 Not Found" 0 ;;
+esac
+""".replace("SIZE", str(LARGE_RESPONSE_MB * 1024 * 1024))
+"""A model server in busybox sh (one process per connection of `nc -ll`) whose every prediction is large."""
+
+
 def transform_nospace(b: Bed) -> Outcome:
-    """The model's copy fills `container_root`: a 64 MB disk and an 80 MB model."""
-    image = b.image("smdiag-cases/serve:1", scripts={"serve": "echo serving; sleep 600"})
+    """The predictions fill `container_root`, where local batch transform writes them: a 64 MB disk."""
+    scripts = {"serve": "exec nc -ll -p 8080 -e /usr/local/bin/handle-request", "handle-request": HTTP_HANDLER}
+    image = b.image("smdiag-cases/large-predictions:1", scripts=scripts)
     home = b.dir("cases/transform-nospace")
     root = bed.LoopDisk(b.dir("transform-root"), "root", 64).mount()
     b.stack.callback(root.unmount)
-    model = home / "model.tar.gz"
-    with tarfile.open(model, "w:gz") as tar:
-        weights = os.urandom(80 * 1024 * 1024)
-        info = tarfile.TarInfo("model.bin")
-        info.size = len(weights)
-        tar.addfile(info, io.BytesIO(weights))
     data = home / "data"
     data.mkdir(exist_ok=True)
     (data / "input.csv").write_text("1,2,3\n")
-    spec = {"kind": "transform", "image": image, "model": str(model), "data": str(data),
-            "output": str(home / "output"), "local": {"container_root": str(root.path)}}  # fmt: skip
+    spec = {"kind": "transform", "image": image, "model": str(bed.model_tarball(home)), "data": str(data),
+            "output": str(home / "output"),
+            "local": {"container_root": str(root.path), "serving_port": bed.free_port()}}  # fmt: skip
     return b.run_user("transform-nospace", spec)
 
 
