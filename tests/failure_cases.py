@@ -158,6 +158,11 @@ class Bed:
             self.stack.callback(self._moto.stop)
         return self._moto
 
+    def aws(self) -> dict[str, str]:
+        """An environment whose AWS is moto (its STS caller is a user, as on a laptop with access keys)."""
+        return {"AWS_ENDPOINT_URL": self.moto.endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing"}  # fmt: skip
+
     def dir(self, name: str) -> Path:
         path = self.workdir / name
         path.mkdir(parents=True, exist_ok=True)
@@ -324,7 +329,8 @@ def compose_plugin_only(b: Bed) -> Outcome:
     image = b.image("smdiag-cases/fine:1", scripts={"train": "echo ok"})
     code = b.dir("cases/compose-plugin-only") / "x.sh"
     code.write_text("echo processing\n")
-    return b.run_user("compose-plugin-only", {"kind": "process", "image": image, "code": str(code)}, without_compose(b))
+    spec = {"kind": "process", "image": image, "code": str(code)}
+    return b.run_user("compose-plugin-only", spec, {**without_compose(b), **b.aws()})  # run() uploads the code
 
 
 def compose_v5(b: Bed) -> Outcome:
@@ -436,8 +442,7 @@ def arm64_busybox() -> Path:
 
 
 def execution_role(b: Bed) -> Outcome:
-    env = {"AWS_ENDPOINT_URL": b.moto.endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    return b.run_user("execution-role", {"kind": "execution_role"}, env)
+    return b.run_user("execution-role", {"kind": "execution_role"}, b.aws())
 
 
 ROOT_ONLY_OUTPUT = """echo "saving the model"
