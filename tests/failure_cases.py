@@ -105,7 +105,8 @@ class Outcome:
     raised: dict
     report: dict | None
     latency_s: float | None
-    stderr: str
+    output: str
+    """What the user saw: the SDK's and the containers' output, then smdiag's note."""
 
 
 @dataclass(frozen=True)
@@ -219,14 +220,12 @@ class Bed:
         """The user program in its own interpreter, with a state dir of its own (the case's report only);
         with `uid`, as that ordinary user, with the system's Python and the SDK from USER_PACKAGES."""
         home, prefix, python = self.dir(f"cases/{case}"), [], sys.executable
-        extra = {}
         if uid is not None:
             home = bed.short_tempdir("smcase-")  # the test's own directories are root's alone
             self.stack.callback(shutil.rmtree, home, ignore_errors=True)
             os.chown(home, uid, uid)
-            packages = bed.cached_packages_dir(CACHE, USER_PACKAGES)
-            prefix, python = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"], "/usr/bin/python3.11"
-            extra["PYTHONPATH"] = f"{packages}:{REPO}"
+            prefix = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+            python = str(user_venv(home / "venv") / "bin" / "python")
         program = home / "user_program.py"
         program.write_text(USER_PROGRAM)
         result = home / "result.json"
@@ -237,7 +236,6 @@ class Bed:
             "AWS_DEFAULT_REGION": REGION,
             "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
             "HOME": str(home),
-            **extra,
             **(env or {}),
         }
         done = subprocess.run(
@@ -250,7 +248,16 @@ class Bed:
         latency = None
         if reports and raised.get("raised_at"):
             latency = reports[-1].stat().st_mtime - raised["raised_at"]
-        return Outcome(raised, report, latency, done.stderr)
+        return Outcome(raised, report, latency, done.stdout + done.stderr)
+
+
+def user_venv(path: Path) -> Path:
+    """A virtual environment of the system's Python that sees the SDK and smdiag through a path entry, not
+    PYTHONPATH: the SDK's `docker-compose` (Debian's, in Python) must not import our docker-py."""
+    subprocess.run(["/usr/bin/python3.11", "-m", "venv", "--without-pip", str(path)], check=True)
+    site = next(path.glob("lib/python3.*/site-packages"))
+    (site / "user-packages.pth").write_text(f"{bed.cached_packages_dir(CACHE, USER_PACKAGES)}\n{REPO}\n")
+    return path
 
 
 # ------------------------------------------------------------------------------------------------ cases

@@ -24,7 +24,7 @@ def cases_bed(tmp_path_factory, bed_ready):
 def test_the_diagnosis_names_the_cause_and_the_fix(case, cases_bed):
     outcome = case.reproduce(cases_bed)
     assert outcome.raised.get("type") not in (None, "crashed"), outcome.raised  # the SDK's call failed, as for them
-    assert failure_cases.judge(case, outcome) == [], (outcome.report or {}).get("summary") or outcome.stderr[-2000:]
+    assert failure_cases.judge(case, outcome) == [], (outcome.report or {}).get("summary") or outcome.output[-2000:]
     assert any(note.startswith(f"smdiag: {case.category}:") for note in outcome.raised["notes"])
 
 
