@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import importlib.abc
 import inspect
@@ -86,6 +87,44 @@ class Capture:
     pulls: list[dict] = field(default_factory=list)
     serving: threading.Thread | None = None
     container_root: str | None = None
+
+
+@dataclass
+class FailureFacts:
+    """What a failed call hands the recorder (`smdiag failures record`, as JSON on its stdin): the one
+    shape both sides read and write. Only what this process alone can see; the engine's side is asked
+    by the recorder."""
+
+    call: dict
+    started: float
+    exception: dict
+    """type, message, errno and traceback of the SDK's exception."""
+    compose_files: list[str] = field(default_factory=list)
+    compose_output: list[str] = field(default_factory=list)
+    """compose's stdout as the SDK streamed it: compose's own lines and the containers' output, mixed."""
+    pull_errors: list[dict] = field(default_factory=list)
+    serving_failed: bool = False
+    container_root: str | None = None
+
+    def to_json(self) -> str:
+        import json
+
+        return json.dumps(dataclasses.asdict(self), default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> FailureFacts:
+        """ValueError or TypeError when `text` is not such a capture (a field missing or of the wrong shape)."""
+        import json
+
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise TypeError("not a JSON object")
+        known = {f.name for f in dataclasses.fields(cls)}
+        facts = cls(**{key: value for key, value in data.items() if key in known})
+        if not isinstance(facts.call, dict) or not isinstance(facts.exception, dict):
+            raise TypeError("call and exception must be objects")
+        facts.started = float(facts.started)
+        return facts
 
 
 def disabled() -> bool:
@@ -538,25 +577,26 @@ def hand_over(agent_python: str, state_dir: str, hook_config: str | None = None)
 
 def _report(capture: Capture, exc: BaseException) -> None:
     """Write the report and tell the user (called guarded: our trouble never replaces their exception)."""
+    _guarded("serving", _keep_serving_stderr, capture)
     runs = list(capture.runs)
-    facts = {
-        "call": {
+    facts = FailureFacts(
+        call={
             **capture.call,
             "images": list(dict.fromkeys([*capture.call.get("images", []), *(p["image"] for p in capture.pulls)])),
         },
-        "started": capture.started,
-        "exception": {
+        started=capture.started,
+        exception={
             "type": type(exc).__name__,
             "message": str(exc),
             "errno": getattr(exc, "errno", None),
             "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
         },
-        "compose_files": [_compose_file(run.args) for run in runs if _compose_file(run.args)],
-        "compose_output": [line for run in runs for line in run.lines],
-        "pull_errors": list(capture.pulls),
-        "serving_failed": capture.serving_failed,
-        "container_root": capture.container_root or _container_root(),
-    }
+        compose_files=[_compose_file(run.args) for run in runs if _compose_file(run.args)],
+        compose_output=[line for run in runs for line in run.lines],
+        pull_errors=list(capture.pulls),
+        serving_failed=capture.serving_failed,
+        container_root=capture.container_root or _container_root(),
+    )
     try:
         report = _record(facts)
     except Exception as problem:  # noqa: BLE001 - logged; the user learns why no report follows
@@ -576,12 +616,22 @@ def _report(capture: Capture, exc: BaseException) -> None:
     )
 
 
+def _keep_serving_stderr(capture: Capture) -> None:
+    """Compose's stderr for serving: the SDK pipes it and never reads it, and there compose says why the
+    endpoint's container did not start. What is in the pipe now is kept with compose's other lines."""
+    process = getattr(capture.serving, "process", None)
+    if process is not None and process.stderr is not None and not process.stderr.closed:
+        run = _Run(process.args)
+        _keep_the_rest(process.stderr, run)
+        capture.runs.append(run)
+
+
 def _compose_file(args) -> str | None:
     args = list(args) if isinstance(args, (list, tuple)) else []
     return args[args.index("-f") + 1] if "-f" in args[:-1] else None
 
 
-def _record(facts: dict) -> dict:
+def _record(facts: FailureFacts) -> dict:
     """Evidence is gathered by `smdiag failures record` in a subprocess of the agent's interpreter, so
     that this process (a user's kernel) needs nothing beyond the standard library."""
     import json
@@ -591,7 +641,7 @@ def _record(facts: dict) -> dict:
         env.setdefault("SMDIAG_STATE_DIR", _AGENT_STATE_DIR)
     done = subprocess.run(
         [_AGENT_PYTHON or sys.executable, "-m", "agent", "failures", "record", "--json"],
-        input=json.dumps(facts, default=str),
+        input=facts.to_json(),
         capture_output=True,
         text=True,
         env=env,

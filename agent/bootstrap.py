@@ -28,7 +28,7 @@ from typing import NoReturn
 
 import docker.errors
 
-from agent import disks, engine, fileops
+from agent import container_logs, disks, engine, fileops
 from agent.errors import BadInput, Failed, SmdiagError
 from agent.log import get_logger
 from agent.service import DockerService, detect_service
@@ -132,9 +132,9 @@ def take_inventory(client) -> Inventory:
             "running": running,
             "restart": ((container.attrs.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no",
         }
-        tail = container.logs(tail=50)  # raises when the log file is unreadable
+        digest = container_logs.tail_digest(container)  # raises when the log file is unreadable
         if not running:
-            inventory.logs[container.id] = hashlib.sha256(tail).hexdigest()
+            inventory.logs[container.id] = digest
     for volume in client.volumes.list():
         inventory.volumes[volume.name] = _files(Path(volume.attrs.get("Mountpoint") or "/nonexistent"))
     return inventory

@@ -382,11 +382,11 @@ def failures_record(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
     def action(settings: Settings) -> tuple[int, Any, str]:
         from agent import evidence
+        from agent.autowrap import FailureFacts
 
         try:
-            capture = json.loads(sys.stdin.read())
-            capture["call"], capture["started"], capture["exception"]  # noqa: B018 - the fields it needs
-        except (ValueError, TypeError, KeyError) as exc:
+            capture = FailureFacts.from_json(sys.stdin.read())
+        except (ValueError, TypeError) as exc:
             raise BadInput(
                 f"stdin is not a failure capture ({exc})", "pipe the JSON that agent.autowrap writes"
             ) from None

@@ -589,10 +589,10 @@ class SavedImage:
 
 def _save_logs(container, state_dir: Path) -> None:
     """A stopped container's logs outlive it: written under the state dir before it is removed."""
-    directory = state_dir / "diskguard" / "container-logs"
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    logs = container.logs(stdout=True, stderr=True, timestamps=True)
-    fileops.atomic_write(directory / f"{container.name}-{container.id[:12]}.log", logs, mode=0o600)
+    from agent import container_logs
+
+    name = f"{container.name}-{container.id[:12]}.log"
+    container_logs.save(container, state_dir / "diskguard" / "container-logs" / name, timestamps=True)
 
 
 def _holders(client, usage: Usage, removing: list[Step] | None = None) -> dict[str, int]:

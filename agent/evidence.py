@@ -1,195 +1,162 @@
-"""Gathering a failure's evidence from the edges: the engine, the compose file, the filesystems.
+"""Gathering a failure's evidence: a declared list of sources, each bounded in time and size.
 
-Input is the capture the wrapper made (JSON-able: the call, the exception, compose files and output,
-pull errors the SDK would have lost); output is the stored report. Every step is bounded in time and
-a step that fails becomes a field saying so: a report is written even when the engine is down.
+Input is the capture the wrapper made in the user's process (`autowrap.FailureFacts`: the call, the SDK's
+exception, compose's streamed output, pull errors the SDK would have lost); output is the stored report.
+Each source of `SOURCES` fills one field of the report, or that field says why it could not (`{"error":
+...}`): a report is written even when the engine is down or a disk hangs. Evidence stays by source —
+the engine's facts, compose's own lines, each container's own output, the SDK's exception, the disks —
+because agent.classify lets each rule read only the sources its cause can speak through.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import subprocess
 import tempfile
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent import disks, failures
-from agent.engine import docker_time
+from agent import classify, container_logs, disks, failures
+from agent.autowrap import FailureFacts
+from agent.imageref import split_image_ref
 from agent.redact import Redactor
 from agent.settings import Settings
 
 ENGINE_TIMEOUT_S = 5
 PULL_RETRY_S = 30
 COMPOSE_PATH = re.compile(r"(/[^\s,'\"\]]*docker-compose\.ya?ml)")
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+CONTAINER_LINE = re.compile(r"^([\w.-]+?)(?:_\d+)?\s+\|\s?(.*)$")
+"""How compose prefixes a container's own output in its stream: `algo-1-abcde  | text` (v1 adds `_1`)."""
 
 
-def record(capture: dict, settings: Settings) -> tuple[Path, dict]:
-    """Collect, classify and store; returns the report directory and the (redacted) report."""
-    report, full_logs = collect(capture, settings)
-    directory = failures.new_report_dir(settings.state_dir, report["time_epoch"])
-    report["id"] = directory.name
-    redactor = Redactor.from_environment().with_secrets(_compose_secrets(report.get("compose_file")))
-    failures.write_report(directory, report, full_logs, redactor)
-    return directory, redactor.value(report)
+@dataclass
+class Gathering:
+    """What the sources share: the capture, the settings, the engine client (made once), and what one
+    source leaves for another (the full container logs, for the report's files)."""
 
+    capture: FailureFacts
+    settings: Settings
+    full_logs: dict[str, str] = field(default_factory=dict)
+    streamed: dict[str, list[str]] = field(default_factory=dict)
+    """Each container's output as compose streamed it, for a container the engine no longer has."""
+    compose_lines: list[str] = field(default_factory=list)
+    """compose's own lines: its stream without the containers' output."""
+    root_dir: str = "/var/lib/docker"
+    """The engine's data-root once `docker` asked it (the default until then, or when it cannot be asked)."""
+    _client: object = None
+    _unreachable: Exception | None = None
 
-def collect(capture: dict, settings: Settings) -> tuple[dict, dict[str, str]]:
-    started = capture.get("started") or time.time()
-    compose_paths = _compose_paths(capture)
-    services = _services(compose_paths)
-    engine_facts, engine_error, client = _engine(settings.docker_host)
-    containers, full_logs = [], {}
-    pull_errors = list(capture.get("pull_errors") or [])
-    try:
-        if client is not None:
-            containers, full_logs = _containers(client, services, started)
-            if not pull_errors and _looks_like_pull_failure(capture):
-                pull_errors = _retry_pulls(client, capture, services)
-    finally:
-        if client is not None:
-            client.close()
-    root_dir = engine_facts.get("root_dir") if engine_facts else "/var/lib/docker"
-    disk_paths = [
-        ("docker_root", root_dir),
-        ("container_root", capture.get("container_root") or _staging_root(compose_paths)),
-        ("ebs", str(settings.ebs_mount)),
-    ]
-    compose_facts = _compose_choice(capture)
-    report = {
-        "id": None,
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "time_epoch": time.time(),
-        "call": capture.get("call") or {},
-        "exception": capture.get("exception") or {},
-        "df_h": _df_h(),
-        "disks": [_disk(role, path) for role, path in disk_paths],
-        "docker": engine_facts or {"error": engine_error},
-        "pull_errors": pull_errors,
-        "containers": containers,
-        "compose_file": _compose_file(compose_paths),
-        "compose_output": (capture.get("compose_output") or [])[-failures.LOG_LINES :],
-    }
-    if compose_facts:
-        report["compose"] = compose_facts
-    diagnosis = failures.classify(
-        {
-            "call": report["call"],
-            "exception": report["exception"],
-            "engine_error": engine_error,
-            "pull_errors": pull_errors,
-            "containers": containers,
-            "compose_output": report["compose_output"],
-            "serving_failed": capture.get("serving_failed"),
-            "compose": compose_facts,
+    def __post_init__(self) -> None:
+        names = {s["container_name"] for s in self.services if s.get("container_name")} | {
+            s["service"] for s in self.services
         }
-    )
-    report.update(category=diagnosis.category, summary=diagnosis.summary, hint=diagnosis.hint)
-    return report, full_logs
+        for raw in self.capture.compose_output:
+            line = ANSI.sub("", raw)
+            found = CONTAINER_LINE.match(line)
+            if found and (found.group(1) in names or not names):
+                self.streamed.setdefault(found.group(1), []).append(found.group(2))
+            else:
+                self.compose_lines.append(line)
+
+    @functools.cached_property
+    def compose_paths(self) -> list[str]:
+        found = list(self.capture.compose_files)
+        found += COMPOSE_PATH.findall(str(self.capture.exception.get("message") or ""))
+        return [p for p in dict.fromkeys(found) if Path(p).is_file()]
+
+    @functools.cached_property
+    def services(self) -> list[dict]:
+        """container_name and image of every service in the compose files this call wrote."""
+        import yaml
+
+        services = []
+        for path in self.compose_paths:
+            with contextlib.suppress(OSError, yaml.YAMLError, AttributeError):
+                for name, service in (yaml.safe_load(Path(path).read_text()).get("services") or {}).items():
+                    services.append({"service": name, "container_name": service.get("container_name"),
+                                     "image": service.get("image")})  # fmt: skip
+        return services
+
+    def client(self):
+        """The engine's client, connected once; raises the engine's reason when it cannot be reached."""
+        from agent import engine
+
+        if self._unreachable is not None:  # asked once: a down engine costs one timeout, not one per source
+            raise self._unreachable
+        if self._client is None:
+            try:
+                self._client = engine.connect(self.settings.docker_host, timeout=ENGINE_TIMEOUT_S)
+            except Exception as exc:
+                self._unreachable = exc
+                raise
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
 
 
-def _staging_root(compose_paths: list[str]) -> str:
-    """Where the SDK staged this call: the parent of the temporary directory holding its compose file. (The
-    temp dir asked anew would skip a TMPDIR that is full, the very case to report.)"""
-    if compose_paths:
-        return str(Path(compose_paths[0]).parent.parent)
-    return tempfile.gettempdir()
+@dataclass(frozen=True)
+class Source:
+    field: str
+    collect: Callable[[Gathering], object]
+    timeout_s: float
+    """Past this the field says so and gathering moves on (the source's thread is left to end alone)."""
+    empty: object = None
+    """The field's value when the source failed (its error is kept under `evidence_errors`)."""
 
 
-def _compose_choice(capture: dict) -> dict | None:
-    """When the SDK found no Compose: what is there (a plugin it refused, or nothing), probed as it probes."""
-    if "compose is not installed" not in (capture.get("exception") or {}).get("message", "").lower():
-        return None
-    from agent import compose
-
-    return compose.probe_compose().to_dict()
-
-
-def _engine(host: str):
+def _docker(g: Gathering) -> dict:
     from agent import engine
     from agent.errors import SmdiagError
 
     try:
-        client = engine.connect(host, timeout=ENGINE_TIMEOUT_S)
-        facts = engine.describe(client, host)
+        facts = engine.describe(g.client(), g.settings.docker_host)
     except SmdiagError as exc:
-        return None, exc.problem, None
-    return {"version": facts.version, "root_dir": facts.root_dir, "host": host}, None, client
+        return {"error": exc.problem}
+    g.root_dir = facts.root_dir or g.root_dir
+    return {"version": facts.version, "root_dir": facts.root_dir, "host": g.settings.docker_host}
 
 
-def _compose_paths(capture: dict) -> list[str]:
-    found = list(capture.get("compose_files") or [])
-    found += COMPOSE_PATH.findall((capture.get("exception") or {}).get("message", ""))
-    return [p for p in dict.fromkeys(found) if Path(p).is_file()]
-
-
-def _services(compose_paths: list[str]) -> list[dict]:
-    """container_name and image of every service in the compose files this call wrote."""
-    import yaml
-
-    services = []
-    for path in compose_paths:
-        with contextlib.suppress(OSError, yaml.YAMLError, AttributeError):
-            for name, service in (yaml.safe_load(Path(path).read_text()).get("services") or {}).items():
-                services.append({"service": name, "container_name": service.get("container_name"),
-                                 "image": service.get("image")})  # fmt: skip
-    return services
-
-
-def _containers(client, services: list[dict], started: float) -> tuple[list[dict], dict[str, str]]:
-    """The containers this call created: named in its compose files, else created since it started."""
-    import docker.errors
-
-    wanted = [s["container_name"] for s in services if s.get("container_name")]
+def _containers(g: Gathering) -> list[dict]:
+    """The engine's facts and each container's own output (its log), for the containers of this call."""
+    names = [s.get("container_name") for s in g.services]
     found = []
-    for name in wanted:
-        with contextlib.suppress(docker.errors.NotFound):
-            found.append(client.containers.get(name))
-    if not wanted:
-        for container in client.containers.list(all=True):
-            created = docker_time(container.attrs.get("Created"))
-            if created is not None and created >= started - 1:
-                found.append(container)
-    containers, full_logs = [], {}
-    for container in found:
-        state = container.attrs.get("State") or {}
-        with contextlib.suppress(docker.errors.APIError):
-            text = container.logs(stdout=True, stderr=True).decode(errors="replace")
-            full_logs[container.name] = text
-        lines = full_logs.get(container.name, "").replace("\r\n", "\n").splitlines()
-        containers.append(
-            {
-                "name": container.name,
-                "image": container.attrs.get("Config", {}).get("Image"),
-                "status": state.get("Status"),
-                "exit_code": state.get("ExitCode") if state.get("Status") in ("exited", "dead") else None,
-                "oom_killed": bool(state.get("OOMKilled")),
-                "error": state.get("Error") or None,
-                "logs": lines[-failures.LOG_LINES :],
-            }
-        )
-    return containers, full_logs
+    for container in container_logs.call_containers(g.client(), names, g.capture.started):
+        facts, text = container_logs.snapshot(container)
+        if text is not None:
+            g.full_logs[container.name] = text
+        found.append(facts)
+    for name, lines in g.streamed.items():  # gone from the engine: what compose streamed of it
+        if not any(c["name"].startswith(name) for c in found):
+            found.append({"name": name, "source": "compose stream", "status": None, "exit_code": None,
+                          "oom_killed": False, "error": None, "logs": lines[-container_logs.LOG_LINES :]})  # fmt: skip
+    return found
 
 
-def _looks_like_pull_failure(capture: dict) -> bool:
-    text = (capture.get("exception") or {}).get("message", "") + "\n".join(capture.get("compose_output") or [])
-    return bool(re.search(r"docker pull|pull access|error pulling|manifest|Pulling", text, re.I))
-
-
-def _retry_pulls(client, capture: dict, services: list[dict]) -> list[dict]:
-    """Where the SDK lost the engine's pull error (compose pulled), ask the engine again, bounded."""
+def _pull_errors(g: Gathering) -> list[dict]:
+    """The engine's own pull errors: as the wrapper kept them, else (compose pulled, and the SDK dropped
+    its stderr) asked of the engine again, bounded."""
+    if g.capture.pull_errors or not _looks_like_pull_failure(g):
+        return list(g.capture.pull_errors)
     import docker.errors
 
-    images = list(dict.fromkeys([*(capture.get("call") or {}).get("images", []), *(s["image"] for s in services)]))
+    images = [*g.capture.call.get("images", []), *(s["image"] for s in g.services)]
     errors = []
     deadline = time.monotonic() + PULL_RETRY_S
-    for image in filter(None, images):
+    for image in filter(None, dict.fromkeys(images)):
         with contextlib.suppress(docker.errors.ImageNotFound):
-            client.images.get(image)
+            g.client().images.get(image)
             continue
-        repository, tag = _split(image)
+        repository, tag = split_image_ref(image)
         try:
-            for event in client.api.pull(repository, tag=tag, stream=True, decode=True):
+            for event in g.client().api.pull(repository, tag=tag or "latest", stream=True, decode=True):
                 if "error" in event:
                     errors.append({"image": image, "error": event["error"].strip()})
                     break
@@ -200,23 +167,135 @@ def _retry_pulls(client, capture: dict, services: list[dict]) -> list[dict]:
     return errors
 
 
-def _split(image: str) -> tuple[str, str | None]:
-    name, _, digest = image.partition("@")
-    if digest:
-        return name, digest
-    last = name.rsplit("/", 1)[-1]
-    if ":" in last:
-        repository, tag = name.rsplit(":", 1)
-        return repository, tag
-    return name, "latest"
+def _looks_like_pull_failure(g: Gathering) -> bool:
+    text = str(g.capture.exception.get("message") or "") + "\n".join(g.compose_lines)
+    return bool(re.search(r"docker pull|pull access|error pulling|manifest|Pulling", text, re.I))
 
 
-def _compose_file(paths: list[str]) -> dict | None:
-    if not paths:
+def _compose_output(g: Gathering) -> list[str]:
+    return g.compose_lines[-container_logs.LOG_LINES :]
+
+
+def _compose_file(g: Gathering) -> dict | None:
+    if not g.compose_paths:
         return None
-    with contextlib.suppress(OSError):
-        return {"path": paths[0], "text": Path(paths[0]).read_text()}
-    return None
+    return {"path": g.compose_paths[0], "text": Path(g.compose_paths[0]).read_text()}
+
+
+def _compose_choice(g: Gathering) -> dict | None:
+    """When the SDK found no Compose: what is there (a plugin it refused, or nothing), probed as it probes."""
+    if "is not installed" not in str(g.capture.exception.get("message") or "").lower():
+        return None
+    from agent import compose
+
+    return compose.probe_compose().to_dict()
+
+
+def _disks(g: Gathering) -> list[dict]:
+    paths = [
+        ("docker_root", g.root_dir),
+        ("container_root", g.capture.container_root or _staging_root(g.compose_paths)),
+        ("ebs", str(g.settings.ebs_mount)),
+    ]
+    return [_disk(role, path) for role, path in paths]
+
+
+def _staging_root(compose_paths: list[str]) -> str:
+    """Where the SDK staged this call: the parent of the temporary directory holding its compose file. (The
+    temp dir asked anew would skip a TMPDIR that is full, the very case to report.)"""
+    if compose_paths:
+        return str(Path(compose_paths[0]).parent.parent)
+    return tempfile.gettempdir()
+
+
+def _disk(role: str, path: str) -> dict:
+    usage = disks.fs_usage(path)
+    if usage is None:
+        return {"role": role, "path": path, "total": None, "used": None, "free": None, "percent": None}
+    return {"role": role, "path": path, "total": usage.total, "used": usage.used, "free": usage.free,
+            "percent": usage.percent}  # fmt: skip
+
+
+def _df_h(g: Gathering) -> str:
+    done = subprocess.run(["df", "-h"], capture_output=True, text=True, timeout=5)
+    return done.stdout
+
+
+SOURCES = (
+    Source("docker", _docker, ENGINE_TIMEOUT_S * 2),
+    Source("containers", _containers, 20, []),
+    Source("pull_errors", _pull_errors, PULL_RETRY_S + ENGINE_TIMEOUT_S, []),
+    Source("compose_output", _compose_output, 1, []),
+    Source("compose_file", _compose_file, 5),
+    Source("compose", _compose_choice, 15),
+    Source("disks", _disks, 10, []),
+    Source("df_h", _df_h, 6, ""),
+)
+"""Each field of a report and where it comes from, in the order they are asked."""
+
+
+def _bounded(source: Source, gathering: Gathering) -> object:
+    """The source's field, or `{"error": ...}` when it raised or overran its time."""
+    result: dict = {}
+
+    def run() -> None:
+        try:
+            result["value"] = source.collect(gathering)
+        except Exception as exc:  # noqa: BLE001 - a source that fails becomes a field saying why
+            problem = getattr(exc, "problem", None) or f"{type(exc).__name__}: {exc}"
+            result["value"] = {"error": str(problem)[:500]}
+
+    worker = threading.Thread(target=run, name=f"evidence-{source.field}", daemon=True)
+    worker.start()
+    worker.join(source.timeout_s)
+    return result.get("value", {"error": f"no answer within {source.timeout_s:g}s"})
+
+
+def collect(capture: FailureFacts, settings: Settings) -> tuple[dict, dict[str, str]]:
+    """The report (classified, not yet redacted) and each container's full log."""
+    gathering = Gathering(capture, settings)
+    report = {
+        "id": None,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "time_epoch": time.time(),
+        "call": capture.call,
+        "exception": capture.exception,
+    }
+    try:
+        for source in SOURCES:
+            value = _bounded(source, gathering)
+            if isinstance(value, dict) and "error" in value and source.field != "docker":
+                report.setdefault("evidence_errors", {})[source.field] = value["error"]
+                value = source.empty
+            if value is not None or source.field != "compose":
+                report[source.field] = value
+    finally:
+        gathering.close()
+    diagnosis = classify.classify(
+        {
+            "call": capture.call,
+            "exception": capture.exception,
+            "engine_error": report["docker"].get("error"),
+            "pull_errors": report["pull_errors"],
+            "containers": report["containers"],
+            "compose_output": report["compose_output"],
+            "serving_failed": capture.serving_failed,
+            "compose": report.get("compose"),
+            "disks": report["disks"],
+        }
+    )
+    report.update(category=diagnosis.category, summary=diagnosis.summary, hint=diagnosis.hint)
+    return report, gathering.full_logs
+
+
+def record(capture: FailureFacts, settings: Settings) -> tuple[Path, dict]:
+    """Collect, classify and store; returns the report directory and the report as stored (redacted)."""
+    report, full_logs = collect(capture, settings)
+    directory = failures.new_report_dir(settings.state_dir, report["time_epoch"])
+    report["id"] = directory.name
+    compose_file = report.get("compose_file") if isinstance(report.get("compose_file"), dict) else None
+    redactor = Redactor.from_environment().with_secrets(_compose_secrets(compose_file))
+    return directory, failures.write_report(directory, report, full_logs, redactor)
 
 
 def _compose_secrets(compose_file: dict | None) -> list[str]:
@@ -229,19 +308,3 @@ def _compose_secrets(compose_file: dict | None) -> list[str]:
         if match and SECRET_NAME.search(match.group(1)):
             values.append(match.group(2).strip().strip("'\""))
     return values
-
-
-def _df_h() -> str:
-    try:
-        done = subprocess.run(["df", "-h"], capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"df -h failed: {exc}"
-    return done.stdout
-
-
-def _disk(role: str, path: str) -> dict:
-    usage = disks.fs_usage(path)
-    if usage is None:
-        return {"role": role, "path": path, "total": None, "used": None, "free": None, "percent": None}
-    return {"role": role, "path": path, "total": usage.total, "used": usage.used, "free": usage.free,
-            "percent": usage.percent}  # fmt: skip

@@ -51,6 +51,7 @@ ENGINE_DEFAULT_OPTIONS = {"com.docker.network.enable_ipv4", "com.docker.network.
 SDK_WORKDIR = re.compile(r"^tmp[a-z0-9_]{8}$")
 SDK_CONTAINER = re.compile(r"^[a-z0-9]{10}-(algo-\d+-[a-z0-9]{5})$")
 REMEDIES = {
+    "container_root_full": "container_root",
     "compose_unrecognised": "compose_shim",
     "network_conflict": "stale_network",
     "port_in_use": "leftover_containers",
@@ -395,7 +396,7 @@ def _plan_stale_network(settings, report, options) -> Plan:
     import docker.errors
 
     from agent import engine
-    from agent.failures import NETWORK_REFUSED
+    from agent.classify import NETWORK_REFUSED
 
     refused = bool(NETWORK_REFUSED.search("\n".join(report.get("compose_output") or [])))
     with contextlib.closing(engine.connect(settings.docker_host)) as client:
@@ -456,10 +457,9 @@ def _remove_container(settings, action: Action, options: FixOptions, note) -> st
     with contextlib.closing(engine.connect(settings.docker_host)) as client:
         container = client.containers.get(action.target)
         note(removed={"id": container.id, "image": container.attrs.get("Config", {}).get("Image")})
-        logs = settings.state_dir / "fix" / "logs" / f"{container.name}.log"
-        from agent import fileops
+        from agent import container_logs
 
-        fileops.atomic_write(logs, container.logs(stdout=True, stderr=True), mode=0o600)
+        logs = container_logs.save(container, settings.state_dir / "fix" / "logs" / f"{container.name}.log")
         container.stop(timeout=10)
         container.remove()
     return f"removed container {action.target} (its log kept in {logs})"

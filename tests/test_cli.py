@@ -139,7 +139,7 @@ def test_an_unexpected_error_is_one_line_naming_the_log_and_the_traceback_is_onl
         done = subprocess.run([sys.executable, "-m", "agent", "last-failure", *(["--json"] if as_json else [])],
                               env=hermetic_env, capture_output=True, text=True)  # fmt: skip
         assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr
-        assert done.stderr.count("\n") == 1 and done.stderr.startswith("smdiag: internal error: AttributeError")
+        assert done.stderr.count("\n") == 1 and done.stderr.startswith("smdiag: internal error: TypeError")
         assert f"the traceback is in {log}" in done.stderr
         if as_json:
             assert str(log) in json.loads(done.stdout)["fix"]

@@ -158,3 +158,30 @@ def test_errors_the_wrapper_logged_instead_of_raising_are_a_doctor_problem():
     assert problem.check == "wrapper" and "2 error(s) of its own" in problem.problem
     assert "record: RuntimeError: agent broken" in problem.problem and wrapper["path"] in problem.fix
     assert diagnose(facts(wrapper={**wrapper, "count": 0, "last": {}}), 85) == []
+
+
+def test_the_compose_versions_sdk_v2_refuses_are_named_as_users_saw_them():
+    """compose-v5 (sagemaker-python-sdk#5739) and compose-no-v (#4137): a plugin is there, SDK v2 refuses it."""
+    for said in ("Docker Compose version v5.0.1", "Docker Compose version 2.21.0"):
+        f = facts(compose__command=None, compose__standalone=None, compose__plugin_version=said)
+        [problem] = diagnose(f, 85)
+        assert "'Docker Compose is not installed'" in problem.problem and repr(said) in problem.problem
+        assert "smdiag doctor --fix" in problem.fix
+
+
+def test_no_permission_on_the_socket_is_not_told_to_start_the_engine():
+    """Permission denied on the engine's socket: the fix is the docker group, not starting Docker."""
+    import errno
+
+    from agent.engine import unreachable
+
+    host = "unix:///var/run/docker.sock"
+    causes = [
+        (PermissionError(errno.EACCES, "Permission denied"), "docker group"),
+        (ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"), "start Docker"),
+    ]
+    for cause, says in causes:
+        failed = unreachable(host, cause)
+        engine = {"reachable": False, "host": host, "error": failed.problem, "fix": failed.fix}
+        [problem] = diagnose(facts(engine=engine), 85)
+        assert cause.strerror in problem.problem and says in problem.fix

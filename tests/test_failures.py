@@ -112,6 +112,8 @@ def test_a_script_traceback_becomes_script_error_with_file_line_and_message(make
     assert "/opt/ml/code/train.py, line 3" in report["summary"]
     [container] = report["containers"]
     assert container["exit_code"] == 1 and container["logs"][-1].startswith("ImportError")
+    assert set(container["limits"]) >= {"memory", "shm_size"} and container["limits"]["shm_size"] == 64 * 1024**2
+    assert not any("ImportError" in line for line in report["compose_output"])  # compose's own lines only
     assert report["compose_file"]["path"].endswith("docker-compose.yaml")
     summary = [line for line in done.stderr.splitlines() if line.startswith(("smdiag", "  "))]
     assert summary[-4].startswith("smdiag: local-mode fit failed [script_error]")
@@ -165,6 +167,7 @@ def test_registry_unreachable_and_image_not_found(make_engine, registry, local_m
     assert "connection refused" in report["pull_errors"][0]["error"]
     _done, _raised, report = local_mode("fit", f"{registry.address}/failures/absent:9", host=daemon.host)
     assert report["category"] == "image_not_found" and "manifest unknown" in report["pull_errors"][0]["error"]
+    assert "manifest unknown" in report["summary"]  # the registry's line, not compose's "Pulling ..."
 
 
 def test_the_sdks_own_pull_keeps_the_engines_error(make_engine, local_mode):
@@ -187,12 +190,12 @@ def test_a_stopped_engine_is_daemon_down_and_the_report_is_still_written(make_en
     assert "error" in report["docker"] and report["containers"] == []
 
 
-def test_a_serve_that_crashes_at_start_is_serving_unhealthy_with_its_logs(make_engine, images, local_mode, tmp_path):
+def test_a_serve_that_crashes_at_start_is_serving_crashed_with_its_logs(make_engine, images, local_mode, tmp_path):
     daemon, _disk = make_engine()
     crash = 'echo "loading model"; echo "Traceback (most recent call last):" >&2; echo "KeyError: model_fn" >&2; exit 2'
     image = train_image(images, daemon, "smdiag-test/bad-serve:1", crash)
     done, raised, report = local_mode("deploy", image, str(bed.model_tarball(tmp_path)), host=daemon.host, timeout=200)
-    assert raised["type"] == "RuntimeError" and report["category"] == "serving_unhealthy"
+    assert raised["type"] == "RuntimeError" and report["category"] == "serving_crashed"
     assert report["call"]["kind"] == "deploy"
     assert any("KeyError: model_fn" in line for c in report["containers"] for line in c["logs"])
     assert "Giving up" in report["exception"]["message"]
@@ -228,6 +231,8 @@ def test_port_8080_taken_is_port_in_use(make_engine, images, local_mode, tmp_pat
     finally:
         holder.close()
     assert raised["type"] == "RuntimeError" and report["category"] == "port_in_use", report["summary"]
+    # compose's stderr, which the SDK pipes for serving and never reads, is in the report
+    assert any("address already in use" in line for line in report["compose_output"]), report["compose_output"]
     assert "predictor.delete_endpoint()" in report["hint"]
 
 
@@ -235,3 +240,16 @@ def test_no_failure_recorded_is_exit_1(smdiag):
     done = smdiag("last-failure")
     assert done.returncode == 1 and "no failure has been recorded" in done.stderr
     assert json.loads(smdiag("failures", "list", "--json").stdout) == []
+
+
+def test_the_newest_readable_report_is_the_last_failure(tmp_path):
+    """Report directories sort by time: the newest readable one is shown, an unreadable newer one skipped."""
+    from agent import failures
+
+    names = ("20261201T100000Z-aaaaaa", "20261201T110000Z-bbbbbb", "20261201T120000Z-cccccc")
+    older, newer, broken = (failures.failures_dir(tmp_path) / name for name in names)
+    for directory, text in ((older, '{"id": "old"}'), (newer, '{"id": "new"}'), (broken, "{not json")):
+        directory.mkdir(parents=True)
+        (directory / "report.json").write_text(text)
+    path, report = failures.last_report(tmp_path)
+    assert (path, report) == (newer, {"id": "new"})

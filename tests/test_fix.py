@@ -453,7 +453,7 @@ def test_local_modes_files_filling_a_small_tmp_move_to_the_ebs_volume_and_back_o
     user.env.update(TMPDIR=str(small_tmp.path), SMDIAG_EBS_MOUNT=str(ebs.path), SMDIAG_SAGEMAKER_CONFIG=str(config))
     raised = user.run("fit", image)
     report = user.reports()[-1]
-    assert report["category"] == "disk_full", (raised, report["summary"])
+    assert report["category"] == "container_root_full", (raised, report["summary"])
     assert {d["role"]: d["path"] for d in report["disks"]}["container_root"] == str(small_tmp.path)
 
     done = user.smdiag("fix", "--yes", "--json")

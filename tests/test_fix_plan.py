@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from agent import fix
-from agent.failures import classify
+from agent.classify import classify
 
 SDK_LABELS = {
     "com.docker.compose.project": "tmpk2j4x9_q",

@@ -191,7 +191,7 @@ def _run(
 ) -> str | None:
     """Run a step with its output in `log` (each line also handed to `on_line`); None on success, else the
     error in one line."""
-    from agent.failures import traceback_summary
+    from agent.container_logs import traceback_summary
 
     timed_out = threading.Event()
     with open(log, "w") as out:
