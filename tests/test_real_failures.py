@@ -8,7 +8,7 @@ from __future__ import annotations
 import failure_cases
 import pytest
 
-from agent import failures
+from agent.classify import classify
 
 pytestmark = pytest.mark.bed
 
@@ -86,7 +86,7 @@ NOT_REPRODUCIBLE = [
 
 @pytest.mark.parametrize("category, evidence, quoted, fix", NOT_REPRODUCIBLE, ids=[n[0] for n in NOT_REPRODUCIBLE])
 def test_the_threads_own_error_text_is_named(category, evidence, quoted, fix):
-    diagnosis = failures.classify({"call": {"kind": "fit"}, **evidence})
+    diagnosis = classify({"call": {"kind": "fit"}, **evidence})
     assert diagnosis.category == category, diagnosis
     assert quoted in diagnosis.summary
     assert fix.lower() in diagnosis.hint.lower()
