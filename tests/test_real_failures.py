@@ -50,10 +50,9 @@ NOT_REPRODUCIBLE = [
         "docker_missing",
         {"exception": {"type": "ImportError", "message": "Docker Compose is not installed. Local Mode features "
                        "will not work without docker compose."},
-         "compose": {"docker_cli": None, "plugin_version": None, "binary": None},
-         "compose_output": ["/bin/sh: 1: sudo: command not found"]},
-        "",
-        "Docker",
+         "compose": {"docker_cli": None, "plugin_version": None, "binary": None}},
+        "no docker CLI",
+        "enable Docker access",
     ),
     (
         "container_not_started",
@@ -61,7 +60,7 @@ NOT_REPRODUCIBLE = [
          "compose_output": ["ERROR: for algo-1-abcde  Cannot start service algo-1-abcde: Mounts denied: The path "
                             "/opt/ml/metadata is not shared from the host and is not known to Docker."]},
         "Mounts denied",
-        "",
+        "share the path",
     ),
     (
         "sdk_container_mismatch",
@@ -72,14 +71,14 @@ NOT_REPRODUCIBLE = [
              "in read_resource_config",
              "FileNotFoundError: [Errno 2] No such file or directory: '/opt/ml/input/config/resourceconfig.json'"]}]},
         "resourceconfig.json",
-        "",
+        "upgrade the SDK",
     ),
     (
         "not_supported_locally",
         {"exception": {"type": "RuntimeError",
                        "message": "DataDistribution: ShardedByS3Key is not currently supported in Local Mode"}},
         "ShardedByS3Key",
-        "",
+        "run it on SageMaker",
     ),
 ]  # fmt: skip
 
