@@ -572,31 +572,47 @@ def hermetic_environment(directory: Path) -> dict[str, str]:
     return env
 
 
-class MotoServer:
-    """moto in server mode on a free 127.0.0.1 port: the AWS APIs (STS, S3, ...) the SDK calls."""
+class MotoProxy:
+    """moto as an HTTPS proxy on a free 127.0.0.1 port, answering every AWS endpoint (the SDK names some
+    itself, such as STS's regional one, so AWS_ENDPOINT_URL cannot redirect them). `env()` points a
+    program at it: the proxy, its CA, and access keys (moto's caller is then an IAM user)."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache: Path) -> None:
+        self.cache = cache
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
 
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def env(self) -> dict[str, str]:
+        import moto
 
-    def start(self) -> MotoServer:
+        return {
+            "HTTPS_PROXY": f"http://127.0.0.1:{self.port}",
+            "AWS_CA_BUNDLE": str(Path(moto.__file__).parent / "moto_proxy" / "ca.crt"),
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        }
+
+    def start(self) -> MotoProxy:
+        multipart = cached_packages_dir(self.cache, ("python-multipart",))  # moto's proxy needs it
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-m", "moto.proxy", "-H", "127.0.0.1", "-p", str(self.port)],
+            env={**os.environ, "PYTHONPATH": str(multipart)},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
-        wait_for(lambda: self.proc.poll() is not None or _answers(self.endpoint), timeout=START_TIMEOUT_S)
+        wait_for(lambda: self.proc.poll() is not None or _listens(self.port), timeout=START_TIMEOUT_S)
         if self.proc.poll() is not None:
-            raise BedUnavailable(f"moto.server exited with {self.proc.returncode}")
+            raise BedUnavailable(f"moto's proxy exited with {self.proc.returncode}")
         return self
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(STOP_TIMEOUT_S)
+
+
+def _listens(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 class MemoryLimitedCgroup:

@@ -93,6 +93,9 @@ USER_PROGRAM = textwrap.dedent(
         result = {"type": None}
     with open(result_path, "w") as f:
         json.dump(result, f)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # a failed transform leaves the SDK's serving thread waiting on its container: do not join it
     """
 ).replace("ROLE_ARN", ROLE)
 
@@ -132,7 +135,7 @@ class Bed:
         self.stack = contextlib.ExitStack()
         self._engine: bed.Dockerd | None = None
         self._registry: bed.Registry | None = None
-        self._moto: bed.MotoServer | None = None
+        self._moto: bed.MotoProxy | None = None
         self.factory = bed.ImageFactory(workdir / "images")
         self.built: set[tuple[str, str]] = set()
 
@@ -153,16 +156,15 @@ class Bed:
         return self._registry
 
     @property
-    def moto(self) -> bed.MotoServer:
+    def moto(self) -> bed.MotoProxy:
         if self._moto is None:
-            self._moto = bed.MotoServer().start()
+            self._moto = bed.MotoProxy(CACHE).start()
             self.stack.callback(self._moto.stop)
         return self._moto
 
     def aws(self) -> dict[str, str]:
         """An environment whose AWS is moto (its STS caller is a user, as on a laptop with access keys)."""
-        return {"AWS_ENDPOINT_URL": self.moto.endpoint, "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing"}  # fmt: skip
+        return self.moto.env()
 
     def dir(self, name: str) -> Path:
         path = self.workdir / name
