@@ -53,6 +53,7 @@ def main() -> int:
                 report = (outcome.report if outcome else None) or {}
                 rows.append({
                     "case": case.id,
+                    "source": case.source,
                     "cause": case.cause,
                     "expected": case.category,
                     "category": report.get("category") or "-",
