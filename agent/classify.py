@@ -253,7 +253,12 @@ NOT_INSTALLED = r"compose['`]? is not installed"
 PATTERNS = {
     "docker_missing": _any(r"No such file or directory: '(docker|docker-compose)'", r"docker: command not found"),
     "socket_permission": _any(
-        r"permission denied while trying to connect to the docker daemon", r"docker\.sock.*permission denied"
+        r"permission denied while trying to connect to the docker daemon", r"docker\.sock.*permission denied",
+        r"Error while fetching server API version.*PermissionError",
+    ),
+    "daemon_down": _any(
+        r"cannot connect to the docker daemon",
+        r"Error while fetching server API version.*(FileNotFoundError|ConnectionRefusedError|Connection refused)",
     ),
     "compose_too_old": _any(r"Unsupported config option for services", r"Additional property deploy"),
     "pull_auth": _any(
@@ -325,7 +330,7 @@ def _engine(e: Evidence) -> Diagnosis | None:
     )
     if hit:
         return _diagnosis("socket_permission", f"no permission on the Docker engine's socket: {hit.line}")
-    hit = e.find(["engine"], r"cannot reach the docker engine") or e.find(HOST, r"cannot connect to the docker daemon")
+    hit = e.find(["engine"], r"cannot reach the docker engine") or e.find(HOST, PATTERNS["daemon_down"])
     return hit and _diagnosis("daemon_down", f"the Docker engine is down: {hit.line}")
 
 

@@ -126,13 +126,16 @@ def _docker(g: Gathering) -> dict:
 
 def _containers(g: Gathering) -> list[dict]:
     """The engine's facts and each container's own output (its log), for the containers of this call."""
+    from agent.errors import SmdiagError
+
     names = [s.get("container_name") for s in g.services]
     found = []
-    for container in container_logs.call_containers(g.client(), names, g.capture.started):
-        facts, text = container_logs.snapshot(container)
-        if text is not None:
-            g.full_logs[container.name] = text
-        found.append(facts)
+    with contextlib.suppress(SmdiagError):  # the engine's reason is the `docker` field's; the stream remains
+        for container in container_logs.call_containers(g.client(), names, g.capture.started):
+            facts, text = container_logs.snapshot(container)
+            if text is not None:
+                g.full_logs[container.name] = text
+            found.append(facts)
     for name, lines in g.streamed.items():  # gone from the engine: what compose streamed of it
         if not any(c["name"].startswith(name) for c in found):
             found.append({"name": name, "source": "compose stream", "status": None, "exit_code": None,

@@ -184,6 +184,16 @@ REAL_CASES = {
                             "unix:///var/run/docker.sock: Get \"http://%2Fvar%2Frun%2Fdocker.sock/v1.24/version\""]},
         "socket_permission", "docker.sock",
     ),
+    "docker-py in the SDK, no permission (SDK v3)": (
+        raised("DockerException", "Error while fetching server API version: ('Connection aborted.', "
+                                  "PermissionError(13, 'Permission denied'))"),
+        "socket_permission", "PermissionError(13",
+    ),
+    "docker-py in the SDK, no engine (SDK v3)": (
+        raised("DockerException", "Error while fetching server API version: ('Connection aborted.', "
+                                  "FileNotFoundError(2, 'No such file or directory'))"),
+        "daemon_down", "FileNotFoundError(2",
+    ),
     "compose-plugin-only (sagemaker-python-sdk#3225)": (
         {**raised("ImportError", "'docker-compose' is not installed. Local Mode features will not work properly."),
          "compose": {"command": None, "docker_cli": "/usr/bin/docker", "plugin_version": None, "standalone": None}},
