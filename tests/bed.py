@@ -21,6 +21,7 @@ import sysconfig
 import tarfile
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -267,10 +268,12 @@ class Dockerd:
 class Registry:
     """A real `docker-registry` (distribution) on a free 127.0.0.1 port, storing to a directory."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, htpasswd: Path | None = None) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
+        self.htpasswd = htpasswd
+        """With an htpasswd file every request needs basic auth: what an ECR repository without a login is."""
 
     @property
     def address(self) -> str:
@@ -285,6 +288,9 @@ class Registry:
             f"storage: {{filesystem: {{rootdirectory: {storage}}}, delete: {{enabled: true}}}}\n"
             f"http: {{addr: {self.address}}}\n"
         )
+        if self.htpasswd is not None:
+            with open(config, "a") as f:
+                f.write(f"auth: {{htpasswd: {{realm: smdiag-test, path: {self.htpasswd}}}}}\n")
         log = open(self.workdir / "registry.log", "ab")
         self.proc = subprocess.Popen(
             ["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -294,7 +300,7 @@ class Registry:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise BedUnavailable(f"docker-registry exited with {self.proc.returncode}")
-            with contextlib.suppress(OSError), urllib.request.urlopen(f"http://{self.address}/v2/", timeout=2):
+            if _answers(f"http://{self.address}/v2/"):
                 return self
             time.sleep(0.1)
         self.stop()
@@ -333,9 +339,11 @@ class ImageFactory:
         size_mb: float = 0,
         scripts: Mapping[str, str] | None = None,
         cmd: list[str] | None = None,
+        binaries: Mapping[str, Path] | None = None,
     ):
         """An image whose padding is `size_mb` MiB of random bytes (a registry cannot compress it away),
-        whose `scripts` (name -> shell text) are executables on PATH, and which runs `cmd`."""
+        whose `scripts` (name -> shell text) and `binaries` (name -> a file to copy) are executables on
+        PATH, and which runs `cmd`."""
         self._count += 1
         ctx = self.workdir / f"ctx{self._count}"
         (ctx / "bin").mkdir(parents=True)
@@ -359,7 +367,10 @@ class ImageFactory:
             script = ctx / "bin" / name
             script.write_text(text if text.startswith("#!") else "#!/bin/sh\n" + text)
             script.chmod(0o755)
-        if scripts:
+        for name, source in (binaries or {}).items():
+            shutil.copy(source, ctx / "bin" / name)
+            (ctx / "bin" / name).chmod(0o755)
+        if scripts or binaries:
             lines.append("COPY bin/ /usr/local/bin/")
         if cmd:
             lines.append(f"CMD {json.dumps(cmd)}")
@@ -530,3 +541,128 @@ def model_tarball(directory: Path) -> Path:
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(weights, arcname="model.bin")
     return archive
+
+
+def _answers(url: str) -> bool:
+    """True when `url` answers HTTP at all (an error status is an answer: a registry asking for a login)."""
+    try:
+        urllib.request.urlopen(url, timeout=2).close()
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def hermetic_environment(directory: Path) -> dict[str, str]:
+    """The environment of a user with no AWS setup, no instance metadata, no engine, and a private state
+    dir under `directory` (the `hermetic_env` fixture's, for code that runs outside a test: the benches)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SMDIAG_", "DOCKER_"))}
+    env.update(
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE=str(directory / "aws-config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(directory / "aws-credentials"),
+        SMDIAG_STATE_DIR=str(directory / "state"),
+        SMDIAG_EBS_MOUNT=str(directory / "no-ebs-here"),
+        SMDIAG_NOTEBOOK_CONFIG=str(directory / "no-notebook-config.json"),
+        SMDIAG_NOTEBOOK_METADATA=str(directory / "no-notebook-metadata.json"),
+        SMDIAG_DOCKER_CONFIG=str(directory / "no-daemon.json"),
+        DOCKER_HOST=f"unix://{directory}/no-docker.sock",
+    )
+    return env
+
+
+class MotoProxy:
+    """moto as an HTTPS proxy on a free 127.0.0.1 port, answering every AWS endpoint (the SDK names some
+    itself, such as STS's regional one, so AWS_ENDPOINT_URL cannot redirect them). `env()` points a
+    program at it: the proxy, its CA, and access keys (moto's caller is then an IAM user)."""
+
+    def __init__(self, cache: Path) -> None:
+        self.cache = cache
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def env(self) -> dict[str, str]:
+        import moto
+
+        return {
+            "HTTPS_PROXY": f"http://127.0.0.1:{self.port}",
+            "AWS_CA_BUNDLE": str(Path(moto.__file__).parent / "moto_proxy" / "ca.crt"),
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        }
+
+    def start(self) -> MotoProxy:
+        multipart = cached_packages_dir(self.cache, ("python-multipart",))  # moto's proxy needs it
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.proxy", "-H", "127.0.0.1", "-p", str(self.port)],
+            env={**os.environ, "PYTHONPATH": str(multipart)},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        wait_for(lambda: self.proc.poll() is not None or _listens(self.port), timeout=START_TIMEOUT_S)
+        if self.proc.poll() is not None:
+            raise BedUnavailable(f"moto's proxy exited with {self.proc.returncode}")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(STOP_TIMEOUT_S)
+
+
+def _listens(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class MemoryLimitedCgroup:
+    """A cgroup v1 memory group with a limit, for a daemon's `--cgroup-parent`: every container of that
+    engine shares the limit, as every container of Docker Desktop shares its VM's memory."""
+
+    ROOT = Path("/sys/fs/cgroup/memory")
+
+    def __init__(self, limit_mb: int) -> None:
+        self.name = f"smdiag-test-{os.getpid()}-{os.urandom(3).hex()}"
+        self.path = self.ROOT / self.name
+        self.limit_mb = limit_mb
+
+    def create(self) -> MemoryLimitedCgroup:
+        if not (self.ROOT / "memory.limit_in_bytes").exists():
+            raise BedUnavailable("no cgroup v1 memory controller at /sys/fs/cgroup/memory")
+        self.path.mkdir()
+        (self.path / "memory.limit_in_bytes").write_text(str(self.limit_mb * 1024 * 1024))
+        return self
+
+    def remove(self) -> None:
+        """After its daemon stopped: the containers' groups below it go first (rmdir of empty groups)."""
+        for child in sorted((p for p in self.path.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                child.rmdir()
+        with contextlib.suppress(OSError):
+            self.path.rmdir()
+
+
+def cached_packages_dir(cache: Path, requirements: tuple[str, ...]) -> Path:
+    """`requirements` installed with pip's `--target` into a directory under `cache` that every user can read,
+    for a program run as an ordinary user with the system's interpreter (this machine's Python lives under
+    /root, which uid 1000 cannot read). Built once under a lock, complete once its marker is written."""
+    key = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:12]
+    path = cache / f"packages-{key}"
+    marker = path / "smdiag-test-complete"
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / f"packages-{key}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists():
+            return path
+        if path.exists():
+            shutil.rmtree(path)
+        print(f"\nbed: installing {', '.join(requirements)} into {path} (once per machine)", file=sys.stderr)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--target", str(path),
+             *requirements],
+            check=True, timeout=SDK_BUILD_TIMEOUT_S,
+        )  # fmt: skip
+        for directory in [path, *(p for p in path.rglob("*") if p.is_dir())]:
+            directory.chmod(0o755)
+        marker.write_text("\n".join(requirements) + "\n")
+    return path
