@@ -303,7 +303,8 @@ PATTERNS = {
         r"Could not find a version that satisfies", r"pip install .*-r requirements\.txt",
     ),
     "not_supported_locally": _any(
-        r"not supported (in|for|with) local mode", r"local mode (is )?not supported", r"is not supported locally",
+        r"not (currently )?supported (in|for|with) local mode", r"local mode (is )?not supported",
+        r"is not supported locally",
         r"could not find local (training job|endpoint|model|transform job|processing job)",
     ),
     "sdk_config": _any(
@@ -502,7 +503,8 @@ def _script_error(failed: dict) -> Diagnosis:
 def _host_side(e: Evidence) -> Diagnosis | None:
     """The SDK's own exception, every container fine (or none run)."""
     kind = str(e.exception.get("type") or "")
-    if kind == "PermissionError" or e.exception.get("errno") == 13:
+    denied = e.find(["exception"], r"\[Errno 13\] Permission denied")  # shutil.Error lists them in its message
+    if kind == "PermissionError" or e.exception.get("errno") == 13 or denied:
         frame = _last_frame(str(e.exception.get("traceback") or ""))
         return _diagnosis("host_permission", e.lines["exception"][0] + (f" (in {frame})" if frame else ""))
     hit = e.find(["exception"], PATTERNS["not_supported_locally"])

@@ -350,6 +350,11 @@ REAL_CASES = {
                          "PermissionError: [Errno 13] Permission denied: '/tmp/tmpq1w2/output/data/model.bin'\n"),
         "host_permission", "sagemaker/local/utils.py, line 77",
     ),
+    "cleanup-permission as shutil.Error (seen on the bed, SDK 2.257.7 copying artifacts out)": (
+        raised("Error", "[('/tmp/tmpab/model/model.bin', '/tmp/out/model.bin', \"[Errno 13] Permission denied: "
+               "'/tmp/tmpab/model/model.bin'\")]"),
+        "host_permission", "Permission denied",
+    ),
 }  # fmt: skip
 
 
