@@ -42,6 +42,11 @@ class StateDir:
         return self.root / "fix"
 
     @property
+    def kernels(self) -> Path:
+        """`kernels enable`'s journal and lock: beside kernel-hook/, which kernels put on their sys.path."""
+        return self.root / "kernels"
+
+    @property
     def onstart(self) -> Path:
         return self.root / "onstart"
 
