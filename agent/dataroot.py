@@ -2,8 +2,8 @@
 
 The copy goes into a staging directory renamed to the target only when complete, and a marker inside it
 (`MARKER`) records what was copied: a half-copied tree never looks complete. `migrate` registers each
-undo in the bootstrap's journal before the change it belongs to (the staging directory, the restart on
-the old root, the renamed copy); deciding whether to undo is bootstrap's.
+undo in the bootstrap's journal before the change it belongs to (the staging directory, the renamed
+copy); deciding whether to undo is bootstrap's.
 """
 
 from __future__ import annotations
