@@ -1,53 +1,62 @@
 """`smdiag bootstrap`: move Docker's data-root onto the EBS volume, safely, and re-point it at every boot.
 
 The decision (unchanged, repoint, migrate) and the config edits are pure functions of gathered facts.
-The migration is a journaled transaction: every step that changes something is recorded first in
-`<state>/bootstrap/journal.json`, so that a run killed at any point is rolled back by the next run
-before it does anything else. The copy goes into a staging directory renamed to the target only when
-complete, and a marker inside it records what was copied: a half-copied tree never looks complete.
+The move is a transaction in `<state>/bootstrap/journal.json` (agent.journal): the undo of every change
+(a config file's backup, the staging directory, the copy, the restart on the old root) is registered
+before the change, and one replay of those steps serves both the rollback of a failed run and the
+recovery of a killed one, which the next run does before anything else. Whether a killed run is undone
+or finished is decided from facts found on disk and in the engine (`recovery_direction`), never from how
+far the journal says it got. The copy itself, and what a data-root holds, are agent.dataroot's.
+
+Over 500 lines because the plan, the transaction and its recovery are one story: which way recovery
+goes only makes sense next to the steps whose undo it replays.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import hashlib
 import json
 import os
 import shlex
-import shutil
-import signal
-import stat
-import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-import docker.errors
-
-from agent import container_logs, disks, engine, fileops
+from agent import disks, engine, fileops
+from agent.dataroot import (
+    COPY_UNDO,
+    Inventory,
+    allocated_bytes,
+    changed_since,
+    classify_target,
+    inside,
+    migrate,
+    reclaim,
+    remove_copy,
+    set_aside,
+    take_inventory,
+    verify,
+)
 from agent.errors import BadInput, Failed, SmdiagError
+from agent.journal import Interrupted, Journal, signals_blocked, signals_unwind
 from agent.log import get_logger
 from agent.service import DockerService, detect_service
 from agent.settings import DEFAULT_DOCKER_HOST, Settings
 
 log = get_logger("bootstrap")
 
-MARKER = ".smdiag-data-root.json"
-"""Written into a copy before it is renamed into place: its presence means the copy is complete."""
 MANUAL_LAYOUT = "docker-stuff"
 """Where the seed chapter's manual recipe put the data-root on the EBS volume."""
-DRIVER_DIRS = ("overlay2", "overlay", "fuse-overlayfs", "devicemapper", "btrfs", "zfs", "vfs", "aufs")
 ROOT_FLAGS = ("-g", "--graph", "--data-root")
 DROPIN_NAME = "docker.service.d/smdiag-tmpdir.conf"
 LOCAL_MODE_DIR = ".sagemaker-local"
 """Under the EBS mount: the SDK's local-mode `container_root` (model artifacts, staged inputs)."""
 ROOM_MARGIN = 1.05
 ROOM_SLACK_BYTES = 64 * 1024 * 1024
-RSYNC_ARGS = ("rsync", "-aHAXS", "--numeric-ids", "-x", "--delete")
+RESTART_UNDO = "restart_on_old_root"
+"""The undo step registered before Docker is first stopped: run it on the old root again."""
 
 
 @dataclass(frozen=True)
@@ -61,93 +70,6 @@ class Options:
     """forward or back: how to end an interrupted run that left data in both trees (the user's choice)."""
     live_copy: bool = True
     """Copy once while Docker runs, then stop it for a final pass over what changed: downtime is that pass."""
-
-
-# ---------------------------------------------------------------------------------------------- inventory
-
-
-@dataclass
-class Inventory:
-    """What the engine holds, compared before and after a move: nothing may go missing."""
-
-    images: dict[str, list[str]] = field(default_factory=dict)
-    containers: dict[str, dict] = field(default_factory=dict)
-    volumes: dict[str, dict[str, int]] = field(default_factory=dict)
-    """Volume name -> {relative file path: size}."""
-    logs: dict[str, str] = field(default_factory=dict)
-    """Stopped container id -> digest of its log tail (running ones keep writing)."""
-
-    @property
-    def is_empty(self) -> bool:
-        return not (self.images or self.containers or self.volumes)
-
-    def fingerprint(self) -> str:
-        names = [sorted(self.images), sorted(self.containers), sorted(self.volumes)]
-        return hashlib.sha256(json.dumps(names).encode()).hexdigest()
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Inventory:
-        return cls(**data)
-
-    def counts(self) -> dict[str, int]:
-        return {"images": len(self.images), "containers": len(self.containers), "volumes": len(self.volumes)}
-
-    def holds_more_than(self, other: Inventory) -> bool:
-        """Whether this has images, tags, containers or volume files that `other` lacks (logs aside: a
-        container stopped by a daemon restart has new ones)."""
-        return bool(Inventory(self.images, self.containers, self.volumes).missing_from(other))
-
-    def missing_from(self, after: Inventory) -> list[str]:
-        """What this (before) inventory has that `after` lost or changed, in words."""
-        lost = []
-        for image_id, tags in self.images.items():
-            if image_id not in after.images:
-                lost.append(f"image {tags[0] if tags else image_id[:19]}")
-            elif set(tags) - set(after.images[image_id]):
-                lost.append(f"tags {sorted(set(tags) - set(after.images[image_id]))}")
-        for cid, container in self.containers.items():
-            if after.containers.get(cid, {}).get("image") != container["image"]:
-                lost.append(f"container {container['name']}")
-        for name, files in self.volumes.items():
-            if after.volumes.get(name) != files:
-                lost.append(f"volume {name} (files differ)")
-        for cid, digest in self.logs.items():
-            if after.logs.get(cid) != digest:
-                lost.append(f"logs of container {self.containers[cid]['name']}")
-        return lost
-
-
-def take_inventory(client) -> Inventory:
-    inventory = Inventory()
-    for image in client.images.list():
-        inventory.images[image.id] = sorted(image.tags)
-    for container in client.containers.list(all=True):
-        running = container.status in ("running", "restarting", "paused")
-        inventory.containers[container.id] = {
-            "name": container.name,
-            "image": container.attrs.get("Image"),
-            "running": running,
-            "restart": ((container.attrs.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no",
-        }
-        digest = container_logs.tail_digest(container)  # raises when the log file is unreadable
-        if not running:
-            inventory.logs[container.id] = digest
-    for volume in client.volumes.list():
-        inventory.volumes[volume.name] = _files(Path(volume.attrs.get("Mountpoint") or "/nonexistent"))
-    return inventory
-
-
-def _files(top: Path) -> dict[str, int]:
-    found = {}
-    for directory, _dirs, names in os.walk(top):
-        for name in names:
-            path = Path(directory) / name
-            with contextlib.suppress(OSError):
-                found[str(path.relative_to(top))] = path.lstat().st_size
-    return found
 
 
 # ---------------------------------------------------------------------------------------------- pure plan
@@ -176,7 +98,7 @@ def decide(s: Situation) -> str:
         )
     if s.current_root == s.target:
         return "unchanged"
-    if _inside(s.target, s.current_root) or _inside(s.current_root, s.target):
+    if inside(s.target, s.current_root) or inside(s.current_root, s.target):
         raise BadInput(
             f"the target {s.target} and the current data-root {s.current_root} contain each other",
             "choose a target outside the current data-root",
@@ -208,10 +130,6 @@ def decide(s: Situation) -> str:
             "free space on the EBS volume or increase its size (stop the notebook, Edit, Volume size)",
         )
     return "migrated"
-
-
-def _inside(path: str, parent: str) -> bool:
-    return path == parent or path.startswith(parent.rstrip("/") + "/")
 
 
 def merged_daemon_config(text: str | None, data_root: str, source: Path) -> str:
@@ -296,61 +214,6 @@ class ConfigEdit:
     new_text: str
 
 
-class Journal:
-    """The record of a migration in progress, read back by the next run after a kill."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.data: dict = {}
-
-    def load(self) -> dict | None:
-        try:
-            return json.loads(self.path.read_text())
-        except FileNotFoundError:
-            return None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise Failed(f"the bootstrap journal {self.path} is unreadable: {exc}", "remove it and run again") from None
-
-    def record(self, **fields) -> None:
-        self.data.update(fields)
-        fileops.write_json(self.path, self.data)
-
-    def clear(self) -> None:
-        self.path.unlink(missing_ok=True)
-        self.data = {}
-
-
-class _Interrupted(BaseException):
-    """SIGTERM/SIGHUP during a migration: unwind through the rollback like Ctrl-C does."""
-
-
-@contextlib.contextmanager
-def _signals_unwind() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def raise_interrupt(signum, _frame):
-        raise _Interrupted(signal.Signals(signum).name)
-
-    previous = {sig: signal.signal(sig, raise_interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-@contextlib.contextmanager
-def _signals_blocked() -> Iterator[None]:
-    blocked = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
 def run_bootstrap(settings: Settings, options: Options, progress: Callable[[int, int], None] | None = None) -> dict:
     """Move or re-point Docker's data-root onto the target; see the module docstring for the guarantees."""
     started = time.monotonic()
@@ -359,9 +222,8 @@ def run_bootstrap(settings: Settings, options: Options, progress: Callable[[int,
     parse_daemon_config(daemon_text, settings.daemon_config)  # bad input stops us before anything changes
     _check_target(settings, options.target)
     service = detect_service(options.stop_cmd, options.start_cmd, settings.systemd_run_dir)
-    bootstrap_dir = settings.state_dir / "bootstrap"
-    journal = Journal(bootstrap_dir / "journal.json")
-    with fileops.exclusive_lock(bootstrap_dir / "lock"):
+    journal = Journal(settings.state.bootstrap / "journal.json")
+    with fileops.exclusive_lock(settings.state.bootstrap / "lock"):
         pending = journal.load()
         if options.finish and not (pending and pending.get("phase") != "committed"):
             raise BadInput("--finish: there is no interrupted bootstrap to finish", "run smdiag bootstrap without it")
@@ -435,155 +297,37 @@ def _bootstrap(settings, options, service, journal, client, progress) -> dict:
         result["backups"] = [str(b) for b in _apply_edits(edits, journal=None) if b]
         result["config_written"] += [str(e.path) for e in edits]
         return result
-    journal.data = {}
-    journal.record(
-        phase="begin", action=action, old_root=current_root, target=str(target), backups=[],
+    journal.begin(
+        phase="begin", action=action, old_root=current_root, target=str(target),
         storage_driver=facts.storage_driver, inventory=inventory.to_dict(), settled_at=time.time(),
     )  # fmt: skip
-    with _signals_unwind():
+    journal.will("command", action=RESTART_UNDO, root=current_root)
+    with signals_unwind():
         try:
             if action == "migrated":
-                result["bytes_copied"], inventory = _migrate(
-                    current_root, target, client, service, journal, settings, options, progress
-                )
+                result["bytes_copied"], inventory = migrate(
+                    Path(current_root), target, client, service, journal, settings.docker_host,
+                    options.live_copy, progress,
+                )  # fmt: skip
             _apply_edits(edits, journal)
             journal.record(phase="starting")
             if action == "repointed":
                 service.stop(settings.docker_host)
             service.start(settings.docker_host)
             journal.record(phase="verifying")
-            result["stopped_containers"] = _verify(
+            result["stopped_containers"] = verify(
                 settings.docker_host, target, facts.storage_driver, inventory, compare=action == "migrated"
             )
         except BaseException as exc:
             _rollback(journal, service, settings, cause=exc)
-    result["backups"] = [b for b in (e["backup"] for e in journal.data["backups"]) if b]
+    result["backups"] = [s["backup"] for s in journal.steps("restore") if s["backup"]]
     result["stopped_copy_seconds"] = journal.data.get("stopped_copy_seconds", 0.0)
     result["config_written"] += [str(e.path) for e in edits]
     journal.record(phase="committed")
     if options.reclaim:
         result["reclaimed"] = reclaim(Path(current_root), target)
-    journal.clear()
+    journal.commit()
     return result
-
-
-def _migrate(
-    current_root, target: Path, client, service, journal, settings, options, progress
-) -> tuple[int, Inventory]:
-    """Copy the data-root into staging (first while Docker runs, if `live_copy`), stop Docker, make the copy
-    exact, rename it into place. Returns the bytes copied and the inventory Docker held when it stopped."""
-    source = Path(current_root)
-    staging = target.with_name(f".{target.name}.smdiag-partial")
-    live_since = None
-    if options.live_copy:
-        journal.record(phase="precopying", staging=str(staging))
-        live_since = time.time()
-        size = allocated_bytes(source)
-        copy_tree(source, staging, size, progress, live=True)
-        progress = None  # the final pass is short: no second bar
-    inventory = take_inventory(client)  # now, so that what the user changed meanwhile is what we verify
-    journal.record(phase="stopping", staging=str(staging))
-    service.stop(settings.docker_host)
-    # Running containers write into their volumes until Docker stops them: count the files at rest.
-    for name in inventory.volumes:
-        inventory.volumes[name] = _files(source / "volumes" / name / "_data")
-    journal.record(phase="copying", inventory=inventory.to_dict())
-    stopped_copy_started = time.monotonic()
-    if live_since is not None:
-        _drop_changed_copies(source, staging, live_since - CLOCK_MARGIN_S)
-    else:
-        size = allocated_bytes(source)
-    copy_tree(source, staging, size, progress)
-    journal.record(stopped_copy_seconds=round(time.monotonic() - stopped_copy_started, 3))
-    marker = {"source": current_root, "fingerprint": inventory.fingerprint(), "bytes": size, "time": time.time()}
-    fileops.write_json(staging / MARKER, marker, mode=0o644)
-    if target.exists():
-        # classify_target found it empty; a dead daemon's bind mount of it may still make it busy.
-        _release_daemon_mounts(target)
-        target.rmdir()
-    os.rename(staging, target)
-    # From here on both trees are the same data: whatever changes either later was done by an engine.
-    journal.record(phase="renamed", created_target=True, settled_at=time.time())
-    return size, inventory
-
-
-CLOCK_MARGIN_S = 2
-"""Files changed this close before the live pass began are copied again too (clock steps, coarse mtimes)."""
-
-
-def _drop_changed_copies(source: Path, staging: Path, since: float) -> int:
-    """Delete from staging every file, link or node whose source changed since `since`, so that the final
-    pass copies it whole. rsync's quick check (size and mtime, compared to the second) cannot see a
-    same-size rewrite within the second of the live copy, as a database page update is."""
-    dropped = 0
-    for path, st in walk_filesystem(source):
-        if not stat.S_ISDIR(st.st_mode) and st.st_ctime >= since:
-            (staging / path.relative_to(source)).unlink(missing_ok=True)
-            dropped += 1
-    log.info("bootstrap.changed_during_live_copy", files=dropped)
-    return dropped
-
-
-RESTARTED_BY_DOCKER = ("always", "unless-stopped")
-"""Restart policies under which a container that ran before a daemon restart runs again after it."""
-RESTART_WAIT_S = 60
-
-
-def _verify(host: str, target: Path, storage_driver: str | None, inventory: Inventory, compare: bool) -> list[str]:
-    """The engine runs on the target with the same storage driver and, if `compare` (a copy no one has used
-    yet), holds everything the inventory had and runs again every container Docker restarts by policy.
-    Returns the containers that ran before and that Docker leaves stopped after any restart (no policy)."""
-    client = engine.connect(host)
-    try:
-        after = engine.describe(client, host)
-        if os.path.realpath(after.root_dir) != str(target):
-            raise Failed(
-                f"Docker came back on {after.root_dir}, not {target}",
-                "check for a --data-root flag in the docker unit or sysconfig and remove it",
-            )
-        changed_driver = storage_driver is not None and after.storage_driver != storage_driver
-        if changed_driver or (after.storage_driver == "overlay2" and not after.d_type):
-            raise Failed(
-                f"on {target} the storage driver is {after.storage_driver} (d_type {after.d_type}), "
-                f"was {storage_driver}",
-                "put the target on an xfs (ftype=1) or ext4 filesystem with d_type support",
-            )
-        if not compare:
-            return []
-        lost = inventory.missing_from(take_inventory(client))
-        if lost:
-            raise Failed(f"after the copy the engine lacks: {', '.join(lost[:5])}", "report this as a bug")
-        ran = {cid: c for cid, c in inventory.containers.items() if c["running"]}
-        expected = [cid for cid, c in ran.items() if c.get("restart") in RESTARTED_BY_DOCKER]
-        down = _not_running_after(client, expected)
-        if down:
-            raise Failed(
-                f"containers that ran before the move do not run after it: {'; '.join(down[:5])}",
-                "read their logs (docker logs NAME); the move is rolled back so they run on the old root",
-            )
-        return sorted(c["name"] for cid, c in ran.items() if cid not in expected)
-    finally:
-        client.close()
-
-
-def _not_running_after(client, container_ids: list[str]) -> list[str]:
-    """Wait for Docker to restart the containers it restarts by policy; name those that do not run, and why."""
-    deadline = time.monotonic() + RESTART_WAIT_S
-    while True:
-        down = []
-        for cid in container_ids:
-            try:
-                container = client.containers.get(cid)
-            except docker.errors.NotFound:
-                down.append(f"{cid[:12]} is gone")
-                continue
-            if container.status != "running":
-                state = container.attrs.get("State") or {}
-                why = state.get("Error") or f"exit code {state.get('ExitCode')}"
-                down.append(f"{container.name} is {container.status} ({why})")
-        if not down or time.monotonic() > deadline:
-            return down
-        time.sleep(0.5)
 
 
 def _rollback(journal: Journal, service: DockerService, settings: Settings, cause: BaseException) -> NoReturn:
@@ -591,14 +335,14 @@ def _rollback(journal: Journal, service: DockerService, settings: Settings, caus
     Ctrl-C and SIGTERM, which then exit 1 like any failure)."""
     if isinstance(cause, SmdiagError):
         reason = cause.problem
-    elif isinstance(cause, (_Interrupted, KeyboardInterrupt)):
+    elif isinstance(cause, (Interrupted, KeyboardInterrupt)):
         reason = f"interrupted ({cause or 'SIGINT'})"
     else:
         reason = f"{type(cause).__name__}: {cause}"
     old_root = journal.data.get("old_root")
     log.error("bootstrap.rolling_back", cause=reason, phase=journal.data.get("phase"))
     try:
-        with _signals_blocked():  # a second Ctrl-C must not leave the rollback half done
+        with signals_blocked():  # a second Ctrl-C must not leave the rollback half done
             kept = _undo(journal, service, settings)
     except Exception as exc:  # noqa: BLE001 - reported together with the original cause
         raise Failed(
@@ -614,31 +358,34 @@ def _rollback(journal: Journal, service: DockerService, settings: Settings, caus
 
 
 def _undo(journal: Journal, service: DockerService, settings: Settings) -> str | None:
-    """Restore the config and run Docker on the old root. The copy this run made is removed (so the next
-    run never re-points to a copy that failed) unless the journal says an engine ran on it before this
-    run took over: then it is moved aside, and its new path returned."""
-    data = journal.data
-    for entry in reversed(data.get("backups", [])):
-        fileops.restore(Path(entry["path"]), Path(entry["backup"]) if entry["backup"] else None)
-    if _engine_root(settings.docker_host) != data.get("old_root"):
+    """Replay the journal: config files back, Docker on the old root, then (only now that no daemon uses
+    them) the staging directory and the copy removed, so that the next run never re-points to a copy
+    that failed, unless the journal says an engine ran on that copy before this run took over: then it
+    is moved aside, and its new path returned."""
+    data = dict(journal.data)
+    kept = []
+
+    def restart_on_old_root(step: dict) -> str | None:
+        if _engine_root(settings.docker_host) == step["root"]:
+            return None
         # Stop even when it does not answer: a killed run may have left a daemon half-way through
         # stopping or starting, and a second one would not start beside it.
         with contextlib.suppress(Failed):
             service.stop(settings.docker_host)
         service.start(settings.docker_host)
-    # Only now that no daemon uses them: the staging directory, and the copy this run made.
-    if data.get("staging"):
-        shutil.rmtree(data["staging"], ignore_errors=True)
-    kept = None
-    if data.get("created_target"):
-        target = Path(data["target"])
-        if data.get("target_in_use"):
-            kept = str(_set_aside(target))
-        else:
-            _remove_copy(target)
-    journal.clear()
-    log.warning("bootstrap.rolled_back", old_root=data.get("old_root"), kept=kept)
-    return kept
+        return f"Docker runs on {step['root']}"
+
+    def undo_copy(step: dict) -> str | None:
+        target = Path(step["path"])
+        if data.get("target_in_use") and target.exists():
+            kept.append(str(set_aside(target)))
+            return f"kept {target} as {kept[-1]}"
+        remove_copy(target)
+        return f"removed {target}"
+
+    journal.replay({RESTART_UNDO: restart_on_old_root, COPY_UNDO: undo_copy})
+    log.warning("bootstrap.rolled_back", old_root=data.get("old_root"), kept=kept[0] if kept else None)
+    return kept[0] if kept else None
 
 
 def _engine_root(host: str) -> str | None:
@@ -678,7 +425,6 @@ def _recover(journal: Journal, data: dict, service: DockerService, settings: Set
     """A journal left behind means a run was killed. Decide from the facts, not from the phase it reached:
     finish a move whose copy an engine has used (or that is complete and unused), undo one whose copy never
     completed, and when both trees hold data the other lacks, change nothing and ask."""
-    journal.data = data
     phase = data.get("phase")
     if phase == "committed":
         journal.clear()
@@ -729,7 +475,7 @@ def _roll_forward(journal: Journal, service: DockerService, settings: Settings, 
     data = journal.data
     target = Path(data["target"])
     edits, skipped = _config_edits(settings, str(target))
-    with _signals_unwind():
+    with signals_unwind():
         try:
             _apply_edits(edits, journal)
             journal.record(phase="starting", target_in_use=target_ran)
@@ -739,63 +485,23 @@ def _roll_forward(journal: Journal, service: DockerService, settings: Settings, 
                 service.start(settings.docker_host)
             journal.record(phase="verifying")
             inventory = Inventory.from_dict(data.get("inventory") or {})
-            stopped = _verify(
+            stopped = verify(
                 settings.docker_host, target, data.get("storage_driver"), inventory, compare=not target_ran
             )
         except BaseException as exc:
             _rollback(journal, service, settings, cause=exc)
     journal.record(phase="committed")
-    journal.clear()
+    journal.commit()
     return {"skipped": skipped, "stopped_containers": stopped}
 
 
-def changed_since(top: Path, stamp: float) -> bool:
-    """Whether anything under `top` (not `top` itself, nor our marker) had its inode changed after `stamp`:
-    an engine starting on a data-root writes into it at once, copying out of one only reads it."""
-    marker = top / MARKER
-    return any(st.st_ctime > stamp and path != marker for path, st in walk_filesystem(top))
-
-
-def walk_filesystem(top: Path) -> Iterator[tuple[Path, os.stat_result]]:
-    """Every entry below `top` with its lstat, staying on top's filesystem as the copy does (a running
-    container's overlay mount inside a data-root is not part of it); nothing when `top` does not exist."""
-    try:
-        device = top.stat().st_dev
-    except FileNotFoundError:
-        return
-    stack = [top]
-    while stack:
-        directory = stack.pop()
-        with contextlib.suppress(OSError), os.scandir(directory) as entries:
-            for entry in entries:
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                if st.st_dev != device:
-                    continue
-                yield Path(entry.path), st
-                if stat.S_ISDIR(st.st_mode):
-                    stack.append(Path(entry.path))
-
-
-def _set_aside(target: Path) -> Path:
-    """Keep a data-root an engine has used, under a name no later run adopts."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    aside = target.with_name(f"{target.name}.smdiag-kept-{stamp}")
-    _release_daemon_mounts(target)
-    os.rename(target, aside)
-    return aside
-
-
 def _apply_edits(edits: list[ConfigEdit], journal: Journal | None) -> list[Path | None]:
-    """Back up and atomically rewrite each file; the journal learns of each backup before the write."""
+    """Back up and atomically rewrite each file; the journal registers each restore before the write."""
     saved = []
     for edit in edits:
         backup = fileops.backup(edit.path)
         if journal is not None:
-            entry = {"path": str(edit.path), "backup": str(backup) if backup else None}
-            journal.record(backups=[*journal.data.get("backups", []), entry])
+            journal.will("restore", path=str(edit.path), backup=str(backup) if backup else None)
         fileops.atomic_write(edit.path, edit.new_text)
         saved.append(backup)
     return saved
@@ -873,122 +579,6 @@ def _choose_target(settings: Settings, target: Path | None) -> Path:
     if classify_target(manual)[0] in ("ours", "layout"):
         return manual
     return settings.ebs_mount / "docker"
-
-
-def classify_target(target: Path) -> tuple[str, dict | None]:
-    """absent, empty, ours (a complete copy: marker), layout (a data-root without marker), mountpoint,
-    or foreign (anything else, which we never overwrite)."""
-    if not target.exists():
-        return "absent", None
-    if not target.is_dir():
-        return "foreign", None
-    with contextlib.suppress(OSError, json.JSONDecodeError):
-        return "ours", json.loads((target / MARKER).read_text())
-    if os.path.ismount(target):
-        return "mountpoint", None
-    entries = {entry.name for entry in os.scandir(target)}
-    if not entries:
-        return "empty", None
-    if "image" in entries and entries & set(DRIVER_DIRS):
-        return "layout", None
-    return "foreign", None
-
-
-def allocated_bytes(top: Path) -> int:
-    """Disk space the tree takes (hard links once), staying on its filesystem like the copy does."""
-    seen: set[int] = set()
-    total = 0
-    for _path, st in walk_filesystem(top):
-        if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
-            if st.st_ino in seen:
-                continue
-            seen.add(st.st_ino)
-        total += st.st_blocks * 512
-    return total
-
-
-RSYNC_VANISHED = (23, 24)
-"""rsync's exit codes for files that changed or vanished while it read them: expected of a live pass."""
-
-
-def copy_tree(
-    source: Path, staging: Path, total: int, progress: Callable[[int, int], None] | None, live: bool = False
-) -> None:
-    """rsync everything a data-root holds (owners by number, modes, xattrs, ACLs, hard links, sparse files,
-    symlinks, device nodes) into `staging`; progress is the staging filesystem's growth. A `live` pass runs
-    while Docker writes to the source: files that vanish under it are left to the final pass."""
-    staging.mkdir(parents=True, exist_ok=True)
-    base = disks.fs_usage(staging)
-    argv = [*RSYNC_ARGS, f"{source}/", f"{staging}/"]
-    log.info("bootstrap.copying", argv=argv, total=total)
-    proc = None
-    stderr_lines: list[bytes] = []
-    try:
-        with _signals_blocked():  # a SIGTERM now would leave an rsync we never learnt of
-            proc = subprocess.Popen(
-                argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_die_with_parent
-            )
-        reader = threading.Thread(target=lambda: stderr_lines.extend(proc.stderr), daemon=True)
-        reader.start()
-        while True:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=0.25)
-                break
-            if progress is not None and base is not None:
-                usage = disks.fs_usage(staging)
-                progress(min(total, max(0, usage.used - base.used)) if usage else 0, total)
-        reader.join(5)
-    except BaseException:
-        if proc is not None:  # interrupted: the copy must not go on writing into what the rollback removes
-            proc.kill()
-            proc.wait()
-        raise
-    if proc.returncode != 0 and not (live and proc.returncode in RSYNC_VANISHED):
-        # The first complaint is the cause (the receiver's ENOSPC); later ones are its echoes (broken pipe).
-        lines = b"".join(stderr_lines).decode(errors="replace").strip().splitlines()
-        raise Failed(
-            f"copying {source} to {staging} failed (rsync exit {proc.returncode})" + (f": {lines[0]}" if lines else ""),
-            "free space on the target volume, then run again",
-        )
-    if progress is not None:
-        progress(total, total)
-
-
-def _die_with_parent() -> None:
-    """In the rsync child: a SIGKILLed agent must not leave a copy running into a staging directory that
-    the next run deletes."""
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
-def reclaim(old_root: Path, target: Path) -> bool:
-    """Delete the old data-root's contents after a verified move; kept when anything is mounted in it."""
-    mounted_inside = [point for point in disks.mounts_at_or_under(old_root) if point != str(old_root)]
-    if _inside(str(target), str(old_root)) or mounted_inside:
-        log.warning("bootstrap.reclaim_skipped", old_root=str(old_root))
-        return False
-    for entry in list(old_root.iterdir()):
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
-    return True
-
-
-def _remove_copy(target: Path) -> None:
-    (target / MARKER).unlink(missing_ok=True)  # first: whatever is left can never count as complete
-    _release_daemon_mounts(target)
-    shutil.rmtree(target, ignore_errors=True)
-
-
-def _release_daemon_mounts(root: Path) -> None:
-    """dockerd bind-mounts its data-root onto itself and leaves that mount behind when it dies; a
-    directory we created and are about to replace or delete must not stay busy because of it."""
-    for point in disks.mounts_at_or_under(root):
-        if subprocess.run(["umount", point], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", point], capture_output=True)
 
 
 def _plan_steps(

@@ -4,15 +4,15 @@
 the facts it needs at the moment it runs (edges: the engine, PATH, files), plans its actions from them
 (`plan_*`, pure), carries them out, and verifies that the cause is gone by measuring it again. Nothing
 is removed that cannot be proved SageMaker local mode's own: anything else is named and left alone.
-Every change is journaled in `<state>/fix/journal.jsonl` before it is made; file changes keep a backup
-(or are files we created), and `smdiag fix --undo` puts them back. Re-running a fix that worked does
-nothing.
+Every change registers its undo (agent.journal) before it is made: a file's backup, a shim we create;
+what cannot be undone (an engine object removed) is recorded as such. A fix, finished or killed, is kept
+in `<state>/fix/journal.jsonl`, and `smdiag fix --undo` replays the newest one's undo. Re-running a fix
+that worked does nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import re
@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from agent.errors import BadInput, Failed, SmdiagError
+from agent.journal import Journal, append_line, read_lines, replay
 from agent.log import get_logger
 
 log = get_logger("fix")
@@ -309,7 +310,7 @@ def apply_remedy(settings, remedy: str, report: dict, options: FixOptions, confi
     """Plan, confirm, act (journaled), verify: {actions, blocked, verified, detail}."""
     from agent import fileops
 
-    with fileops.exclusive_lock(settings.state_dir / "fix" / "lock"):
+    with fileops.exclusive_lock(settings.state.fix / "lock"):
         plan = PLANNERS[remedy](settings, report, options)
         outcome = {"actions": [{**asdict(a), "done": False} for a in plan.actions], "blocked": plan.blocked,
                    "verified": False, "detail": plan.blocked}  # fmt: skip
@@ -319,26 +320,37 @@ def apply_remedy(settings, remedy: str, report: dict, options: FixOptions, confi
         if changes and not confirm(plan):
             outcome["detail"] = "not confirmed: nothing changed"
             return outcome
-        journal = Journal(settings.state_dir / "fix" / "journal.jsonl")
-        run = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}"
+        if changes and not _act(settings, remedy, report, options, plan, outcome):
+            return outcome
+        outcome["verified"], outcome["detail"] = VERIFIERS[remedy](settings, report, options)
+    return outcome
+
+
+def _act(settings, remedy: str, report: dict, options: FixOptions, plan: Plan, outcome: dict) -> bool:
+    """Carry out the plan's changes in one journaled run, kept in the history whether it ends well, fails
+    or is interrupted (a failed step leaves the earlier ones done: `--undo` takes them back). Whether all
+    steps were done."""
+    journal = _open_journal(settings)
+    run = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}"
+    journal.begin(run=run, time=time.time(), report=report.get("id"), remedy=remedy, actions=[])
+    try:
         for entry, action in zip(outcome["actions"], plan.actions, strict=True):
             if not action.changes:
                 continue
-            record = journal.begin(run, report.get("id"), remedy, action)
+            step = _Step(journal, action)
             try:
-                entry["result"] = ACTORS[action.kind](
-                    settings, action, options, functools.partial(journal.note, record)
-                )
+                entry["result"] = ACTORS[action.kind](settings, action, options, step)
             except Exception as exc:  # noqa: BLE001 - one failed step ends the fix, said as such, not as a traceback
                 log.exception("fix.action_failed", kind=action.kind, target=action.target)
                 problem = exc.one_line() if isinstance(exc, SmdiagError) else f"{type(exc).__name__}: {exc}"
                 entry["result"] = f"failed: {problem}"
                 outcome["detail"] = f"{action.detail}: failed: {problem}"
-                return outcome
-            journal.done(record)
+                return False
+            step.note(done=True)
             entry["done"] = True
-        outcome["verified"], outcome["detail"] = VERIFIERS[remedy](settings, report, options)
-    return outcome
+    finally:
+        journal.commit(_history(settings))
+    return True
 
 
 def _check_options(options: FixOptions) -> None:
@@ -365,13 +377,14 @@ def _plan_compose_shim(settings, report, options: FixOptions) -> Plan:
     return plan_compose_shim(compose.probe_compose().to_dict(), options.bin_dir, existing, on_path)
 
 
-def _write_shim(settings, action: Action, options: FixOptions, note) -> str:
+def _write_shim(settings, action: Action, options: FixOptions, step: _Step) -> str:
     from agent import fileops
 
     path = Path(action.target)
     with contextlib.suppress(FileNotFoundError):
         if SHIM_MARK not in path.read_text(errors="replace"):
             raise Failed(f"{path} appeared meanwhile and is not smdiag's shim: left alone", "look at what wrote it")
+    step.will("created", path=str(path), mark=SHIM_MARK)
     fileops.atomic_write(path, SHIM, mode=0o755)
     return f"wrote {path}"
 
@@ -412,12 +425,14 @@ def _plan_stale_network(settings, report, options) -> Plan:
     return plan_stale_network(network, refused, users)
 
 
-def _remove_network(settings, action: Action, options: FixOptions, note) -> str:
+def _remove_network(settings, action: Action, options: FixOptions, step: _Step) -> str:
     from agent import engine
 
     with contextlib.closing(engine.connect(settings.docker_host)) as client:
         network = client.networks.get(action.target)
-        note(removed={"id": network.id, "labels": network.attrs.get("Labels"), "options": network.attrs.get("Options")})
+        step.note(
+            removed={"id": network.id, "labels": network.attrs.get("Labels"), "options": network.attrs.get("Options")}
+        )
         network.remove()
     return f"removed network {action.target}"
 
@@ -451,15 +466,15 @@ def _publishes(attrs: dict, port: int) -> bool:
     return any(str(b.get("HostPort")) == str(port) for spec in bindings.values() for b in spec or [])
 
 
-def _remove_container(settings, action: Action, options: FixOptions, note) -> str:
+def _remove_container(settings, action: Action, options: FixOptions, step: _Step) -> str:
     from agent import engine
 
     with contextlib.closing(engine.connect(settings.docker_host)) as client:
         container = client.containers.get(action.target)
-        note(removed={"id": container.id, "image": container.attrs.get("Config", {}).get("Image")})
+        step.note(removed={"id": container.id, "image": container.attrs.get("Config", {}).get("Image")})
         from agent import container_logs
 
-        logs = container_logs.save(container, settings.state_dir / "fix" / "logs" / f"{container.name}.log")
+        logs = container_logs.save(container, settings.state.fix / "logs" / f"{container.name}.log")
         container.stop(timeout=10)
         container.remove()
     return f"removed container {action.target} (its log kept in {logs})"
@@ -494,7 +509,7 @@ def _detected(settings):
     return detect_service(None, None, settings.systemd_run_dir)
 
 
-def _start_engine(settings, action: Action, options: FixOptions, note) -> str:
+def _start_engine(settings, action: Action, options: FixOptions, step: _Step) -> str:
     from agent.service import DockerService
 
     if options.start_cmd:
@@ -532,20 +547,20 @@ def _policy(settings, options: FixOptions):
     return Policy.build(settings.high_pct, settings.low_pct, [], options.min_age, "24h")
 
 
-def _free_disk(settings, action: Action, options: FixOptions, note) -> str:
+def _free_disk(settings, action: Action, options: FixOptions, step: _Step) -> str:
     from agent import diskguard, disks
 
     if action.target:
         result = diskguard.make_room(settings, _policy(settings, options), action.target, None)
         freed = max(0, result.get("free_after", 0) - result.get("free_before", 0))
-        note(removed=[r["id"] for r in result["removed"]])
+        step.note(removed=[r["id"] for r in result["removed"]])
         if result["present"]:
             return f"{action.target} is already here"
         return f"freed {disks.human_bytes(freed)} for {action.target}" + (
             "" if result["ok"] else f": {result['problem']}"
         )
     outcome = diskguard.run_once(settings, _policy(settings, options), None, False)
-    note(removed=[r["id"] for r in outcome.removed])
+    step.note(removed=[r["id"] for r in outcome.removed])
     freed = sum(r["bytes"] for r in outcome.removed)
     return f"freed {disks.human_bytes(freed)}: {outcome.before_pct:.0f}% -> {outcome.after_pct:.0f}% used"
 
@@ -598,12 +613,12 @@ def _plan_container_root(settings, report, options) -> Plan:
     return plan
 
 
-def _set_container_root(settings, action: Action, options: FixOptions, note) -> str:
+def _set_container_root(settings, action: Action, options: FixOptions, step: _Step) -> str:
     from agent import bootstrap, fileops
 
     path = Path(action.target)
     saved = fileops.backup(path)
-    note(backup=str(saved) if saved else None)
+    step.will("restore", path=str(path), backup=str(saved) if saved else None)
     written, skipped = bootstrap.write_local_mode_config(settings)
     if not written:
         raise Failed(f"{path} was not written: {skipped[0]['why'] if skipped else 'unknown'}", "set it by hand")
@@ -629,7 +644,7 @@ def _plan_bootstrap(settings, report, options) -> Plan:
     return plan
 
 
-def _run_bootstrap(settings, action: Action, options: FixOptions, note) -> str:
+def _run_bootstrap(settings, action: Action, options: FixOptions, step: _Step) -> str:
     from agent.bootstrap import Options, format_result, run_bootstrap
 
     result = run_bootstrap(settings, Options(stop_cmd=options.stop_cmd, start_cmd=options.start_cmd))
@@ -682,82 +697,59 @@ def _same_dir(entry: str, directory: Path) -> bool:
 # ---------------------------------------------------------------------------------------------- journal
 
 
-class Journal:
-    """One JSON line per change: written before it is made (`begin`) and again when done; read by undo."""
+class _Step:
+    """What one action tells the fix's journal: the undo of a change it is about to make, or facts (what it
+    removed, which cannot be put back)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, journal: Journal, action: Action) -> None:
+        self.journal = journal
+        self.record = {"kind": action.kind, "target": action.target, "undoable": False}
+        journal.record(actions=[*journal.data["actions"], self.record])
 
-    def begin(self, run: str, report: str | None, remedy: str, action: Action) -> dict:
-        record = {"run": run, "time": time.time(), "report": report, "remedy": remedy, "kind": action.kind,
-                  "target": action.target, "phase": "begin"}  # fmt: skip
-        self._append(record)
-        return record
+    def will(self, kind: str, **undo) -> None:
+        self.record["undoable"] = True
+        self.journal.will(kind, **undo)
 
-    def note(self, record: dict, **fields) -> None:
-        """What undo will need (a backup's path) or what is gone (a removed object's id), recorded before the
-        change it belongs to."""
-        record.update(fields)
-        self._append({**record, "phase": "prepared"})
+    def note(self, **fields) -> None:
+        self.record.update(fields)
+        self.journal.record()
 
-    def done(self, record: dict) -> None:
-        self._append({**record, "phase": "done", "time": time.time()})
 
-    def mark_undone(self, run: str) -> None:
-        self._append({"run": run, "phase": "undone", "time": time.time(), "kind": "undo", "target": ""})
+def _open_journal(settings) -> Journal:
+    """The fix journal; a run killed before it was kept in the history is kept there now (its changes
+    stay, as a failed run's do, for `--undo`)."""
+    journal = Journal(settings.state.fix / "journal.json")
+    if journal.load() is not None:
+        journal.commit(_history(settings))
+    return journal
 
-    def entries(self) -> list[dict]:
-        try:
-            lines = self.path.read_text().splitlines()
-        except FileNotFoundError:
-            return []
-        entries = []
-        for line in lines:
-            with contextlib.suppress(ValueError):  # a line torn by a kill mid-write
-                entries.append(json.loads(line))
-        return entries
 
-    def _append(self, record: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps(record, default=str) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+def _history(settings) -> Path:
+    return settings.state.fix / "journal.jsonl"
 
 
 def undo_last(settings) -> dict:
-    """Put back the files the newest fix changed: a shim it created is removed (if still ours), a config it
-    edited is restored from its backup. Engine objects it removed are named, not recreated."""
+    """Replay the newest fix's undo: a shim it created is removed (if still ours), a config it edited is
+    restored from its backup. Engine objects it removed are named, not recreated."""
     from agent import fileops
 
-    journal = Journal(settings.state_dir / "fix" / "journal.jsonl")
-    with fileops.exclusive_lock(settings.state_dir / "fix" / "lock"):
-        entries = journal.entries()
-        undone_runs = {e.get("run") for e in entries if e.get("phase") == "undone"}
-        runs = [e["run"] for e in entries if e.get("phase") == "begin" and e.get("run") not in undone_runs]
-        if not runs:
-            raise Failed(f"no fix to undo in {journal.path}", "nothing was changed by smdiag fix")
-        run = runs[-1]
-        latest: dict[tuple, dict] = {}
-        for entry in entries:
-            if entry.get("run") == run:
-                latest[(entry["kind"], entry["target"])] = entry  # the done line has what was kept
-        undone, kept = [], []
-        for entry in reversed(list(latest.values())):
-            path = Path(entry["target"])
-            if entry["kind"] == "write_shim":
-                if path.is_file() and SHIM_MARK in path.read_text(errors="replace"):
-                    path.unlink()
-                    undone.append(f"removed {path}")
-            elif entry["kind"] == "set_container_root":
-                fileops.restore(path, Path(entry["backup"]) if entry.get("backup") else None)
-                undone.append(
-                    f"restored {path}" + (f" from {entry['backup']}" if entry.get("backup") else " (removed)")
-                )
-            else:
-                kept.append(f"{entry['kind']} {entry['target']}: not undoable (engine state), left as is")
-        journal.mark_undone(run)
-    return {"run": run, "undone": undone, "not_undoable": kept}
+    with fileops.exclusive_lock(settings.state.fix / "lock"):
+        _open_journal(settings)
+        history = _history(settings)
+        runs = read_lines(history)
+        undone = {r["run"] for r in runs if r.get("undone")}
+        pending = [r for r in runs if "undo" in r and r["run"] not in undone]
+        if not pending:
+            raise Failed(f"no fix to undo in {history}", "nothing was changed by smdiag fix")
+        last = pending[-1]
+        done = replay(last["undo"])
+        kept = [
+            f"{a['kind']} {a['target']}: not undoable (engine state), left as is"
+            for a in reversed(last["actions"])
+            if not a["undoable"]
+        ]
+        append_line(history, {"run": last["run"], "undone": True, "time": time.time()})
+    return {"run": last["run"], "undone": done, "not_undoable": kept}
 
 
 # ---------------------------------------------------------------------------------------------- text

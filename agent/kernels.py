@@ -4,6 +4,8 @@ Each environment gets one file, `smdiag-kernel-hook.pth` in its site-packages, w
 `<state>/kernel-hook/` at the end of sys.path and imports the stdlib-only hook there (agent.kernel_hook):
 the users' packages do not change, and removing the hook directory or the agent makes the line a no-op.
 Which environments and which site-packages is pure planning; writing and verifying touch the edges.
+`enable` is a transaction (agent.journal): each file's old bytes are registered before it is written, so
+an enable that fails is undone and one that was killed is undone by the next enable before it starts.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from pathlib import Path
 
 from agent import fileops
 from agent.errors import BadInput
+from agent.journal import Journal, restore_inline, signals_blocked
 from agent.log import get_logger
+from agent.statedir import StateDir
 
 log = get_logger("kernels")
 
@@ -75,14 +79,28 @@ def enable(state_dir: Path, patterns: list[str], agent_python: Path) -> dict:
     environment's interpreter loads the hook. `ok` is False when any environment failed."""
     if not agent_python.exists():
         raise BadInput(f"the agent's interpreter {agent_python} does not exist", "give --agent-python PATH")
-    hook_dir = state_dir / "kernel-hook"
-    for name, source in SOURCES.items():
-        fileops.write_if_changed(hook_dir / name, source.read_bytes())
-    config = {"agent_python": str(agent_python), "state_dir": str(state_dir)}
-    fileops.write_if_changed(hook_dir / "config.json", json.dumps(config, indent=2) + "\n")
-    hook_dir.chmod(0o755)
-    line = pth_line(hook_dir)
-    results = [_enable_one(env, line) for env in environments(patterns)]
+    state = StateDir(state_dir)
+    hook_dir = state.kernel_hook
+    journal = Journal(state.kernels / "journal.json")
+    with fileops.exclusive_lock(state.kernels / "lock"):
+        if journal.load() is not None:
+            journal.replay()
+        journal.begin(command="kernels enable")
+        try:
+            if not hook_dir.exists():
+                journal.will("created", path=str(hook_dir))
+            for name, source in SOURCES.items():
+                _write(journal, hook_dir / name, source.read_bytes())
+            config = {"agent_python": str(agent_python), "state_dir": str(state_dir)}
+            _write(journal, hook_dir / "config.json", json.dumps(config, indent=2) + "\n")
+            hook_dir.chmod(0o755)
+            line = pth_line(hook_dir)
+            results = [_enable_one(journal, env, line) for env in environments(patterns)]
+        except BaseException:
+            with signals_blocked():
+                journal.replay()
+            raise
+        journal.commit()
     ok = all(r["error"] is None for r in results)
     log.info("kernels.enabled", hook_dir=str(hook_dir), environments=len(results), ok=ok)
     return {"ok": ok, "hook_dir": str(hook_dir), "environments": results}
@@ -98,7 +116,7 @@ def disable(state_dir: Path, patterns: list[str]) -> dict:
             if pth.exists():
                 pth.unlink()
                 removed.append(str(pth))
-    hook_dir = state_dir / "kernel-hook"
+    hook_dir = StateDir(state_dir).kernel_hook
     cache = hook_dir / "__pycache__"
     compiled = [p for module in (HOOK_MODULE, WRAPPER_MODULE) for p in cache.glob(f"{module}.*.pyc")]
     for path in [hook_dir / "config.json", *(hook_dir / name for name in SOURCES), *compiled]:
@@ -112,7 +130,18 @@ def disable(state_dir: Path, patterns: list[str]) -> dict:
     return {"ok": True, "removed": removed}
 
 
-def _enable_one(env: Path, line: str) -> dict:
+def _write(journal: Journal, path: Path, data: str | bytes) -> bool:
+    """`fileops.write_if_changed`, the file's old bytes registered first."""
+    payload = data.encode() if isinstance(data, str) else data
+    with contextlib.suppress(FileNotFoundError):
+        if path.read_bytes() == payload:
+            return False
+    journal.will("restore", **restore_inline(path))
+    fileops.atomic_write(path, payload, 0o644)
+    return True
+
+
+def _enable_one(journal: Journal, env: Path, line: str) -> dict:
     result: dict = {"environment": str(env), "pth": [], "changed": False, "hook_loaded": False, "error": None}
     sites = site_packages(env)
     if not sites:
@@ -121,7 +150,7 @@ def _enable_one(env: Path, line: str) -> dict:
     try:
         for site in sites:
             pth = site / PTH_NAME
-            result["changed"] |= fileops.write_if_changed(pth, line)
+            result["changed"] |= _write(journal, pth, line)
             result["pth"].append(str(pth))
     except OSError as exc:
         result["error"] = f"cannot write {PTH_NAME}: {exc}"

@@ -61,6 +61,11 @@ class StateDir:
         return self.root / "fix"
 
     @property
+    def kernels(self) -> Path:
+        """`kernels enable`'s journal and lock: beside kernel-hook/, which kernels put on their sys.path."""
+        return self.root / "kernels"
+
+    @property
     def onstart(self) -> Path:
         """What the lifecycle script leaves for `smdiag doctor`. The script writes here from before the
         agent is installed, so it names this directory's files itself (on-start.sh)."""

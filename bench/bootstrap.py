@@ -25,7 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from agent.bootstrap import Options, allocated_bytes, copy_tree, run_bootstrap  # noqa: E402
+from agent.bootstrap import Options, run_bootstrap  # noqa: E402
+from agent.dataroot import allocated_bytes, copy_tree  # noqa: E402
 from agent.disks import human_bytes  # noqa: E402
 from agent.settings import Settings  # noqa: E402
 

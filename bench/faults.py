@@ -263,8 +263,10 @@ class Host:
         return Outcome.of(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
 
     def staging(self) -> Path:
-        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            return Path(json.loads(self.journal.read_text())["staging"])
+        """The staging directory the journal registered for removal, else where bootstrap would put it."""
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError, StopIteration):
+            steps = json.loads(self.journal.read_text())["undo"]
+            return Path(next(s["path"] for s in steps if s["kind"] == "created" and not s.get("action")))
         return self.nb.target.with_name(f".{self.nb.target.name}.smdiag-partial")
 
     def config_names_target(self) -> bool:

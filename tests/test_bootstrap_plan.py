@@ -7,18 +7,15 @@ import pytest
 import yaml
 
 from agent.bootstrap import (
-    MARKER,
-    Inventory,
     RecoveryFacts,
     Situation,
-    changed_since,
-    classify_target,
     decide,
     local_mode_config,
     merged_daemon_config,
     recovery_direction,
     sysconfig_without_root_flags,
 )
+from agent.dataroot import MARKER, Inventory, changed_since, classify_target
 from agent.errors import BadInput, Failed
 
 GIB = 1024**3
