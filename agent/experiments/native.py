@@ -1,7 +1,9 @@
 """The native runner (`health --mode native`, the embedded default: no Docker, no AWS): each entry
 script runs in its own process under an emulated /opt/ml tree and SM_* environment, like the training
 toolkit starts it; the saved model is then loaded in another process the way its serving container would
-(agent.experiments.native_serve), and predicts the test set."""
+(agent.experiments.native_serve), and predicts the test set. The frameworks run at once, each in its own
+processes: their start-up (TensorFlow's import takes seconds) and single-threaded training overlap on the
+cores."""
 
 from __future__ import annotations
 
@@ -36,11 +38,65 @@ class NativeRunner:
         inputs.packages("health --mode native", [MODULES[f] for f in frameworks])
 
     def run_all(self, frameworks, data_dir, quick, scripts, work, progress) -> list[Result]:
-        return [reported(run_native(f, data_dir, quick, scripts, work, progress), progress) for f in frameworks]
+        """Every framework in a thread of its own. Interrupted, their processes are killed and they show no
+        more progress (a terminal nobody reads any more would block them)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        interrupted, steps = threading.Event(), Steps()
+
+        def shown(framework: str, phase: str, detail: str) -> None:
+            if not interrupted.is_set():
+                progress(framework, phase, detail)
+
+        def one(framework: str) -> Result:
+            return reported(run_native(framework, data_dir, quick, scripts, work, shown, steps), shown)
+
+        pool = ThreadPoolExecutor(max_workers=len(frameworks), thread_name_prefix="health")
+        futures = [pool.submit(one, framework) for framework in frameworks]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            interrupted.set()
+            steps.kill_all()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+class Steps:
+    """The step processes of one run (its frameworks run in parallel threads), for an interrupt to kill:
+    those running, and any a thread starts after it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen] = set()
+        self._stopped = False
+
+    def started(self, process: subprocess.Popen) -> None:
+        with self._lock:
+            self._running.add(process)
+            if self._stopped:
+                process.kill()
+
+    def ended(self, process: subprocess.Popen) -> None:
+        with self._lock:
+            self._running.discard(process)
+
+    def kill_all(self) -> None:
+        with self._lock:
+            self._stopped = True
+            for process in self._running:
+                process.kill()
 
 
 def run_native(
-    framework: str, data_dir: Path, quick: bool, scripts: Path, work: Path, progress: Progress = no_progress
+    framework: str,
+    data_dir: Path,
+    quick: bool,
+    scripts: Path,
+    work: Path,
+    progress: Progress = no_progress,
+    steps: Steps | None = None,
 ) -> Result:
     """Train under an emulated SageMaker training contract, then serve and predict in a fresh process."""
     result = Result(framework, "native")
@@ -75,7 +131,7 @@ def run_native(
     progress(framework, "training", f"{hyperparameters['epochs']} epochs")
     trained = _run(
         argv, env, work / f"{framework}-train.log", cwd=scripts,
-        on_line=_training_progress(framework, hyperparameters["epochs"], progress),
+        on_line=_training_progress(framework, hyperparameters["epochs"], progress), steps=steps,
     )  # fmt: skip
     result.train_s = round(time.perf_counter() - started, 2)
     if trained is not None:
@@ -96,7 +152,7 @@ def run_native(
         str(request),
     ]
     progress(framework, "serving", "loading the model as its container would, predicting the test set")
-    failed = _run(argv, {**env, "PYTHONPATH": _agent_root()}, serve_log)
+    failed = _run(argv, {**env, "PYTHONPATH": _agent_root()}, serve_log, steps=steps)
     if failed is not None:
         result.error = failed
         return result
@@ -123,7 +179,12 @@ def _training_progress(framework: str, epochs: int, progress: Progress) -> Calla
 
 
 def _run(
-    argv: list[str], env: dict, log: Path, cwd: Path | None = None, on_line: Callable[[str], None] | None = None
+    argv: list[str],
+    env: dict,
+    log: Path,
+    cwd: Path | None = None,
+    on_line: Callable[[str], None] | None = None,
+    steps: Steps | None = None,
 ) -> str | None:
     """Run a step with its output in `log` (each line also handed to `on_line`); None on success, else the
     error in one line."""
@@ -134,6 +195,8 @@ def _run(
         process = subprocess.Popen(
             argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd, text=True, errors="replace"
         )
+        steps = steps or Steps()
+        steps.started(process)
         timer = threading.Timer(TRAIN_TIMEOUT_S, lambda: (timed_out.set(), process.kill()))
         timer.start()
         try:
@@ -147,6 +210,7 @@ def _run(
             if process.poll() is None:  # interrupted: the step must not outlive us
                 process.kill()
                 process.wait()
+            steps.ended(process)
     if timed_out.is_set():
         return f"timed out after {TRAIN_TIMEOUT_S}s (log: {log})"
     if returncode == 0:
