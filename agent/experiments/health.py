@@ -49,7 +49,7 @@ def run_health(
         if plot.suffix.lower() != ".png":
             raise BadInput(f"--plot {plot} is not a .png file", "give a path ending in .png")
         inputs.output_file(plot, "--plot")
-    if mode == "local":
+    if mode == "local":  # asked for, the SDK is named before the dataset's packages
         runner_for(mode, settings).check(frameworks)
     inputs.packages("smdiag health", [*data.MODULES, *(["matplotlib"] if plot else [])])
     chosen, why = choose_mode(mode, settings, frameworks)
