@@ -750,15 +750,14 @@ def images_build(
     """
 
     def action(settings: Settings) -> tuple[int, Any, str]:
-        from agent import images
-        from agent.experiments import local
+        from agent import frameworks, images
 
         chosen = _frameworks(framework)
         with _steps("images build") as step:
             result = images.build(
                 settings.replace(docker_host=docker_host).docker_host,
                 chosen,
-                region or local.region(),
+                region or frameworks.region(),
                 settings.cache_dir / "images",
                 replace,
                 step,
@@ -850,7 +849,7 @@ def _env_patterns(envs: list[str] | None, settings: Settings, none_is_failure: b
 
 
 def _frameworks(given: str) -> list[str]:
-    from agent.experiments import FRAMEWORKS
+    from agent.frameworks import FRAMEWORKS
 
     chosen = list(FRAMEWORKS) if given == "all" else [f.strip() for f in given.split(",")]
     unknown = [f for f in chosen if f not in FRAMEWORKS]

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import train_test_split
 
+from agent import frameworks
 from agent.experiments import data
 
 import bed
@@ -70,7 +71,8 @@ def test_native_quick_health_passes_for_all_three_and_draws_the_plot(tmp_path, s
         phases = [line.split(": ")[2].split(" (")[0] for line in progress if line.startswith(f"health: {framework}: ")]
         assert phases[0] == "training" and phases[-2:] == ["serving", "done"], progress
     # What the PyTorch script reports: at least how its training ended, however fast it ran.
-    assert any(re.search(r"health: pytorch: training \(epoch \d+/120, loss", line) for line in progress), progress
+    epochs = frameworks.HYPERPARAMETERS["quick"]["pytorch"]["epochs"]
+    assert any(re.search(rf"health: pytorch: training \(epoch \d+/{epochs}, loss", line) for line in progress), progress
 
 
 def test_the_seeds_broken_script_fails_health_naming_the_framework_and_error(tmp_path, smdiag):

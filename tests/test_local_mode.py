@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.experiments import data, health
+from agent import frameworks
+from agent.experiments import data, runner
 
 import bed
 
@@ -145,16 +146,16 @@ def test_fit_deploy_predict_delete_with_the_seeds_payloads(framework, contract_e
     data.write(data_dir)
     program = tmp_path / "seed_program.py"
     program.write_text(SEED_PROGRAM)
-    hyperparameters = json.dumps(health.HYPERPARAMETERS["quick"][framework])
+    hyperparameters = json.dumps(frameworks.HYPERPARAMETERS["quick"][framework])
     done = subprocess.run(
-        [sys.executable, str(program), framework, str(health.SCRIPTS), str(data_dir), hyperparameters],
+        [sys.executable, str(program), framework, str(frameworks.SCRIPTS), str(data_dir), hyperparameters],
         env=user_env, capture_output=True, text=True, timeout=900, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     x_test, y_test = data.load(data_dir / "test_data.csv")
-    rmse, _ = health.score(y_test, answer["predictions"])
-    assert rmse <= health.BAR["quick"], rmse
+    rmse, _ = runner.score(y_test, answer["predictions"])
+    assert rmse <= runner.BAR["quick"], rmse
     # The seed's two points: about formula(x) plus the noise's mean of 150.
     expected = [data.formula(x) + 150 for x in (100, 200)]
     assert len(answer["seed"]) == 2 and np.allclose(answer["seed"], expected, atol=400), answer["seed"]
@@ -164,7 +165,7 @@ def test_fit_deploy_predict_delete_with_the_seeds_payloads(framework, contract_e
 def test_the_seeds_broken_script_fails_fit_and_last_failure_names_the_line(contract_engine, user_env, tmp_path, smdiag):
     daemon, _ = contract_engine
     scripts = tmp_path / "scripts"
-    shutil.copytree(health.SCRIPTS, scripts)
+    shutil.copytree(frameworks.SCRIPTS, scripts)
     script = scripts / "tensorflow_script.py"
     lines = script.read_text().splitlines()
     at = lines.index("import numpy as np") + 1
@@ -195,7 +196,7 @@ def test_health_auto_picks_local_mode_here_and_all_three_pass(contract_engine, u
         "pytorch": ("local", True),
         "sklearn": ("local", True),
     }
-    assert all(r["rmse"] <= health.BAR["quick"] and r["deploy_s"] is not None for r in report["results"])
+    assert all(r["rmse"] <= runner.BAR["quick"] and r["deploy_s"] is not None for r in report["results"])
     assert running_containers(daemon) == []
 
 

@@ -1,228 +1,20 @@
 """`smdiag health`: train, deploy and test the three experiments, natively or in SageMaker local mode.
 
-`native` is the embedded default (no Docker, no AWS): each entry script runs in its own process under an
-emulated /opt/ml tree and SM_* environment, like the training toolkit starts it; the saved model is
-then loaded in another process the way its serving container would, and predicts the test set.
-`local` is the book's path through SDK v2 and Docker (agent.experiments.local). Scoring is pure.
+It checks its inputs, picks a runner (agent.experiments.native: the entry scripts in processes of this
+host; agent.experiments.local: the SDK and Docker; both implement agent.experiments.runner.Runner), hands
+it the seed's data, and reports, draws and formats the scored results.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
-import subprocess
-import sys
 import tempfile
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from agent.experiments import data
-
-SCRIPTS = Path(__file__).parent / "scripts"
-ENTRY_POINTS = {"tensorflow": "tensorflow_script.py", "pytorch": "pytorch_training.py", "sklearn": "sklearn_script.py"}
-FRAMEWORK_MODULES = {"tensorflow": "tensorflow", "pytorch": "torch", "sklearn": "sklearn"}
-"""What a framework's entry script imports when it runs natively (in smdiag's own interpreter)."""
-HYPERPARAMETERS = {
-    # --quick: enough to meet the quick bar in seconds; full: the seed's own settings.
-    "quick": {
-        "tensorflow": {"epochs": 60, "batch-size": 32, "learning-rate": 0.003},
-        "pytorch": {"epochs": 120, "batch-size": 32, "learning-rate": 0.003},
-        "sklearn": {"epochs": 400, "batch-size": 32, "learning-rate": 0.003},
-    },
-    "full": {
-        "tensorflow": {"epochs": 1000, "batch-size": 200, "learning-rate": 0.001},
-        "pytorch": {"epochs": 1000, "batch-size": 100, "learning-rate": 0.001},
-        "sklearn": {"epochs": 2000, "batch-size": 100, "learning-rate": 0.001},
-    },
-}
-BAR = {"quick": 400.0, "full": 250.0}
-"""Test-set RMSE a framework must reach (the noise alone has sigma 150)."""
-TRAIN_TIMEOUT_S = 1800
-EPOCH = re.compile(r"\b(?:epoch|iteration):?\s*(\d+)", re.IGNORECASE)
-LOSS = re.compile(r"\bloss:?\s*([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)", re.IGNORECASE)
-"""What the entry scripts print while training (Keras' `Epoch 3/60 ... loss: 1.2e+04`, the PyTorch
-script's `Iteration: 3 | Loss: 12000.0`): shown as progress."""
-
-Progress = Callable[[str, str, str], None]
-"""progress(framework, phase, detail): a framework enters a phase (training, serving, ...) or reports
-how far it is within it (detail, e.g. "epoch 30/60, loss 14012")."""
-
-
-def no_progress(_framework: str, _phase: str, _detail: str) -> None:
-    """The progress callback of callers that show none."""
-
-
-@dataclass
-class Result:
-    framework: str
-    mode: str
-    train_s: float | None = None
-    deploy_s: float | None = None
-    predict_s: float | None = None
-    rmse: float | None = None
-    r2: float | None = None
-    passed: bool = False
-    error: str | None = None
-    report_id: str | None = None
-    line: list[float] | None = None
-    """Predictions on an even grid of x, for the plot."""
-
-    def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "line"}
-
-
-def score(y_true, y_pred) -> tuple[float, float]:
-    """RMSE and R² of predictions. Pure."""
-    import numpy as np
-
-    y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
-    residual = float(np.sum((y_true - y_pred) ** 2))
-    total = float(np.sum((y_true - y_true.mean()) ** 2))
-    return float(np.sqrt(residual / len(y_true))), 1.0 - residual / total if total else 0.0
-
-
-def grid():
-    import numpy as np
-
-    return np.linspace(-5000, 5000, 201)
-
-
-def run_native(
-    framework: str, data_dir: Path, quick: bool, scripts: Path, work: Path, progress: Progress = no_progress
-) -> Result:
-    """Train under an emulated SageMaker training contract, then serve and predict in a fresh process."""
-    result = Result(framework, "native")
-    level = "quick" if quick else "full"
-    opt_ml = work / framework / "opt" / "ml"
-    model_dir, output = opt_ml / "model", opt_ml / "output"
-    channels = {"train": "training_data.csv", "validation": "validation_data.csv"}
-    for channel, name in channels.items():
-        (opt_ml / "input" / "data" / channel).mkdir(parents=True, exist_ok=True)
-        shutil.copy(data_dir / name, opt_ml / "input" / "data" / channel / name)
-    model_dir.mkdir(parents=True)
-    (output / "data").mkdir(parents=True)
-    hyperparameters = HYPERPARAMETERS[level][framework]
-    env = {
-        **os.environ,
-        "SM_MODEL_DIR": str(model_dir),
-        "SM_OUTPUT_DATA_DIR": str(output / "data"),
-        "SM_CHANNEL_TRAIN": str(opt_ml / "input" / "data" / "train"),
-        "SM_CHANNEL_VALIDATION": str(opt_ml / "input" / "data" / "validation"),
-        "SM_CHANNELS": json.dumps(sorted(channels)),
-        "SM_HPS": json.dumps(hyperparameters),
-        "SM_CURRENT_HOST": "algo-1",
-        "SM_HOSTS": json.dumps(["algo-1"]),
-        "SM_NUM_CPUS": str(os.cpu_count() or 1),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "PYTHONUNBUFFERED": "1",
-    }
-    argv = [sys.executable, str(scripts / ENTRY_POINTS[framework])]
-    for key, value in hyperparameters.items():
-        argv += [f"--{key}", str(value)]
-    started = time.perf_counter()
-    progress(framework, "training", f"{hyperparameters['epochs']} epochs")
-    trained = _run(
-        argv, env, work / f"{framework}-train.log", cwd=scripts,
-        on_line=_training_progress(framework, hyperparameters["epochs"], progress),
-    )  # fmt: skip
-    result.train_s = round(time.perf_counter() - started, 2)
-    if trained is not None:
-        result.error = trained
-        return result
-
-    x_test, y_test = data.load(data_dir / "test_data.csv")
-    request = work / f"{framework}-input.json"
-    request.write_text(json.dumps({"x": [*x_test.tolist(), *grid().tolist()]}))
-    serve_log = work / f"{framework}-serve.log"
-    argv = [
-        sys.executable,
-        "-m",
-        "agent.experiments.native_serve",
-        framework,
-        str(model_dir),
-        str(scripts),
-        str(request),
-    ]
-    progress(framework, "serving", "loading the model as its container would, predicting the test set")
-    failed = _run(argv, {**env, "PYTHONPATH": _agent_root()}, serve_log)
-    if failed is not None:
-        result.error = failed
-        return result
-    answer = json.loads(serve_log.read_text().strip().splitlines()[-1])
-    predictions = answer["predictions"]
-    return _finish(result, y_test, predictions[: len(x_test)], predictions[len(x_test) :], answer, quick)
-
-
-def _finish(result: Result, y_test, test_predictions, line, timings: dict, quick: bool) -> Result:
-    result.deploy_s = round(timings["deploy_s"], 3)
-    result.predict_s = round(timings["predict_s"], 3)
-    rmse, r2 = score(y_test, test_predictions)
-    result.rmse, result.r2, result.line = round(rmse, 1), round(r2, 4), list(line)
-    result.passed = rmse <= BAR["quick" if quick else "full"]
-    if not result.passed:
-        result.error = f"test RMSE {rmse:.0f} is above the bar of {BAR['quick' if quick else 'full']:.0f}"
-    return result
-
-
-def _training_progress(framework: str, epochs: int, progress: Progress) -> Callable[[str], None]:
-    """A line reader that turns the script's epoch and loss lines into progress details."""
-    seen: dict[str, str] = {}
-
-    def read(line: str) -> None:
-        epoch, loss = EPOCH.search(line), LOSS.search(line)
-        if epoch:
-            seen["epoch"] = epoch.group(1)
-        if loss:
-            seen["loss"] = f"{float(loss.group(1)):.4g}"
-        if epoch or loss:
-            detail = f"epoch {seen.get('epoch', '?')}/{epochs}" + (f", loss {seen['loss']}" if "loss" in seen else "")
-            progress(framework, "training", detail)
-
-    return read
-
-
-def _run(
-    argv: list[str], env: dict, log: Path, cwd: Path | None = None, on_line: Callable[[str], None] | None = None
-) -> str | None:
-    """Run a step with its output in `log` (each line also handed to `on_line`); None on success, else the
-    error in one line."""
-    from agent.container_logs import traceback_summary
-
-    timed_out = threading.Event()
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd, text=True, errors="replace"
-        )
-        timer = threading.Timer(TRAIN_TIMEOUT_S, lambda: (timed_out.set(), process.kill()))
-        timer.start()
-        try:
-            for line in process.stdout:
-                out.write(line)
-                if on_line:
-                    on_line(line)
-            returncode = process.wait()
-        finally:
-            timer.cancel()
-            if process.poll() is None:  # interrupted: the step must not outlive us
-                process.kill()
-                process.wait()
-    if timed_out.is_set():
-        return f"timed out after {TRAIN_TIMEOUT_S}s (log: {log})"
-    if returncode == 0:
-        return None
-    lines = log.read_text(errors="replace").splitlines()
-    summary = traceback_summary(lines)
-    last = next((line.strip() for line in reversed(lines) if line.strip()), "no output")
-    return f"{summary or last} (exit {returncode}, log: {log})"
-
-
-def _agent_root() -> str:
-    return str(Path(__file__).resolve().parent.parent.parent)
+from agent.experiments.runner import BAR, Progress, Result, Runner, grid, no_progress
+from agent.frameworks import ENTRY_POINTS, SCRIPTS
 
 
 def run_health(
@@ -257,15 +49,15 @@ def run_health(
         if plot.suffix.lower() != ".png":
             raise BadInput(f"--plot {plot} is not a .png file", "give a path ending in .png")
         inputs.output_file(plot, "--plot")
-    if mode == "local":
-        inputs.sdk_v2("health --mode local")
+    if mode == "local":  # asked for, the SDK is named before the dataset's packages
+        runner_for(mode, settings).check(frameworks)
     inputs.packages("smdiag health", [*data.MODULES, *(["matplotlib"] if plot else [])])
     chosen, why = choose_mode(mode, settings, frameworks)
-    if chosen == "native":
-        inputs.packages("health --mode native", [FRAMEWORK_MODULES[f] for f in frameworks])
+    chosen_runner = runner_for(chosen, settings)
+    chosen_runner.check(frameworks)
     work = Path(tempfile.mkdtemp(prefix="smdiag-health-"))
     try:
-        results = _run_all(frameworks, chosen, quick, scripts, settings, work, plot, progress)
+        results = _run_all(frameworks, chosen_runner, quick, scripts, work, plot, progress)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -283,24 +75,25 @@ def run_health(
     }
 
 
-def _run_all(frameworks, chosen, quick, scripts, settings, work, plot, progress) -> list[Result]:
+def runner_for(mode: str, settings) -> Runner:
+    """The runner of a chosen mode (native or local)."""
+    if mode == "native":
+        from agent.experiments.native import NativeRunner
+
+        return NativeRunner()
+    from agent.experiments.local import LocalRunner
+
+    return LocalRunner(settings)
+
+
+def _run_all(frameworks, runner: Runner, quick, scripts, work, plot, progress) -> list[Result]:
     data_dir = work / "data"
     progress("data", "generating", "the seed's dataset")
     data.write(data_dir)
-    results = []
-    for framework in frameworks:
-        if chosen == "native":
-            result = run_native(framework, data_dir, quick, scripts, work, progress)
-        else:
-            from agent.experiments import local
-
-            result = local.run_local(framework, data_dir, quick, scripts, work, settings, progress)
-        verdict = "pass" if result.passed else "FAIL"
-        progress(framework, "done", f"{verdict}, RMSE {result.rmse:.0f}" if result.rmse is not None else verdict)
-        results.append(result)
+    results = runner.run_all(frameworks, data_dir, quick, scripts, work, progress)
     if plot is not None:
         progress("plot", "drawing", str(plot))
-        draw(plot, data_dir, results, f"smdiag health: {chosen} mode{', quick' if quick else ''}")
+        draw(plot, data_dir, results, f"smdiag health: {runner.mode} mode{', quick' if quick else ''}")
     return results
 
 

@@ -1,6 +1,6 @@
-"""The book's path: SDK v2 framework estimators in local mode (`fit`, `deploy`, `predict`,
-`delete_endpoint`), with failures explained by agent.autowrap. Needs Docker and the framework images
-(pulled from ECR on a notebook; built offline by the images issue elsewhere)."""
+"""The local runner, the book's path: SDK v2 framework estimators in local mode (`fit`, `deploy`,
+`predict`, `delete_endpoint`), with failures explained by agent.autowrap. Needs Docker and the framework
+images (pulled from ECR on a notebook; built offline by `smdiag images build`)."""
 
 from __future__ import annotations
 
@@ -8,45 +8,35 @@ import contextlib
 import time
 from pathlib import Path
 
-from agent.experiments import health
+from agent.experiments import data
+from agent.experiments.runner import Progress, Result, finish, grid, no_progress, reported
+from agent.frameworks import ENTRY_POINTS, HYPERPARAMETERS, REGION, SERVING_ENTRY_POINTS, VERSIONS, image_uris
 
-REGION = "us-east-1"
 ROLE = "arn:aws:iam::111111111111:role/local-mode"
 """Local mode needs a role string of the right shape, never a real one."""
 CODE_LOCATION = "s3://local-mode-code-unused/code"
 """With local code nothing is uploaded, but without a code location the SDK's deploy asks STS and S3 for
 its default bucket, which needs AWS credentials."""
-VERSIONS = {
-    "tensorflow": ("2.16", "py310"),
-    "pytorch": ("2.3", "py311"),
-    "sklearn": ("1.2-1", "py3"),
-}
 
 
-def region() -> str:
-    """The region the SDK's session takes (and so the one whose image URIs local mode looks for)."""
-    import os
+class LocalRunner:
+    """One framework after another: every local-mode endpoint serves on the host's port 8080."""
 
-    return os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or REGION
+    mode = "local"
 
+    def __init__(self, settings) -> None:
+        self.settings = settings
 
-def image_uris(framework: str, region_name: str | None = None) -> list[str]:
-    from sagemaker import image_uris as uris
+    def check(self, _frameworks: list[str]) -> None:
+        from agent import inputs
 
-    version, py_version = VERSIONS[framework]
-    return list(
-        dict.fromkeys(
-            uris.retrieve(
-                framework,
-                region_name or region(),
-                version=version,
-                py_version=py_version,
-                image_scope=scope,
-                instance_type="local",
-            )
-            for scope in ("training", "inference")
-        )
-    )
+        inputs.sdk_v2("health --mode local")
+
+    def run_all(self, frameworks, data_dir, quick, scripts, work, progress) -> list[Result]:
+        return [
+            reported(run_local(f, data_dir, quick, scripts, work, self.settings, progress), progress)
+            for f in frameworks
+        ]
 
 
 def missing_images(client, frameworks: list[str]) -> list[str]:
@@ -69,8 +59,8 @@ def run_local(
     scripts: Path,
     work: Path,
     settings,
-    progress: health.Progress = health.no_progress,
-) -> health.Result:
+    progress: Progress = no_progress,
+) -> Result:
     """fit -> deploy -> predict (the test set and the plot grid) -> delete_endpoint, timed."""
     import os
 
@@ -80,13 +70,13 @@ def run_local(
 
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
     autowrap.install()
-    result = health.Result(framework, "local")
+    result = Result(framework, "local")
     session = _session()
     estimator = _estimator(framework, scripts, session, quick)
     inputs = {channel: f"file://{data_dir}" for channel in ("train", "validation")}
     predictor = None
-    x_test, y_test = health.data.load(data_dir / "test_data.csv")
-    payload = np.concatenate([x_test, health.grid()]).astype(np.float32).reshape(-1, 1)
+    x_test, y_test = data.load(data_dir / "test_data.csv")
+    payload = np.concatenate([x_test, grid()]).astype(np.float32).reshape(-1, 1)
     started = time.perf_counter()
     try:
         progress(framework, "training", "estimator.fit in a local container")
@@ -112,7 +102,7 @@ def run_local(
             with contextlib.suppress(Exception):
                 predictor.delete_endpoint()
     predictions = predictions.reshape(-1)
-    return health._finish(
+    return finish(
         result,
         y_test,
         predictions[: len(x_test)],
@@ -143,19 +133,19 @@ def _estimator(framework: str, scripts: Path, session, quick: bool):
         "code_location": CODE_LOCATION,
         "framework_version": version,
         "py_version": py_version,
-        "hyperparameters": health.HYPERPARAMETERS["quick" if quick else "full"][framework],
+        "hyperparameters": HYPERPARAMETERS["quick" if quick else "full"][framework],
     }
     if framework == "tensorflow":
         from sagemaker.tensorflow import TensorFlow
 
-        return TensorFlow(entry_point=health.ENTRY_POINTS[framework], **common)
+        return TensorFlow(entry_point=ENTRY_POINTS[framework], **common)
     if framework == "pytorch":
         from sagemaker.pytorch import PyTorch
 
-        return PyTorch(entry_point=health.ENTRY_POINTS[framework], **common)
+        return PyTorch(entry_point=ENTRY_POINTS[framework], **common)
     from sagemaker.sklearn import SKLearn
 
-    return SKLearn(entry_point=health.ENTRY_POINTS[framework], **common)
+    return SKLearn(entry_point=ENTRY_POINTS[framework], **common)
 
 
 def _deploy(framework: str, estimator, scripts: Path, session):
@@ -170,7 +160,7 @@ def _deploy(framework: str, estimator, scripts: Path, session):
         model = PyTorchModel(
             model_data=estimator.model_data,
             role=ROLE,
-            entry_point="pytorch_inference.py",
+            entry_point=SERVING_ENTRY_POINTS["pytorch"],
             source_dir=str(scripts),
             framework_version=version,
             py_version=py_version,

@@ -3,7 +3,8 @@
     python -m agent.experiments.native_serve FRAMEWORK MODEL_DIR SCRIPTS_DIR INPUT_JSON
 INPUT_JSON holds {"x": [...]}; prints {"deploy_s", "predict_s", "predictions"} as JSON on stdout.
 TensorFlow: the SavedModel's serving_default signature (what TF Serving runs); PyTorch and scikit-learn:
-the entry script's model_fn, then the model on a float32 array (what their model servers do).
+the entry script's model_fn, then the model on a float32 array (what their model servers do). One thread,
+as in training: the CPU may be busy with other kernels.
 """
 
 import json
@@ -20,6 +21,8 @@ def main(framework: str, model_dir: str, scripts_dir: str, input_path: str) -> N
     if framework == "tensorflow":
         import tensorflow as tf
 
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
         serve = tf.saved_model.load(f"{model_dir}/000000001").signatures["serving_default"]
         deployed = time.perf_counter()
         outputs = serve(tf.constant(x))
@@ -28,6 +31,7 @@ def main(framework: str, model_dir: str, scripts_dir: str, input_path: str) -> N
         import torch
         from pytorch_inference import model_fn
 
+        torch.set_num_threads(1)
         model = model_fn(model_dir)
         deployed = time.perf_counter()
         with torch.no_grad():

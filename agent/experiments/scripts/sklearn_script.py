@@ -1,6 +1,8 @@
 """The seed's scikit-learn experiment as a SageMaker entry point: an MLPRegressor((10,) * 5) saved with
 joblib (the seed's `sklearn.externals.joblib` no longer exists), and `model_fn` for serving. Inputs and
-the target are standardised inside the saved model, which predicts on the original scale."""
+the target are standardised inside the saved model, which predicts on the original scale. Training stops
+when the validation score has not improved for a tenth of the epochs, and uses one BLAS thread (a tiny
+model gains nothing from more and stalls whenever one is descheduled on a busy CPU)."""
 
 import argparse
 import os
@@ -11,6 +13,7 @@ from sklearn.compose import TransformedTargetRegressor
 from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 
 def set_seed():
@@ -36,7 +39,7 @@ def prepare_model(epochs, learning_rate, batch_size):
         batch_size=batch_size,
         learning_rate_init=learning_rate,
         learning_rate="adaptive",
-        n_iter_no_change=epochs,
+        n_iter_no_change=max(10, epochs // 10),
         early_stopping=True,
         tol=0.01,
         random_state=0,
@@ -49,7 +52,8 @@ def main(model_dir, train_path, epochs, learning_rate, batch_size):
     model = prepare_model(epochs, learning_rate, batch_size)
     x, y = load_data(train_path)
     print(x.shape, y.shape)
-    model.fit(x.reshape(-1, 1), y.reshape(-1, 1))
+    with threadpool_limits(limits=1):
+        model.fit(x.reshape(-1, 1), y.reshape(-1, 1))
     print(model)
     joblib.dump(model, os.path.join(model_dir, "model.joblib"))
 

@@ -3,7 +3,9 @@
 Seven Dense(100, leaky_relu) layers and Dense(1), trained with Adam on mean squared error, saved as a
 TensorFlow Serving SavedModel under <model_dir>/000000001. Inputs and outputs are scaled inside the
 model, so the network trains reliably and still takes and returns the original scale (TF Serving's
-{"instances": [[100], [200]]} works unchanged).
+{"instances": [[100], [200]]} works unchanged). One thread for TensorFlow's ops (a tiny model gains nothing
+from more and stalls whenever one is descheduled on a busy CPU); the learning rate decays to zero (cosine)
+so the last epochs settle.
 """
 
 import argparse
@@ -25,23 +27,40 @@ def load_data(path):
     return result[:, 1].reshape(-1, 1), result[:, 0].reshape(-1, 1)
 
 
-def prepare_model(learning_rate):
+def limit_threads():
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+def prepare_model(learning_rate, decay_steps):
     model = keras.Sequential(
         [keras.Input(shape=(1,)), keras.layers.Rescaling(1.0 / X_SCALE)]
         + [keras.layers.Dense(100, activation=tf.nn.leaky_relu) for _ in range(7)]
         + [keras.layers.Dense(1), keras.layers.Rescaling(Y_SCALE)]
     )
-    model.compile(loss="mean_squared_error", optimizer=keras.optimizers.Adam(learning_rate))
+    model.compile(
+        loss="mean_squared_error",
+        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)),
+    )
     return model
 
 
 def main(model_dir, train_path, val_path, batch_size, epochs, learning_rate):
     set_seed()
-    model = prepare_model(learning_rate)
+    limit_threads()
     x, y = load_data(train_path)
+    model = prepare_model(learning_rate, decay_steps=epochs * -(-len(x) // batch_size))
     x_val, y_val = load_data(val_path)
     print("x.shape:", x.shape, "x_val.shape:", x_val.shape)
-    model.fit(x=x, y=y, batch_size=batch_size, epochs=epochs, validation_data=(x_val, y_val), verbose=2)
+    model.fit(
+        x=x,
+        y=y,
+        batch_size=batch_size,
+        epochs=epochs,
+        validation_data=(x_val, y_val),
+        validation_freq=epochs,  # once, at the end: every epoch would triple the training time
+        verbose=2,
+    )
     model.export(os.path.join(model_dir, "000000001"))
 
 

@@ -1,0 +1,225 @@
+"""The native runner (`health --mode native`, the embedded default: no Docker, no AWS): each entry
+script runs in its own process under an emulated /opt/ml tree and SM_* environment, like the training
+toolkit starts it; the saved model is then loaded in another process the way its serving container would
+(agent.experiments.native_serve), and predicts the test set. The frameworks run at once, each in its own
+processes: their start-up (TensorFlow's import takes seconds) and single-threaded training overlap on the
+cores."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from agent.experiments import data
+from agent.experiments.runner import Progress, Result, finish, grid, no_progress, reported
+from agent.frameworks import ENTRY_POINTS, HYPERPARAMETERS, MODULES
+
+TRAIN_TIMEOUT_S = 1800
+EPOCH = re.compile(r"\b(?:epoch|iteration):?\s*(\d+)", re.IGNORECASE)
+LOSS = re.compile(r"\bloss:?\s*([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)", re.IGNORECASE)
+"""What the entry scripts print while training (Keras' `Epoch 3/60 ... loss: 1.2e+04`, the PyTorch
+script's `Iteration: 3 | Loss: 12000.0`): shown as progress."""
+
+
+class NativeRunner:
+    mode = "native"
+
+    def check(self, frameworks: list[str]) -> None:
+        from agent import inputs
+
+        inputs.packages("health --mode native", [MODULES[f] for f in frameworks])
+
+    def run_all(self, frameworks, data_dir, quick, scripts, work, progress) -> list[Result]:
+        """Every framework in a thread of its own. Interrupted, their processes are killed and they show no
+        more progress (a terminal nobody reads any more would block them)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        interrupted, steps = threading.Event(), Steps()
+
+        def shown(framework: str, phase: str, detail: str) -> None:
+            if not interrupted.is_set():
+                progress(framework, phase, detail)
+
+        def one(framework: str) -> Result:
+            return reported(run_native(framework, data_dir, quick, scripts, work, shown, steps), shown)
+
+        pool = ThreadPoolExecutor(max_workers=len(frameworks), thread_name_prefix="health")
+        futures = [pool.submit(one, framework) for framework in frameworks]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            interrupted.set()
+            steps.kill_all()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+class Steps:
+    """The step processes of one run (its frameworks run in parallel threads), for an interrupt to kill:
+    those running, and any a thread starts after it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen] = set()
+        self._stopped = False
+
+    def started(self, process: subprocess.Popen) -> None:
+        with self._lock:
+            self._running.add(process)
+            if self._stopped:
+                process.kill()
+
+    def ended(self, process: subprocess.Popen) -> None:
+        with self._lock:
+            self._running.discard(process)
+
+    def kill_all(self) -> None:
+        with self._lock:
+            self._stopped = True
+            for process in self._running:
+                process.kill()
+
+
+def run_native(
+    framework: str,
+    data_dir: Path,
+    quick: bool,
+    scripts: Path,
+    work: Path,
+    progress: Progress = no_progress,
+    steps: Steps | None = None,
+) -> Result:
+    """Train under an emulated SageMaker training contract, then serve and predict in a fresh process."""
+    result = Result(framework, "native")
+    level = "quick" if quick else "full"
+    opt_ml = work / framework / "opt" / "ml"
+    model_dir, output = opt_ml / "model", opt_ml / "output"
+    channels = {"train": "training_data.csv", "validation": "validation_data.csv"}
+    for channel, name in channels.items():
+        (opt_ml / "input" / "data" / channel).mkdir(parents=True, exist_ok=True)
+        shutil.copy(data_dir / name, opt_ml / "input" / "data" / channel / name)
+    model_dir.mkdir(parents=True)
+    (output / "data").mkdir(parents=True)
+    hyperparameters = HYPERPARAMETERS[level][framework]
+    env = {
+        **os.environ,
+        "SM_MODEL_DIR": str(model_dir),
+        "SM_OUTPUT_DATA_DIR": str(output / "data"),
+        "SM_CHANNEL_TRAIN": str(opt_ml / "input" / "data" / "train"),
+        "SM_CHANNEL_VALIDATION": str(opt_ml / "input" / "data" / "validation"),
+        "SM_CHANNELS": json.dumps(sorted(channels)),
+        "SM_HPS": json.dumps(hyperparameters),
+        "SM_CURRENT_HOST": "algo-1",
+        "SM_HOSTS": json.dumps(["algo-1"]),
+        "SM_NUM_CPUS": str(os.cpu_count() or 1),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONUNBUFFERED": "1",
+    }
+    argv = [sys.executable, str(scripts / ENTRY_POINTS[framework])]
+    for key, value in hyperparameters.items():
+        argv += [f"--{key}", str(value)]
+    started = time.perf_counter()
+    progress(framework, "training", f"{hyperparameters['epochs']} epochs")
+    trained = _run(
+        argv, env, work / f"{framework}-train.log", cwd=scripts,
+        on_line=_training_progress(framework, hyperparameters["epochs"], progress), steps=steps,
+    )  # fmt: skip
+    result.train_s = round(time.perf_counter() - started, 2)
+    if trained is not None:
+        result.error = trained
+        return result
+
+    x_test, y_test = data.load(data_dir / "test_data.csv")
+    request = work / f"{framework}-input.json"
+    request.write_text(json.dumps({"x": [*x_test.tolist(), *grid().tolist()]}))
+    serve_log = work / f"{framework}-serve.log"
+    argv = [
+        sys.executable,
+        "-m",
+        "agent.experiments.native_serve",
+        framework,
+        str(model_dir),
+        str(scripts),
+        str(request),
+    ]
+    progress(framework, "serving", "loading the model as its container would, predicting the test set")
+    failed = _run(argv, {**env, "PYTHONPATH": _agent_root()}, serve_log, steps=steps)
+    if failed is not None:
+        result.error = failed
+        return result
+    answer = json.loads(serve_log.read_text().strip().splitlines()[-1])
+    predictions = answer["predictions"]
+    return finish(result, y_test, predictions[: len(x_test)], predictions[len(x_test) :], answer, quick)
+
+
+def _training_progress(framework: str, epochs: int, progress: Progress) -> Callable[[str], None]:
+    """A line reader that turns the script's epoch and loss lines into progress details."""
+    seen: dict[str, str] = {}
+
+    def read(line: str) -> None:
+        epoch, loss = EPOCH.search(line), LOSS.search(line)
+        if epoch:
+            seen["epoch"] = epoch.group(1)
+        if loss:
+            seen["loss"] = f"{float(loss.group(1)):.4g}"
+        if epoch or loss:
+            detail = f"epoch {seen.get('epoch', '?')}/{epochs}" + (f", loss {seen['loss']}" if "loss" in seen else "")
+            progress(framework, "training", detail)
+
+    return read
+
+
+def _run(
+    argv: list[str],
+    env: dict,
+    log: Path,
+    cwd: Path | None = None,
+    on_line: Callable[[str], None] | None = None,
+    steps: Steps | None = None,
+) -> str | None:
+    """Run a step with its output in `log` (each line also handed to `on_line`); None on success, else the
+    error in one line."""
+    from agent.container_logs import traceback_summary
+
+    timed_out = threading.Event()
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd, text=True, errors="replace"
+        )
+        steps = steps or Steps()
+        steps.started(process)
+        timer = threading.Timer(TRAIN_TIMEOUT_S, lambda: (timed_out.set(), process.kill()))
+        timer.start()
+        try:
+            for line in process.stdout:
+                out.write(line)
+                if on_line:
+                    on_line(line)
+            returncode = process.wait()
+        finally:
+            timer.cancel()
+            if process.poll() is None:  # interrupted: the step must not outlive us
+                process.kill()
+                process.wait()
+            steps.ended(process)
+    if timed_out.is_set():
+        return f"timed out after {TRAIN_TIMEOUT_S}s (log: {log})"
+    if returncode == 0:
+        return None
+    lines = log.read_text(errors="replace").splitlines()
+    summary = traceback_summary(lines)
+    last = next((line.strip() for line in reversed(lines) if line.strip()), "no output")
+    return f"{summary or last} (exit {returncode}, log: {log})"
+
+
+def _agent_root() -> str:
+    return str(Path(__file__).resolve().parent.parent.parent)
