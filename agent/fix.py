@@ -8,6 +8,8 @@ Every change registers its undo (agent.journal) before it is made: a file's back
 what cannot be undone (an engine object removed) is recorded as such. A fix, finished or killed, is kept
 in `<state>/fix/journal.jsonl`, and `smdiag fix --undo` replays the newest one's undo. Re-running a fix
 that worked does nothing.
+Over 500 lines because each remedy keeps its facts, pure plan, action and verification side by side (a
+remedy is read, reviewed and tested as one unit); the shared machinery is in agent.journal.
 """
 
 from __future__ import annotations
