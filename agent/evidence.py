@@ -44,6 +44,8 @@ def collect(capture: dict, settings: Settings) -> tuple[dict, dict[str, str]]:
     try:
         if client is not None:
             containers, full_logs = _containers(client, services, started)
+            seen = {c["name"] for c in containers}  # the engine removed these (auto_remove): the wrapper kept them
+            containers += [c for c in capture.get("containers") or [] if c.get("name") not in seen]
             if not pull_errors and _looks_like_pull_failure(capture):
                 pull_errors = _retry_pulls(client, capture, services)
     finally:
