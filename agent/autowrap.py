@@ -308,7 +308,8 @@ def _captured(capture: Capture | None, original, *args, **kwargs):
 
 def _pipeline_capture(pipeline_name) -> Capture:
     name = pipeline_name if isinstance(pipeline_name, str) else None
-    call = {"kind": "pipeline", "pipeline": name, "step": None, "instance_type": None, "images": [], "endpoint": None}
+    call = {"kind": "pipeline", "class": "LocalPipelineSession", "pipeline": name, "step": None,
+            "instance_type": "local", "images": [], "endpoint": None}  # fmt: skip
     return Capture("pipeline", time.time(), call)
 
 

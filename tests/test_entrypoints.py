@@ -62,7 +62,7 @@ PROGRAM = textwrap.dedent(
             from sagemaker.workflow.pipeline import Pipeline
             from sagemaker.workflow.pipeline_context import LocalPipelineSession
             from sagemaker.workflow.steps import ProcessingStep
-            pipeline_session = LocalPipelineSession(sagemaker_config=OPT_OUT, default_bucket="ep-bucket")
+            pipeline_session = LocalPipelineSession(default_bucket="ep-bucket")  # opted out in the config file
             pipeline_session.config = {"local": {"local_code": True}}
             processor = ScriptProcessor(command=["sh"], image_uri=image, role=ROLE, instance_count=1,
                                         instance_type="local", sagemaker_session=pipeline_session)
@@ -74,10 +74,11 @@ PROGRAM = textwrap.dedent(
             result["steps"] = [s["StepStatus"] for s in execution.list_steps()["PipelineExecutionSteps"]]
         elif kind == "model_trainer":
             from sagemaker.modules.configs import Compute
+            from sagemaker.modules import Session
             from sagemaker.modules.train.model_trainer import Mode, ModelTrainer
             ModelTrainer(training_image=image, training_mode=Mode.LOCAL_CONTAINER, role=ROLE,
                          compute=Compute(instance_type="local_cpu", instance_count=1), base_job_name="ep",
-                         local_container_root=os.path.join(work, "root")).train()
+                         sagemaker_session=Session(), local_container_root=os.path.join(work, "root")).train()
     except Exception as exc:
         result.update(type=type(exc).__name__, message=str(exc), notes=getattr(exc, "__notes__", []))
     print(json.dumps(result))
@@ -117,6 +118,9 @@ def user(tmp_path, hermetic_env, make_engine, images, moto_endpoint):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "rows.csv").write_text("1,2\n3,4\n")
     bed.model_tarball(tmp_path)
+    config = tmp_path / ".config" / "sagemaker" / "config.yaml"  # the user's SageMaker config ($HOME is tmp_path)
+    config.parent.mkdir(parents=True)
+    config.write_text("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")
     (tmp_path / "process.sh").write_text(
         'echo "processing"\necho "Traceback (most recent call last):" >&2\n'
         "echo '  File \"/opt/ml/processing/input/code/prep.py\", line 7, in <module>' >&2\n"
