@@ -541,7 +541,7 @@ def _create_server_wrapper(module, original):
         """v3's local model server: its containers followed from their creation (the engine removes them as
         they exit), and the SDK's ping loop ended by its own exception once the container is known dead."""
         capture = _capture_here()
-        watch = capture and _guarded("serving", _ContainerWatch, module, original, self, args, kwargs, capture)
+        watch = capture and _guarded("serving", _watch_containers, module, original, self, args, kwargs, capture)
         if not watch:
             return original(self, *args, **kwargs)
         try:
@@ -550,6 +550,16 @@ def _create_server_wrapper(module, original):
             _guarded("serving", watch.close, self)
 
     return create_server
+
+
+def _watch_containers(module, original, server, args: tuple, kwargs: dict, capture: Capture):
+    """A watch over the server's containers; None when the engine does not answer (the SDK says so itself)."""
+    import docker.errors
+
+    try:
+        return _ContainerWatch(module, original, server, args, kwargs, capture)
+    except docker.errors.DockerException:
+        return None
 
 
 class _ContainerWatch:
