@@ -181,6 +181,7 @@ def engine(make_engine, images, guests):
         images.build(client, "guest/train:1", scripts={"train": "echo training; echo done"})
         client.networks.create("sagemaker-local")  # made by whichever run came first, and said so, otherwise
     guests.env["DOCKER_HOST"] = daemon.host
+    guests.images = images
     return daemon
 
 
@@ -193,6 +194,21 @@ def test_local_fit_and_processing_show_the_same_output(guests, engine):
     plain, hooked = guests.both("local_process", "guest/train:1")
     assert_same(plain, hooked)
     assert plain.exception is None and "processing" in plain.stdout and "process.sh" in plain.stdout
+    assert guests.reports() == []
+
+
+@pytest.mark.bed
+def test_a_local_pipeline_and_a_v2_model_trainer_show_the_same_output(guests, engine):
+    with engine.client() as client:  # ModelTrainer runs the image's own command
+        guests.images.build(client, "guest/trainer:1", scripts={"train": "echo trained"}, cmd=["train"])
+    plain, hooked = guests.both("local_pipeline", "guest/train:1")
+    assert_same(plain, hooked)
+    assert plain.exception is None and "processing in a pipeline" in plain.stdout
+    assert "Succeeded Succeeded" in plain.stdout
+
+    plain, hooked = guests.both("local_model_trainer", "guest/trainer:1")
+    assert_same(plain, hooked)
+    assert plain.exception is None and "trained" in plain.stdout + plain.stderr
     assert guests.reports() == []
 
 
