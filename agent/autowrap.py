@@ -578,6 +578,7 @@ class _ContainerWatch:
         self.arguments = {**bound.arguments, "ping_fn": self._ping}
         del self.arguments["self"]
         self.started, self.dead, self.lock, self.attached = time.time(), threading.Event(), threading.Lock(), []
+        self.follower_closed = False
         self.client = docker.from_env()
         self.events = self.client.api.events(
             since=int(self.started) - 1, filters={"type": "container", "event": ["create", "die"]}, decode=True
@@ -600,11 +601,11 @@ class _ContainerWatch:
                 attach.daemon = True
                 attach.start()
                 self.attached.append(attach)
-            elif event.get("Action") == "die":
+            elif event.get("Action") == "die":  # only a container this call created (not one it replaced)
                 for entry in self.capture.containers:
                     if entry["name"] == attributes.get("name"):
                         entry.update(status="exited", exit_code=int(attributes.get("exitCode", -1)))
-                self.dead.set()
+                        self.dead.set()
 
     def _attach(self, container_id: str, entry: dict) -> None:
         """The container's output from its first line to its end, bounded, kept even after the engine removes it."""
@@ -630,8 +631,6 @@ class _ContainerWatch:
             exception, message = self.failure
             raise exception(message)
         return self.ping(*args, **kwargs)
-
-    follower_closed = False
 
     def close(self, server) -> None:
         """Stop following; the server's ping function is the SDK's own again, as it would have set it."""

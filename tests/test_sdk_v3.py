@@ -224,11 +224,11 @@ def serving(guests, make_engine, images, registry, moto_endpoint):
     return guests
 
 
-def serve_image(guests, script: str) -> str:
+def serve_image(guests, script: str, size_mb: int = 0) -> str:
     """ModelBuilder pulls its image whether or not the engine has it: the image is served by the bed registry."""
     ref = f"{guests.registry.address}/{SERVE_IMAGE}"
     with guests.daemon.client() as client:
-        guests.images.build(client, ref, scripts={"serve": "exec 2>&1\n" + script})
+        guests.images.build(client, ref, size_mb=size_mb, scripts={"serve": "exec 2>&1\n" + script})
         for line in client.api.push(ref.rsplit(":", 1)[0], tag="1", stream=True, decode=True):
             assert "error" not in line, line
     return ref
@@ -281,3 +281,15 @@ def test_a_model_server_on_a_dead_engine_is_daemon_down(serving, smdiag):
     report = json.loads(smdiag("last-failure", "--json", env=serving.env).stdout)
     assert report["category"] == "daemon_down" and report["call"]["kind"] == "serve"
     assert not (serving.state / "logs" / "wrapper-errors.jsonl").exists()  # a dead engine is not our error
+
+
+def test_a_model_servers_pull_into_a_full_disk_is_disk_full_with_the_engines_text(serving, make_engine, smdiag):
+    image = serve_image(serving, CRASH_AT_START, size_mb=100)
+    small, _disk = make_engine(size_mb=150)
+    serving.env["DOCKER_HOST"] = small.host
+    hooked = serving.run("hooked", image)
+    assert hooked.exception["type"] == "RuntimeError" and "Failed to pull image" in hooked.exception["message"]
+    report = json.loads(smdiag("last-failure", "--json", env=serving.env).stdout)
+    assert report["category"] == "disk_full" and "no space left on device" in report["summary"]
+    assert report["docker"]["root_dir"] == str(small.data_root)
+    assert_no_planted_key(serving.state)
