@@ -552,6 +552,40 @@ def _create_server_wrapper(module, original):
     return create_server
 
 
+def _server_pull_wrapper(original):
+    @functools.wraps(original)
+    def _pull_image(self, *args, **kwargs):
+        """v3's docker-py pull drops the engine's error (`images.pull` discards the progress stream, then the
+        image is "not found"): inside a captured call, a failed pull keeps the engine's own message."""
+        capture = _capture_here()
+        if capture is None:
+            return original(self, *args, **kwargs)
+        try:
+            return original(self, *args, **kwargs)
+        except (ValueError, RuntimeError) as exc:
+            _guarded("pull", _keep_the_engines_pull_error, self, original, args, kwargs, exc, capture)
+            raise
+
+    return _pull_image
+
+
+def _keep_the_engines_pull_error(server, original, args: tuple, kwargs: dict, exc: Exception, capture) -> None:
+    """The engine's error line: from the SDK's exception when it quotes the engine (an API error), else from
+    one more pull of the image through the SDK's own client, reading the progress the SDK discarded."""
+    import docker.errors
+
+    if not isinstance(exc.__cause__, docker.errors.APIError):  # the engine down, a login failure: said already
+        return
+    image = inspect.signature(original).bind(server, *args, **kwargs).arguments["image"]
+    errors = [] if isinstance(exc.__cause__, docker.errors.NotFound) else [str(exc.__cause__)]
+    if not errors:
+        for progress in server.client.api.pull(image, stream=True, decode=True):
+            if progress.get("error"):
+                errors.append(progress["error"])
+    if errors:
+        capture.pulls.append({"time": time.time(), "image": image, "error": "\n".join(errors)})
+
+
 def _watch_containers(module, original, server, args: tuple, kwargs: dict, capture: Capture):
     """A watch over the server's containers; None when the engine does not answer (the SDK says so itself)."""
     import docker.errors
@@ -695,6 +729,7 @@ def _patch_model_builder(module) -> None:
 
 def _patch_local_container_mode(module) -> None:
     _replace(module.LocalContainerMode, "create_server", functools.partial(_create_server_wrapper, module))
+    _replace(module.LocalContainerMode, "_pull_image", _server_pull_wrapper)
 
 
 def _method(owner_name: str, name: str, kind: str):

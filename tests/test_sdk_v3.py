@@ -288,8 +288,11 @@ def test_a_model_servers_pull_into_a_full_disk_is_disk_full_with_the_engines_tex
     small, _disk = make_engine(size_mb=150)
     serving.env["DOCKER_HOST"] = small.host
     hooked = serving.run("hooked", image)
-    assert hooked.exception["type"] == "RuntimeError" and "Failed to pull image" in hooked.exception["message"]
+    # The SDK's docker-py pull discards the engine's error: the image is then "not found".
+    assert hooked.exception["type"] == "ValueError" and "Could not find image" in hooked.exception["message"]
     report = json.loads(smdiag("last-failure", "--json", env=serving.env).stdout)
+    [pull] = report["pull_errors"]
+    assert pull["image"] == image and "no space left on device" in pull["error"]
     assert report["category"] == "disk_full" and "no space left on device" in report["summary"]
     assert report["docker"]["root_dir"] == str(small.data_root)
     assert_no_planted_key(serving.state)
