@@ -33,6 +33,7 @@ VARYING = [
     (re.compile(r"([a-z0-9]{10}-)?(algo-\d+)-[a-z0-9]{5}"), r"\2-<id>"),  # container and host names
     (re.compile(r" at 0x[0-9a-f]+>"), " at <address>>"),  # reprs of objects among an API call's parameters
     (re.compile(r" id='\d+'>"), " id=<id>>"),  # and of mocks
+    (re.compile(r"(execution |Execution ID is )[0-9a-z]{12}\b"), r"\1<id>"),  # a local pipeline's execution
 ]
 SUMMARY = re.compile(r"\nsmdiag: local-mode \w+ failed \[\w+\]\n(  .*\n){3}")
 
@@ -201,7 +202,9 @@ def test_local_fit_and_processing_show_the_same_output(guests, engine):
 def test_a_local_pipeline_and_a_v2_model_trainer_show_the_same_output(guests, engine):
     with engine.client() as client:  # ModelTrainer runs the image's own command
         guests.images.build(client, "guest/trainer:1", scripts={"train": "echo trained"}, cmd=["train"])
-    plain, hooked = guests.both("local_pipeline", "guest/train:1")
+    config = guests.work / "sagemaker-config.yaml"  # the executor's own sessions read telemetry's opt-out here
+    config.write_text("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")
+    plain, hooked = guests.both("local_pipeline", "guest/train:1", SAGEMAKER_USER_CONFIG_OVERRIDE=str(config))
     assert_same(plain, hooked)
     assert plain.exception is None and "processing in a pipeline" in plain.stdout
     assert "Succeeded Succeeded" in plain.stdout
