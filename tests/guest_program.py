@@ -180,7 +180,7 @@ def local_model_trainer():
 
     ModelTrainer(training_image=args[0], training_mode=Mode.LOCAL_CONTAINER, role=ROLE, base_job_name="guest",
                  compute=Compute(instance_type="local_cpu", instance_count=1), local_container_root=os.getcwd(),
-                 sagemaker_session=Session(boto_session=boto, sagemaker_config=OPT_OUT)).train()  # fmt: skip
+                 sagemaker_session=Session(boto_session=boto)).train()  # fmt: skip
 
 
 def sdk_pull():

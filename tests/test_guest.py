@@ -209,7 +209,7 @@ def test_a_local_pipeline_and_a_v2_model_trainer_show_the_same_output(guests, en
     assert plain.exception is None and "processing in a pipeline" in plain.stdout
     assert "Succeeded Succeeded" in plain.stdout
 
-    plain, hooked = guests.both("local_model_trainer", "guest/trainer:1")
+    plain, hooked = guests.both("local_model_trainer", "guest/trainer:1", SAGEMAKER_USER_CONFIG_OVERRIDE=str(config))
     assert_same(plain, hooked)
     assert plain.exception is None and "trained" in plain.stdout + plain.stderr
     assert guests.reports() == []
