@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import sys
+import tempfile
 import time
 
 import boto3
@@ -173,13 +174,15 @@ def local_pipeline():
 
 
 def local_model_trainer():
-    """v2's ModelTrainer in local-container mode (the image's own command runs)."""
+    """v2's ModelTrainer in local-container mode (the image's own command runs), in a root of its own (compose
+    names the project after it; a temporary directory's name is normalized like the SDK's own)."""
     from sagemaker.modules import Session
     from sagemaker.modules.configs import Compute
     from sagemaker.modules.train.model_trainer import Mode, ModelTrainer
 
     ModelTrainer(training_image=args[0], training_mode=Mode.LOCAL_CONTAINER, role=ROLE, base_job_name="guest",
-                 compute=Compute(instance_type="local_cpu", instance_count=1), local_container_root=os.getcwd(),
+                 compute=Compute(instance_type="local_cpu", instance_count=1),
+                 local_container_root=tempfile.mkdtemp(dir="."),
                  sagemaker_session=Session(boto_session=boto)).train()  # fmt: skip
 
 

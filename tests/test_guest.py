@@ -34,6 +34,8 @@ VARYING = [
     (re.compile(r" at 0x[0-9a-f]+>"), " at <address>>"),  # reprs of objects among an API call's parameters
     (re.compile(r" id='\d+'>"), " id=<id>>"),  # and of mocks
     (re.compile(r"(execution |Execution ID is )[0-9a-z]{12}\b"), r"\1<id>"),  # a local pipeline's execution
+    # v2 ModelTrainer's rich log: a time column, left blank while the second stays the same
+    (re.compile(r"\[\d\d/\d\d/\d\d \d\d:\d\d:\d\d\]"), " " * 19),
 ]
 SUMMARY = re.compile(r"\nsmdiag: local-mode \w+ failed \[\w+\]\n(  .*\n){3}")
 
