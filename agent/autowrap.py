@@ -2,14 +2,20 @@
 
 Importing it (idempotent; `SMDIAG_DISABLE=1` turns it off) patches, now or when the SDK is imported, what
 the installed SDK's major has (read from its package metadata, once; a major it does not know is left alone):
-- v2: `EstimatorBase.fit`, `Model.deploy` and `Predictor.predict` in local mode; v3: `ModelTrainer.train`
-  with `training_mode=Mode.LOCAL_CONTAINER`. On failure the original
-  exception propagates unchanged in type, with a one-line diagnosis as an exception note, a short
-  summary on stderr, and a report under `<state>/failures/` (see agent.failures);
+- every local-mode entry point: v2's `EstimatorBase.fit`, `Model.deploy`, `Predictor.predict`,
+  `Transformer.transform`, `Processor.run` (and the processors' own `run`), `ModelTrainer.train`, a local
+  pipeline's execution and each of its steps (the report names the step); v3's `ModelTrainer.train`,
+  `ModelBuilder.build`/`deploy`/`deploy_local` with `Mode.LOCAL_CONTAINER`, and sagemaker-core's local
+  jobs and endpoints (`LocalSagemakerClient.create_*`). On failure, including one before any container
+  runs, the original exception propagates unchanged in type, with a one-line diagnosis as an exception
+  note, a short summary on stderr, and a report under `<state>/failures/` (see agent.failures);
 - the SDK's local steps, inside such a call only, to keep a bounded copy of what it loses: the SDK's own
   `_stream_output` runs on a tee of compose's output; `_pull_image` runs the same `docker pull` and copies
   the engine's stderr to ours as it arrives; `_wait_for_serving_container` polls as the SDK does but gives
-  up as soon as this call's own serving container has exited.
+  up as soon as this call's own serving container has exited; v3's model servers (docker-py containers
+  with `auto_remove=True`) are followed through the engine's events from their creation, so their output
+  and exit code are kept before the engine removes them, and the SDK's ping loop ends with its own
+  `LocalDeepPingException` as soon as the container is known dead.
 
 It is a guest in every kernel, so: whether a call is local is read from plain attributes and arguments
 (never a call into the SDK, never an exception); outside a local call, and at any moment once
@@ -46,6 +52,7 @@ _SERVING: weakref.WeakKeyDictionary[threading.Thread, Capture] = weakref.WeakKey
 """The SDK's serving threads started inside a captured call (they run outside its context)."""
 _LOCK = threading.Lock()
 _INSTALLED = False
+_SDK_MAJOR: int | None = None
 _AGENT_PYTHON: str | None = None
 """The interpreter that records reports: this one unless the kernel hook named the agent's own."""
 _AGENT_STATE_DIR: str | None = None
@@ -56,6 +63,8 @@ KEPT_LINES = 400
 KEPT_PULL_ERROR_BYTES = 16384
 PING_TIMEOUT_S = 5.0
 """Bounds each /ping of a captured deploy: whatever holds the port may accept and never answer."""
+ATTACH_DRAIN_S = 2.0
+"""How long the report waits for a dead model server's last output to arrive from the engine."""
 RECORD_TIMEOUT_S = 180
 """Evidence collection bounds each of its steps; this bounds the whole."""
 ERRORS_FILE = "wrapper-errors.jsonl"
@@ -87,6 +96,10 @@ class Capture:
     pulls: list[dict] = field(default_factory=list)
     serving: threading.Thread | None = None
     container_root: str | None = None
+    containers: list[dict] = field(default_factory=list)
+    """Containers the engine removed before the report (v3's `auto_remove` model servers): state and logs."""
+    inner_reports: list[BaseException] = field(default_factory=list)
+    """Exceptions an inner capture (a pipeline step) already reported: the outer call does not report them."""
 
 
 @dataclass
@@ -104,6 +117,9 @@ class FailureFacts:
     """compose's stdout as the SDK streamed it: compose's own lines and the containers' output, mixed."""
     pull_errors: list[dict] = field(default_factory=list)
     serving_failed: bool = False
+    containers: list[dict] = field(default_factory=list)
+    """Containers the engine removed before the recorder could ask (v3's `auto_remove` model servers), as
+    the wrapper kept them: name, exit code, logs."""
     container_root: str | None = None
 
     def to_json(self) -> str:
@@ -135,12 +151,13 @@ def disabled() -> bool:
 
 def install() -> bool:
     """Patch the SDK now if it is loaded, else when it is; True when active."""
-    global _INSTALLED
+    global _INSTALLED, _SDK_MAJOR
     if disabled():
         return False
     with _LOCK:
         if not _INSTALLED:
-            _PATCHES.update(_guarded("sdk major", _patches_for_installed_sdk) or {})
+            _SDK_MAJOR = _guarded("sdk major", sdk_major)
+            _PATCHES.update(PATCHES_BY_MAJOR.get(_SDK_MAJOR, {}))
             for name in _PATCHES:
                 module = sys.modules.get(name)
                 if module is not None:
@@ -212,16 +229,7 @@ def _wrap_call(kind: str, original):
         if disabled() or _ACTIVE.get() is not None:
             return original(self, *args, **kwargs)
         capture = _guarded("describe", _local_capture, kind, original, self, args, kwargs)
-        if capture is None:
-            return original(self, *args, **kwargs)
-        token = _ACTIVE.set(capture)
-        try:
-            return original(self, *args, **kwargs)
-        except Exception as exc:
-            _guarded("report", _report, capture, exc)
-            raise
-        finally:
-            _ACTIVE.reset(token)
+        return _captured(capture, original, self, *args, **kwargs)
 
     setattr(wrapper, WRAPPED, True)
     return wrapper
@@ -236,6 +244,8 @@ def _local_capture(kind: str, original, obj, args, kwargs) -> Capture | None:
         return None
     if kind == "train":
         return _local_train_capture(obj, attributes)
+    if kind == "serve":
+        return _local_builder_capture(original, obj, args, kwargs, attributes)
     if kind == "deploy":
         try:
             instance_type = inspect.signature(original).bind(obj, *args, **kwargs).arguments.get("instance_type")
@@ -267,12 +277,120 @@ def _local_train_capture(trainer, attributes: dict) -> Capture | None:
     call = {
         "kind": "train",
         "class": type(trainer).__name__,
-        "sdk": "v3",
+        "sdk": f"v{_SDK_MAJOR}",
         "instance_type": instance_type if isinstance(instance_type, str) else None,
         "images": [image] if isinstance(image, str) and image else [],
         "endpoint": None,
     }
     return Capture("train", time.time(), call, container_root=root if isinstance(root, str) else None)
+
+
+def _local_builder_capture(original, builder, args, kwargs, attributes: dict) -> Capture | None:
+    """v3 `ModelBuilder`: local when the call's `mode` argument, else the builder's, is `Mode.LOCAL_CONTAINER`."""
+    try:
+        mode = inspect.signature(original).bind(builder, *args, **kwargs).arguments.get("mode")
+    except TypeError:  # arguments the SDK itself refuses: its own error follows
+        return None
+    if _instance_dict(mode or attributes.get("mode")).get("_name_") != "LOCAL_CONTAINER":
+        return None
+    image = attributes.get("image_uri")
+    call = {
+        "kind": "serve",
+        "class": type(builder).__name__,
+        "sdk": f"v{_SDK_MAJOR}",
+        "instance_type": None,
+        "images": [image] if isinstance(image, str) and image else [],
+        "endpoint": None,
+    }
+    return Capture("serve", time.time(), call)
+
+
+def _local_job_capture(kind: str, client, kwargs: dict) -> Capture:
+    """sagemaker-core's local client (v3's estimator path): every call of it is a local run."""
+    image = kwargs.get("AlgorithmSpecification", kwargs.get("AppSpecification", {}))
+    image = image.get("TrainingImage") or image.get("ImageUri") if isinstance(image, dict) else None
+    call = {
+        "kind": kind,
+        "class": type(client).__name__,
+        "sdk": f"v{_SDK_MAJOR}",
+        "instance_type": None,
+        "images": [image] if isinstance(image, str) and image else [],
+        "endpoint": kwargs.get("EndpointName") if isinstance(kwargs.get("EndpointName"), str) else None,
+    }
+    return Capture(kind, time.time(), call)
+
+
+def _local_job_wrapper(kind: str, original):
+    @functools.wraps(original)
+    def wrapper(self, *args, **kwargs):
+        if disabled() or _ACTIVE.get() is not None:
+            return original(self, *args, **kwargs)
+        capture = _guarded("describe", _local_job_capture, kind, self, kwargs)
+        return _captured(capture, original, self, *args, **kwargs)
+
+    return wrapper
+
+
+def _captured(capture: Capture | None, original, *args, **kwargs):
+    """The SDK's call with `capture` active (None: the call alone); a failure reported, then re-raised."""
+    if capture is None:
+        return original(*args, **kwargs)
+    token = _ACTIVE.set(capture)
+    try:
+        return original(*args, **kwargs)
+    except Exception as exc:
+        if not any(exc is reported for reported in capture.inner_reports):
+            _guarded("report", _report, capture, exc)
+        raise
+    finally:
+        _ACTIVE.reset(token)
+
+
+def _pipeline_capture(pipeline_name) -> Capture:
+    name = pipeline_name if isinstance(pipeline_name, str) else None
+    call = {"kind": "pipeline", "class": "LocalPipelineSession", "pipeline": name, "step": None,
+            "instance_type": "local", "images": [], "endpoint": None}  # fmt: skip
+    return Capture("pipeline", time.time(), call)
+
+
+def _pipeline_start_wrapper(original):
+    @functools.wraps(original)
+    def start_pipeline_execution(self, PipelineName, *args, **kwargs):  # noqa: N803 - the SDK's name
+        """A local pipeline's execution: what fails outside any step (its set-up, a missing pipeline)."""
+        if disabled() or _ACTIVE.get() is not None:
+            return original(self, PipelineName, *args, **kwargs)
+        capture = _guarded("describe", _pipeline_capture, PipelineName)
+        return _captured(capture, original, self, PipelineName, *args, **kwargs)
+
+    return start_pipeline_execution
+
+
+def _pipeline_step_wrapper(original):
+    @functools.wraps(original)
+    def _execute_step(self, step, *args, **kwargs):
+        """One step of a local pipeline, reported on its own (the SDK turns its failure into the execution's
+        `Failed` status, so nothing reaches the user's call): the report names the step."""
+        outer = _ACTIVE.get()
+        if disabled() or (outer is not None and outer.kind != "pipeline"):
+            return original(self, step, *args, **kwargs)
+        capture = _guarded("describe", _pipeline_step_capture, self, step)
+        try:
+            return _captured(capture, original, self, step, *args, **kwargs)
+        except Exception as exc:
+            if outer is not None and capture is not None:
+                outer.inner_reports.append(exc)
+            raise
+
+    return _execute_step
+
+
+def _pipeline_step_capture(executor, step) -> Capture:
+    execution = _instance_dict(executor).get("execution")
+    pipeline = _instance_dict(_instance_dict(execution).get("pipeline")).get("name")
+    capture = _pipeline_capture(pipeline)
+    name = _instance_dict(step).get("name")
+    capture.call.update(step=name if isinstance(name, str) else None, step_type=type(step).__name__)
+    return capture
 
 
 def _instance_dict(obj) -> dict:
@@ -415,12 +533,12 @@ def _serving_start_wrapper(original):
 
 def _wait_for_serving_wrapper(module, original):
     @functools.wraps(original)
-    def _wait_for_serving_container(serving_port):
+    def _wait_for_serving_container(serving_port, *args, **kwargs):
         """The SDK's wait for /ping, which also gives up as soon as this call's serving container exited."""
         capture = _capture_here()
-        ping = capture and capture.serving and _guarded("serving", _Ping, module, serving_port)
+        ping = capture and capture.serving and _guarded("serving", _Ping, module, original, serving_port, args, kwargs)
         if not ping:
-            return original(serving_port)
+            return original(serving_port, *args, **kwargs)
         return _wait_for_own_container(ping, capture)
 
     return _wait_for_serving_container
@@ -430,10 +548,12 @@ class _Ping:
     """What the SDK's wait uses, read before waiting (a change in the SDK means its own wait runs), with
     each request bounded."""
 
-    def __init__(self, module, serving_port: int) -> None:
+    def __init__(self, module, original, serving_port: int, args: tuple, kwargs: dict) -> None:
         import urllib3
 
-        self.limit, self.logger = module.HEALTH_CHECK_TIMEOUT_LIMIT, module.logger
+        bound = inspect.signature(original).bind(serving_port, *args, **kwargs)
+        self.limit = bound.arguments.get("timeout", module.HEALTH_CHECK_TIMEOUT_LIMIT)  # v3 takes a timeout
+        self.logger = module.logger
         self.perform = module._perform_request
         self.http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=PING_TIMEOUT_S, read=PING_TIMEOUT_S))
         self.url = "http://%s:%d/ping" % (module.get_docker_host(), serving_port)
@@ -453,6 +573,148 @@ def _wait_for_own_container(ping: _Ping, capture: Capture) -> None:
             return
         ping.logger.info("Container still not up, got: %s", code)
         capture.serving.join(5)
+
+
+def _create_server_wrapper(module, original):
+    @functools.wraps(original)
+    def create_server(self, *args, **kwargs):
+        """v3's local model server: its containers followed from their creation (the engine removes them as
+        they exit), and the SDK's ping loop ended by its own exception once the container is known dead."""
+        capture = _capture_here()
+        watch = capture and _guarded("serving", _watch_containers, module, original, self, args, kwargs, capture)
+        if not watch:
+            return original(self, *args, **kwargs)
+        try:
+            return original(self, *args, **watch.arguments)
+        finally:
+            _guarded("serving", watch.close, self)
+
+    return create_server
+
+
+def _server_pull_wrapper(original):
+    @functools.wraps(original)
+    def _pull_image(self, *args, **kwargs):
+        """v3's docker-py pull drops the engine's error (`images.pull` discards the progress stream, then the
+        image is "not found"): inside a captured call, a failed pull keeps the engine's own message."""
+        capture = _capture_here()
+        if capture is None:
+            return original(self, *args, **kwargs)
+        try:
+            return original(self, *args, **kwargs)
+        except (ValueError, RuntimeError) as exc:
+            _guarded("pull", _keep_the_engines_pull_error, self, original, args, kwargs, exc, capture)
+            raise
+
+    return _pull_image
+
+
+def _keep_the_engines_pull_error(server, original, args: tuple, kwargs: dict, exc: Exception, capture) -> None:
+    """The engine's error line: from the SDK's exception when it quotes the engine (an API error), else from
+    one more pull of the image through the SDK's own client, reading the progress the SDK discarded."""
+    import docker.errors
+
+    if not isinstance(exc.__cause__, docker.errors.APIError):  # the engine down, a login failure: said already
+        return
+    image = inspect.signature(original).bind(server, *args, **kwargs).arguments["image"]
+    errors = [] if isinstance(exc.__cause__, docker.errors.NotFound) else [str(exc.__cause__)]
+    if not errors:
+        for progress in server.client.api.pull(image, stream=True, decode=True):
+            if progress.get("error"):
+                errors.append(progress["error"])
+    if errors:
+        capture.pulls.append({"time": time.time(), "image": image, "error": "\n".join(errors)})
+
+
+def _watch_containers(module, original, server, args: tuple, kwargs: dict, capture: Capture):
+    """A watch over the server's containers; None when the engine does not answer (the SDK says so itself)."""
+    import docker.errors
+
+    try:
+        return _ContainerWatch(module, original, server, args, kwargs, capture)
+    except docker.errors.DockerException:
+        return None
+
+
+class _ContainerWatch:
+    """The engine's events for the containers of one image while a v3 model server starts: each container's
+    output (attached at its creation, so nothing is lost to `auto_remove`) and exit code land in the capture.
+    The call's ping function is wrapped, as the SDK's loop calls it, to raise the SDK's own
+    `LocalDeepPingException` once the watched container has died."""
+
+    def __init__(self, module, original, server, args: tuple, kwargs: dict, capture: Capture) -> None:
+        import docker
+
+        bound = inspect.signature(original).bind(server, *args, **kwargs)
+        self.image, self.capture = bound.arguments["image"], capture
+        self.failure = module.LocalDeepPingException, module._PING_HEALTH_CHECK_FAIL_MSG
+        self.ping = bound.arguments.get("ping_fn") or _instance_dict(server).get("_ping_container")
+        self.arguments = {**bound.arguments, "ping_fn": self._ping}
+        del self.arguments["self"]
+        self.started, self.dead, self.lock, self.attached = time.time(), threading.Event(), threading.Lock(), []
+        self.follower_closed = False
+        self.client = docker.from_env()
+        self.events = self.client.api.events(
+            since=int(self.started) - 1, filters={"type": "container", "event": ["create", "die"]}, decode=True
+        )
+        self.follower = threading.Thread(target=_guarded, args=("serving", self._follow), daemon=True)
+        self.follower.start()
+
+    def _follow(self) -> None:
+        for event in self.events:
+            attributes = (event.get("Actor") or {}).get("Attributes") or {}
+            if attributes.get("image") != self.image:
+                continue
+            if event.get("Action") == "create":
+                entry = {"name": attributes.get("name"), "image": self.image, "status": "running", "exit_code": None,
+                         "oom_killed": False, "error": None, "logs": [], "removed": True}  # fmt: skip
+                with self.lock:
+                    self.capture.containers.append(entry)
+                container_id = event.get("id") or (event.get("Actor") or {}).get("ID")
+                attach = threading.Thread(target=_guarded, args=("serving", self._attach, container_id, entry))
+                attach.daemon = True
+                attach.start()
+                self.attached.append(attach)
+            elif event.get("Action") == "die":  # only a container this call created (not one it replaced)
+                for entry in self.capture.containers:
+                    if entry["name"] == attributes.get("name"):
+                        entry.update(status="exited", exit_code=int(attributes.get("exitCode", -1)))
+                        self.dead.set()
+
+    def _attach(self, container_id: str, entry: dict) -> None:
+        """The container's output from its first line to its end, bounded, kept even after the engine removes it."""
+        import docker.errors
+
+        lines = deque(maxlen=KEPT_LINES)
+        try:
+            stream = self.client.api.attach(container_id, stdout=True, stderr=True, stream=True, logs=True)
+        except docker.errors.NotFound:  # gone before we could attach: its exit code still comes with `die`
+            return
+        pending = b""
+        for chunk in stream:
+            *complete, pending = (pending + chunk).split(b"\n")
+            lines.extend(line.decode("utf-8", errors="replace") for line in complete)
+            entry["logs"] = list(lines)
+        if pending:
+            lines.append(pending.decode("utf-8", errors="replace"))
+        entry["logs"] = list(lines)
+
+    def _ping(self, *args, **kwargs):
+        if self.dead.is_set() and not self.follower_closed:
+            self.capture.serving_failed = True
+            exception, message = self.failure
+            raise exception(message)
+        return self.ping(*args, **kwargs)
+
+    def close(self, server) -> None:
+        """Stop following; the server's ping function is the SDK's own again, as it would have set it."""
+        self.follower_closed = True
+        if _instance_dict(server).get("_ping_container") == self._ping:
+            server._ping_container = self.ping
+        for attach in list(self.attached):  # a dead container's output ends with it: what is left is in the pipe
+            attach.join(ATTACH_DRAIN_S if self.dead.is_set() else 0)
+        self.events.close()
+        self.client.close()
 
 
 def _replace(owner, name: str, make) -> None:
@@ -476,27 +738,72 @@ def _patch_entities(module) -> None:
 
 
 def _patch_local_container(module) -> None:
-    """v3's training container took the SDK's steps by name (`from ... import`): replace them there too."""
+    """ModelTrainer's training container took the SDK's steps by name (`from ... import`): replace them there."""
     _replace(module, "_stream_output", _stream_output_wrapper)
     _replace(module, "_pull_image", _pull_image_wrapper)
 
 
+def _patch_processors(module) -> None:
+    """`Processor.run` and every processor of the module that defines its own `run` (Script, Framework)."""
+    for owner in vars(module).values():
+        if isinstance(owner, type) and issubclass(owner, module.Processor) and "run" in vars(owner):
+            _replace(owner, "run", functools.partial(_wrap_call, "process"))
+
+
+def _patch_local_pipeline(module) -> None:
+    _replace(module.LocalPipelineExecutor, "_execute_step", _pipeline_step_wrapper)
+
+
+def _patch_local_client(module) -> None:
+    """A local pipeline's start (v2), and the local jobs and endpoints of sagemaker-core (v3's estimator path)."""
+    _replace(module.LocalSagemakerClient, "start_pipeline_execution", _pipeline_start_wrapper)
+    if _SDK_MAJOR == 3:
+        for name, kind in LOCAL_CLIENT_CALLS.items():
+            _replace(module.LocalSagemakerClient, name, functools.partial(_local_job_wrapper, kind))
+
+
+def _patch_model_builder(module) -> None:
+    for name in ("build", "deploy", "deploy_local"):
+        _replace(module.ModelBuilder, name, functools.partial(_wrap_call, "serve"))
+
+
+def _patch_local_container_mode(module) -> None:
+    _replace(module.LocalContainerMode, "create_server", functools.partial(_create_server_wrapper, module))
+    _replace(module.LocalContainerMode, "_pull_image", _server_pull_wrapper)
+
+
+def _method(owner_name: str, name: str, kind: str):
+    return lambda module: _replace(getattr(module, owner_name), name, functools.partial(_wrap_call, kind))
+
+
+LOCAL_CLIENT_CALLS = {
+    "create_training_job": "fit",
+    "create_processing_job": "process",
+    "create_transform_job": "transform",
+    "create_endpoint": "deploy",
+}
 PATCHES_BY_MAJOR = {
     2: {
-        "sagemaker.estimator": lambda m: _replace(m.EstimatorBase, "fit", functools.partial(_wrap_call, "fit")),
-        "sagemaker.model": lambda m: _replace(m.Model, "deploy", functools.partial(_wrap_call, "deploy")),
-        "sagemaker.base_predictor": lambda m: _replace(
-            m.Predictor, "predict", functools.partial(_wrap_call, "predict")
-        ),
+        "sagemaker.estimator": _method("EstimatorBase", "fit", "fit"),
+        "sagemaker.model": _method("Model", "deploy", "deploy"),
+        "sagemaker.base_predictor": _method("Predictor", "predict", "predict"),
+        "sagemaker.transformer": _method("Transformer", "transform", "transform"),
+        "sagemaker.processing": _patch_processors,
+        "sagemaker.modules.train.model_trainer": _method("ModelTrainer", "train", "train"),
+        "sagemaker.modules.local_core.local_container": _patch_local_container,
         "sagemaker.local.image": _patch_image,
         "sagemaker.local.entities": _patch_entities,
+        "sagemaker.local.local_session": _patch_local_client,
+        "sagemaker.local.pipeline": _patch_local_pipeline,
     },
     3: {
-        "sagemaker.train.model_trainer": lambda m: _replace(
-            m.ModelTrainer, "train", functools.partial(_wrap_call, "train")
-        ),
-        "sagemaker.core.local.image": _patch_image,
+        "sagemaker.train.model_trainer": _method("ModelTrainer", "train", "train"),
         "sagemaker.train.local.local_container": _patch_local_container,
+        "sagemaker.serve.model_builder": _patch_model_builder,
+        "sagemaker.serve.mode.local_container_mode": _patch_local_container_mode,
+        "sagemaker.core.local.image": _patch_image,
+        "sagemaker.core.local.entities": _patch_entities,
+        "sagemaker.core.local.local_session": _patch_local_client,
     },
 }
 _PATCHES: dict = {}
@@ -513,10 +820,6 @@ def sdk_major() -> int | None:
         return None
     head = version.split(".", 1)[0]
     return int(head) if head.isdigit() else None
-
-
-def _patches_for_installed_sdk() -> dict:
-    return PATCHES_BY_MAJOR.get(sdk_major(), {})
 
 
 def _patch(module) -> None:
@@ -593,6 +896,7 @@ def _report(capture: Capture, exc: BaseException) -> None:
         compose_output=[line for run in runs for line in run.lines],
         pull_errors=list(capture.pulls),
         serving_failed=capture.serving_failed,
+        containers=list(capture.containers),
         container_root=capture.container_root or _container_root(),
     )
     try:
@@ -605,8 +909,9 @@ def _report(capture: Capture, exc: BaseException) -> None:
     note = f"smdiag: {report['category']}: {report['summary']} (details: smdiag last-failure{repair})"
     with contextlib.suppress(AttributeError):
         exc.add_note(note)
+    step = f" at step {capture.call['step']!r}" if capture.call.get("step") else ""
     print(
-        f"\nsmdiag: local-mode {capture.kind} failed [{report['category']}]\n"
+        f"\nsmdiag: local-mode {capture.kind} failed{step} [{report['category']}]\n"
         f"  {_one_line(report['summary'])}\n"
         f"  hint: {report['hint']}\n"
         f"  report: {report['path']} (run `smdiag last-failure`)",

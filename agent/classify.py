@@ -32,6 +32,7 @@ NETWORK_REFUSED = re.compile(
 FULL_PCT = 95
 """A disk this full, seen after the failure, is the one that ran out of room."""
 SUMMARY_CHARS = 500
+SERVING_CALLS = {"deploy", "transform", "serve"}
 
 HINTS = {
     "disk_full": (
@@ -223,7 +224,8 @@ class Evidence:
 
     @property
     def deploying(self) -> bool:
-        return self.call.get("kind") == "deploy" or bool(self.raw.get("serving_failed"))
+        """A call that starts a model server: v2's deploy and batch transform, v3's ModelBuilder."""
+        return self.call.get("kind") in SERVING_CALLS or bool(self.raw.get("serving_failed"))
 
 
 def classify(evidence: dict) -> Diagnosis:

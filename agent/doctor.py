@@ -280,17 +280,26 @@ def _sdk_text(env: dict) -> str:
     where = env["environment"] + (" (smdiag's own)" if env["own"] else "")
     if not env["version"]:
         return f"{where}: not installed"
-    if env["major"] in host.KNOWN_SDK_MAJORS:
-        major = f"v{env['major']}"
-    else:
-        major = f"major {env['major'] or '?'}, unknown to smdiag"
+    covered = WRAPPED_CALLS.get(env["major"])
+    if covered is None:
+        return (
+            f"{where}: sagemaker {env['version']} (major {env['major'] or '?'}, unknown to smdiag); "
+            "the failure wrapper does not cover it: its local-mode failures are not reported"
+        )
     if env["own"]:
         wrapper = "failure reports built in (smdiag health)"
+    elif env["hook"]:
+        wrapper = f"failure reports on ({covered})"
     else:
-        wrapper = "failure reports on" if env["hook"] else "failure reports off (smdiag kernels enable)"
-        if env["hook"] and env["major"] == 3:
-            wrapper += " (ModelTrainer training; not yet ModelBuilder serving)"
-    return f"{where}: sagemaker {env['version']} ({major}); {wrapper}"
+        wrapper = f"failure reports off (smdiag kernels enable would cover {covered})"
+    return f"{where}: sagemaker {env['version']} (v{env['major']}); {wrapper}"
+
+
+WRAPPED_CALLS = {
+    2: "fit, deploy, predict, transform, processing, local pipelines, ModelTrainer",
+    3: "ModelTrainer, ModelBuilder local serving, sagemaker-core local jobs and endpoints",
+}
+"""What the failure wrapper (agent.autowrap's PATCHES_BY_MAJOR) reports, per SDK major: doctor names it."""
 
 
 def _sdk_environments(settings: Settings) -> list[dict]:

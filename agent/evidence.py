@@ -136,6 +136,8 @@ def _containers(g: Gathering) -> list[dict]:
             if text is not None:
                 g.full_logs[container.name] = text
             found.append(facts)
+    seen = {c["name"] for c in found}
+    found += [c for c in g.capture.containers if c.get("name") not in seen]  # auto-removed: the wrapper kept them
     for name, lines in g.streamed.items():  # gone from the engine: what compose streamed of it
         if not any(c["name"].startswith(name) for c in found):
             found.append({"name": name, "source": "compose stream", "status": None, "exit_code": None,

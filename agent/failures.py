@@ -92,6 +92,8 @@ def format_report(report: dict, log_lines: int = 20) -> str:
         f"hint:     {report.get('hint')}",
         f"exception: {(report.get('exception') or {}).get('type')}: {(report.get('exception') or {}).get('message')}",
     ]
+    if call.get("step"):
+        lines.append(f"step:     {call['step']} of local pipeline {call.get('pipeline')}")
     if call.get("images"):
         lines.append(f"images:   {', '.join(call['images'])}")
     docker = report.get("docker") or {}

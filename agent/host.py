@@ -81,7 +81,7 @@ def sdk_v2_problem() -> tuple[str, str] | None:
     if sdk is None:
         return (
             f"the SageMaker SDK v2, which is not installed in {where}",
-            f"pip install 'smdiag[sagemaker]' into {where}",
+            f"pip install 'smdiag[sagemaker-v2]' into {where}",
         )
     if sdk["major"] != 2:
         return (

@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import sys
+import tempfile
 import time
 
 import boto3
@@ -151,6 +152,40 @@ def local_process():
                     sagemaker_session=local_session()).run(code="process.sh")  # fmt: skip
 
 
+def local_pipeline():
+    """A local pipeline of one processing step (the wrapper watches the execution and each step)."""
+    from sagemaker.processing import ScriptProcessor
+    from sagemaker.workflow.pipeline import Pipeline
+    from sagemaker.workflow.pipeline_context import LocalPipelineSession
+    from sagemaker.workflow.steps import ProcessingStep
+
+    with open("process.sh", "w") as script:
+        script.write("echo processing in a pipeline\n")
+    session = LocalPipelineSession(boto_session=boto, default_bucket="guest-bucket")
+    session.config = {"local": {"local_code": True}}
+    processor = ScriptProcessor(command=["sh"], image_uri=args[0], role=ROLE, instance_count=1, instance_type="local",
+                                sagemaker_session=session)  # fmt: skip
+    step = ProcessingStep(name="Prepare", step_args=processor.run(code="process.sh"))
+    pipeline = Pipeline(name="guest", steps=[step], sagemaker_session=session)
+    pipeline.create(ROLE)
+    execution = pipeline.start()
+    [step] = execution.list_steps()["PipelineExecutionSteps"]
+    print(execution.describe()["PipelineExecutionStatus"], step["StepStatus"])
+
+
+def local_model_trainer():
+    """v2's ModelTrainer in local-container mode (the image's own command runs), in a root of its own (compose
+    names the project after it; a temporary directory's name is normalized like the SDK's own)."""
+    from sagemaker.modules import Session
+    from sagemaker.modules.configs import Compute
+    from sagemaker.modules.train.model_trainer import Mode, ModelTrainer
+
+    ModelTrainer(training_image=args[0], training_mode=Mode.LOCAL_CONTAINER, role=ROLE, base_job_name="guest",
+                 compute=Compute(instance_type="local_cpu", instance_count=1),
+                 local_container_root=tempfile.mkdtemp(dir="."),
+                 sagemaker_session=Session(boto_session=boto)).train()  # fmt: skip
+
+
 def sdk_pull():
     """The SDK's own pull step, inside the wrapper's capture where the hook is loaded (as in a local fit)."""
     from sagemaker.local.image import _pull_image
@@ -161,7 +196,18 @@ def sdk_pull():
 
 
 SCENARIOS = {
-    f.__name__: f for f in (pipeline, remote_fit, remote_deploy, mocked_session, local_fit, local_process, sdk_pull)
+    f.__name__: f
+    for f in (
+        pipeline,
+        remote_fit,
+        remote_deploy,
+        mocked_session,
+        local_fit,
+        local_process,
+        local_pipeline,
+        local_model_trainer,
+        sdk_pull,
+    )  # fmt: skip
 }
 if os.environ.get("GUEST_START_WHEN"):  # the SDK imported, wait for the test's word (it changes things meanwhile)
     go = os.environ["GUEST_START_WHEN"]

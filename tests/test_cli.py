@@ -202,7 +202,7 @@ def core_only_python(tmp_path_factory) -> str:
 
 def test_a_missing_extra_is_bad_input_that_names_it(core_only_python, hermetic_env, tmp_path):
     for args, extra in [
-        (["health", "--mode", "local", "--framework", "sklearn"], "pip install 'smdiag[sagemaker]'"),
+        (["health", "--mode", "local", "--framework", "sklearn"], "pip install 'smdiag[sagemaker-v2]'"),
         (["health", "--mode", "native", "--framework", "sklearn"], "pip install 'smdiag[frameworks]'"),
         (["data", "generate", "--out", str(tmp_path / "data")], "pip install 'smdiag[frameworks]'"),
     ]:

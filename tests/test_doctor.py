@@ -234,10 +234,10 @@ def test_doctor_reads_the_sdk_and_the_hook_of_every_notebook_environment(smdiag,
     assert found["bare"]["version"] is None
     text = smdiag("doctor", "-v", env=notebook).stdout  # -v after the subcommand is accepted
     assert f"{v2}: sagemaker 2.257.7 (v2); failure reports on" in text
-    assert f"{v3}: sagemaker 3.27.0 (v3); failure reports off (smdiag kernels enable)" in text
+    assert f"{v3}: sagemaker 3.27.0 (v3); failure reports off (smdiag kernels enable would cover ModelTrainer" in text
     assert f"{bare}: not installed" in text
 
     enabled = smdiag("kernels", "enable", "--envs", str(v3), env=notebook)
     assert enabled.returncode == 0, enabled.stdout + enabled.stderr
     text = smdiag("doctor", "-v", env=notebook).stdout
-    assert f"{v3}: sagemaker 3.27.0 (v3); failure reports on (ModelTrainer training; not yet ModelBuilder" in text
+    assert f"{v3}: sagemaker 3.27.0 (v3); failure reports on (ModelTrainer, ModelBuilder local serving" in text

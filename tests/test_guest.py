@@ -33,6 +33,9 @@ VARYING = [
     (re.compile(r"([a-z0-9]{10}-)?(algo-\d+)-[a-z0-9]{5}"), r"\2-<id>"),  # container and host names
     (re.compile(r" at 0x[0-9a-f]+>"), " at <address>>"),  # reprs of objects among an API call's parameters
     (re.compile(r" id='\d+'>"), " id=<id>>"),  # and of mocks
+    (re.compile(r"(execution |Execution ID is )[0-9a-z]{12}\b"), r"\1<id>"),  # a local pipeline's execution
+    # v2 ModelTrainer's rich log: a time column, left blank while the second stays the same
+    (re.compile(r"\[\d\d/\d\d/\d\d \d\d:\d\d:\d\d\]"), " " * 19),
 ]
 SUMMARY = re.compile(r"\nsmdiag: local-mode \w+ failed \[\w+\]\n(  .*\n){3}")
 
@@ -181,6 +184,7 @@ def engine(make_engine, images, guests):
         images.build(client, "guest/train:1", scripts={"train": "echo training; echo done"})
         client.networks.create("sagemaker-local")  # made by whichever run came first, and said so, otherwise
     guests.env["DOCKER_HOST"] = daemon.host
+    guests.images = images
     return daemon
 
 
@@ -193,6 +197,23 @@ def test_local_fit_and_processing_show_the_same_output(guests, engine):
     plain, hooked = guests.both("local_process", "guest/train:1")
     assert_same(plain, hooked)
     assert plain.exception is None and "processing" in plain.stdout and "process.sh" in plain.stdout
+    assert guests.reports() == []
+
+
+@pytest.mark.bed
+def test_a_local_pipeline_and_a_v2_model_trainer_show_the_same_output(guests, engine):
+    with engine.client() as client:  # ModelTrainer runs the image's own command
+        guests.images.build(client, "guest/trainer:1", scripts={"train": "echo trained"}, cmd=["train"])
+    config = guests.work / "sagemaker-config.yaml"  # the executor's own sessions read telemetry's opt-out here
+    config.write_text("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")
+    plain, hooked = guests.both("local_pipeline", "guest/train:1", SAGEMAKER_USER_CONFIG_OVERRIDE=str(config))
+    assert_same(plain, hooked)
+    assert plain.exception is None and "processing in a pipeline" in plain.stdout
+    assert "Succeeded Succeeded" in plain.stdout
+
+    plain, hooked = guests.both("local_model_trainer", "guest/trainer:1", SAGEMAKER_USER_CONFIG_OVERRIDE=str(config))
+    assert_same(plain, hooked)
+    assert plain.exception is None and "trained" in plain.stdout + plain.stderr
     assert guests.reports() == []
 
 

@@ -15,6 +15,7 @@ import json
 import re
 import subprocess
 import sys
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,11 +74,13 @@ class V3Guests:
         assert enabled["ok"], enabled
         self.env = {**env, "HOME": str(tmp_path / "home"), "AWS_DEFAULT_REGION": "us-east-1"}
         self.runs = 0
+        self.roots: list[Path] = []
 
     def run(self, where: str, image: str, **env: str) -> Run:
         self.runs += 1
         root = self.work / f"run{self.runs}"
         root.mkdir()
+        self.roots.append(root)
         result = self.work / f"run{self.runs}.json"
         done = subprocess.run(
             [str(self.envs[where] / "bin" / "python"), str(PROGRAM), str(result), image, str(self.data), str(root)],
@@ -172,3 +175,124 @@ def test_a_dead_engine_is_daemon_down(guests, engine, smdiag):
     assert note.startswith("smdiag: daemon_down:")
     report = json.loads(smdiag("last-failure", "--json", env=guests.env).stdout)
     assert report["category"] == "daemon_down" and report["df_h"]
+
+
+# ------------------------------------------------------------------------------------- ModelBuilder serving
+
+SERVE_IMAGE = "v3guest/serve:1"
+"""Tagged anew per test (the registry is the session's): each test builds its own before the run."""
+CRASH_AT_START = 'echo "loading model"; echo "Traceback (most recent call last):"; echo "KeyError: model_fn"; exit 2'
+CRASH_ON_SIGNAL = (
+    'echo "model server waiting"; while [ ! -e /opt/ml/model/crash-now ]; do sleep 0.2; done;'
+    ' echo "Traceback (most recent call last):"; echo "RuntimeError: worker died"; exit 3'
+)
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    """ModelBuilder creates its default bucket and the model's record: moto in server mode."""
+    port = bed.free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        bed.wait_for(lambda: _answers(endpoint), timeout=60)
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.fixture
+def serving(guests, make_engine, images, registry, moto_endpoint):
+    """Serve runs (GUEST_CALL=serve) against a bed engine, with AWS in moto and the SDK's telemetry off."""
+    config = Path(guests.env["HOME"]) / ".config" / "sagemaker" / "config.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")
+    guests.env.update(GUEST_CALL="serve", AWS_ENDPOINT_URL=moto_endpoint, SAGEMAKER_VALIDATE_ROLE="false", **PLANTED)
+    daemon, _disk = make_engine()
+    guests.env["DOCKER_HOST"] = daemon.host
+    guests.daemon, guests.images, guests.registry = daemon, images, registry
+    return guests
+
+
+def serve_image(guests, script: str, size_mb: int = 0) -> str:
+    """ModelBuilder pulls its image whether or not the engine has it: the image is served by the bed registry."""
+    ref = f"{guests.registry.address}/{SERVE_IMAGE}"
+    with guests.daemon.client() as client:
+        guests.images.build(client, ref, size_mb=size_mb, scripts={"serve": "exec 2>&1\n" + script})
+        for line in client.api.push(ref.rsplit(":", 1)[0], tag="1", stream=True, decode=True):
+            assert "error" not in line, line
+    return ref
+
+
+def assert_no_planted_key(state: Path) -> None:
+    for path in state.rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert not [value for value in PLANTED.values() if value in text], path
+
+
+def test_a_model_server_that_exits_at_start_is_reported_with_the_logs_the_engine_removed(serving, smdiag):
+    image = serve_image(serving, CRASH_AT_START)
+    hooked = serving.run("hooked", image)
+    assert hooked.exception is not None, hooked.stderr[-3000:]
+    [note] = hooked.result["exception"]["notes"]
+    assert note.startswith("smdiag: ") and "smdiag last-failure" in note
+    report = json.loads(smdiag("last-failure", "--json", env=serving.env).stdout)
+    assert report["call"]["kind"] == "serve" and report["call"]["sdk"] == "v3"
+    assert report["call"]["images"] == [image]
+    [container] = report["containers"]
+    assert container["exit_code"] == 2 and "KeyError: model_fn" in container["logs"]
+    with serving.daemon.client() as client:  # auto_remove: the engine has nothing left to read
+        assert client.containers.list(all=True, filters={"ancestor": image}) == []
+    assert "KeyError: model_fn" in smdiag("last-failure", env=serving.env).stdout
+    assert_no_planted_key(serving.state)
+
+
+def test_a_model_server_that_dies_while_the_sdk_waits_ends_the_wait_with_the_sdks_exception(serving, smdiag):
+    """Without the hook the SDK pings a dead container for 1200 s; with it, its own LocalDeepPingException
+    comes at the next ping after the engine reported the container's death."""
+    image = serve_image(serving, CRASH_ON_SIGNAL)
+    hooked = serving.run("hooked", image, GUEST_CRASH_ON="model server waiting")
+    assert (serving.roots[-1] / "crash-now").exists()  # the container died while the SDK followed its log
+    assert hooked.exception["type"] == "LocalDeepPingException", hooked.stderr[-3000:]
+    assert "did not pass the ping health check" in hooked.exception["message"]
+    report = json.loads(smdiag("last-failure", "--json", env=serving.env).stdout)
+    [container] = report["containers"]
+    assert container["exit_code"] == 3 and "RuntimeError: worker died" in container["logs"]
+    assert report["call"]["kind"] == "serve"
+    assert_no_planted_key(serving.state)
+
+
+def test_a_model_server_on_a_dead_engine_is_daemon_down(serving, smdiag):
+    image = serve_image(serving, CRASH_AT_START)
+    serving.daemon.kill()
+    hooked = serving.run("hooked", image)
+    assert hooked.exception["type"] == "RuntimeError" and "Docker is not available" in hooked.exception["message"]
+    report = json.loads(smdiag("last-failure", "--json", env=serving.env).stdout)
+    assert report["category"] == "daemon_down" and report["call"]["kind"] == "serve"
+    assert not (serving.state / "logs" / "wrapper-errors.jsonl").exists()  # a dead engine is not our error
+
+
+def test_a_model_servers_pull_into_a_full_disk_is_disk_full_with_the_engines_text(serving, make_engine, smdiag):
+    image = serve_image(serving, CRASH_AT_START, size_mb=100)
+    small, _disk = make_engine(size_mb=150)
+    serving.env["DOCKER_HOST"] = small.host
+    hooked = serving.run("hooked", image)
+    # The SDK's docker-py pull discards the engine's error: the image is then "not found".
+    assert hooked.exception["type"] == "ValueError" and "Could not find image" in hooked.exception["message"]
+    report = json.loads(smdiag("last-failure", "--json", env=serving.env).stdout)
+    [pull] = report["pull_errors"]
+    assert pull["image"] == image and "no space left on device" in pull["error"]
+    assert report["category"] == "disk_full" and "no space left on device" in report["summary"]
+    assert report["docker"]["root_dir"] == str(small.data_root)
+    assert_no_planted_key(serving.state)

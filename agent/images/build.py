@@ -130,7 +130,7 @@ def build(
         raise BadInput(
             "images build needs the SageMaker SDK v2 in smdiag's environment: it says which URIs its estimators "
             "resolve",
-            "pip install 'smdiag[sagemaker]'",
+            "pip install 'smdiag[sagemaker-v2]'",
         ) from None
     step(f"checking the engine for {', '.join(frameworks)} images")
     with contextlib.closing(engine.connect(docker_host, timeout=600)) as client:
