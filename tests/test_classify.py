@@ -105,6 +105,19 @@ def test_a_deploy_whose_container_crashed_is_serving_crashed_with_the_cause():
     assert diagnosis.category == "serving_crashed" and "KeyError: 'model_fn'" in diagnosis.summary
 
 
+@pytest.mark.parametrize("kind", ["transform", "serve"])
+def test_a_batch_transform_or_v3_model_server_that_crashed_is_serving_crashed(kind):
+    logs = ["Traceback (most recent call last):", '  File "/opt/ml/code/inference.py", line 3', "ImportError: no model"]
+    diagnosis = classify(
+        evidence(
+            call={"kind": kind},
+            exception={"type": "RuntimeError", "message": "Failed to run: [...]. Process exited with code: 1"},
+            containers=[container(logs, exit_code=1)],
+        )
+    )
+    assert diagnosis.category == "serving_crashed" and "ImportError: no model" in diagnosis.summary
+
+
 def test_disk_full_hint_names_the_commands_that_fix_it():
     hint = classify(evidence(pull_errors=[{"image": "x", "error": "no space left on device"}])).hint
     assert "smdiag diskguard once" in hint and "smdiag bootstrap" in hint

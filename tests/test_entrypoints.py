@@ -166,6 +166,7 @@ def test_a_batch_transform_whose_server_crashes_is_reported_before_the_sdks_wait
     assert raised["type"] == "RuntimeError" and "Giving up" in raised["message"]  # the SDK's own exception
     assert raised["notes"][0].startswith("smdiag: ")
     assert report["call"]["kind"] == "transform" and report["call"]["instance_type"] == "local"
+    assert report["category"] == "serving_crashed" and "KeyError: model_fn" in report["summary"]
     [container] = report["containers"]
     assert container["exit_code"] == 2 and "KeyError: model_fn" in container["logs"]
     # The SDK pings every 5 s up to its 120 s: the wrapper stopped at the attempt after the container exited.
