@@ -215,6 +215,7 @@ def test_a_deploy_waits_for_its_own_container_not_for_another_threads_failed_run
     assert failure["category"] == "script_error" and failure["call"] == "fit"  # the other thread's, its own
 
 
+@pytest.mark.xdist_group("host-port-8080")  # holds the host's 8080: no other worker's endpoint may listen there
 def test_port_8080_taken_is_port_in_use(make_engine, images, local_mode, tmp_path):
     daemon, _disk = make_engine()
     image = train_image(images, daemon, "smdiag-test/serve:1", "echo serving; sleep 60")

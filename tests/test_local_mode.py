@@ -23,7 +23,9 @@ from agent.experiments import data, runner
 
 import bed
 
-pytestmark = pytest.mark.bed
+# One worker runs this module: its engine's data-root is a cache shared under a lock, and health's local
+# endpoints listen on the host's port 8080 (the SDK's default), which other groups' tests must not hold.
+pytestmark = [pytest.mark.bed, pytest.mark.xdist_group("host-port-8080")]
 
 CACHE = Path(os.environ.get("SMDIAG_TEST_CACHE", "/var/cache/smdiag-test"))
 REGION = "us-east-1"

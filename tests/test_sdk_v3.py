@@ -241,6 +241,7 @@ def assert_no_planted_key(state: Path) -> None:
             assert not [value for value in PLANTED.values() if value in text], path
 
 
+@pytest.mark.xdist_group("host-port-8080")  # v3 model servers always listen on the host's 8080
 def test_a_model_server_that_exits_at_start_is_reported_with_the_logs_the_engine_removed(serving, smdiag):
     image = serve_image(serving, CRASH_AT_START)
     hooked = serving.run("hooked", image)
@@ -258,6 +259,7 @@ def test_a_model_server_that_exits_at_start_is_reported_with_the_logs_the_engine
     assert_no_planted_key(serving.state)
 
 
+@pytest.mark.xdist_group("host-port-8080")  # v3 model servers always listen on the host's 8080
 def test_a_model_server_that_dies_while_the_sdk_waits_ends_the_wait_with_the_sdks_exception(serving, smdiag):
     """Without the hook the SDK pings a dead container for 1200 s; with it, its own LocalDeepPingException
     comes at the next ping after the engine reported the container's death."""
@@ -273,6 +275,7 @@ def test_a_model_server_that_dies_while_the_sdk_waits_ends_the_wait_with_the_sdk
     assert_no_planted_key(serving.state)
 
 
+@pytest.mark.xdist_group("host-port-8080")  # v3 model servers always listen on the host's 8080
 def test_a_model_server_on_a_dead_engine_is_daemon_down(serving, smdiag):
     image = serve_image(serving, CRASH_AT_START)
     serving.daemon.kill()
@@ -283,6 +286,7 @@ def test_a_model_server_on_a_dead_engine_is_daemon_down(serving, smdiag):
     assert not (serving.state / "logs" / "wrapper-errors.jsonl").exists()  # a dead engine is not our error
 
 
+@pytest.mark.xdist_group("host-port-8080")  # v3 model servers always listen on the host's 8080
 def test_a_model_servers_pull_into_a_full_disk_is_disk_full_with_the_engines_text(serving, make_engine, smdiag):
     image = serve_image(serving, CRASH_AT_START, size_mb=100)
     small, _disk = make_engine(size_mb=150)
