@@ -24,7 +24,8 @@ original and nothing else; and an error of ours is logged to `<state>/logs/wrapp
 by `smdiag doctor`), never raised. `explained(kind)` is the explicit context manager, `%load_ext agent`
 the IPython way. The module needs only the standard library: evidence is gathered by `smdiag failures
 record` in a subprocess, so the kernel hook (agent.kernel_hook) can load a copy of it in environments that
-do not have smdiag installed.
+do not have smdiag installed. That copy is this one file (`kernels enable` installs it alone), which is
+why it stays one module over 500 lines rather than a package of smaller ones.
 """
 
 from __future__ import annotations
