@@ -29,6 +29,7 @@ from agent import disks, engine, fileops
 from agent.diskguard import Policy, check_path, enforce, resolve_target, usage_of
 from agent.errors import Failed
 from agent.guard_state import GuardFiles, UseRecord, guard_pid, last_check, remember_check
+from agent.journal import Journal, restore_inline, signals_blocked
 from agent.log import get_logger
 from agent.settings import Settings
 from agent.waiting import wait_until
@@ -82,9 +83,7 @@ def start(settings: Settings, use_systemd: bool | None = None) -> dict:
     running = guard_pid(settings.state)
     changed = False
     if use_systemd:
-        changed = _install_unit(settings.systemd_dir / UNIT, unit_text(argv, settings))
-        _systemctl("enable", UNIT)
-        _systemctl("restart" if changed else "start", UNIT)
+        changed = _start_unit(settings, unit_text(argv, settings))
     else:
         if running is not None and _interpreter(running) not in (None, sys.executable):
             _stop(running)
@@ -118,10 +117,33 @@ def _stop(pid: int) -> None:
             process.kill()
 
 
-def _install_unit(path: Path, text: str) -> bool:
-    if not fileops.write_if_changed(path, text):
-        return False
-    _systemctl("daemon-reload")
+def _start_unit(settings: Settings, text: str) -> bool:
+    """Write the unit (its old bytes journaled first), then have systemd run it; whether it changed. A
+    start that fails, or was killed before systemd took the new unit, leaves the old unit in place."""
+    path = settings.systemd_dir / UNIT
+    journal = Journal(GuardFiles(settings.state).unit_journal)
+    if journal.load() is not None:
+        journal.replay()
+        _systemctl("daemon-reload")
+    with contextlib.suppress(FileNotFoundError):
+        if path.read_text() == text:
+            _systemctl("enable", UNIT)
+            _systemctl("start", UNIT)
+            return False
+    journal.begin(command="diskguard start", unit=str(path))
+    try:
+        journal.will("restore", **restore_inline(path))
+        fileops.atomic_write(path, text.encode(), 0o644)
+        _systemctl("daemon-reload")
+        _systemctl("enable", UNIT)
+        _systemctl("restart", UNIT)
+    except BaseException:
+        with signals_blocked():
+            journal.replay()
+            with contextlib.suppress(Failed, OSError, subprocess.SubprocessError):
+                _systemctl("daemon-reload")
+        raise
+    journal.commit()
     return True
 
 

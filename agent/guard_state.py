@@ -47,6 +47,11 @@ class GuardFiles:
         return self.directory / "last.json"
 
     @property
+    def unit_journal(self) -> Path:
+        """The undo of a systemd unit write in progress (agent.journal)."""
+        return self.directory / "unit-journal.json"
+
+    @property
     def run_lock(self) -> Path:
         """Held by the one `diskguard run` for its lifetime."""
         return self.directory / "run.lock"
