@@ -300,7 +300,7 @@ class Registry:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise BedUnavailable(f"docker-registry exited with {self.proc.returncode}")
-            if _answers(f"http://{self.address}/v2/"):
+            if http_answers(f"http://{self.address}/v2/"):
                 return self
             time.sleep(0.1)
         self.stop()
@@ -543,7 +543,7 @@ def model_tarball(directory: Path) -> Path:
     return archive
 
 
-def _answers(url: str) -> bool:
+def http_answers(url: str) -> bool:
     """True when `url` answers HTTP at all (an error status is an answer: a registry asking for a login)."""
     try:
         urllib.request.urlopen(url, timeout=2).close()
@@ -552,6 +552,21 @@ def _answers(url: str) -> bool:
     except OSError:
         return False
     return True
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """AWS (S3, STS, SageMaker...) for the SDK's own calls: moto in server mode on a free port; its URL."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: http_answers(endpoint), timeout=60)
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 def hermetic_environment(directory: Path) -> dict[str, str]:

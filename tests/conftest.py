@@ -101,19 +101,14 @@ def images(tmp_path_factory, bed_ready) -> bed.ImageFactory:
 @pytest.fixture
 def hermetic_env(tmp_path: Path) -> dict[str, str]:
     """The environment of a user with no AWS setup, no instance metadata, and a private state dir."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SMDIAG_", "DOCKER_"))}
-    env.update(
-        AWS_EC2_METADATA_DISABLED="true",
-        AWS_CONFIG_FILE=str(tmp_path / "aws-config"),
-        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "aws-credentials"),
-        SMDIAG_STATE_DIR=str(tmp_path / "state"),
-        SMDIAG_EBS_MOUNT=str(tmp_path / "no-ebs-here"),
-        SMDIAG_NOTEBOOK_CONFIG=str(tmp_path / "no-notebook-config.json"),
-        SMDIAG_NOTEBOOK_METADATA=str(tmp_path / "no-notebook-metadata.json"),
-        SMDIAG_DOCKER_CONFIG=str(tmp_path / "no-daemon.json"),
-        DOCKER_HOST=f"unix://{tmp_path}/no-docker.sock",
-    )
-    return env
+    return bed.hermetic_environment(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    """AWS for the SDK's own calls (S3 staging, ModelBuilder's bucket and records): moto in server mode."""
+    with bed.moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

@@ -86,29 +86,6 @@ PROGRAM = textwrap.dedent(
 ).replace("ROLE", repr(ROLE))
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    """AWS for the SDK's own S3 calls (processing stages its code there): moto in server mode."""
-    port = bed.free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        bed.wait_for(lambda: _answers(endpoint), timeout=60)
-        yield endpoint
-    finally:
-        server.terminate()
-        server.wait(10)
-
-
-def _answers(url: str) -> bool:
-    try:
-        urllib.request.urlopen(url, timeout=1).close()
-    except OSError:
-        return False
-    return True
-
-
 @pytest.fixture
 def user(tmp_path, hermetic_env, make_engine, images, moto_endpoint):
     """user(kind, image) -> (stderr, result, report): the program run once against a fresh bed engine."""

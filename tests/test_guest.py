@@ -111,28 +111,6 @@ def assert_same(plain: Run, hooked: Run, stands_in_for: tuple[str, ...] = ()) ->
     assert calls[1] == calls[0]
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    port = bed.free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        bed.wait_for(lambda: _answers(endpoint), timeout=60)
-        yield endpoint
-    finally:
-        server.terminate()
-        server.wait(10)
-
-
-def _answers(url: str) -> bool:
-    try:
-        urllib.request.urlopen(url, timeout=1)
-    except OSError:
-        return False
-    return True
-
-
 @pytest.fixture
 def guests(tmp_path, hermetic_env, moto_endpoint) -> Guests:
     made = Guests(tmp_path, {**hermetic_env, "AWS_ENDPOINT_URL": moto_endpoint})

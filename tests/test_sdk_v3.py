@@ -15,7 +15,6 @@ import json
 import re
 import subprocess
 import sys
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,29 +185,6 @@ CRASH_ON_SIGNAL = (
     'echo "model server waiting"; while [ ! -e /opt/ml/model/crash-now ]; do sleep 0.2; done;'
     ' echo "Traceback (most recent call last):"; echo "RuntimeError: worker died"; exit 3'
 )
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    """ModelBuilder creates its default bucket and the model's record: moto in server mode."""
-    port = bed.free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        bed.wait_for(lambda: _answers(endpoint), timeout=60)
-        yield endpoint
-    finally:
-        server.terminate()
-        server.wait(10)
-
-
-def _answers(url: str) -> bool:
-    try:
-        urllib.request.urlopen(url, timeout=1).close()
-    except OSError:
-        return False
-    return True
 
 
 @pytest.fixture
