@@ -482,30 +482,37 @@ SDK_V3_REQUIREMENT = "sagemaker>=3.27,<4"
 SDK_BUILD_TIMEOUT_S = 1800
 
 
-def cached_sdk_venv(cache: Path, requirement: str) -> Path:
-    """A virtual environment with `requirement` installed, built once per machine under `cache` and kept:
-    keyed by the requirement, built under a lock (a concurrent run waits, then uses it), and complete only
-    once its marker is written (a build killed midway is redone by the next run, under the same lock)."""
-    key = hashlib.sha256(requirement.encode()).hexdigest()[:12]
-    path = cache / f"sdk-venv-{key}"
+def built_once(cache: Path, kind: str, inputs: str, build) -> Path:
+    """`build(path)` run once per machine for these `inputs`, its result kept under `cache`: keyed by the
+    inputs, built under a lock (a concurrent run waits, then uses it), and complete only once its marker is
+    written (a build killed midway is redone by the next run, under the same lock)."""
+    key = hashlib.sha256(inputs.encode()).hexdigest()[:12]
+    path = cache / f"{kind}-{key}"
     marker = path / "smdiag-test-complete"
     cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / f"sdk-venv-{key}.lock", "a") as lock:
+    with open(cache / f"{kind}-{key}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if marker.exists():
             return path
         if path.exists():
             shutil.rmtree(path)  # under the lock: a build of this key that a killed run left unfinished
-        print(
-            f"\nbed: building the cached environment for {requirement!r} in {path} (once per machine)", file=sys.stderr
-        )
+        print(f"\nbed: building {kind} for {inputs!r} in {path} (once per machine)", file=sys.stderr)
+        build(path)
+        marker.write_text(inputs + "\n")
+    return path
+
+
+def cached_sdk_venv(cache: Path, requirement: str) -> Path:
+    """A virtual environment with `requirement` installed, built once per machine and kept."""
+
+    def build(path: Path) -> None:
         subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
         subprocess.run(
             [str(path / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", requirement],
             check=True, timeout=SDK_BUILD_TIMEOUT_S,
         )  # fmt: skip
-        marker.write_text(requirement + "\n")
-    return path
+
+    return built_once(cache, "sdk-venv", requirement, build)
 
 
 def packages_venv(path: Path, site_packages: str) -> Path:
@@ -660,18 +667,9 @@ class MemoryLimitedCgroup:
 def cached_packages_dir(cache: Path, requirements: tuple[str, ...]) -> Path:
     """`requirements` installed with pip's `--target` into a directory under `cache` that every user can read,
     for a program run as an ordinary user with the system's interpreter (this machine's Python lives under
-    /root, which uid 1000 cannot read). Built once under a lock, complete once its marker is written."""
-    key = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:12]
-    path = cache / f"packages-{key}"
-    marker = path / "smdiag-test-complete"
-    cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / f"packages-{key}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if marker.exists():
-            return path
-        if path.exists():
-            shutil.rmtree(path)
-        print(f"\nbed: installing {', '.join(requirements)} into {path} (once per machine)", file=sys.stderr)
+    /root, which uid 1000 cannot read). Built once per machine and kept."""
+
+    def build(path: Path) -> None:
         subprocess.run(
             [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--target", str(path),
              *requirements],
@@ -679,5 +677,5 @@ def cached_packages_dir(cache: Path, requirements: tuple[str, ...]) -> Path:
         )  # fmt: skip
         for directory in [path, *(p for p in path.rglob("*") if p.is_dir())]:
             directory.chmod(0o755)
-        marker.write_text("\n".join(requirements) + "\n")
-    return path
+
+    return built_once(cache, "packages", "\n".join(requirements), build)
