@@ -249,7 +249,8 @@ def test_a_first_move_that_outlasts_its_wait_goes_on_in_the_background(notebook)
     with fileops.exclusive_lock(StateDir(nb.state).bootstrap / "lock"):
         done, _ = nb.on_start(SMDIAG_BOOTSTRAP_WAIT_S="1")
         assert done.returncode == 0, done.stdout + done.stderr
-        assert nb.steps()["bootstrap"][0] == "background" and nb.steps()["guard"][0] == "ok"
+        steps = nb.steps()
+        assert steps["bootstrap"][0] == "background" and steps["guard"][0] == "ok", steps
         pid = (nb.state / "onstart" / "bootstrap.pid").read_text().strip()
         doctor = json.loads(nb.smdiag("doctor", "--json").stdout)
         [problem] = [p for p in doctor["problems"] if p["check"] == "onstart"]
