@@ -16,7 +16,9 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from agent import waiting
+from agent import fileops, waiting
+from agent.guard_state import GuardFiles
+from agent.statedir import StateDir
 
 import bed
 
@@ -273,6 +275,8 @@ def test_fifty_concurrent_pulls_and_runs_while_the_guard_prunes(make_engine, ima
     wait_until(  # on a busy machine a guard can take long to start: the workers must find it following events
         lambda: guard_log.exists() and "diskguard.watching" in guard_log.read_text(), 120, "the guard to watch events"
     )
+    prune_lock = GuardFiles(StateDir(Path(hermetic_env["SMDIAG_STATE_DIR"]))).prune_lock
+    absent: dict[str, str] = {}  # image id -> a container that ran while the engine did not have it
     lost: list[str] = []
     outputs: list[str] = []
     errors: list[str] = []
@@ -290,9 +294,12 @@ def test_fifty_concurrent_pulls_and_runs_while_the_guard_prunes(make_engine, ima
                     continue
                 image_id = container.attrs["Image"]
                 while container.reload() or container.status == "running":
-                    if not image_present(client, image_id):
-                        lost.append(f"{ref} ({image_id[:19]}) while {container.name} ran")
+                    if not image_present(client, image_id):  # removed while the container was being created:
+                        absent[image_id] = container.name  # the guard puts it back, however late under load
                     time.sleep(0.2)
+                with fileops.exclusive_lock(prune_lock):  # no pass is halfway through removing or putting back
+                    if not image_present(client, image_id):
+                        lost.append(f"{ref} ({image_id[:19]}) once {container.name} had run")
                 outputs.append(container.logs().decode().strip())
                 container.remove()
                 return
@@ -317,6 +324,10 @@ def test_fifty_concurrent_pulls_and_runs_while_the_guard_prunes(make_engine, ima
         image_events.stop()
     assert errors == []
     assert lost == []
+    put_back = {
+        e["id"] for e in map(json.loads, guard_log.read_text().splitlines()) if e["event"] == "diskguard.put_back"
+    }
+    assert set(absent) <= put_back, f"missing while a container ran, and not by the guard's put-back: {absent}"
     assert image_events.count("delete") > image_events.count("load"), (
         f"the guard never pruned: the test proved nothing (image events: {image_events.summary()})"
     )
