@@ -21,7 +21,9 @@ from agent.statedir import StateDir
 
 import bed
 
-pytestmark = pytest.mark.bed
+# One worker runs the tests that pip-install this checkout: setuptools builds inside the source folder
+# (build/, *.egg-info), so two installs at once collide.
+pytestmark = [pytest.mark.bed, pytest.mark.xdist_group("installs-the-checkout")]
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "lifecycle-config" / "on-start.sh"

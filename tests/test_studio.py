@@ -285,6 +285,7 @@ def on_start(space: StudioSpace, env: dict[str, str]) -> tuple[subprocess.Comple
     return done, {f[0]: (f[1], f[3]) for f in (line.split("\t") for line in lines if not line.startswith("#"))}
 
 
+@pytest.mark.xdist_group("installs-the-checkout")  # pip builds inside the checkout: one install at a time
 def test_two_starts_install_into_the_home_hook_the_kernels_and_start_one_guard(space, hermetic_env, tmp_path):
     conda = tmp_path / "opt-conda"
     bed.host_packages_venv(conda)  # the image's base environment, with the SageMaker SDK
