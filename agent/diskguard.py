@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import docker.errors
+import requests
 
 from agent import disks, engine, fileops, image_store, registry
 from agent.errors import BadInput
@@ -35,6 +36,9 @@ from agent.log import get_logger
 from agent.statedir import StateDir
 
 log = get_logger("diskguard")
+SETTLE_RETRY_S = 120
+"""How long pruning keeps asking a busy engine whether a removed image must be put back: giving up early
+would leave a container being created without its image."""
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -449,6 +453,21 @@ def _remove_image(client, step: Step, root_dir: str) -> str | None:
     except docker.errors.APIError:
         _retag(client, step.id, untagged)
         raise
+    deadline = time.monotonic() + SETTLE_RETRY_S
+    while True:
+        try:
+            return _settle_removal(client, step, saved, untagged)
+        except requests.RequestException as exc:  # a busy engine's timeout: not a DockerException
+            if time.monotonic() > deadline:
+                log.error("diskguard.put_back_unknown", id=step.id, names=list(step.names), error=str(exc))
+                raise
+            log.warning("diskguard.engine_slow_after_removal", id=step.id, error=str(exc))
+            time.sleep(1)
+
+
+def _settle_removal(client, step: Step, saved: image_store.SavedImage | None, untagged: list[str]) -> str | None:
+    """After the delete: names back if the engine kept the image, the image back if a container being
+    created still holds its layers. Every step is safe to repeat, so a timeout retries the whole."""
     if image_store.image_present(client, step.id):
         # The last untag left it: a container registered between the engine's two checks, or a new name.
         _retag(client, step.id, untagged)
