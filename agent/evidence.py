@@ -145,10 +145,17 @@ def _containers(g: Gathering) -> list[dict]:
     seen = {c["name"] for c in found}
     found += [c for c in g.capture.containers if c.get("name") not in seen]  # auto-removed: the wrapper kept them
     for name, lines in g.streamed.items():  # gone from the engine: what compose streamed of it
-        if not any(c["name"].startswith(name) for c in found):
+        if not any(_same_container(name, c["name"]) for c in found):
             found.append({"name": name, "source": "compose stream", "status": None, "exit_code": None,
                           "oom_killed": False, "error": None, "logs": lines[-container_logs.LOG_LINES :]})  # fmt: skip
     return found
+
+
+def _same_container(streamed: str, engine_name: str) -> bool:
+    """Whether compose's stream prefix names this engine container: compose v1 names it
+    `<project>_<service>_<n>` and streams `<service>_<n>`; v2 names `<service>` (or `<project>-<service>-<n>`)."""
+    pattern = rf"(?:[\w.-]+[_-])?{re.escape(streamed)}(?:[_-]\d+)?"
+    return engine_name.startswith(streamed) or re.fullmatch(pattern, engine_name) is not None
 
 
 def _pull_errors(g: Gathering) -> list[dict]:

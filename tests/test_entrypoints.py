@@ -36,7 +36,7 @@ PROGRAM = textwrap.dedent(
     logging.basicConfig(level=logging.INFO, format="%(name)s %(message)s")  # the SDK's own wait, attempt by attempt
     OPT_OUT = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
     session = LocalSession(sagemaker_config=OPT_OUT, default_bucket="ep-bucket")
-    session.config = {"local": {"local_code": True}}
+    session.config = {"local": {"local_code": True, "serving_port": int(os.environ["SERVING_PORT"])}}
     kind, image, work = sys.argv[1], sys.argv[2], sys.argv[3]
     result = {}
     try:
@@ -105,8 +105,16 @@ def user(tmp_path, hermetic_env, make_engine, images, moto_endpoint):
     )
     daemon, _disk = make_engine()
     state = Path(hermetic_env["SMDIAG_STATE_DIR"])
-    env = {**hermetic_env, "DOCKER_HOST": daemon.host, "AWS_DEFAULT_REGION": "us-east-1", "HOME": str(tmp_path),
-           "SAGEMAKER_SUPPRESS_V2_WARNING": "1", "AWS_ENDPOINT_URL": moto_endpoint, **PLANTED}  # fmt: skip
+    env = {
+        **hermetic_env,
+        "DOCKER_HOST": daemon.host,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "HOME": str(tmp_path),
+        "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        **PLANTED,
+        "SERVING_PORT": str(bed.free_port()),
+    }  # fmt: skip: a transform's server on the host, not on its 8080
 
     def run(kind: str, image: str):
         done = subprocess.run([sys.executable, str(program), kind, image, str(tmp_path)], env=env, cwd=tmp_path,

@@ -36,6 +36,8 @@ VARYING = [
     (re.compile(r"(execution |Execution ID is )[0-9a-z]{12}\b"), r"\1<id>"),  # a local pipeline's execution
     # v2 ModelTrainer's rich log: a time column, left blank while the second stays the same
     (re.compile(r"\[\d\d/\d\d/\d\d \d\d:\d\d:\d\d\]"), " " * 19),
+    # the telemetry URL in the SDK's log carries the call's duration
+    (re.compile(r"x-latency=[\d.]+"), "x-latency=<seconds>"),
 ]
 SUMMARY = re.compile(r"\nsmdiag: local-mode \w+ failed \[\w+\]\n(  .*\n){3}")
 

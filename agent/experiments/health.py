@@ -59,11 +59,11 @@ def run_health(
     try:
         results = _run_all(frameworks, chosen_runner, quick, scripts, work, plot, progress)
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        _remove(work)
         raise
     passed = all(r.passed for r in results)
     if passed:  # a failure keeps the logs for the user to read
-        shutil.rmtree(work, ignore_errors=True)
+        _remove(work)
     return {
         "passed": passed,
         "mode": chosen,
@@ -184,3 +184,14 @@ def format_health(report: dict) -> str:
 
 def _fmt(value, pattern: str = "{:.2f}") -> str:
     return "-" if value is None else pattern.format(value)
+
+
+def _remove(work: Path) -> None:
+    """Remove the run's work directory, again while a killed step's last writes still land in it."""
+    from agent.waiting import wait_until
+
+    def gone() -> bool:
+        shutil.rmtree(work, ignore_errors=True)
+        return not work.exists()
+
+    wait_until(gone, timeout=10)

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -76,7 +77,7 @@ class Steps:
         with self._lock:
             self._running.add(process)
             if self._stopped:
-                process.kill()
+                kill_step(process)
 
     def ended(self, process: subprocess.Popen) -> None:
         with self._lock:
@@ -86,7 +87,16 @@ class Steps:
         with self._lock:
             self._stopped = True
             for process in self._running:
-                process.kill()
+                kill_step(process)
+
+
+def kill_step(process: subprocess.Popen) -> None:
+    """Kill a step and every process it started (a framework's workers would go on writing into the run's
+    work directory after it is removed)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def run_native(
@@ -193,11 +203,18 @@ def _run(
     timed_out = threading.Event()
     with open(log, "w") as out:
         process = subprocess.Popen(
-            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd, text=True, errors="replace"
+            argv,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            text=True,
+            errors="replace",
+            start_new_session=True,  # its own process group: a kill reaches what it started too
         )
         steps = steps or Steps()
         steps.started(process)
-        timer = threading.Timer(TRAIN_TIMEOUT_S, lambda: (timed_out.set(), process.kill()))
+        timer = threading.Timer(TRAIN_TIMEOUT_S, lambda: (timed_out.set(), kill_step(process)))
         timer.start()
         try:
             for line in process.stdout:
@@ -208,7 +225,7 @@ def _run(
         finally:
             timer.cancel()
             if process.poll() is None:  # interrupted: the step must not outlive us
-                process.kill()
+                kill_step(process)
                 process.wait()
             steps.ended(process)
     if timed_out.is_set():
