@@ -61,17 +61,15 @@ class DockerService:
             self.daemon_seconds += time.monotonic() - started
 
     def stop(self) -> None:
-        """Stop the daemon and wait until it has exited. The engine's client goes with it: the next use
-        connects to the daemon that runs then."""
+        """Stop the daemon and wait until it has exited. The engine's client stays: its connection pool
+        reconnects to the daemon that answers next."""
         if self._stopped_at is None:
             self._stopped_at = time.monotonic()
-        self.engine.close()
         with self._timed():
             self._stop()
 
     def start(self) -> None:
         """Start the daemon and wait until its API answers."""
-        self.engine.close()
         with self._timed():
             self._start()
         if self._stopped_at is not None:

@@ -9,7 +9,6 @@ the proxy's refusals need hints of their own. `gather` reads the edges; everythi
 
 from __future__ import annotations
 
-import contextlib
 import re
 import socket
 import stat
