@@ -19,8 +19,10 @@ import psutil
 import pytest
 from studio_bed import NETWORK, PRIVILEGED, StudioSpace
 
-from agent import diskguard, kernels, platform, studio
+from agent import kernels, platform, studio
 from agent.classify import classify
+from agent.guard_state import guard_pid
+from agent.statedir import StateDir
 
 import bed
 
@@ -345,7 +347,7 @@ def test_two_starts_install_into_the_home_hook_the_kernels_and_start_one_guard(s
         hooked = subprocess.run([str(conda / "bin" / "python"), "-c", probe], env={**env, "PATH": os.environ["PATH"]},
                                 capture_output=True, text=True)  # fmt: skip
         assert hooked.stdout.strip() == "True", hooked.stderr
-        guard = diskguard.guard_pid(state / "diskguard")
+        guard = guard_pid(StateDir(state))
         assert guard and psutil.pid_exists(guard)
 
         kept = {
@@ -359,9 +361,9 @@ def test_two_starts_install_into_the_home_hook_the_kernels_and_start_one_guard(s
             str(p): p.stat().st_mtime_ns
             for p in [*state.glob("kernel-hook/*.*"), *conda.glob("lib/*/site-packages/*.pth")]
         } == kept
-        assert diskguard.guard_pid(state / "diskguard") == guard
+        assert guard_pid(StateDir(state)) == guard
     finally:
-        started = diskguard.guard_pid(state / "diskguard")
+        started = guard_pid(StateDir(state))
         if started and started > 0:
             with contextlib.suppress(psutil.Error):
                 psutil.Process(started).terminate()
