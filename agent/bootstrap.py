@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from agent import disks, engine, fileops
+from agent import disks, fileops
 from agent.dataroot import (
     COPY_UNDO,
     Inventory,
@@ -39,6 +39,7 @@ from agent.dataroot import (
     take_inventory,
     verify,
 )
+from agent.engine import Engine, validate_host
 from agent.errors import BadInput, Failed, SmdiagError
 from agent.journal import Interrupted, Journal, signals_blocked, signals_unwind
 from agent.log import get_logger
@@ -214,14 +215,16 @@ class ConfigEdit:
     new_text: str
 
 
-def run_bootstrap(settings: Settings, options: Options, progress: Callable[[int, int], None] | None = None) -> dict:
+def run_bootstrap(
+    settings: Settings, engine: Engine, options: Options, progress: Callable[[int, int], None] | None = None
+) -> dict:
     """Move or re-point Docker's data-root onto the target; see the module docstring for the guarantees."""
     started = time.monotonic()
-    engine.validate_host(settings.docker_host)
+    validate_host(engine.host)
     daemon_text = _read(settings.daemon_config)
     parse_daemon_config(daemon_text, settings.daemon_config)  # bad input stops us before anything changes
     _check_target(settings, options.target)
-    service = detect_service(options.stop_cmd, options.start_cmd, settings.systemd_run_dir)
+    service = detect_service(options.stop_cmd, options.start_cmd, settings.systemd_run_dir, engine)
     journal = Journal(settings.state.bootstrap / "journal.json")
     with fileops.exclusive_lock(settings.state.bootstrap / "lock"):
         pending = journal.load()
@@ -230,11 +233,7 @@ def run_bootstrap(settings: Settings, options: Options, progress: Callable[[int,
         recovered = None
         if pending is not None and not options.dry_run:
             recovered = _recover(journal, pending, service, settings, options.finish)
-        client = engine.connect(settings.docker_host)
-        try:
-            result = _bootstrap(settings, options, service, journal, client, progress)
-        finally:
-            client.close()
+        result = _bootstrap(settings, options, engine, service, journal, progress)
     if options.dry_run and pending is not None:
         result["plan"].insert(0, f"first recover the run interrupted at {pending.get('phase')}")
     result.update(
@@ -253,12 +252,12 @@ def run_bootstrap(settings: Settings, options: Options, progress: Callable[[int,
     return result
 
 
-def _bootstrap(settings, options, service, journal, client, progress) -> dict:
-    facts = engine.describe(client, settings.docker_host)
+def _bootstrap(settings, options, engine: Engine, service, journal, progress) -> dict:
+    facts = engine.describe()
     current_root = os.path.realpath(facts.root_dir)
     target = Path(os.path.realpath(_choose_target(settings, options.target)))
     kind, marker = classify_target(target)
-    inventory = take_inventory(client)
+    inventory = take_inventory(engine.client)
     edits, skipped = _config_edits(settings, str(target))
     needed, free = 0, 0
     if kind in ("absent", "empty") and current_root != str(target):
@@ -286,7 +285,7 @@ def _bootstrap(settings, options, service, journal, client, progress) -> dict:
         "stopped_containers": [],
     }
     if options.dry_run:
-        plan = _plan_steps(action, situation, edits, service, options.live_copy, settings.docker_host)
+        plan = _plan_steps(action, situation, edits, service, options.live_copy)
         result.update(action="planned", plan=plan, skipped=skipped)
         return result
     local_config, why_not = write_local_mode_config(settings)
@@ -306,17 +305,16 @@ def _bootstrap(settings, options, service, journal, client, progress) -> dict:
         try:
             if action == "migrated":
                 result["bytes_copied"], inventory = migrate(
-                    Path(current_root), target, client, service, journal, settings.docker_host,
-                    options.live_copy, progress,
+                    Path(current_root), target, engine, service, journal, options.live_copy, progress,
                 )  # fmt: skip
             _apply_edits(edits, journal)
             journal.record(phase="starting")
             if action == "repointed":
-                service.stop(settings.docker_host)
-            service.start(settings.docker_host)
+                service.stop()
+            service.start()
             journal.record(phase="verifying")
             result["stopped_containers"] = verify(
-                settings.docker_host, target, facts.storage_driver, inventory, compare=action == "migrated"
+                engine, target, facts.storage_driver, inventory, compare=action == "migrated"
             )
         except BaseException as exc:
             _rollback(journal, service, settings, cause=exc)
@@ -343,7 +341,7 @@ def _rollback(journal: Journal, service: DockerService, settings: Settings, caus
     log.error("bootstrap.rolling_back", cause=reason, phase=journal.data.get("phase"))
     try:
         with signals_blocked():  # a second Ctrl-C must not leave the rollback half done
-            kept = _undo(journal, service, settings)
+            kept = _undo(journal, service)
     except Exception as exc:  # noqa: BLE001 - reported together with the original cause
         raise Failed(
             f"bootstrap failed ({reason}) and the rollback failed too: {exc}",
@@ -357,7 +355,7 @@ def _rollback(journal: Journal, service: DockerService, settings: Settings, caus
     ) from cause
 
 
-def _undo(journal: Journal, service: DockerService, settings: Settings) -> str | None:
+def _undo(journal: Journal, service: DockerService) -> str | None:
     """Replay the journal: config files back, Docker on the old root, then (only now that no daemon uses
     them) the staging directory and the copy removed, so that the next run never re-points to a copy
     that failed, unless the journal says an engine ran on that copy before this run took over: then it
@@ -366,13 +364,13 @@ def _undo(journal: Journal, service: DockerService, settings: Settings) -> str |
     kept = []
 
     def restart_on_old_root(step: dict) -> str | None:
-        if _engine_root(settings.docker_host) == step["root"]:
+        if _engine_root(service.engine) == step["root"]:
             return None
         # Stop even when it does not answer: a killed run may have left a daemon half-way through
         # stopping or starting, and a second one would not start beside it.
         with contextlib.suppress(Failed):
-            service.stop(settings.docker_host)
-        service.start(settings.docker_host)
+            service.stop()
+        service.start()
         return f"Docker runs on {step['root']}"
 
     def undo_copy(step: dict) -> str | None:
@@ -388,14 +386,11 @@ def _undo(journal: Journal, service: DockerService, settings: Settings) -> str |
     return kept[0] if kept else None
 
 
-def _engine_root(host: str) -> str | None:
+def _engine_root(engine: Engine) -> str | None:
     """Where the engine runs now, or None when it does not answer."""
-    from agent.service import answers
-
-    if not answers(host):
+    if not engine.answers():
         return None
-    with contextlib.closing(engine.connect(host)) as client:
-        return os.path.realpath(engine.describe(client, host).root_dir)
+    return os.path.realpath(engine.describe().root_dir)
 
 
 @dataclass(frozen=True)
@@ -433,11 +428,10 @@ def _recover(journal: Journal, data: dict, service: DockerService, settings: Set
     kind, marker = classify_target(target)
     settled = data.get("settled_at") or (marker or {}).get("time")
     copied = Inventory.from_dict(data.get("inventory") or {})
-    engine_root = _engine_root(settings.docker_host)
+    engine_root = _engine_root(service.engine)
     complete = kind == "ours" and settled is not None
     if engine_root == old_root:
-        with contextlib.closing(engine.connect(settings.docker_host)) as client:
-            old_used = take_inventory(client).holds_more_than(copied)
+        old_used = take_inventory(service.engine.client).holds_more_than(copied)
     else:
         # Re-pointing, the old root held nothing the target lacks (decide() made sure), and our own stop of
         # the engine on it came after `settled`.
@@ -458,7 +452,7 @@ def _recover(journal: Journal, data: dict, service: DockerService, settings: Set
         )
     if direction == "back":
         journal.record(target_in_use=facts.target_used)
-        kept = _undo(journal, service, settings)
+        kept = _undo(journal, service)
         return {"direction": "rolled_back", "phase": phase, "kept": kept}
     if not complete:
         raise Failed(f"--finish forward: the copy in {target} never completed", "run `smdiag bootstrap --finish back`")
@@ -479,15 +473,13 @@ def _roll_forward(journal: Journal, service: DockerService, settings: Settings, 
         try:
             _apply_edits(edits, journal)
             journal.record(phase="starting", target_in_use=target_ran)
-            if _engine_root(settings.docker_host) != str(target):
+            if _engine_root(service.engine) != str(target):
                 with contextlib.suppress(Failed):
-                    service.stop(settings.docker_host)
-                service.start(settings.docker_host)
+                    service.stop()
+                service.start()
             journal.record(phase="verifying")
             inventory = Inventory.from_dict(data.get("inventory") or {})
-            stopped = verify(
-                settings.docker_host, target, data.get("storage_driver"), inventory, compare=not target_ran
-            )
+            stopped = verify(service.engine, target, data.get("storage_driver"), inventory, compare=not target_ran)
         except BaseException as exc:
             _rollback(journal, service, settings, cause=exc)
     journal.record(phase="committed")
@@ -581,15 +573,14 @@ def _choose_target(settings: Settings, target: Path | None) -> Path:
     return settings.ebs_mount / "docker"
 
 
-def _plan_steps(
-    action: str, s: Situation, edits: list[ConfigEdit], service: DockerService, live: bool, docker_host: str
-) -> list[str]:
+def _plan_steps(action: str, s: Situation, edits: list[ConfigEdit], service: DockerService, live: bool) -> list[str]:
     steps = []
     copy = (
         f"copy {s.current_root} ({disks.human_bytes(s.needed_bytes)}) to {s.target} "
         f"({disks.human_bytes(s.target_free)} free) through a staging directory"
     )
     stop = f"stop Docker ({service.describe()})"
+    docker_host = service.engine.host
     if service.kind != "custom" and docker_host != DEFAULT_DOCKER_HOST:
         stop += f"; the engine is at {docker_host}, which this may not stop: pass --stop-cmd and --start-cmd"
     if action == "migrated" and live:

@@ -184,21 +184,21 @@ def doctor(
 
     def action(settings: Settings) -> tuple[int, Any, str]:
         from agent.doctor import format_report, run_doctor
+        from agent.engine import Engine
 
+        settings = settings.replace(docker_host=docker_host)
         if fix:
             from agent import fix as fixes
 
             options = _fix_options(bin_dir, dry_run, yes, stop_cmd, start_cmd, "10m")
-            code, result = fixes.run_doctor_fix(
-                settings.replace(docker_host=docker_host), options, set(only) if only else None, _confirm(yes), yes
-            )
+            with Engine.for_settings(settings) as engine:
+                code, result = fixes.run_doctor_fix(
+                    settings, engine, options, set(only) if only else None, _confirm(yes), yes
+                )
             return code, result, fixes.format_doctor_fix(result)
         if only or yes or dry_run:
             raise BadInput("--only, --yes and --dry-run go with --fix", "add --fix, or leave them out")
 
-        from agent.engine import Engine
-
-        settings = settings.replace(docker_host=docker_host)
         with Engine.for_settings(settings) as engine:
             report = run_doctor(settings, engine)
         return (0 if report["healthy"] else 1), report, format_report(report)
@@ -266,8 +266,11 @@ def fix_command(
             return 0, result, fixes.format_undo(result)
         if last and report_id:
             raise BadInput("give a REPORT_ID or --last, not both", "drop one of them")
+        from agent.engine import Engine
+
         options = _fix_options(bin_dir, dry_run, yes, stop_cmd, start_cmd, min_age)
-        code, result = fixes.run_fix(settings, report_id, options, _confirm(yes))
+        with Engine.for_settings(settings) as engine:
+            code, result = fixes.run_fix(settings, engine, report_id, options, _confirm(yes))
         return code, result, fixes.format_fix(result)
 
     _execute(ctx, as_json, action)
@@ -350,6 +353,7 @@ def bootstrap(
     def action(settings: Settings) -> tuple[int, Any, str]:
         from agent import platform, studio
         from agent.bootstrap import Options, format_result, run_bootstrap
+        from agent.engine import Engine
 
         if finish not in (None, "forward", "back"):
             raise BadInput(f"--finish {finish!r} is neither forward nor back", "use --finish forward or --finish back")
@@ -358,8 +362,9 @@ def bootstrap(
         if (found := platform.detect(settings)).kind == platform.STUDIO:
             result = studio.bootstrap_result(found)
             return 0, result, result["why"]
-        with _progress_bar("copying the data-root", enabled=not as_json) as progress:
-            result = run_bootstrap(settings, options, progress)
+        with Engine.for_settings(settings) as engine:
+            with _progress_bar("copying the data-root", enabled=not as_json) as progress:
+                result = run_bootstrap(settings, engine, options, progress)
         return 0, result, format_result(result)
 
     _execute(ctx, as_json, action)
@@ -460,11 +465,13 @@ def health(
     """
 
     def action(settings: Settings) -> tuple[int, Any, str]:
-        from agent.experiments.health import format_health, run_health
+        from agent.engine import Engine
+        from agent.experiments.health import ENGINE_TIMEOUT_S, format_health, run_health
 
         chosen = _frameworks(framework)
-        with _interrupted_by_sigterm(), _health_progress(chosen) as progress:
-            report = run_health(chosen, mode, quick, scripts, settings, plot, progress)
+        engine = Engine.for_settings(settings, timeout=ENGINE_TIMEOUT_S)
+        with _interrupted_by_sigterm(), _health_progress(chosen) as progress, engine:
+            report = run_health(chosen, mode, quick, scripts, settings, engine, plot, progress)
         return (0 if report["passed"] else 1), report, format_health(report)
 
     _execute(ctx, as_json, action)
@@ -599,9 +606,12 @@ def diskguard_once(
 
     def action(settings: Settings) -> tuple[int, Any, str]:
         from agent.diskguard import format_outcome, run_once
+        from agent.engine import Engine
 
         policy = _policy(settings, high, low, keep, min_age, container_max_age)
-        outcome = run_once(settings.replace(docker_host=docker_host), policy, path, dry_run)
+        settings = settings.replace(docker_host=docker_host)
+        with Engine.for_settings(settings) as engine:
+            outcome = run_once(settings, engine, policy, path, dry_run)
         code = 0 if outcome.after_pct <= policy.high else 1  # a dry run exits as the real run would
         return code, outcome.to_dict(), format_outcome(outcome)
 
@@ -631,15 +641,18 @@ def diskguard_run(
     def action(settings: Settings) -> tuple[int, Any, str]:
         import signal
 
+        from agent.engine import Engine
         from agent.guard import Guard
 
         if interval <= 0:
             raise BadInput(f"--interval {interval:g} is not positive", "give a number of seconds, e.g. 60")
         policy = _policy(settings, high, low, keep, min_age, container_max_age)
-        guard = Guard(settings.replace(docker_host=docker_host), policy, path, interval)
-        signal.signal(signal.SIGTERM, guard.shutdown)
-        signal.signal(signal.SIGINT, guard.shutdown)
-        guard.serve()
+        settings = settings.replace(docker_host=docker_host)
+        with Engine.for_settings(settings) as engine:
+            guard = Guard(settings, engine, policy, path, interval)
+            signal.signal(signal.SIGTERM, guard.shutdown)
+            signal.signal(signal.SIGINT, guard.shutdown)
+            guard.serve()
         return 0, {"stopped": True}, "diskguard: stopped"
 
     _execute(ctx, as_json, action)
@@ -653,9 +666,12 @@ def diskguard_status(ctx: typer.Context, docker_host: DockerHostOption = None, a
     """
 
     def action(settings: Settings) -> tuple[int, Any, str]:
-        from agent.guard import format_status, status
+        from agent.engine import Engine
+        from agent.guard import STATUS_TIMEOUT_S, format_status, status
 
-        report = status(settings.replace(docker_host=docker_host))
+        settings = settings.replace(docker_host=docker_host)
+        with Engine.for_settings(settings, timeout=STATUS_TIMEOUT_S) as engine:
+            report = status(settings, engine)
         ok = report["error"] is None and report["used_pct"] <= settings.high_pct
         return (0 if ok else 1), report, format_status(report)
 
@@ -682,9 +698,12 @@ def diskguard_make_room(
 
     def action(settings: Settings) -> tuple[int, Any, str]:
         from agent.diskguard import format_make_room, make_room
+        from agent.engine import Engine
 
         policy = _policy(settings, None, None, keep, min_age, container_max_age)
-        result = make_room(settings.replace(docker_host=docker_host), policy, image, path)
+        settings = settings.replace(docker_host=docker_host)
+        with Engine.for_settings(settings) as engine:
+            result = make_room(settings, engine, policy, image, path)
         return (0 if result["ok"] else 1), result, format_make_room(result)
 
     _execute(ctx, as_json, action)
@@ -753,11 +772,13 @@ def images_build(
 
     def action(settings: Settings) -> tuple[int, Any, str]:
         from agent import frameworks, images
+        from agent.engine import Engine
 
         chosen = _frameworks(framework)
-        with _steps("images build") as step:
+        engine = Engine.for_settings(settings.replace(docker_host=docker_host), timeout=images.ENGINE_TIMEOUT_S)
+        with _steps("images build") as step, engine:
             result = images.build(
-                settings.replace(docker_host=docker_host).docker_host,
+                engine,
                 chosen,
                 region or frameworks.region(),
                 settings.cache_dir / "images",

@@ -22,13 +22,17 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import docker.errors
 
-from agent import container_logs, disks, engine, fileops
+from agent import container_logs, disks, fileops
 from agent.errors import Failed
 from agent.journal import Journal, signals_blocked
 from agent.log import get_logger
+
+if TYPE_CHECKING:
+    from agent.engine import Engine
 
 log = get_logger("bootstrap")
 
@@ -125,7 +129,7 @@ def _files(top: Path) -> dict[str, int]:
 
 
 def migrate(
-    source: Path, target: Path, client, service, journal: Journal, host: str, live: bool, progress
+    source: Path, target: Path, engine: Engine, service, journal: Journal, live: bool, progress
 ) -> tuple[int, Inventory]:
     """Copy the data-root into staging (first while Docker runs, if `live`), stop Docker, make the copy
     exact, rename it into place. Returns the bytes copied and the inventory Docker held when it stopped."""
@@ -138,9 +142,9 @@ def migrate(
         size = allocated_bytes(source)
         copy_tree(source, staging, size, progress, live=True)
         progress = None  # the final pass is short: no second bar
-    inventory = take_inventory(client)  # now, so that what the user changed meanwhile is what we verify
+    inventory = take_inventory(engine.client)  # now, so that what the user changed meanwhile is what we verify
     journal.record(phase="stopping")
-    service.stop(host)
+    service.stop()
     # Running containers write into their volumes until Docker stops them: count the files at rest.
     for name in inventory.volumes:
         inventory.volumes[name] = _files(source / "volumes" / name / "_data")
@@ -187,41 +191,36 @@ RESTARTED_BY_DOCKER = ("always", "unless-stopped")
 RESTART_WAIT_S = 60
 
 
-def verify(host: str, target: Path, storage_driver: str | None, inventory: Inventory, compare: bool) -> list[str]:
+def verify(engine: Engine, target: Path, storage_driver: str | None, inventory: Inventory, compare: bool) -> list[str]:
     """The engine runs on the target with the same storage driver and, if `compare` (a copy no one has used
     yet), holds everything the inventory had and runs again every container Docker restarts by policy.
     Returns the containers that ran before and that Docker leaves stopped after any restart (no policy)."""
-    client = engine.connect(host)
-    try:
-        after = engine.describe(client, host)
-        if os.path.realpath(after.root_dir) != str(target):
-            raise Failed(
-                f"Docker came back on {after.root_dir}, not {target}",
-                "check for a --data-root flag in the docker unit or sysconfig and remove it",
-            )
-        changed_driver = storage_driver is not None and after.storage_driver != storage_driver
-        if changed_driver or (after.storage_driver == "overlay2" and not after.d_type):
-            raise Failed(
-                f"on {target} the storage driver is {after.storage_driver} (d_type {after.d_type}), "
-                f"was {storage_driver}",
-                "put the target on an xfs (ftype=1) or ext4 filesystem with d_type support",
-            )
-        if not compare:
-            return []
-        lost = inventory.missing_from(take_inventory(client))
-        if lost:
-            raise Failed(f"after the copy the engine lacks: {', '.join(lost[:5])}", "report this as a bug")
-        ran = {cid: c for cid, c in inventory.containers.items() if c["running"]}
-        expected = [cid for cid, c in ran.items() if c.get("restart") in RESTARTED_BY_DOCKER]
-        down = _not_running_after(client, expected)
-        if down:
-            raise Failed(
-                f"containers that ran before the move do not run after it: {'; '.join(down[:5])}",
-                "read their logs (docker logs NAME); the move is rolled back so they run on the old root",
-            )
-        return sorted(c["name"] for cid, c in ran.items() if cid not in expected)
-    finally:
-        client.close()
+    after = engine.describe()
+    if os.path.realpath(after.root_dir) != str(target):
+        raise Failed(
+            f"Docker came back on {after.root_dir}, not {target}",
+            "check for a --data-root flag in the docker unit or sysconfig and remove it",
+        )
+    changed_driver = storage_driver is not None and after.storage_driver != storage_driver
+    if changed_driver or (after.storage_driver == "overlay2" and not after.d_type):
+        raise Failed(
+            f"on {target} the storage driver is {after.storage_driver} (d_type {after.d_type}), was {storage_driver}",
+            "put the target on an xfs (ftype=1) or ext4 filesystem with d_type support",
+        )
+    if not compare:
+        return []
+    lost = inventory.missing_from(take_inventory(engine.client))
+    if lost:
+        raise Failed(f"after the copy the engine lacks: {', '.join(lost[:5])}", "report this as a bug")
+    ran = {cid: c for cid, c in inventory.containers.items() if c["running"]}
+    expected = [cid for cid, c in ran.items() if c.get("restart") in RESTARTED_BY_DOCKER]
+    down = _not_running_after(engine.client, expected)
+    if down:
+        raise Failed(
+            f"containers that ran before the move do not run after it: {'; '.join(down[:5])}",
+            "read their logs (docker logs NAME); the move is rolled back so they run on the old root",
+        )
+    return sorted(c["name"] for cid, c in ran.items() if cid not in expected)
 
 
 def _not_running_after(client, container_ids: list[str]) -> list[str]:

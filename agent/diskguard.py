@@ -28,7 +28,8 @@ from pathlib import Path
 import docker.errors
 import requests
 
-from agent import disks, engine, fileops, image_store, registry
+from agent import disks, fileops, image_store, registry
+from agent.engine import Engine, docker_time
 from agent.errors import BadInput
 from agent.guard_state import GuardFiles, UseRecord, remember_check
 from agent.imageref import split_image_ref
@@ -301,7 +302,7 @@ def gather(client, root_dir: str, record: UseRecord) -> tuple[list[Image], list[
         if not running:
             with contextlib.suppress(Exception):
                 state = client.api.inspect_container(summary["Id"])["State"]
-                finished = engine.docker_time(state.get("FinishedAt")) or engine.docker_time(state.get("StartedAt"))
+                finished = docker_time(state.get("FinishedAt")) or docker_time(state.get("StartedAt"))
                 failed = state.get("ExitCode", 0) != 0 or bool(state.get("OOMKilled"))
             if finished is None:
                 finished = float(summary.get("Created") or 0)
@@ -328,7 +329,7 @@ def _arrival_on_disk(client, image_id: str, root_dir: str, summary: dict) -> flo
     """When an image never seen by `run` arrived: its last tag time, else when the engine stored its
     config (the imagedb file's mtime), else its build time."""
     with contextlib.suppress(Exception):
-        tagged = engine.docker_time(client.api.inspect_image(image_id).get("Metadata", {}).get("LastTagTime"))
+        tagged = docker_time(client.api.inspect_image(image_id).get("Metadata", {}).get("LastTagTime"))
         if tagged:
             return tagged
     return image_store.config_stored_at(root_dir, image_id) or float(summary.get("Created") or 0)
@@ -554,9 +555,9 @@ class Target:
     root_dir: str
 
 
-def resolve_target(client, host: str, path: Path | None) -> Target:
+def resolve_target(engine: Engine, path: Path | None) -> Target:
     """The filesystem to watch: `--path`, else the one holding the engine's DockerRootDir."""
-    root_dir = engine.describe(client, host).root_dir
+    root_dir = engine.describe().root_dir
     if path is None:
         return Target(Path(root_dir), root_dir)
     check_path(path)
@@ -569,54 +570,51 @@ def check_path(path: Path | None) -> None:
         raise BadInput(f"--path {path} does not exist", "give a directory on the filesystem to watch")
 
 
-def run_once(settings, policy: Policy, path: Path | None, dry_run: bool) -> Outcome:
+def run_once(settings, engine: Engine, policy: Policy, path: Path | None, dry_run: bool) -> Outcome:
     check_path(path)
-    with contextlib.closing(engine.connect(settings.docker_host)) as client:
-        target = resolve_target(client, settings.docker_host, path)
-        record = UseRecord(settings.state).load()
-        with fileops.exclusive_lock(GuardFiles(settings.state).prune_lock):
-            outcome = enforce(client, target.path, target.root_dir, policy, record, settings.state, dry_run)
+    target = resolve_target(engine, path)
+    record = UseRecord(settings.state).load()
+    with fileops.exclusive_lock(GuardFiles(settings.state).prune_lock):
+        outcome = enforce(engine.client, target.path, target.root_dir, policy, record, settings.state, dry_run)
     if not dry_run:
         remember_check(settings.state, outcome.to_dict())
     return outcome
 
 
-def make_room(settings, policy: Policy, image: str, path: Path | None) -> dict:
+def make_room(settings, engine: Engine, policy: Policy, image: str, path: Path | None) -> dict:
     """Before a pull: free the room the image needs by the same policy, or say up front that it cannot be
     made (nothing is removed then)."""
     registry.parse_reference(image)  # a bad name is bad input before anything is asked of the engine
     check_path(path)
-    with contextlib.closing(engine.connect(settings.docker_host)) as client:
-        target = resolve_target(client, settings.docker_host, path)
-        with contextlib.suppress(docker.errors.ImageNotFound):
-            client.images.get(image)
-            return {"image": image, "present": True, "room_needed": 0, "ok": True, "removed": [], "kept": []}
-        insecure = client.info().get("RegistryConfig", {}).get("InsecureRegistryCIDRs") or []
-        size = registry.image_size(image, insecure)
-        result = {
-            "image": image,
-            "present": False,
-            "compressed_bytes": size.compressed_bytes,
-            "room_needed": size.room_needed,
-            "free_before": usage_of(target.path).avail,
-        }
-        record = UseRecord(settings.state).load()
-        with fileops.exclusive_lock(GuardFiles(settings.state).prune_lock):
-            images, containers, build_cache = gather(client, target.root_dir, record)
-            plan = plan_pruning(images, containers, build_cache, policy, time.time())
-            reachable = result["free_before"] + sum(step.bytes for step in plan.steps)
-            if reachable < size.room_needed:
-                result.update(
-                    ok=False, removed=[], kept=[asdict(k) for k in plan.kept], free_after=result["free_before"]
-                )
-                result["problem"] = (
-                    f"{image} needs about {disks.human_bytes(size.room_needed)} free; at most "
-                    f"{disks.human_bytes(reachable)} can be made without removing what the policy keeps"
-                )
-                return result
-            outcome = enforce(
-                client, target.path, target.root_dir, policy, record, settings.state, room_bytes=size.room_needed
+    client = engine.client
+    target = resolve_target(engine, path)
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        client.images.get(image)
+        return {"image": image, "present": True, "room_needed": 0, "ok": True, "removed": [], "kept": []}
+    insecure = client.info().get("RegistryConfig", {}).get("InsecureRegistryCIDRs") or []
+    size = registry.image_size(image, insecure)
+    result = {
+        "image": image,
+        "present": False,
+        "compressed_bytes": size.compressed_bytes,
+        "room_needed": size.room_needed,
+        "free_before": usage_of(target.path).avail,
+    }
+    record = UseRecord(settings.state).load()
+    with fileops.exclusive_lock(GuardFiles(settings.state).prune_lock):
+        images, containers, build_cache = gather(client, target.root_dir, record)
+        plan = plan_pruning(images, containers, build_cache, policy, time.time())
+        reachable = result["free_before"] + sum(step.bytes for step in plan.steps)
+        if reachable < size.room_needed:
+            result.update(ok=False, removed=[], kept=[asdict(k) for k in plan.kept], free_after=result["free_before"])
+            result["problem"] = (
+                f"{image} needs about {disks.human_bytes(size.room_needed)} free; at most "
+                f"{disks.human_bytes(reachable)} can be made without removing what the policy keeps"
             )
+            return result
+        outcome = enforce(
+            client, target.path, target.root_dir, policy, record, settings.state, room_bytes=size.room_needed
+        )
     free_after = usage_of(target.path).avail
     result.update(ok=free_after >= size.room_needed, removed=outcome.removed, kept=outcome.kept, free_after=free_after)
     return result

@@ -37,11 +37,9 @@ class Problem:
     fix: str
 
 
-def run_doctor(settings: Settings, engine: Engine | None = None) -> dict:
-    """Gather the facts, diagnose them, and return the report (`healthy` is False when problems exist).
-
-    `engine` is the command's; without one (callers not converted yet: fix) one is made for the host."""
-    facts = gather(settings, engine or Engine.for_settings(settings))
+def run_doctor(settings: Settings, engine: Engine) -> dict:
+    """Gather the facts, diagnose them, and return the report (`healthy` is False when problems exist)."""
+    facts = gather(settings, engine)
     problems = diagnose(facts, settings.high_pct)
     report = {"healthy": not problems, **facts, "problems": [asdict(p) for p in problems]}
     log.info("doctor.finished", healthy=report["healthy"], problems=[p.check for p in problems])
@@ -68,7 +66,7 @@ def gather(settings: Settings, engine: Engine) -> dict:
         "aws": host.aws_facts(use_instance_metadata=notebook["is_notebook_instance"]),
         "notebook": notebook,
         "platform": plat.to_dict(),
-        "studio": studio.gather(settings, plat, Path.home()) if plat.kind == platform.STUDIO else None,
+        "studio": studio.gather(settings, plat, Path.home(), engine) if plat.kind == platform.STUDIO else None,
         "state_dir": _state_dir(settings.state_dir),
         "onstart": onstart.read(settings.state),
         "wrapper": _wrapper_errors(settings.state.wrapper_errors),

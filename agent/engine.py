@@ -2,7 +2,9 @@
 
 `Engine(host)` is the one object a command builds for its engine and passes down: one client (made once,
 through `connect`'s validation and error translation), its facts, whether it answers now, waiting for it
-to come up or go down, and its event stream.
+to come up or go down, and its event stream. docker-py is imported when the engine is first used, not
+when this module is: a command that may never use its engine (`health` run natively) builds one anyway,
+and must still give its own answer where docker-py is not installed.
 """
 
 from __future__ import annotations
@@ -14,15 +16,13 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-import docker
-import docker.errors
-import docker.utils
-import requests
-
 from agent.errors import BadInput, Failed
 from agent.waiting import wait_until
 
 if TYPE_CHECKING:
+    import docker
+    import docker.types
+
     from agent.settings import Settings
 
 CONNECT_TIMEOUT_S = 10
@@ -78,6 +78,9 @@ class Engine:
     def answers(self, timeout: float = PROBE_TIMEOUT_S) -> bool:
         """Whether the engine answers a ping now. A fresh connection each time: a daemon that restarted
         since the last call must be asked, not remembered."""
+        import docker
+        import requests
+
         try:
             probe = docker.DockerClient(base_url=self.host, timeout=timeout, version=self.version)
         except docker.errors.DockerException:
@@ -100,6 +103,9 @@ class Engine:
     def events(self, filters: dict | None = None) -> docker.types.CancellableStream:
         """The engine's events as dicts, until the stream is closed or the engine goes away (the caller
         reconnects: a restarted engine needs a new stream, not a new client)."""
+        import docker.errors
+        import requests
+
         try:
             return self.client.events(decode=True, filters=filters)
         except (docker.errors.DockerException, requests.RequestException) as exc:
@@ -120,6 +126,9 @@ class Engine:
 
 def validate_host(host: str) -> None:
     """Reject a docker host URL docker-py cannot use, before anything is attempted."""
+    import docker.errors
+    import docker.utils
+
     try:
         docker.utils.parse_host(host, is_win32=False, tls=False)
     except docker.errors.DockerException as exc:
@@ -132,6 +141,9 @@ def validate_host(host: str) -> None:
 def connect(host: str, timeout: float = CONNECT_TIMEOUT_S, version: str | None = None) -> docker.DockerClient:
     """A client whose engine has answered; `Failed` with the root cause and a fix otherwise. `version` pins
     the API version (Studio's proxy needs 1.41: agent.platform); None asks the engine first."""
+    import docker
+    import requests
+
     validate_host(host)
     try:
         client = docker.DockerClient(base_url=host, timeout=timeout, version=version)
@@ -142,6 +154,9 @@ def connect(host: str, timeout: float = CONNECT_TIMEOUT_S, version: str | None =
 
 
 def describe(client: docker.DockerClient, host: str) -> EngineFacts:
+    import docker.errors
+    import requests
+
     try:
         version = client.version()
         info = client.info()
@@ -162,6 +177,8 @@ def describe(client: docker.DockerClient, host: str) -> EngineFacts:
 
 def unreachable(host: str, exc: BaseException, timeout: float = CONNECT_TIMEOUT_S) -> Failed:
     """Turn docker-py's nested connection errors into one line naming the root cause, and the fix."""
+    import requests
+
     chain = list(_exception_chain(exc))
     os_error = next((e for e in reversed(chain) if isinstance(e, OSError) and e.errno is not None), None)
     if any(isinstance(e, (requests.Timeout, TimeoutError)) for e in chain):

@@ -24,10 +24,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.errors import BadInput, Failed, SmdiagError
 from agent.journal import Journal, append_line, read_lines, replay
 from agent.log import get_logger
+
+if TYPE_CHECKING:
+    from agent.engine import Engine
 
 log = get_logger("fix")
 
@@ -251,7 +255,7 @@ DOCTOR_CHECKS = ("compose", "engine", "network", "docker_root")
 
 
 def run_doctor_fix(
-    settings, options: FixOptions, only: set[str] | None, confirm: Confirm, yes: bool
+    settings, engine: Engine, options: FixOptions, only: set[str] | None, confirm: Confirm, yes: bool
 ) -> tuple[int, dict]:
     """Apply the remedies for what doctor finds, then ask doctor again. Exit 0 when no problem in scope
     remains (or, dry, when every remedy could run), 1 otherwise."""
@@ -260,14 +264,14 @@ def run_doctor_fix(
     _check_options(options)
     if only and not only <= set(DOCTOR_CHECKS):
         raise BadInput(f"--only {','.join(sorted(only))}: unknown check", f"choose from {', '.join(DOCTOR_CHECKS)}")
-    before = run_doctor(settings)
+    before = run_doctor(settings, engine)
     remedies, suggestions = doctor_remedies(before, only, allow_bootstrap=yes)
     applied = []
     for remedy in remedies:
-        outcome = apply_remedy(settings, remedy, {"id": None, "compose_output": []}, options, confirm)
+        outcome = apply_remedy(settings, engine, remedy, {"id": None, "compose_output": []}, options, confirm)
         if outcome["actions"] or outcome["blocked"]:
             applied.append({"remedy": remedy, **outcome})
-    after = before if options.dry_run else run_doctor(settings)
+    after = before if options.dry_run else run_doctor(settings, engine)
     remaining = [p for p in after["problems"] if only is None or p["check"] in only]
     result = {"healthy": after["healthy"], "remedies": applied, "suggestions": suggestions,
               "problems": remaining, "dry_run": options.dry_run}  # fmt: skip
@@ -293,7 +297,7 @@ def load_report(state_dir: Path, report_id: str | None) -> tuple[Path, dict]:
         raise BadInput(f"report {report_id} is unreadable: {exc}", "pick another with `smdiag failures list`") from None
 
 
-def run_fix(settings, report_id: str | None, options: FixOptions, confirm: Confirm) -> tuple[int, dict]:
+def run_fix(settings, engine: Engine, report_id: str | None, options: FixOptions, confirm: Confirm) -> tuple[int, dict]:
     """Repair the cause a report names. (exit code, result): 0 fixed and verified, 1 not, 3 no remedy."""
     _check_options(options)
     _path, report = load_report(settings.state_dir, report_id)
@@ -303,17 +307,17 @@ def run_fix(settings, report_id: str | None, options: FixOptions, confirm: Confi
     if remedy is None:
         result.update(hint=report.get("hint"), detail="no automatic remedy for this cause")
         return 3, result
-    outcome = apply_remedy(settings, remedy, report, options, confirm)
+    outcome = apply_remedy(settings, engine, remedy, report, options, confirm)
     result.update(outcome)
     return (0 if result["verified"] or (options.dry_run and not outcome.get("blocked")) else 1), result
 
 
-def apply_remedy(settings, remedy: str, report: dict, options: FixOptions, confirm: Confirm) -> dict:
+def apply_remedy(settings, engine: Engine, remedy: str, report: dict, options: FixOptions, confirm: Confirm) -> dict:
     """Plan, confirm, act (journaled), verify: {actions, blocked, verified, detail}."""
     from agent import fileops
 
     with fileops.exclusive_lock(settings.state.fix / "lock"):
-        plan = PLANNERS[remedy](settings, report, options)
+        plan = PLANNERS[remedy](settings, engine, report, options)
         outcome = {"actions": [{**asdict(a), "done": False} for a in plan.actions], "blocked": plan.blocked,
                    "verified": False, "detail": plan.blocked}  # fmt: skip
         if plan.blocked or options.dry_run:
@@ -322,13 +326,13 @@ def apply_remedy(settings, remedy: str, report: dict, options: FixOptions, confi
         if changes and not confirm(plan):
             outcome["detail"] = "not confirmed: nothing changed"
             return outcome
-        if changes and not _act(settings, remedy, report, options, plan, outcome):
+        if changes and not _act(settings, engine, remedy, report, options, plan, outcome):
             return outcome
-        outcome["verified"], outcome["detail"] = VERIFIERS[remedy](settings, report, options)
+        outcome["verified"], outcome["detail"] = VERIFIERS[remedy](settings, engine, report, options)
     return outcome
 
 
-def _act(settings, remedy: str, report: dict, options: FixOptions, plan: Plan, outcome: dict) -> bool:
+def _act(settings, engine: Engine, remedy: str, report: dict, options: FixOptions, plan: Plan, outcome: dict) -> bool:
     """Carry out the plan's changes in one journaled run, kept in the history whether it ends well, fails
     or is interrupted (a failed step leaves the earlier ones done: `--undo` takes them back). Whether all
     steps were done."""
@@ -341,7 +345,7 @@ def _act(settings, remedy: str, report: dict, options: FixOptions, plan: Plan, o
                 continue
             step = _Step(journal, action)
             try:
-                entry["result"] = ACTORS[action.kind](settings, action, options, step)
+                entry["result"] = ACTORS[action.kind](settings, engine, action, options, step)
             except Exception as exc:  # noqa: BLE001 - one failed step ends the fix, said as such, not as a traceback
                 log.exception("fix.action_failed", kind=action.kind, target=action.target)
                 problem = exc.one_line() if isinstance(exc, SmdiagError) else f"{type(exc).__name__}: {exc}"
@@ -368,7 +372,7 @@ def _check_options(options: FixOptions) -> None:
 # ---------------------------------------------------------------------------------------------- remedies
 
 
-def _plan_compose_shim(settings, report, options: FixOptions) -> Plan:
+def _plan_compose_shim(settings, engine: Engine, report, options: FixOptions) -> Plan:
     from agent import compose
 
     shim = options.bin_dir / "docker-compose"
@@ -379,7 +383,7 @@ def _plan_compose_shim(settings, report, options: FixOptions) -> Plan:
     return plan_compose_shim(compose.probe_compose().to_dict(), options.bin_dir, existing, on_path)
 
 
-def _write_shim(settings, action: Action, options: FixOptions, step: _Step) -> str:
+def _write_shim(settings, engine: Engine, action: Action, options: FixOptions, step: _Step) -> str:
     from agent import fileops
 
     path = Path(action.target)
@@ -391,7 +395,7 @@ def _write_shim(settings, action: Action, options: FixOptions, step: _Step) -> s
     return f"wrote {path}"
 
 
-def _verify_compose(settings, report, options) -> tuple[bool, str]:
+def _verify_compose(settings, engine: Engine, report, options) -> tuple[bool, str]:
     from agent import compose
 
     choice = compose.probe_compose()
@@ -407,59 +411,50 @@ def _verify_compose(settings, report, options) -> tuple[bool, str]:
     return True, f"SageMaker SDK v2 will run `{' '.join(choice.command)}` ({first})"
 
 
-def _plan_stale_network(settings, report, options) -> Plan:
+def _plan_stale_network(settings, engine: Engine, report, options) -> Plan:
     import docker.errors
 
-    from agent import engine
     from agent.classify import NETWORK_REFUSED
 
     refused = bool(NETWORK_REFUSED.search("\n".join(report.get("compose_output") or [])))
-    with contextlib.closing(engine.connect(settings.docker_host)) as client:
-        try:
-            network = client.api.inspect_network(NETWORK)
-        except docker.errors.NotFound:
-            return plan_stale_network(None, refused, [])
-        users = [c["Name"] for c in (network.get("Containers") or {}).values()]
-        # A stopped container is no endpoint, yet would lose its network: it counts, unless it is one that local
-        # mode left behind (SDK v2 never removes its containers, nor starts them again).
-        stopped = client.containers.list(all=True, filters={"network": NETWORK})
-        users += [c.name for c in stopped if c.name not in users and not is_local_mode_container(c.name, c.labels)]
+    client = engine.client
+    try:
+        network = client.api.inspect_network(NETWORK)
+    except docker.errors.NotFound:
+        return plan_stale_network(None, refused, [])
+    users = [c["Name"] for c in (network.get("Containers") or {}).values()]
+    # A stopped container is no endpoint, yet would lose its network: it counts, unless it is one that local
+    # mode left behind (SDK v2 never removes its containers, nor starts them again).
+    stopped = client.containers.list(all=True, filters={"network": NETWORK})
+    users += [c.name for c in stopped if c.name not in users and not is_local_mode_container(c.name, c.labels)]
     return plan_stale_network(network, refused, users)
 
 
-def _remove_network(settings, action: Action, options: FixOptions, step: _Step) -> str:
-    from agent import engine
-
-    with contextlib.closing(engine.connect(settings.docker_host)) as client:
-        network = client.networks.get(action.target)
-        step.note(
-            removed={"id": network.id, "labels": network.attrs.get("Labels"), "options": network.attrs.get("Options")}
-        )
-        network.remove()
+def _remove_network(settings, engine: Engine, action: Action, options: FixOptions, step: _Step) -> str:
+    network = engine.client.networks.get(action.target)
+    step.note(
+        removed={"id": network.id, "labels": network.attrs.get("Labels"), "options": network.attrs.get("Options")}
+    )
+    network.remove()
     return f"removed network {action.target}"
 
 
-def _verify_network(settings, report, options) -> tuple[bool, str]:
+def _verify_network(settings, engine: Engine, report, options) -> tuple[bool, str]:
     import docker.errors
 
-    from agent import engine
-
-    with contextlib.closing(engine.connect(settings.docker_host)) as client:
-        try:
-            network = client.api.inspect_network(NETWORK)
-        except docker.errors.NotFound:
-            return True, f"no network {NETWORK}: local mode's Compose creates its own"
+    try:
+        network = engine.client.api.inspect_network(NETWORK)
+    except docker.errors.NotFound:
+        return True, f"no network {NETWORK}: local mode's Compose creates its own"
     why = network_problem(network)
     return (why is None), (why or f"network {NETWORK} is Compose's own")
 
 
-def _plan_leftover_containers(settings, report, options) -> Plan:
-    from agent import engine
-
+def _plan_leftover_containers(settings, engine: Engine, report, options) -> Plan:
     port = serving_port(report)
     own = {c["name"] for c in report.get("containers") or []}
-    with contextlib.closing(engine.connect(settings.docker_host)) as client:
-        holders = [{"name": c.name, "labels": c.labels} for c in client.containers.list() if _publishes(c.attrs, port)]
+    running = engine.client.containers.list()
+    holders = [{"name": c.name, "labels": c.labels} for c in running if _publishes(c.attrs, port)]
     return plan_leftover_containers(port, holders, own, port_free(port))
 
 
@@ -468,21 +463,18 @@ def _publishes(attrs: dict, port: int) -> bool:
     return any(str(b.get("HostPort")) == str(port) for spec in bindings.values() for b in spec or [])
 
 
-def _remove_container(settings, action: Action, options: FixOptions, step: _Step) -> str:
-    from agent import engine
+def _remove_container(settings, engine: Engine, action: Action, options: FixOptions, step: _Step) -> str:
+    from agent import container_logs
 
-    with contextlib.closing(engine.connect(settings.docker_host)) as client:
-        container = client.containers.get(action.target)
-        step.note(removed={"id": container.id, "image": container.attrs.get("Config", {}).get("Image")})
-        from agent import container_logs
-
-        logs = container_logs.save(container, settings.state.fix / "logs" / f"{container.name}.log")
-        container.stop(timeout=10)
-        container.remove()
+    container = engine.client.containers.get(action.target)
+    step.note(removed={"id": container.id, "image": container.attrs.get("Config", {}).get("Image")})
+    logs = container_logs.save(container, settings.state.fix / "logs" / f"{container.name}.log")
+    container.stop(timeout=10)
+    container.remove()
     return f"removed container {action.target} (its log kept in {logs})"
 
 
-def _verify_port(settings, report, options) -> tuple[bool, str]:
+def _verify_port(settings, engine: Engine, report, options) -> tuple[bool, str]:
     port = serving_port(report)
     return (True, f"port {port} is free") if port_free(port) else (False, f"port {port} is still taken")
 
@@ -498,41 +490,37 @@ def port_free(port: int) -> bool:
     return True
 
 
-def _plan_start_engine(settings, report, options: FixOptions) -> Plan:
-    from agent import service
-
-    how = f"`{options.start_cmd}`" if options.start_cmd else _detected(settings).describe()
-    return plan_start_engine(service.answers(settings.docker_host), how)
+def _plan_start_engine(settings, engine: Engine, report, options: FixOptions) -> Plan:
+    how = f"`{options.start_cmd}`" if options.start_cmd else _detected(settings, engine).describe()
+    return plan_start_engine(engine.answers(), how)
 
 
-def _detected(settings):
+def _detected(settings, engine: Engine):
     from agent.service import detect_service
 
-    return detect_service(None, None, settings.systemd_run_dir)
+    return detect_service(None, None, settings.systemd_run_dir, engine)
 
 
-def _start_engine(settings, action: Action, options: FixOptions, step: _Step) -> str:
+def _start_engine(settings, engine: Engine, action: Action, options: FixOptions, step: _Step) -> str:
     from agent.service import DockerService
 
     if options.start_cmd:
         docker_service = DockerService(
-            "custom", ("sh", "-c", options.stop_cmd or "true"), ("sh", "-c", options.start_cmd)
+            "custom", ("sh", "-c", options.stop_cmd or "true"), ("sh", "-c", options.start_cmd), engine
         )
     else:
-        docker_service = _detected(settings)
-    docker_service.start(settings.docker_host)
+        docker_service = _detected(settings, engine)
+    docker_service.start()
     return f"Docker answers after {docker_service.daemon_seconds:.1f}s"
 
 
-def _verify_engine(settings, report, options) -> tuple[bool, str]:
-    from agent import service
-
-    if service.answers(settings.docker_host):
-        return True, f"the engine answers at {settings.docker_host}"
-    return False, f"the engine does not answer at {settings.docker_host}"
+def _verify_engine(settings, engine: Engine, report, options) -> tuple[bool, str]:
+    if engine.answers():
+        return True, f"the engine answers at {engine.host}"
+    return False, f"the engine does not answer at {engine.host}"
 
 
-def _plan_free_disk(settings, report, options: FixOptions) -> Plan:
+def _plan_free_disk(settings, engine: Engine, report, options: FixOptions) -> Plan:
     images = [i for i in (report.get("call") or {}).get("images") or [] if i]
     plan = Plan("free_disk")
     for image in images:
@@ -549,11 +537,11 @@ def _policy(settings, options: FixOptions):
     return Policy.build(settings.high_pct, settings.low_pct, [], options.min_age, "24h")
 
 
-def _free_disk(settings, action: Action, options: FixOptions, step: _Step) -> str:
+def _free_disk(settings, engine: Engine, action: Action, options: FixOptions, step: _Step) -> str:
     from agent import diskguard, disks
 
     if action.target:
-        result = diskguard.make_room(settings, _policy(settings, options), action.target, None)
+        result = diskguard.make_room(settings, engine, _policy(settings, options), action.target, None)
         freed = max(0, result.get("free_after", 0) - result.get("free_before", 0))
         step.note(removed=[r["id"] for r in result["removed"]])
         if result["present"]:
@@ -561,32 +549,31 @@ def _free_disk(settings, action: Action, options: FixOptions, step: _Step) -> st
         return f"freed {disks.human_bytes(freed)} for {action.target}" + (
             "" if result["ok"] else f": {result['problem']}"
         )
-    outcome = diskguard.run_once(settings, _policy(settings, options), None, False)
+    outcome = diskguard.run_once(settings, engine, _policy(settings, options), None, False)
     step.note(removed=[r["id"] for r in outcome.removed])
     freed = sum(r["bytes"] for r in outcome.removed)
     return f"freed {disks.human_bytes(freed)}: {outcome.before_pct:.0f}% -> {outcome.after_pct:.0f}% used"
 
 
-def _verify_disk(settings, report, options: FixOptions) -> tuple[bool, str]:
+def _verify_disk(settings, engine: Engine, report, options: FixOptions) -> tuple[bool, str]:
     import docker.errors
 
-    from agent import diskguard, engine, registry
+    from agent import diskguard, registry
 
-    with contextlib.closing(engine.connect(settings.docker_host)) as client:
-        root = engine.describe(client, settings.docker_host).root_dir
-        usage = diskguard.usage_of(Path(root))
-        missing = []
-        for image in [i for i in (report.get("call") or {}).get("images") or [] if i]:
-            with contextlib.suppress(docker.errors.ImageNotFound):
-                client.images.get(image)
-                continue
-            insecure = client.info().get("RegistryConfig", {}).get("InsecureRegistryCIDRs") or []
-            try:
-                needed = registry.image_size(image, insecure).room_needed
-            except Exception:  # noqa: BLE001 - an image we cannot size is not our verdict's business
-                continue
-            if usage.avail < needed:
-                missing.append(image)
+    root = engine.describe().root_dir
+    usage = diskguard.usage_of(Path(root))
+    missing = []
+    for image in [i for i in (report.get("call") or {}).get("images") or [] if i]:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            engine.client.images.get(image)
+            continue
+        insecure = engine.client.info().get("RegistryConfig", {}).get("InsecureRegistryCIDRs") or []
+        try:
+            needed = registry.image_size(image, insecure).room_needed
+        except Exception:  # noqa: BLE001 - an image we cannot size is not our verdict's business
+            continue
+        if usage.avail < needed:
+            missing.append(image)
     if missing:
         return False, f"still not enough room for {', '.join(missing)}"
     if usage.percent > settings.high_pct:
@@ -594,7 +581,7 @@ def _verify_disk(settings, report, options: FixOptions) -> tuple[bool, str]:
     return True, f"{root} is {usage.percent:.0f}% full, with room for the call's images"
 
 
-def _plan_container_root(settings, report, options) -> Plan:
+def _plan_container_root(settings, engine: Engine, report, options) -> Plan:
     from agent.bootstrap import LOCAL_MODE_DIR, local_mode_config
 
     plan = Plan("container_root")
@@ -615,7 +602,7 @@ def _plan_container_root(settings, report, options) -> Plan:
     return plan
 
 
-def _set_container_root(settings, action: Action, options: FixOptions, step: _Step) -> str:
+def _set_container_root(settings, engine: Engine, action: Action, options: FixOptions, step: _Step) -> str:
     from agent import bootstrap, fileops
 
     path = Path(action.target)
@@ -627,14 +614,14 @@ def _set_container_root(settings, action: Action, options: FixOptions, step: _St
     return f"wrote {written}"
 
 
-def _verify_container_root(settings, report, options) -> tuple[bool, str]:
-    plan = _plan_container_root(settings, report, options)
+def _verify_container_root(settings, engine: Engine, report, options) -> tuple[bool, str]:
+    plan = _plan_container_root(settings, engine, report, options)
     if plan.blocked or plan.actions:
         return False, plan.blocked or "local.container_root is still not on the EBS volume"
     return True, f"local mode keeps its files under {settings.ebs_mount}"
 
 
-def _plan_bootstrap(settings, report, options) -> Plan:
+def _plan_bootstrap(settings, engine: Engine, report, options) -> Plan:
     plan = Plan("bootstrap")
     plan.actions.append(
         Action(
@@ -646,17 +633,17 @@ def _plan_bootstrap(settings, report, options) -> Plan:
     return plan
 
 
-def _run_bootstrap(settings, action: Action, options: FixOptions, step: _Step) -> str:
+def _run_bootstrap(settings, engine: Engine, action: Action, options: FixOptions, step: _Step) -> str:
     from agent.bootstrap import Options, format_result, run_bootstrap
 
-    result = run_bootstrap(settings, Options(stop_cmd=options.stop_cmd, start_cmd=options.start_cmd))
+    result = run_bootstrap(settings, engine, Options(stop_cmd=options.stop_cmd, start_cmd=options.start_cmd))
     return format_result(result).splitlines()[0]
 
 
-def _verify_bootstrap(settings, report, options) -> tuple[bool, str]:
+def _verify_bootstrap(settings, engine: Engine, report, options) -> tuple[bool, str]:
     from agent.doctor import run_doctor
 
-    root = run_doctor(settings)["docker_root"]
+    root = run_doctor(settings, engine)["docker_root"]
     return bool(root["on_ebs_volume"]), f"Docker's data-root is {root['path']}"
 
 

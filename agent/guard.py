@@ -25,8 +25,9 @@ import docker.errors
 import psutil
 import requests
 
-from agent import disks, engine, fileops
+from agent import disks, fileops
 from agent.diskguard import Policy, check_path, enforce, resolve_target, usage_of
+from agent.engine import Engine, validate_host
 from agent.errors import Failed
 from agent.guard_state import GuardFiles, UseRecord, guard_pid, last_check, remember_check
 from agent.journal import Journal, restore_inline, signals_blocked
@@ -40,6 +41,8 @@ UNIT = "smdiag-diskguard.service"
 START_TIMEOUT_S = 20
 STOP_TIMEOUT_S = 10
 SYSTEMCTL_TIMEOUT_S = 30
+STATUS_TIMEOUT_S = 5
+"""How long `status` waits for the engine: a report of now, where a hung engine is itself the answer."""
 
 
 def guard_argv(python: str, settings: Settings) -> list[str]:
@@ -76,7 +79,7 @@ def systemd_available(settings: Settings) -> bool:
 def start(settings: Settings, use_systemd: bool | None = None) -> dict:
     """Start the guard unless one of this agent runs; returns how (`systemd`, `detached`), its pid, and
     whether it was already running. A detached guard of an agent since reinstalled is replaced."""
-    engine.validate_host(settings.docker_host)  # a guard that could never connect is bad input, now
+    validate_host(settings.docker_host)  # a guard that could never connect is bad input, now
     use_systemd = systemd_available(settings) if use_systemd is None else use_systemd
     argv = guard_argv(sys.executable, settings)
     files = GuardFiles(settings.state)
@@ -174,15 +177,14 @@ def _wait_for_guard(files: GuardFiles) -> int:
     )
 
 
-def status(settings: Settings) -> dict:
+def status(settings: Settings, engine: Engine) -> dict:
     """Measured now: the engine's data-root (asked of the engine) and that disk's usage; beside it whether
     a `run` guard is active, what it last did, and what it knows of image use."""
     pid = guard_pid(settings.state)
     record = UseRecord(settings.state).load()
     now = {"data_root": None, "used_pct": None, "used": None, "avail": None, "error": None}
     try:
-        with contextlib.closing(engine.connect(settings.docker_host, timeout=5)) as client:
-            now["data_root"] = engine.describe(client, settings.docker_host).root_dir
+        now["data_root"] = engine.describe().root_dir
         usage = usage_of(Path(now["data_root"]))
         now.update(used_pct=round(usage.percent, 2), used=usage.used, avail=usage.avail)
     except Failed as exc:
@@ -192,7 +194,7 @@ def status(settings: Settings) -> dict:
     return {
         "guard_running": pid is not None,
         "guard_pid": pid,
-        "docker_host": settings.docker_host,
+        "docker_host": engine.host,
         **now,
         "high": settings.high_pct,
         "low": settings.low_pct,
@@ -229,9 +231,11 @@ class Guard:
     started, dying or removed (and every `interval` seconds), records image use from the same events, and
     survives the engine restarting. Idle, it blocks on the event socket and a timer."""
 
-    def __init__(self, settings: Settings, policy: Policy, path: Path | None, interval: float) -> None:
+    def __init__(self, settings: Settings, engine: Engine, policy: Policy, path: Path | None, interval: float) -> None:
         check_path(path)
         self.settings = settings
+        self.engine = engine
+        """Shared by the checks and the event thread: one client, whose pool outlives an engine restart."""
         self.policy = policy
         self.path = path
         self.interval = interval
@@ -278,15 +282,14 @@ class Guard:
     def _check(self) -> None:
         self._apply_uses()
         try:
-            with contextlib.closing(engine.connect(self.settings.docker_host)) as client:
-                target = resolve_target(client, self.settings.docker_host, self.path)
-                if usage_of(target.path).percent <= self.policy.high:
-                    self.record.save()
-                    return
-                with fileops.exclusive_lock(self.files.prune_lock):
-                    outcome = enforce(
-                        client, target.path, target.root_dir, self.policy, self.record, self.settings.state
-                    )
+            target = resolve_target(self.engine, self.path)
+            if usage_of(target.path).percent <= self.policy.high:
+                self.record.save()
+                return
+            with fileops.exclusive_lock(self.files.prune_lock):
+                outcome = enforce(
+                    self.engine.client, target.path, target.root_dir, self.policy, self.record, self.settings.state
+                )
         except (Failed, docker.errors.DockerException, requests.RequestException, OSError) as exc:
             log.warning("diskguard.check_failed", error=str(exc))
             return
@@ -317,13 +320,12 @@ class Guard:
         backoff = 1.0
         while not self.stop.is_set():
             try:
-                with contextlib.closing(engine.connect(self.settings.docker_host, timeout=30)) as client:
-                    self._stream = client.events(decode=True, filters={"type": ["image", "container"]})
-                    log.info("diskguard.watching", host=self.settings.docker_host)
-                    backoff = 1.0
-                    self.wake.set()  # the engine may have come back with a fuller disk
-                    for event in self._stream:
-                        self._on_event(client, event)
+                self._stream = self.engine.events(filters={"type": ["image", "container"]})
+                log.info("diskguard.watching", host=self.engine.host)
+                backoff = 1.0
+                self.wake.set()  # the engine may have come back with a fuller disk
+                for event in self._stream:
+                    self._on_event(event)
             except Exception as exc:  # noqa: BLE001 - any failure of the stream means: reconnect
                 if not self.stop.is_set():
                     log.info(
@@ -333,15 +335,15 @@ class Guard:
                 return
             backoff = min(30.0, backoff * 2)
 
-    def _on_event(self, client, event: dict) -> None:
+    def _on_event(self, event: dict) -> None:
         action = (event.get("Action") or event.get("status") or "").split(":")[0]
         when = event.get("timeNano", 0) / 1e9 or event.get("time") or time.time()
         with contextlib.suppress(Exception):
             if event.get("Type") == "container" and action in ("create", "start"):
-                image_id = client.api.inspect_container(event["id"])["Image"]
+                image_id = self.engine.client.api.inspect_container(event["id"])["Image"]
                 self.uses.put(("used", image_id, when))
             elif event.get("Type") == "image" and action in ("pull", "tag"):
-                image_id = client.api.inspect_image(event["id"])["Id"]
+                image_id = self.engine.client.api.inspect_image(event["id"])["Id"]
                 self.uses.put(("arrived", image_id, when))
             elif event.get("Type") == "image" and action == "delete":
                 self.uses.put(("forget", event["id"], when))

@@ -34,7 +34,7 @@ class DockerService:
     """systemd, sysv or custom."""
     stop_argv: tuple[str, ...]
     start_argv: tuple[str, ...]
-    engine: Engine | None = None
+    engine: Engine
     """The engine this service runs: what stopping and starting wait on."""
     daemon_seconds: float = 0.0
     """Time spent waiting for dockerd to stop and start: the part of a run that is not ours."""
@@ -60,42 +60,36 @@ class DockerService:
         finally:
             self.daemon_seconds += time.monotonic() - started
 
-    def stop(self, host: str | None = None) -> None:
-        """Stop the daemon and wait until it has exited."""
+    def stop(self) -> None:
+        """Stop the daemon and wait until it has exited. The engine's client stays: its connection pool
+        reconnects to the daemon that answers next."""
         if self._stopped_at is None:
             self._stopped_at = time.monotonic()
         with self._timed():
-            self._stop(self._engine(host).host)
+            self._stop()
 
-    def start(self, host: str | None = None) -> None:
+    def start(self) -> None:
         """Start the daemon and wait until its API answers."""
         with self._timed():
-            self._start(self._engine(host).host)
+            self._start()
         if self._stopped_at is not None:
             self.downtime_seconds += time.monotonic() - self._stopped_at
             self._stopped_at = None
 
-    def _engine(self, host: str | None) -> Engine:
-        """The engine this service runs. `host` is for callers that do not build the service with an
-        Engine yet (bootstrap, fix: issue 15 converts them); it names the engine when given."""
-        if host is not None and (self.engine is None or self.engine.host != host):
-            self.engine = Engine(host)
-        if self.engine is None:
-            raise ValueError("DockerService needs an engine: build it with one, or pass the host")
-        return self.engine
-
-    def _stop(self, host: str) -> None:
+    def _stop(self) -> None:
+        host = self.engine.host
         for proc in daemon_processes(host):
             self.daemon_log = _output_file(proc) or self.daemon_log
         self._run(self.stop_argv, "stop")
         # The API closes first; the daemon goes on stopping containers and writing its root until it exits.
-        if not wait_until(lambda: not (answers(host) or daemon_processes(host)), STOP_TIMEOUT_S):
+        if not wait_until(lambda: not (self.engine.answers() or daemon_processes(host)), STOP_TIMEOUT_S):
             raise Failed(
                 f"the Docker engine is still running {STOP_TIMEOUT_S}s after `{' '.join(self.stop_argv)}`",
                 "check what restarts it (a socket unit?) and pass --stop-cmd",
             )
 
-    def _start(self, host: str) -> None:
+    def _start(self) -> None:
+        host = self.engine.host
         launched = time.time()
         self._run(self.start_argv, "start")
         returned = time.monotonic()
@@ -103,7 +97,7 @@ class DockerService:
 
         def up() -> bool:
             """The API answers; Failed at once when no daemon is left starting."""
-            if answers(host):
+            if self.engine.answers():
                 return True
             starting = [p for p in daemon_processes(host) if _created(p) >= launched - 1]
             for proc in starting:
@@ -137,9 +131,7 @@ class DockerService:
             )
 
 
-def detect_service(
-    stop_cmd: str | None, start_cmd: str | None, systemd_run_dir: Path, engine: Engine | None = None
-) -> DockerService:
+def detect_service(stop_cmd: str | None, start_cmd: str | None, systemd_run_dir: Path, engine: Engine) -> DockerService:
     """The way to stop and start Docker here: the user's commands, else systemd, else SysV."""
     if stop_cmd or start_cmd:
         if not (stop_cmd and start_cmd):
@@ -210,8 +202,3 @@ def _last_lines(files: list[Path | None], systemd: bool, count: int = 3) -> str:
             )  # fmt: skip
             lines = done.stdout.strip().splitlines()
     return ("; its last log lines: " + " | ".join(line.strip() for line in lines)) if lines else ""
-
-
-def answers(host: str) -> bool:
-    """Whether the engine at `host` answers now (a fresh probe each call: `Engine.answers`)."""
-    return Engine(host).answers()

@@ -9,17 +9,20 @@ the proxy's refusals need hints of their own. `gather` reads the edges; everythi
 
 from __future__ import annotations
 
-import contextlib
 import re
 import socket
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent import compose, disks
 from agent.errors import SmdiagError
 from agent.platform import STUDIO_API_VERSION, STUDIO_DOCKER_HOST, STUDIO_LOCAL_MODE_APP_TYPES, Platform
 from agent.settings import Settings
+
+if TYPE_CHECKING:
+    from agent.engine import Engine
 
 PROBE_TIMEOUT_S = 5
 DISABLED_ERROR = "Cannot connect to the Docker daemon at {host}. Is the docker daemon running?"
@@ -121,7 +124,7 @@ def bootstrap_result(plat: Platform) -> dict:
     }
 
 
-def gather(settings: Settings, plat: Platform, home: Path) -> dict:
+def gather(settings: Settings, plat: Platform, home: Path, engine: Engine) -> dict:
     """The Studio checks' facts: the proxy socket, the engine through it (pinned and not), the space's
     disks, and the engine's own disk accounting."""
     socket_path = _unix_path(settings.docker_host)
@@ -136,7 +139,7 @@ def gather(settings: Settings, plat: Platform, home: Path) -> dict:
             "unversioned_status": _unversioned_status(socket_path) if socket_path else None,
         },
         "api_version": STUDIO_API_VERSION,
-        "engine": _pinned_engine(settings.docker_host),
+        "engine": _pinned_engine(engine),
         "disks": [_disk("home", home), _disk("container_root", home / "tmp")],
         "compose": sdk_composes(compose.probe_compose().to_dict()),
     }
@@ -253,13 +256,11 @@ def disk_usage(df: dict) -> dict:
     }
 
 
-def _pinned_engine(host: str) -> dict:
-    from agent import engine  # docker-py: not imported by failure reports' classification, which uses REFUSALS
-
+def _pinned_engine(engine: Engine) -> dict:
+    """The engine through the proxy, with the client pinned to Studio's API version (Engine.for_settings)."""
     try:
-        with contextlib.closing(engine.connect(host, version=STUDIO_API_VERSION)) as client:
-            version = client.version()
-            usage = disk_usage(client.df())
+        version = engine.client.version()
+        usage = disk_usage(engine.client.df())
     except SmdiagError as exc:
         return {"reachable": False, "error": exc.problem, "fix": exc.fix}
     except Exception as exc:  # noqa: BLE001 - docker-py's errors after the ping: the engine answered, then failed

@@ -134,13 +134,14 @@ def test_a_fix_killed_after_writing_its_shim_is_taken_back_by_fix_undo(tmp_path,
         import os, signal
         from pathlib import Path
         from agent import fix
+        from agent.engine import Engine
         from agent.settings import Settings
         settings = Settings.load()
         journal = fix._open_journal(settings)
         journal.begin(run="killed", report=None, remedy="compose_shim", actions=[])
         action = fix.Action("write_shim", {str(shim)!r}, "write the shim")
         options = fix.FixOptions(bin_dir=Path({str(shim.parent)!r}))
-        fix._write_shim(settings, action, options, fix._Step(journal, action))
+        fix._write_shim(settings, Engine(settings.docker_host), action, options, fix._Step(journal, action))
         os.kill(os.getpid(), signal.SIGKILL)
     """)
     assert subprocess.run([sys.executable, "-c", child], env=hermetic_env).returncode == -signal.SIGKILL

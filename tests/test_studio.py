@@ -13,6 +13,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import docker
+import docker.errors
 import psutil
 import pytest
 from studio_bed import NETWORK, PRIVILEGED, StudioSpace
@@ -122,14 +124,20 @@ def test_failures_elsewhere_are_not_studios(text):
 
 
 @pytest.fixture
-def space(tmp_path, make_engine):
-    daemon, _disk = make_engine(size_mb=1024)
+def space_and_disk(tmp_path, make_engine):
+    """The space, and the loop disk that holds its engine's data-root."""
+    daemon, disk = make_engine(size_mb=1024)
     sock_dir = bed.short_tempdir("sd")
     made = StudioSpace(tmp_path, daemon, sock_dir)
     made.proxy.start()
-    yield made
+    yield made, disk
     made.proxy.stop()
     shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def space(space_and_disk):
+    return space_and_disk[0]
 
 
 def docker_cli(space: StudioSpace, *args: str) -> subprocess.CompletedProcess:
@@ -223,6 +231,36 @@ def test_bootstrap_on_studio_has_nothing_to_move_and_changes_nothing(space, smdi
     assert not (tmp_path / "no-daemon.json").exists() and not (tmp_path / "state" / "bootstrap").exists()
     text = smdiag("bootstrap", env=space.env())
     assert text.returncode == 0 and text.stdout.startswith("SageMaker Studio JupyterLab space bed-space: ")
+
+
+UNPINNED = "Error while fetching server API version"
+"""What docker-py says when the proxy redirects its unversioned `GET /version` (an unpinned client)."""
+
+
+def test_the_guard_prunes_and_reports_through_the_proxy_because_every_client_is_pinned(space_and_disk, smdiag, images):
+    space, disk = space_and_disk
+    with pytest.raises(docker.errors.DockerException, match=UNPINNED):
+        docker.DockerClient(base_url=space.proxy.host)  # the trap: a client that asks the proxy its version
+    with space.daemon.client() as client:
+        images.build(client, "studio/old:1", size_mb=80)
+    st = os.statvfs(disk.path)
+    used, avail = (st.f_blocks - st.f_bfree) * st.f_frsize, st.f_bavail * st.f_frsize
+    disk.fill((used + avail) * 0.13 / (1024 * 1024))  # about 87% used, as df counts it: over the high mark
+
+    done = smdiag("diskguard", "once", "--json", "--high", "85", "--low", "75", "--min-age", "0s",
+                  env=space.env(), timeout=300)  # fmt: skip
+    assert done.returncode == 0 and UNPINNED not in done.stderr, done.stderr
+    result = json.loads(done.stdout)
+    assert result["before_pct"] > 85 >= result["after_pct"], result
+    assert [r["names"] for r in result["removed"]] == [["studio/old:1"]]
+    with space.daemon.client() as client:
+        assert "studio/old:1" not in {tag for image in client.images.list() for tag in image.tags}
+
+    status = smdiag("diskguard", "status", "--json", env=space.env())
+    report = json.loads(status.stdout)
+    assert status.returncode == 0 and report["error"] is None and UNPINNED not in status.stderr, status
+    assert report["docker_host"] == space.proxy.host and report["used_pct"] <= 85
+    assert report["last_check"]["removed"] == result["removed"]
 
 
 FIT = textwrap.dedent(

@@ -11,10 +11,17 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.experiments import data
 from agent.experiments.runner import BAR, Progress, Result, Runner, grid, no_progress
 from agent.frameworks import ENTRY_POINTS, SCRIPTS
+
+if TYPE_CHECKING:
+    from agent.engine import Engine
+
+ENGINE_TIMEOUT_S = 5
+"""How long auto mode waits for the engine to answer before it runs natively instead."""
 
 
 def run_health(
@@ -23,6 +30,7 @@ def run_health(
     quick: bool,
     scripts: Path | None,
     settings,
+    engine: Engine,
     plot: Path | None = None,
     progress: Progress = no_progress,
 ) -> dict:
@@ -52,7 +60,7 @@ def run_health(
     if mode == "local":  # asked for, the SDK is named before the dataset's packages
         runner_for(mode, settings).check(frameworks)
     inputs.packages("smdiag health", [*data.MODULES, *(["matplotlib"] if plot else [])])
-    chosen, why = choose_mode(mode, settings, frameworks)
+    chosen, why = choose_mode(mode, engine, frameworks)
     chosen_runner = runner_for(chosen, settings)
     chosen_runner.check(frameworks)
     work = Path(tempfile.mkdtemp(prefix="smdiag-health-"))
@@ -97,28 +105,25 @@ def _run_all(frameworks, runner: Runner, quick, scripts, work, plot, progress) -
     return results
 
 
-def choose_mode(mode: str, settings, frameworks: list[str]) -> tuple[str, str]:
+def choose_mode(mode: str, engine: Engine, frameworks: list[str]) -> tuple[str, str]:
     """auto: local when an engine answers, the SDK v2 is here and every framework's images are there;
     else native, saying which of these is missing."""
     if mode in ("native", "local"):
         return mode, "asked for"
-    import contextlib
-
-    from agent import engine, host
+    from agent import host
     from agent.errors import SmdiagError
     from agent.experiments import local
 
     try:
-        client = engine.connect(settings.docker_host, timeout=5)
+        client = engine.client
     except SmdiagError as exc:
         if exc.exit_code == 2:
             raise
         return "native", "no Docker engine answers"
-    with contextlib.closing(client):
-        sdk_problem = host.sdk_v2_problem()
-        if sdk_problem:
-            return "native", f"the Docker engine answers, but local mode needs {sdk_problem[0]}"
-        missing = local.missing_images(client, frameworks)
+    sdk_problem = host.sdk_v2_problem()
+    if sdk_problem:
+        return "native", f"the Docker engine answers, but local mode needs {sdk_problem[0]}"
+    missing = local.missing_images(client, frameworks)
     if missing:
         return (
             "native",

@@ -7,6 +7,15 @@ host's pip, and are tagged with the exact ECR URIs the SDK v2 estimators resolve
 local mode finds them and never pulls. How they are built: agent/images/build.py.
 """
 
-from agent.images.build import LABEL, Wanted, build, dockerfile, format_result, image_fingerprint, plan
+from agent.images.build import (
+    ENGINE_TIMEOUT_S,
+    LABEL,
+    Wanted,
+    build,
+    dockerfile,
+    format_result,
+    image_fingerprint,
+    plan,
+)
 
-__all__ = ["LABEL", "Wanted", "build", "dockerfile", "format_result", "image_fingerprint", "plan"]
+__all__ = ["ENGINE_TIMEOUT_S", "LABEL", "Wanted", "build", "dockerfile", "format_result", "image_fingerprint", "plan"]

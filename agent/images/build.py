@@ -21,11 +21,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.errors import BadInput, Failed
 from agent.frameworks import PACKAGES, image_uris
 from agent.imageref import split_image_ref
 from agent.log import get_logger
+
+if TYPE_CHECKING:
+    from agent.engine import Engine
 
 log = get_logger("images")
 
@@ -39,6 +43,8 @@ IMAGE_PYTHON, IMAGE_GLIBC_MINOR = "3.11", 36
 BASE_PACKAGES = ("python3", "ca-certificates")
 DEBOOTSTRAP_TIMEOUT_S = 900
 PIP_TIMEOUT_S = 1800
+ENGINE_TIMEOUT_S = 600
+"""How long one engine call may take: importing the base filesystem and building a layer are single calls."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,7 @@ def plan(wanted: list[Wanted], present: dict[str, str | None], replace: bool) ->
 
 
 def build(
-    docker_host: str,
+    engine: Engine,
     frameworks: list[str],
     region: str,
     cache_dir: Path,
@@ -120,8 +126,6 @@ def build(
 ) -> dict:
     """Build (or find current) the images of `frameworks`, tagged with the URIs of `region`."""
     import docker.errors
-
-    from agent import engine
 
     step = step or (lambda _text: None)
     try:
@@ -133,43 +137,43 @@ def build(
             "pip install 'smdiag[sagemaker-v2]'",
         ) from None
     step(f"checking the engine for {', '.join(frameworks)} images")
-    with contextlib.closing(engine.connect(docker_host, timeout=600)) as client:
-        present = {}
-        for tag in {t for w in wanted for t in (w.local_tag, *w.uris)}:
-            with contextlib.suppress(docker.errors.ImageNotFound):
-                present[tag] = (client.images.get(tag).labels or {}).get(LABEL)
-        actions = plan(wanted, present, replace)
-        results = []
-        base_tag = f"{BASE_REPOSITORY}:{base_fingerprint()}"
-        for w in wanted:
-            started = time.perf_counter()
-            action = actions[w.framework]
-            if action == "build":
-                try:
-                    _ensure_base(client, base_tag, cache_dir, step)
-                    _build_framework(client, w, base_tag, cache_dir, step)
-                except (docker.errors.BuildError, docker.errors.APIError) as exc:
-                    reason = getattr(exc, "explanation", None) or getattr(exc, "msg", None) or str(exc)
-                    raise Failed(
-                        f"building the {w.framework} image failed: {str(reason).strip()}",
-                        "make room for it (smdiag diskguard once) or see the engine's log",
-                    ) from None
-            image = client.images.get(w.uris[0] if action == "current" else w.local_tag)
-            replaced = [_tag(client, image, uri) for uri in w.uris]
-            for old in filter(None, replaced):
-                _remove_if_untagged(client, old)
-            results.append(
-                {
-                    "framework": w.framework,
-                    "action": {"build": "built", "tag": "tagged", "current": "current"}[action],
-                    "uris": list(w.uris),
-                    "image": image.id,
-                    "size": image.attrs["Size"],
-                    "seconds": round(time.perf_counter() - started, 1),
-                    "fingerprint": w.fingerprint,
-                }
-            )
-            log.info("images.ready", **results[-1])
+    client = engine.client
+    present = {}
+    for tag in {t for w in wanted for t in (w.local_tag, *w.uris)}:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            present[tag] = (client.images.get(tag).labels or {}).get(LABEL)
+    actions = plan(wanted, present, replace)
+    results = []
+    base_tag = f"{BASE_REPOSITORY}:{base_fingerprint()}"
+    for w in wanted:
+        started = time.perf_counter()
+        action = actions[w.framework]
+        if action == "build":
+            try:
+                _ensure_base(client, base_tag, cache_dir, step)
+                _build_framework(client, w, base_tag, cache_dir, step)
+            except (docker.errors.BuildError, docker.errors.APIError) as exc:
+                reason = getattr(exc, "explanation", None) or getattr(exc, "msg", None) or str(exc)
+                raise Failed(
+                    f"building the {w.framework} image failed: {str(reason).strip()}",
+                    "make room for it (smdiag diskguard once) or see the engine's log",
+                ) from None
+        image = client.images.get(w.uris[0] if action == "current" else w.local_tag)
+        replaced = [_tag(client, image, uri) for uri in w.uris]
+        for old in filter(None, replaced):
+            _remove_if_untagged(client, old)
+        results.append(
+            {
+                "framework": w.framework,
+                "action": {"build": "built", "tag": "tagged", "current": "current"}[action],
+                "uris": list(w.uris),
+                "image": image.id,
+                "size": image.attrs["Size"],
+                "seconds": round(time.perf_counter() - started, 1),
+                "fingerprint": w.fingerprint,
+            }
+        )
+        log.info("images.ready", **results[-1])
     return {"region": region, "images": results}
 
 
