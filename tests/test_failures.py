@@ -202,7 +202,7 @@ def test_a_serve_that_crashes_at_start_is_serving_crashed_with_its_logs(make_eng
 
 
 def test_a_deploy_waits_for_its_own_container_not_for_another_threads_failed_run(
-    make_engine, images, local_mode, tmp_path, smdiag
+    make_engine, images, local_mode, tmp_path, smdiag, hermetic_env
 ):
     daemon, _disk = make_engine()
     broken = train_image(images, daemon, "smdiag-test/broken-train:1", bed.BROKEN_TRAIN_SCRIPT)
@@ -211,8 +211,11 @@ def test_a_deploy_waits_for_its_own_container_not_for_another_threads_failed_run
     done, raised, report = local_mode("deploy_beside_a_failing_fit", image, str(bed.model_tarball(tmp_path)), broken,
                                       str(bed.free_port()), host=daemon.host, timeout=200)  # fmt: skip
     assert done.returncode == 0 and raised == {"ok": True}, done.stderr  # healthy once its server is up
-    [failure] = json.loads(smdiag("failures", "list", "--json").stdout)
-    assert failure["category"] == "script_error" and failure["call"] == "fit"  # the other thread's, its own
+    failures = json.loads(smdiag("failures", "list", "--json").stdout)
+    errors = Path(hermetic_env["SMDIAG_STATE_DIR"]) / "logs" / "wrapper-errors.jsonl"
+    said = errors.read_text() if errors.exists() else "no wrapper errors"
+    assert len(failures) == 1, f"{said}\n{done.stderr[-4000:]}"  # the other thread's, its own
+    assert failures[0]["category"] == "script_error" and failures[0]["call"] == "fit"
 
 
 @pytest.mark.xdist_group("host-port-8080")  # holds the host's 8080: no other worker's endpoint may listen there
