@@ -1,8 +1,8 @@
 """The Docker engine edge: connect through docker-py and describe the engine, or say exactly why not.
 
 `Engine(host)` is the one object a command builds for its engine and passes down: one client (made once,
-through `connect`'s validation and error translation), its facts, whether it answers now, waiting for it
-to come up or go down, and its event stream. docker-py is imported when the engine is first used, not
+through `connect`'s validation and error translation), its facts, whether it answers now, and its event
+stream. docker-py is imported when the engine is first used, not
 when this module is: a command that may never use its engine (`health` run natively) builds one anyway,
 and must still give its own answer where docker-py is not installed.
 """
@@ -17,7 +17,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from agent.errors import BadInput, Failed
-from agent.waiting import wait_until
 
 if TYPE_CHECKING:
     import docker
@@ -91,14 +90,6 @@ class Engine:
             return False
         finally:
             probe.close()
-
-    def wait_up(self, timeout: float) -> bool:
-        """Whether the engine answered within `timeout` seconds."""
-        return bool(wait_until(self.answers, timeout))
-
-    def wait_down(self, timeout: float) -> bool:
-        """Whether the engine stopped answering within `timeout` seconds."""
-        return bool(wait_until(lambda: not self.answers(), timeout))
 
     def events(self, filters: dict | None = None) -> docker.types.CancellableStream:
         """The engine's events as dicts, until the stream is closed or the engine goes away (the caller

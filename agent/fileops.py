@@ -41,16 +41,6 @@ def atomic_write(path: Path, data: str | bytes, mode: int | None = None) -> None
     _fsync_dir(path.parent)
 
 
-def write_if_changed(path: Path, data: str | bytes, mode: int = 0o644) -> bool:
-    """atomic_write unless the file already holds `data`: re-running leaves files (and mtimes) alone."""
-    payload = data.encode() if isinstance(data, str) else data
-    with contextlib.suppress(OSError):
-        if path.read_bytes() == payload:
-            return False
-    atomic_write(path, payload, mode)
-    return True
-
-
 def write_json(path: Path, value: object, mode: int = 0o600) -> None:
     atomic_write(path, json.dumps(value, indent=2, sort_keys=True, default=str) + "\n", mode)
 

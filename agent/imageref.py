@@ -10,11 +10,3 @@ def split_image_ref(ref: str) -> tuple[str, str | None]:
     no tag -> (ref, None)."""
     repository, tag = parse_repository_tag(ref)
     return repository, tag or None
-
-
-def with_default_tag(ref: str) -> str:
-    """The reference as the engine names it when no tag is given."""
-    repository, tag = split_image_ref(ref)
-    if tag and tag.startswith("sha256:"):
-        return f"{repository}@{tag}"
-    return f"{repository}:{tag or 'latest'}"

@@ -131,7 +131,8 @@ def disable(state_dir: Path, patterns: list[str]) -> dict:
 
 
 def _write(journal: Journal, path: Path, data: str | bytes) -> bool:
-    """`fileops.write_if_changed`, the file's old bytes registered first."""
+    """Write `data` unless the file already holds it (re-running leaves files and mtimes alone), the
+    file's old bytes registered first."""
     payload = data.encode() if isinstance(data, str) else data
     with contextlib.suppress(FileNotFoundError):
         if path.read_bytes() == payload:
