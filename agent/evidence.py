@@ -29,12 +29,6 @@ from agent.settings import Settings
 
 ENGINE_TIMEOUT_S = 5
 PULL_RETRY_S = 30
-PULL_ERROR = re.compile(
-    r"no space left on device|manifest unknown|manifest for .* not found|pull access denied|denied:|unauthorized|"
-    r"no basic auth credentials|connection refused|no such host|i/o timeout|tls handshake|toomanyrequests",
-    re.I,
-)
-"""The engine's words for why a pull failed, as compose relays them."""
 COMPOSE_PATH = re.compile(r"(/[^\s,'\"\]]*docker-compose\.ya?ml)")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 CONTAINER_LINE = re.compile(r"^([\w.-]+?)(?:_\d+)?\s+\|\s?(.*)$")
@@ -161,7 +155,7 @@ def _same_container(streamed: str, engine_name: str) -> bool:
 def _pull_errors(g: Gathering) -> list[dict]:
     """The engine's own pull errors: as the wrapper kept them, else (compose pulled, and the SDK dropped
     its stderr) asked of the engine again, bounded."""
-    if g.capture.pull_errors or not _looks_like_pull_failure(g) or _compose_said_why(g):
+    if g.capture.pull_errors or not _looks_like_pull_failure(g):
         return list(g.capture.pull_errors)
     import docker.errors
 
@@ -183,12 +177,6 @@ def _pull_errors(g: Gathering) -> list[dict]:
         except docker.errors.APIError as exc:
             errors.append({"image": image, "error": str(exc.explanation or exc)})
     return errors
-
-
-def _compose_said_why(g: Gathering) -> bool:
-    """Compose's own lines already carry the engine's pull error (the SDK merges compose's stderr into the
-    stream the wrapper keeps): pulling again, maybe gigabytes, would only say it twice."""
-    return any(PULL_ERROR.search(line) for line in g.compose_lines)
 
 
 def _looks_like_pull_failure(g: Gathering) -> bool:
