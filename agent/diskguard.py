@@ -1,5 +1,9 @@
 """`smdiag diskguard`: keep the filesystem under Docker's data-root below a threshold.
 
+On a SageMaker Studio space the data-root is the host's and not visible: there the watched quantity is the
+engine's own accounting (`system df`: images, containers, volumes, build cache) against a budget, the size
+of the space's EBS volume (`~`), and pruning goes through the proxy by the same plan (`Target`).
+
 `plan_pruning` is pure: given the engine's images, containers and build cache, the policy and the time,
 it orders what may be removed (dangling images, old stopped containers, build cache, then images least
 recently used first, children before parents) and says why everything else is kept. `enforce` walks that
@@ -16,8 +20,10 @@ the plan's order and the pruning's stopping rule are read together.
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import errno
+import json
 import os
 import re
 import time
@@ -30,8 +36,8 @@ import requests
 
 from agent import disks, fileops, image_store, registry
 from agent.engine import Engine, docker_time
-from agent.errors import BadInput
-from agent.guard_state import GuardFiles, UseRecord, remember_check
+from agent.errors import BadInput, Failed
+from agent.guard_state import GuardFiles, UseRecord, last_check, remember_check
 from agent.imageref import split_image_ref
 from agent.log import get_logger
 from agent.statedir import StateDir
@@ -254,6 +260,15 @@ class Usage:
         return max(0, int(self.used - pct / 100.0 * (self.used + self.avail)) + 1)
 
 
+def engine_usage(client, budget: int) -> Usage:
+    """The engine's own accounting as a usage of `budget` bytes: used is what `system df` counts (images,
+    containers' writable layers, volumes, build cache), available what is left of the budget."""
+    from agent import studio
+
+    used = studio.engine_bytes(studio.disk_usage(client.df()))
+    return Usage(used=used, avail=max(0, budget - used))
+
+
 def usage_of(path: Path) -> Usage:
     """The filesystem's usage as `disks.fs_usage` measures it; OSError naming why when `path` is not visible."""
     usage = disks.fs_usage(path)
@@ -277,8 +292,9 @@ def simulate(plan: Plan, bytes_needed: int) -> list[Step]:
 # ---------------------------------------------------------------------------------------------- engine edge
 
 
-def gather(client, root_dir: str, record: UseRecord) -> tuple[list[Image], list[Container], int]:
-    """Images, containers and reclaimable build cache bytes, as the engine reports them."""
+def gather(client, root_dir: str | None, record: UseRecord) -> tuple[list[Image], list[Container], int]:
+    """Images, containers and reclaimable build cache bytes, as the engine reports them (`root_dir`: the
+    engine's data-root where it is readable here, else None)."""
     df = client.df()
     images = []
     for summary in df.get("Images") or []:
@@ -325,7 +341,7 @@ def gather(client, root_dir: str, record: UseRecord) -> tuple[list[Image], list[
     return images, containers, build_cache
 
 
-def _arrival_on_disk(client, image_id: str, root_dir: str, summary: dict) -> float:
+def _arrival_on_disk(client, image_id: str, root_dir: str | None, summary: dict) -> float:
     """When an image never seen by `run` arrived: its last tag time, else when the engine stored its
     config (the imagedb file's mtime), else its build time."""
     with contextlib.suppress(Exception):
@@ -338,6 +354,7 @@ def _arrival_on_disk(client, image_id: str, root_dir: str, summary: dict) -> flo
 @dataclass
 class Outcome:
     path: str
+    """The filesystem watched, or ENGINE_ACCOUNTING."""
     before_pct: float
     after_pct: float
     high: float
@@ -347,6 +364,8 @@ class Outcome:
     dry_run: bool = False
     held_by: dict[str, int] = field(default_factory=dict)
     """When still over the high watermark: what holds the space, in bytes."""
+    measured: str = ""
+    """What the percentages are of (`Target.basis`)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -354,8 +373,7 @@ class Outcome:
 
 def enforce(
     client,
-    path: Path,
-    root_dir: str,
+    target: Target,
     policy: Policy,
     record: UseRecord,
     state: StateDir,
@@ -364,9 +382,15 @@ def enforce(
 ) -> Outcome:
     """Apply the policy once: when over high (or when `room_bytes` more must be free), remove in plan
     order until at most low (or until the room is there). Never more than needed."""
-    usage = usage_of(path)
+    usage = target.usage(client)
     outcome = Outcome(
-        str(path), round(usage.percent, 2), round(usage.percent, 2), policy.high, policy.low, dry_run=dry_run
+        target.label,
+        round(usage.percent, 2),
+        round(usage.percent, 2),
+        policy.high,
+        policy.low,
+        dry_run=dry_run,
+        measured=target.basis,
     )
     if room_bytes is None and usage.percent <= policy.high:
         return outcome
@@ -379,7 +403,7 @@ def enforce(
     def needed(current: Usage) -> int:
         return max(0, room_bytes - current.avail) if room_bytes is not None else current.bytes_over(policy.low)
 
-    images, containers, build_cache = gather(client, root_dir, record)
+    images, containers, build_cache = gather(client, target.root_dir, record)
     plan = plan_pruning(images, containers, build_cache, policy, time.time())
     outcome.kept = [asdict(k) for k in plan.kept]
     if dry_run:
@@ -389,14 +413,14 @@ def enforce(
         outcome.removed = [_removed(step, step.bytes) for step in chosen]
         outcome.after_pct = round(forecast.percent, 2)
         if not enough(forecast):
-            outcome.held_by = _holders(client, forecast, chosen)
+            outcome.held_by = _holders(client, target, forecast, chosen)
         return outcome
     for step in plan.steps:
         if enough(usage):
             break
-        kept_because = _remove(client, step, state, root_dir)
+        kept_because = _remove(client, step, state, target.root_dir)
         if kept_because is None:
-            after = usage_of(path)
+            after = target.usage(client)
             outcome.removed.append(_removed(step, max(0, usage.used - after.used)))
             usage = after
             log.info("diskguard.removed", kind=step.kind, id=step.id, names=list(step.names), reason=step.reason)
@@ -406,7 +430,7 @@ def enforce(
     record.save()
     outcome.after_pct = round(usage.percent, 2)
     if not enough(usage):
-        outcome.held_by = _holders(client, usage)
+        outcome.held_by = _holders(client, target, usage)
     return outcome
 
 
@@ -414,7 +438,7 @@ def _removed(step: Step, freed: int) -> dict:
     return {**asdict(step), "bytes": freed}
 
 
-def _remove(client, step: Step, state: StateDir, root_dir: str) -> str | None:
+def _remove(client, step: Step, state: StateDir, root_dir: str | None) -> str | None:
     """Remove one thing, never forcing: None when it went, else why it stays (the engine refused because a
     container started meanwhile, or the image had to be put back)."""
     try:
@@ -434,13 +458,14 @@ def _remove(client, step: Step, state: StateDir, root_dir: str) -> str | None:
     return None
 
 
-def _remove_image(client, step: Step, root_dir: str) -> str | None:
+def _remove_image(client, step: Step, root_dir: str | None) -> str | None:
     """Untag every name, the last untag deletes; if the engine refuses midway, put the names back.
 
     The engine checks only registered containers: one being created from the image (looked up, layers
     taken, not yet registered) neither shows in our check nor stops the delete, and would then run from an
     image that no longer exists. Its layers outlive the delete, so: when the image's top layer is still
-    held after the delete, put the image back from its config (same id, same names)."""
+    held after the delete, put the image back from its config (same id, same names). Where the data-root
+    is not visible (Studio) that check cannot be made: the engine's own refusal is all there is."""
     if client.api.containers(all=True, filters={"ancestor": step.id}):
         raise docker.errors.APIError(f"a container uses {step.id}")
     saved = image_store.SavedImage.read(root_dir, step.id)
@@ -503,9 +528,9 @@ def _save_logs(container, state_dir: Path) -> None:
     container_logs.save(container, state_dir / "diskguard" / "container-logs" / name, timestamps=True)
 
 
-def _holders(client, usage: Usage, removing: list[Step] | None = None) -> dict[str, int]:
+def _holders(client, target: Target, usage: Usage, removing: list[Step] | None = None) -> dict[str, int]:
     """What still holds the space when pruning could not get under the watermark (`removing`: what a
-    dry run counts as gone already)."""
+    dry run counts as gone already). Measuring the engine's accounting, nothing is outside it."""
 
     def gone(kind: str) -> int:
         return sum(step.bytes for step in removing or [] if step.kind == kind)
@@ -517,20 +542,18 @@ def _holders(client, usage: Usage, removing: list[Step] | None = None) -> dict[s
     volumes = sum(max(0, (v.get("UsageData") or {}).get("Size", 0)) for v in df.get("Volumes") or [])
     build_cache = sum(b.get("Size", 0) for b in df.get("BuildCache") or []) - gone("build_cache")
     docker_total = images + shared + containers + volumes + build_cache
-    return {
-        "images_kept": images + shared,
-        "containers": containers,
-        "volumes": volumes,
-        "build_cache": build_cache,
-        "outside_docker": max(0, usage.used - docker_total),
-    }
+    held = {"images_kept": images + shared, "containers": containers, "volumes": volumes, "build_cache": build_cache}
+    if target.path is not None:
+        held["outside_docker"] = max(0, usage.used - docker_total)
+    return held
 
 
 def format_outcome(outcome: Outcome) -> str:
     verb = "would remove" if outcome.dry_run else "removed"
     lines = [
         f"diskguard: {outcome.path} {outcome.before_pct:.1f}% -> {outcome.after_pct:.1f}%"
-        f"{' (forecast of a real run)' if outcome.dry_run else ''} (high {outcome.high:g}%, low {outcome.low:g}%)"
+        f"{' (forecast of a real run)' if outcome.dry_run else ''} (high {outcome.high:g}%, low {outcome.low:g}%)",
+        f"  measured: {outcome.measured}",
     ]
     if outcome.before_pct <= outcome.high and not outcome.removed:
         lines[0] += ": under the high watermark, nothing to do"
@@ -549,19 +572,91 @@ def format_outcome(outcome: Outcome) -> str:
 # ---------------------------------------------------------------------------------------------- commands
 
 
+ENGINE_ACCOUNTING = "the engine's accounting"
+
+
 @dataclass(frozen=True)
 class Target:
-    path: Path
-    root_dir: str
+    """What diskguard measures and prunes for: the filesystem at `path` (the data-root's, or `--path`), or
+    where the data-root is the host's and not visible (a Studio space), the engine's own accounting against
+    `budget` bytes: the size of the space's EBS volume (its home), the one size the user chose for the space."""
+
+    path: Path | None
+    root_dir: str | None
+    """The engine's data-root where it is readable here (image_store reads it); None on Studio."""
+    budget: int | None = None
+    budget_of: Path | None = None
+    engine_host: str | None = None
+    engine_full: dict | None = None
+    """The failure report in which the engine said "no space left on device" since the last check: then
+    the budget is what the engine holds now (the host's disk is full, whatever the budget said)."""
+
+    @property
+    def label(self) -> str:
+        return str(self.path) if self.path is not None else ENGINE_ACCOUNTING
+
+    @property
+    def basis(self) -> str:
+        """What the percentages are of, in words a user checks them by."""
+        if self.path is not None:
+            return f"used space of the filesystem holding {self.path}, as df counts it"
+        accounting = (
+            f"the engine's own accounting (docker system df through {self.engine_host}: images, containers, "
+            f"volumes, build cache; its data-root is the host's, not visible here)"
+        )
+        if self.engine_full:
+            return (
+                f"{accounting} against what it held when it reported no space left on device (failure report "
+                f"{self.engine_full['id']}: {self.engine_full['summary']})"
+            )
+        return (
+            f"{accounting} against a budget of {disks.human_bytes(self.budget or 0)}, the size of the space's "
+            f"EBS volume {self.budget_of}"
+        )
+
+    def usage(self, client) -> Usage:
+        return usage_of(self.path) if self.path is not None else engine_usage(client, self.budget or 0)
 
 
-def resolve_target(engine: Engine, path: Path | None) -> Target:
-    """The filesystem to watch: `--path`, else the one holding the engine's DockerRootDir."""
-    root_dir = engine.describe().root_dir
-    if path is None:
-        return Target(Path(root_dir), root_dir)
+def resolve_target(settings, engine: Engine, path: Path | None) -> Target:
+    """`--path`, else on Studio the engine's accounting against the home volume's size, else the
+    filesystem holding the engine's DockerRootDir."""
+    from agent import platform
+
     check_path(path)
-    return Target(path, root_dir)
+    if platform.detect(settings).kind == platform.STUDIO:
+        if path is not None:
+            return Target(path, None)
+        home = Path.home()
+        usage = disks.fs_usage(home)
+        if usage is None:
+            raise Failed(f"the space's home {home} is not there to size the engine's budget by", "set HOME")
+        budget = usage.used + usage.free
+        full = engine_reported_full(settings.state, (last_check(settings.state) or {}).get("time", 0))
+        if full:
+            budget = engine_usage(engine.client, 0).used
+        return Target(None, None, budget, home, engine.host, full)
+    root_dir = engine.describe().root_dir
+    return Target(Path(root_dir) if path is None else path, root_dir)
+
+
+def engine_reported_full(state: StateDir, since: float) -> dict | None:
+    """The newest failure report written after `since` that names the engine's disk full (category
+    disk_full: the engine's own ENOSPC, in a pull or a container it could not create), as {id, time,
+    summary}; None when there is none. Report directories are named by time, so older ones are not read."""
+    directory = state.failures
+    for entry in sorted(directory.iterdir(), reverse=True) if directory.is_dir() else []:
+        try:
+            written = calendar.timegm(time.strptime(entry.name[:16], "%Y%m%dT%H%M%SZ"))
+        except ValueError:
+            continue
+        if written < int(since):
+            return None
+        with contextlib.suppress(OSError, ValueError):
+            report = json.loads((entry / "report.json").read_text())
+            if report.get("category") == "disk_full":
+                return {"id": entry.name, "time": report.get("time"), "summary": report.get("summary")}
+    return None
 
 
 def check_path(path: Path | None) -> None:
@@ -572,10 +667,10 @@ def check_path(path: Path | None) -> None:
 
 def run_once(settings, engine: Engine, policy: Policy, path: Path | None, dry_run: bool) -> Outcome:
     check_path(path)
-    target = resolve_target(engine, path)
+    target = resolve_target(settings, engine, path)
     record = UseRecord(settings.state).load()
     with fileops.exclusive_lock(GuardFiles(settings.state).prune_lock):
-        outcome = enforce(engine.client, target.path, target.root_dir, policy, record, settings.state, dry_run)
+        outcome = enforce(engine.client, target, policy, record, settings.state, dry_run)
     if not dry_run:
         remember_check(settings.state, outcome.to_dict())
     return outcome
@@ -587,7 +682,7 @@ def make_room(settings, engine: Engine, policy: Policy, image: str, path: Path |
     registry.parse_reference(image)  # a bad name is bad input before anything is asked of the engine
     check_path(path)
     client = engine.client
-    target = resolve_target(engine, path)
+    target = resolve_target(settings, engine, path)
     with contextlib.suppress(docker.errors.ImageNotFound):
         client.images.get(image)
         return {"image": image, "present": True, "room_needed": 0, "ok": True, "removed": [], "kept": []}
@@ -598,7 +693,7 @@ def make_room(settings, engine: Engine, policy: Policy, image: str, path: Path |
         "present": False,
         "compressed_bytes": size.compressed_bytes,
         "room_needed": size.room_needed,
-        "free_before": usage_of(target.path).avail,
+        "free_before": target.usage(client).avail,
     }
     record = UseRecord(settings.state).load()
     with fileops.exclusive_lock(GuardFiles(settings.state).prune_lock):
@@ -612,10 +707,8 @@ def make_room(settings, engine: Engine, policy: Policy, image: str, path: Path |
                 f"{disks.human_bytes(reachable)} can be made without removing what the policy keeps"
             )
             return result
-        outcome = enforce(
-            client, target.path, target.root_dir, policy, record, settings.state, room_bytes=size.room_needed
-        )
-    free_after = usage_of(target.path).avail
+        outcome = enforce(client, target, policy, record, settings.state, room_bytes=size.room_needed)
+    free_after = target.usage(client).avail
     result.update(ok=free_after >= size.room_needed, removed=outcome.removed, kept=outcome.kept, free_after=free_after)
     return result
 

@@ -26,7 +26,7 @@ import psutil
 import requests
 
 from agent import disks, fileops
-from agent.diskguard import Policy, check_path, enforce, resolve_target, usage_of
+from agent.diskguard import Policy, check_path, enforce, resolve_target
 from agent.engine import Engine, validate_host
 from agent.errors import Failed
 from agent.guard_state import GuardFiles, UseRecord, guard_pid, last_check, remember_check
@@ -178,19 +178,26 @@ def _wait_for_guard(files: GuardFiles) -> int:
 
 
 def status(settings: Settings, engine: Engine) -> dict:
-    """Measured now: the engine's data-root (asked of the engine) and that disk's usage; beside it whether
+    """Measured now: what diskguard watches (the engine's data-root and that disk, or on Studio the engine's
+    own accounting against its budget, with the space's disks beside it) and its usage; beside it whether
     a `run` guard is active, what it last did, and what it knows of image use."""
     pid = guard_pid(settings.state)
     record = UseRecord(settings.state).load()
-    now = {"data_root": None, "used_pct": None, "used": None, "avail": None, "error": None}
+    now = {"data_root": None, "watched": None, "measured": None, "used_pct": None, "used": None, "avail": None,
+           "error": None}  # fmt: skip
     try:
-        now["data_root"] = engine.describe().root_dir
-        usage = usage_of(Path(now["data_root"]))
+        target = resolve_target(settings, engine, None)
+        now.update(data_root=target.root_dir, watched=target.label, measured=target.basis)
+        if target.path is None:
+            now.update(budget=target.budget, engine_full=target.engine_full, space_disks=studio_disks())
+        usage = target.usage(engine.client)
         now.update(used_pct=round(usage.percent, 2), used=usage.used, avail=usage.avail)
     except Failed as exc:
         now["error"] = exc.one_line()
     except OSError as exc:
         now["error"] = f"the data-root {now['data_root']} is not visible from here ({exc.strerror})"
+    except (docker.errors.DockerException, requests.RequestException) as exc:
+        now["error"] = f"the engine did not give its accounting: {exc}"
     return {
         "guard_running": pid is not None,
         "guard_pid": pid,
@@ -203,11 +210,33 @@ def status(settings: Settings, engine: Engine) -> dict:
     }
 
 
+def studio_disks() -> list[dict]:
+    """The space's home and local mode's container_root (`~/tmp`), measured now: what fills them is the
+    user's files, which diskguard never removes, so they are shown, not pruned for."""
+    from agent import studio
+
+    home = Path.home()
+    return [studio.space_disk("home", home), studio.space_disk("container_root", home / "tmp")]
+
+
 def format_status(report: dict) -> str:
     guard = f"running (pid {report['guard_pid']})" if report["guard_running"] else "not running"
     lines = [f"diskguard run: {guard}"]
     if report["error"]:
         lines.append(f"now: {report['error']}")
+    elif report["data_root"] is None:
+        lines.append(
+            f"now: {report['watched']} {disks.human_bytes(report['used'])}, {report['used_pct']:.1f}% of its "
+            f"budget, {disks.human_bytes(report['avail'])} left (high {report['high']:g}%, low {report['low']:g}%)"
+        )
+        lines.append(f"measured: {report['measured']}")
+        for disk in report["space_disks"]:
+            shown = (
+                f"{disk['percent']:.0f}% used, {disks.human_bytes(disk['free'])} free"
+                if disk["exists"]
+                else "not there yet"
+            )
+            lines.append(f"{disk['role']} {disk['path']}: {shown} (local mode's inputs and artifacts, not pruned)")
     else:
         lines.append(
             f"now: data-root {report['data_root']} (engine {report['docker_host']}): {report['used_pct']:.1f}% used, "
@@ -282,14 +311,12 @@ class Guard:
     def _check(self) -> None:
         self._apply_uses()
         try:
-            target = resolve_target(self.engine, self.path)
-            if usage_of(target.path).percent <= self.policy.high:
+            target = resolve_target(self.settings, self.engine, self.path)
+            if target.usage(self.engine.client).percent <= self.policy.high:
                 self.record.save()
                 return
             with fileops.exclusive_lock(self.files.prune_lock):
-                outcome = enforce(
-                    self.engine.client, target.path, target.root_dir, self.policy, self.record, self.settings.state
-                )
+                outcome = enforce(self.engine.client, target, self.policy, self.record, self.settings.state)
         except (Failed, docker.errors.DockerException, requests.RequestException, OSError) as exc:
             log.warning("diskguard.check_failed", error=str(exc))
             return

@@ -1,7 +1,8 @@
 """The engine's image store read straight from its data-root (`image/<driver>/imagedb`, `layerdb`), for
 what the API does not tell: when an image's config was stored, and whether its layers are still held.
 
-Only meaningful when the engine is local (its data-root visible here); every reader returns None otherwise.
+Only meaningful when the engine is local (its data-root visible here); every reader returns None otherwise,
+and when the data-root is None (a Studio space: the engine's data-root is the host's, never looked for).
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ from pathlib import Path
 import docker.errors
 
 
-def _configs(root_dir: str, image_id: str) -> Iterator[tuple[Path, Path]]:
+def _configs(root_dir: str | None, image_id: str) -> Iterator[tuple[Path, Path]]:
     """(driver dir, config file) where each storage driver's image store would keep the image's config."""
+    if not root_dir:
+        return
     digest = image_id.split(":", 1)[-1]
     for driver_dir in Path(root_dir, "image").glob("*"):
         yield driver_dir, driver_dir / "imagedb" / "content" / "sha256" / digest
 
 
-def config_stored_at(root_dir: str, image_id: str) -> float | None:
+def config_stored_at(root_dir: str | None, image_id: str) -> float | None:
     """When the engine stored the image's config (the imagedb file's mtime): when it arrived here."""
     for _driver_dir, config in _configs(root_dir, image_id):
         with contextlib.suppress(OSError):
@@ -52,7 +55,7 @@ class SavedImage:
     """The layer store's entry for the image's top layer; it exists as long as anything holds that layer."""
 
     @classmethod
-    def read(cls, root_dir: str, image_id: str) -> SavedImage | None:
+    def read(cls, root_dir: str | None, image_id: str) -> SavedImage | None:
         """None when the data-root is not readable here (the engine is not local), or the image has no layers."""
         for driver_dir, path in _configs(root_dir, image_id):
             try:

@@ -140,7 +140,7 @@ def gather(settings: Settings, plat: Platform, home: Path, engine: Engine) -> di
         },
         "api_version": STUDIO_API_VERSION,
         "engine": _pinned_engine(engine),
-        "disks": [_disk("home", home), _disk("container_root", home / "tmp")],
+        "disks": [space_disk("home", home), space_disk("container_root", home / "tmp")],
         "compose": sdk_composes(compose.probe_compose().to_dict()),
     }
 
@@ -256,6 +256,11 @@ def disk_usage(df: dict) -> dict:
     }
 
 
+def engine_bytes(usage: dict) -> int:
+    """All the engine says it stores: the sum of `disk_usage`'s sizes. Pure."""
+    return usage["images_bytes"] + usage["containers_bytes"] + usage["volumes_bytes"] + usage["build_cache_bytes"]
+
+
 def _pinned_engine(engine: Engine) -> dict:
     """The engine through the proxy, with the client pinned to Studio's API version (Engine.for_settings)."""
     try:
@@ -298,7 +303,7 @@ def _is_socket(path: str) -> bool:
         return False
 
 
-def _disk(role: str, path: Path) -> dict:
+def space_disk(role: str, path: Path) -> dict:
     usage = disks.fs_usage(path) if path.is_dir() else None
     if usage is None:
         return {"role": role, "path": str(path), "exists": False}

@@ -12,8 +12,8 @@ proxy's error texts, as users reported them (agent/studio.py REFUSALS):
 Its 403 bodies are JSON sent as text/plain, which is why the docker CLI prints them raw
 (`Error response from daemon: {"message":"Forbidden. Reason: ..."}`), as seen in Studio.
 
-What the space cannot see of the host (the engine's data-root, its disk) the bed does not hide: smdiag on
-Studio must not look there, and the tests check what it reports instead.
+What the space cannot see of the host (the engine's data-root, its disk) the bed hides where a test asks
+(`without_data_root`): smdiag on Studio must not look there, and the tests check what it reports instead.
 """
 
 from __future__ import annotations
@@ -241,6 +241,12 @@ class StudioSpace:
         private mount namespace, with the space root's /opt bound over the machine's (never touched)."""
         return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
                 'mount --bind "$0" /opt && exec "$@"', str(self.root / "opt"), *argv]  # fmt: skip
+
+    def without_data_root(self) -> tuple[str, ...]:
+        """A prefix that runs argv where the engine's data-root is not visible, as in a space (the host's disk
+        is not mounted there): an empty tmpfs over it in a private mount namespace; the engine keeps its own."""
+        return ("unshare", "--mount", "--propagation", "private", "sh", "-c",
+                'mount -t tmpfs smdiag-hidden "$0" && exec "$@"', str(self.daemon.data_root))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -412,7 +412,7 @@ def test_an_image_removed_while_a_container_is_being_created_from_it_is_put_back
                     client.images.remove(ref)
                 gate.set()
                 assert pull(daemon, ref) is None
-                outcome = diskguard.enforce(client, disk.path, root_dir, policy, record, state)
+                outcome = diskguard.enforce(client, diskguard.Target(disk.path, root_dir), policy, record, state)
                 gate.clear()
                 with changed:
                     passes["done"] += 1

@@ -237,30 +237,70 @@ UNPINNED = "Error while fetching server API version"
 """What docker-py says when the proxy redirects its unversioned `GET /version` (an unpinned client)."""
 
 
-def test_the_guard_prunes_and_reports_through_the_proxy_because_every_client_is_pinned(space_and_disk, smdiag, images):
-    space, disk = space_and_disk
+MB = 1024 * 1024
+
+
+def engine_bytes(space: StudioSpace) -> int:
+    """What the engine stores by its own accounting, asked of it directly (not through the proxy)."""
+    with space.daemon.client() as client:
+        return studio.engine_bytes(studio.disk_usage(client.df()))
+
+
+@pytest.fixture
+def lru_images(space, images):
+    """Four unused-looking images, oldest first, and a stopped container from the oldest: `used` arrived
+    first but a container holds it; `old` is then the least recently used image that nothing uses."""
+    with space.daemon.client() as client:
+        for name in ("used", "old", "mid", "new"):
+            images.build(client, f"studio/{name}:1", size_mb=20)
+        client.containers.run("studio/used:1", "true", network_mode="sagemaker", name="user-of-used")
+    return ["studio/used:1", "studio/old:1", "studio/mid:1", "studio/new:1"]
+
+
+def test_diskguard_on_studio_measures_the_engines_accounting_through_the_proxy_and_prunes_lru_first(
+    space, smdiag, make_disk, lru_images
+):
+    """The data-root is hidden from smdiag as in a space; the budget is the home volume's size. The
+    watermarks are set from the measured bytes so that exactly one image must go: the least recently used
+    one that no container uses."""
     with pytest.raises(docker.errors.DockerException, match=UNPINNED):
         docker.DockerClient(base_url=space.proxy.host)  # the trap: a client that asks the proxy its version
-    with space.daemon.client() as client:
-        images.build(client, "studio/old:1", size_mb=80)
-    st = os.statvfs(disk.path)
-    used, avail = (st.f_blocks - st.f_bfree) * st.f_frsize, st.f_bavail * st.f_frsize
-    disk.fill((used + avail) * 0.13 / (1024 * 1024))  # about 87% used, as df counts it: over the high mark
+    home = make_disk("home", 200)
+    env = {**space.env(), "HOME": str(home.path)}
+    hidden = space.without_data_root()
+    st = os.statvfs(home.path)
+    budget = (st.f_blocks - st.f_bfree + st.f_bavail) * st.f_frsize
+    used = engine_bytes(space)
+    high, low = f"{100 * (used - 5 * MB) / budget:.2f}", f"{100 * (used - 15 * MB) / budget:.2f}"
 
-    done = smdiag("diskguard", "once", "--json", "--high", "85", "--low", "75", "--min-age", "0s",
-                  env=space.env(), timeout=300)  # fmt: skip
+    status = smdiag("diskguard", "status", "--json", env=env, prefix=hidden)
+    report = json.loads(status.stdout)
+    assert report["error"] is None and UNPINNED not in status.stderr, status
+    assert (report["data_root"], report["watched"], report["used"], report["budget"]) == (
+        None, "the engine's accounting", used, budget
+    )  # fmt: skip
+    assert f"docker system df through {space.proxy.host}" in report["measured"]
+    assert [d["path"] for d in report["space_disks"]] == [str(home.path), str(home.path / "tmp")]
+    text = smdiag("diskguard", "status", env=env, prefix=hidden).stdout
+    assert "of its budget" in text and f"the size of the space's EBS volume {home.path}" in text, text
+
+    args = ("diskguard", "once", "--json", "--high", high, "--low", low, "--min-age", "0s")
+    forecast = json.loads(smdiag(*args, "--dry-run", env=env, prefix=hidden).stdout)
+    assert [r["names"] for r in forecast["removed"]] == [["studio/old:1"]] and forecast["dry_run"], forecast
+    assert forecast["measured"] == report["measured"]
+    done = smdiag(*args, env=env, prefix=hidden, timeout=300)
     assert done.returncode == 0 and UNPINNED not in done.stderr, done.stderr
     result = json.loads(done.stdout)
-    assert result["before_pct"] > 85 >= result["after_pct"], result
+    assert result["path"] == "the engine's accounting" and result["before_pct"] > float(high), result
     assert [r["names"] for r in result["removed"]] == [["studio/old:1"]]
+    assert result["after_pct"] <= float(low) and engine_bytes(space) == used - result["removed"][0]["bytes"]
+    kept = {tuple(k["names"]): k["reason"] for k in result["kept"]}
+    assert kept[("studio/used:1",)] == "used by stopped container user-of-used"
     with space.daemon.client() as client:
-        assert "studio/old:1" not in {tag for image in client.images.list() for tag in image.tags}
-
-    status = smdiag("diskguard", "status", "--json", env=space.env())
-    report = json.loads(status.stdout)
-    assert status.returncode == 0 and report["error"] is None and UNPINNED not in status.stderr, status
-    assert report["docker_host"] == space.proxy.host and report["used_pct"] <= 85
-    assert report["last_check"]["removed"] == result["removed"]
+        tags = {tag for image in client.images.list() for tag in image.tags}
+    assert tags == {"studio/used:1", "studio/mid:1", "studio/new:1"}
+    after = json.loads(smdiag("diskguard", "status", "--json", env=env, prefix=hidden).stdout)
+    assert after["last_check"]["removed"] == result["removed"] and after["used"] == engine_bytes(space)
 
 
 FIT = textwrap.dedent(
