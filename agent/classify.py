@@ -14,7 +14,9 @@ Sources, as `classify` reads them from the evidence dict:
 - `pulls`: the engine's pull errors;
 - `compose`: compose's own lines (its progress and errors, without the containers' output);
 - `container`: each container's own output (its log), with its exit code, OOMKilled and limits;
-- `disks`: how full the data-root, the SDK's container_root and the EBS volume are.
+- `disks`: how full the data-root, the SDK's container_root and the EBS volume are;
+- `platform`: where it ran (agent.platform's kind): on Studio the engine's disk is the host's, with a hint
+  of its own.
 """
 
 from __future__ import annotations
@@ -214,6 +216,10 @@ class Evidence:
                         return Hit(name, line.strip())
         return None
 
+    @property
+    def studio(self) -> bool:
+        return self.raw.get("platform") == "studio"
+
     def disk_full(self, role: str) -> bool:
         disk = next((d for d in self.raw.get("disks") or [] if d.get("role") == role), None)
         return bool(disk and disk.get("percent") is not None and disk["percent"] >= FULL_PCT)
@@ -240,6 +246,8 @@ def classify(evidence: dict) -> Diagnosis:
     for rule in RULES:
         diagnosis = rule(found)
         if diagnosis is not None:
+            if diagnosis.category == "disk_full" and found.studio:
+                return Diagnosis(diagnosis.category, diagnosis.summary, studio.DISK_FULL_HINT)
             return diagnosis
     message = found.lines["exception"][0]
     return _diagnosis("unknown", message or "the call failed")
@@ -424,7 +432,7 @@ def _disk(e: Evidence) -> Diagnosis | None:
         return None
     if e.disk_full("container_root"):
         return _diagnosis("container_root_full", f"the SDK's container_root filled up: {hit.line}")
-    if e.disk_full("docker_root"):
+    if e.disk_full("docker_root") or (e.studio and hit.source == "engine"):  # Studio's data-root: not seen
         return _diagnosis("disk_full", f"Docker's data-root filled up: {hit.line}")
     return _diagnosis("container_disk_full", f"a disk inside the container is full: {hit.line}")
 

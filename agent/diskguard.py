@@ -654,7 +654,7 @@ def engine_reported_full(state: StateDir, since: float) -> dict | None:
             return None
         with contextlib.suppress(OSError, ValueError):
             report = json.loads((entry / "report.json").read_text())
-            if report.get("category") == "disk_full":
+            if report.get("category") == "disk_full" and float(report.get("time_epoch") or written) > since:
                 return {"id": entry.name, "time": report.get("time"), "summary": report.get("summary")}
     return None
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent import classify, container_logs, disks, failures
+from agent import classify, container_logs, disks, failures, platform
 from agent.autowrap import FailureFacts
 from agent.imageref import split_image_ref
 from agent.redact import Redactor
@@ -294,6 +294,7 @@ def collect(capture: FailureFacts, settings: Settings) -> tuple[dict, dict[str, 
             "serving_failed": capture.serving_failed,
             "compose": report.get("compose"),
             "disks": report["disks"],
+            "platform": platform.detect(settings).kind,
         }
     )
     report.update(category=diagnosis.category, summary=diagnosis.summary, hint=diagnosis.hint)

@@ -99,6 +99,15 @@ REFUSALS = (
     ),
 )
 REFUSAL_HINTS = {refusal.category: refusal.hint for refusal in REFUSALS}
+DISK_FULL_HINT = (
+    "the engine's disk is full: in a Studio space it is the host's, behind the proxy, so there is no data-root "
+    "to move or enlarge from here. Free what the engine holds: `smdiag diskguard once` (least recently used "
+    "images first, never one a container uses; `docker system df` shows what takes the room), or delete "
+    "stopped containers and images you no longer need (docker rm / docker rmi); then run again. If ~ is full "
+    "as well, delete old local-mode runs under ~/tmp or raise the space's storage size"
+)
+"""The hint for disk_full in a Studio space, where the notebook instance's (move the data-root to the EBS
+volume with `smdiag bootstrap`) does not apply."""
 
 
 def refusal(text: str) -> tuple[str, str] | None:

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -28,23 +27,7 @@ pytestmark = [pytest.mark.bed, pytest.mark.xdist_group("installs-the-checkout")]
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "lifecycle-config" / "on-start.sh"
 BUDGET_S = 240
-KERNEL_PROGRAM = textwrap.dedent(
-    """
-    import json, sys
-    import sagemaker  # nothing of smdiag is imported: the hook wraps the SDK by itself
-    from sagemaker.estimator import Estimator
-    from sagemaker.local import LocalSession
-    session = LocalSession(sagemaker_config={"SchemaVersion": "1.0",
-        "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}})
-    session.config = {"local": {"local_code": True}}
-    try:
-        Estimator(image_uri=sys.argv[1], role="arn:aws:iam::111111111111:role/dummy", instance_count=1,
-                  instance_type="local", sagemaker_session=session).fit()
-    except Exception as exc:
-        print(json.dumps({"type": type(exc).__name__, "notes": getattr(exc, "__notes__", [])}))
-        sys.exit(3)
-    """
-)
+KERNEL_PROGRAM = Path(__file__).with_name("guest_fit.py").read_text()
 KERNEL_START = (
     "import json, sys; print(json.dumps({'hook': 'smdiag_kernel_hook' in sys.modules, "
     "'wrapper': 'smdiag_autowrap' in sys.modules}))"

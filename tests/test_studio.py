@@ -10,13 +10,13 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import docker
 import docker.errors
 import psutil
 import pytest
+import yaml
 from studio_bed import NETWORK, PRIVILEGED, StudioSpace
 
 from agent import kernels, platform, studio
@@ -303,53 +303,122 @@ def test_diskguard_on_studio_measures_the_engines_accounting_through_the_proxy_a
     assert after["last_check"]["removed"] == result["removed"] and after["used"] == engine_bytes(space)
 
 
-FIT = textwrap.dedent(
-    """
-    import json, sys
-    import sagemaker
-    from sagemaker.estimator import Estimator
-    from sagemaker.local import LocalSession
-    session = LocalSession(sagemaker_config={"SchemaVersion": "1.0",
-        "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}})
-    session.config = {"local": {"local_code": True}}
-    try:
-        Estimator(image_uri=sys.argv[1], role="arn:aws:iam::111111111111:role/dummy", instance_count=1,
-                  instance_type="local", sagemaker_session=session).fit()
-    except Exception as exc:
-        print(json.dumps({"type": type(exc).__name__, "message": str(exc)}))
-    """
-)
+FIT = Path(__file__).with_name("guest_fit.py")
+TRAIN_V3 = Path(__file__).with_name("guest_program_v3.py")
+
+
+class Kernel:
+    """A kernel's environment in the space with the hook on: SDK v2 (the host's packages) or v3 (the cached
+    venv), run where /opt/ml/metadata is the space's, so that each SDK detects Studio by itself."""
+
+    def __init__(self, space: StudioSpace, hermetic_env: dict[str, str], env_dir: Path, site: str | None = None):
+        self.space = space
+        self.state = Path(hermetic_env["SMDIAG_STATE_DIR"])
+        if site is None:
+            bed.host_packages_venv(env_dir)
+        else:
+            bed.packages_venv(env_dir, site)
+        assert kernels.enable(self.state, [str(env_dir)], Path(sys.executable))["ok"]
+        self.python = str(env_dir / "bin" / "python")
+        self.env = {**hermetic_env, **space.env(), "AWS_DEFAULT_REGION": "us-east-1",
+                    "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
+                    "PATH": f"{env_dir}/bin:/usr/local/bin:/usr/bin:/bin"}  # fmt: skip
+
+    def run(self, *argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run(self.space.in_space(self.python, *argv), env=self.env, cwd=self.space.home,
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+
+    def fit(self, image: str) -> dict:
+        """SDK v2's Estimator.fit() of `image`; the exception it raised."""
+        done = self.run(str(FIT), image)
+        assert done.returncode == 3, done.stdout + done.stderr[-3000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_a_failing_fit_in_the_space_runs_on_the_sagemaker_network_and_is_reported(space, smdiag, images, tmp_path,
                                                                                      hermetic_env):  # fmt: skip
     with space.daemon.client() as client:
         images.build(client, "studio/train:1", scripts={"train": bed.BROKEN_TRAIN_SCRIPT})
-    state = Path(hermetic_env["SMDIAG_STATE_DIR"])
-    env_dir = tmp_path / "kernel-env"
-    bed.host_packages_venv(env_dir)
-    assert kernels.enable(state, [str(env_dir)], Path(sys.executable))["ok"]
-    program = tmp_path / "fit.py"
-    program.write_text(FIT)
-    env = {**hermetic_env, **space.env(), "AWS_DEFAULT_REGION": "us-east-1", "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
-           "PATH": f"{env_dir}/bin:/usr/local/bin:/usr/bin:/bin"}  # fmt: skip
-    done = subprocess.run(
-        space.in_space(str(env_dir / "bin" / "python"), str(program), "studio/train:1"),
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    raised = json.loads(done.stdout.strip().splitlines()[-1])
-    assert raised["type"] == "RuntimeError" and "Failed to run" in raised["message"], done.stderr[-3000:]
+    kernel = Kernel(space, hermetic_env, tmp_path / "kernel-env")
+    raised = kernel.fit("studio/train:1")
+    assert raised["type"] == "RuntimeError" and "Failed to run" in raised["message"], raised
+    assert raised["notes"][0].startswith("smdiag: script_error:")
     # Studio detected by the SDK itself: staged under ~/tmp, the one container on `sagemaker`, no ports.
     compose_file = next((space.home / "tmp").glob("*/docker-compose.yaml"))
-    [service] = __import__("yaml").safe_load(compose_file.read_text())["services"].values()
+    [service] = yaml.safe_load(compose_file.read_text())["services"].values()
     assert service["network_mode"] == "sagemaker" and "ports" not in service
 
-    shown = smdiag("last-failure", "--json", env=env)
+    shown = smdiag("last-failure", "--json", env=kernel.env)
     report = json.loads(shown.stdout)
     assert report["category"] == "script_error", report
     assert "cannot import name 'seeds'" in report["summary"] and "train.py, line 3" in report["summary"]
     with space.daemon.client() as client:
         assert [c.attrs["HostConfig"]["NetworkMode"] for c in client.containers.list(all=True)] == ["sagemaker"]
+
+
+@pytest.mark.timeout(600 + bed.SDK_BUILD_TIMEOUT_S)  # the first run on a machine builds the SDK v3 environment
+def test_a_failing_model_trainer_in_the_space_is_reported_as_the_scripts_error(space, smdiag, images, tmp_path,
+                                                                                hermetic_env, sdk_v3_site):  # fmt: skip
+    """SDK v3 on Studio: `sagemaker` network, no networks section; its container_root is what the user
+    passes (cwd by default), not ~/tmp as v2 forces."""
+    with space.daemon.client() as client:
+        images.build(client, "studio/train-v3:1", scripts={"train": bed.BROKEN_TRAIN_SCRIPT}, cmd=["train"])
+    kernel = Kernel(space, hermetic_env, tmp_path / "kernel-env-v3", sdk_v3_site)
+    data, root = space.home / "data", space.home / "run"
+    data.mkdir()
+    (data / "train.csv").write_text("1,2\n")
+    root.mkdir()
+    result = tmp_path / "v3.json"
+    done = kernel.run(str(TRAIN_V3), str(result), "studio/train-v3:1", str(data), str(root))
+    raised = json.loads(result.read_text())["exception"]
+    assert raised["type"] == "RuntimeError" and "Failed to run" in raised["message"], done.stderr[-3000:]
+    assert raised["notes"][0].startswith("smdiag: script_error:")
+    compose = yaml.safe_load((root / "docker-compose.yaml").read_text())
+    [service] = compose["services"].values()
+    assert service["network_mode"] == "sagemaker" and "networks" not in compose and "ports" not in service
+
+    report = json.loads(smdiag("last-failure", "--json", env=kernel.env).stdout)
+    assert (report["category"], report["call"]["sdk"], report["call"]["kind"]) == ("script_error", "v3", "train")
+    assert "/opt/ml/code/train.py, line 3" in report["summary"] and "cannot import name 'seeds'" in report["summary"]
+
+
+def test_a_full_engine_disk_in_the_space_is_disk_full_with_studios_hint_and_the_guard_answers_it(
+    space, make_engine, images, registry, smdiag, tmp_path, hermetic_env
+):
+    """The engine's data-root on a real 150 MB disk; compose pulls a 100 MB image into it through the proxy.
+    The report names the engine's disk with a hint for the space (not moving /var/lib/docker), and the
+    guard, which cannot see that disk, takes the engine's own ENOSPC as its measure: it prunes."""
+    small, _disk = make_engine(size_mb=150)
+    sock_dir = bed.short_tempdir("sf")
+    full = StudioSpace(tmp_path / "full-space", small, sock_dir)
+    full.proxy.start()
+    try:
+        ref = f"{registry.address}/studio/big:1"
+        with space.daemon.client() as client:
+            images.build(client, ref, size_mb=100, scripts={"train": "echo hi"})
+            for line in client.api.push(ref.rsplit(":", 1)[0], tag="1", stream=True, decode=True):
+                assert "error" not in line, line
+        with small.client() as client:
+            images.build(client, "studio/idle:1", size_mb=5)
+        kernel = Kernel(full, hermetic_env, tmp_path / "kernel-env")
+        raised = kernel.fit(ref)
+        assert raised["type"] == "RuntimeError" and raised["notes"][0].startswith("smdiag: disk_full:"), raised
+        report = json.loads(smdiag("last-failure", "--json", env=kernel.env).stdout)
+        assert report["category"] == "disk_full" and "no space left on device" in report["summary"], report
+        assert report["hint"] == studio.DISK_FULL_HINT and "bootstrap" not in report["hint"]
+
+        hidden, env = full.without_data_root(), {**full.env(), "HOME": str(full.home)}
+        status = smdiag("diskguard", "status", "--json", env=env, prefix=hidden)
+        seen = json.loads(status.stdout)
+        assert status.returncode == 1 and seen["engine_full"]["id"] == report["id"] and seen["used_pct"] == 100
+        assert "reported no space left on device" in seen["measured"]
+        done = smdiag("diskguard", "once", "--json", "--min-age", "0s", env=env, prefix=hidden, timeout=300)
+        pruned = json.loads(done.stdout)
+        assert done.returncode == 0 and ["studio/idle:1"] in [r["names"] for r in pruned["removed"]], pruned
+        assert json.loads(smdiag("diskguard", "status", "--json", env=env).stdout)["engine_full"] is None
+    finally:
+        full.proxy.stop()
+        shutil.rmtree(sock_dir, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------- the lifecycle script
