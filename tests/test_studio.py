@@ -101,6 +101,28 @@ def test_a_failure_report_names_each_refusal_with_its_fix(rule):
     assert (diagnosis.category, diagnosis.hint) == (rule.category, rule.hint)
 
 
+CREATE_NOSPACE = "mkdir /var/lib/docker/overlay2/3f2a9c-init: no space left on device"
+"""The engine's State.Error for a container it could not create on a full data-root."""
+
+
+@pytest.mark.parametrize(
+    ("evidence", "category"),
+    [
+        ({"pull_errors": [{"image": "i", "error": "write /var/lib/docker/tmp/GetImageBlob1: no space left on device"}]},
+         "disk_full"),
+        ({"containers": [{"name": "algo-1-x", "error": CREATE_NOSPACE, "logs": []}],
+          "disks": [{"role": "docker_root", "path": "/var/lib/docker", "percent": None}]}, "disk_full"),
+    ],
+)  # fmt: skip
+def test_the_engines_disk_full_on_studio_has_the_spaces_hint_not_the_notebooks(evidence, category):
+    """On Studio the data-root cannot be measured (percent None): the engine's own ENOSPC is its disk's."""
+    failed = {"exception": {"type": "RuntimeError", "message": "Failed to run"}, **evidence}
+    on_studio = classify({**failed, "platform": "studio"})
+    assert (on_studio.category, on_studio.hint) == (category, studio.DISK_FULL_HINT)
+    elsewhere = classify({**failed, "platform": "notebook_instance"})
+    assert elsewhere.hint != studio.DISK_FULL_HINT and "bootstrap" not in on_studio.hint
+
+
 def test_a_privileged_refusal_while_booting_buildkit_is_buildkits():
     text = ' => ERROR [internal] booting buildkit\nERROR: Error response from daemon: {"message":"%s"}' % PRIVILEGED
     assert studio.refusal(text)[0] == "studio_buildkit"
