@@ -11,6 +11,7 @@ settings are bad (one line on stderr, as the CLI's).
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from agent.errors import BadInput, SmdiagError
@@ -36,6 +37,9 @@ def record(text: str, settings: Settings) -> dict:
 def main() -> int:
     from agent.redact import process_redactor
 
+    # This process runs no SDK: importing agent.autowrap (for FailureFacts) need not prepare to patch one,
+    # which reads the installed packages' metadata.
+    os.environ["SMDIAG_DISABLE"] = "1"
     settings = None
     try:
         settings = Settings.load()
