@@ -49,12 +49,13 @@ PULL_PROGRESS = re.compile(
 )
 """A pull's progress as compose prints it (v1 `<layer>: <status>`, v2 ` <layer> <status>`), and v2's
 ` ✘ <service> Error` whose message is on the next line: every other line of an unfinished pull is its error."""
-COMPOSE_ERROR = re.compile(
-    r"^(?:ERROR:\s*(?:for \S+\s+)?|(?:\S\s+)?[\w.-]+ Error\s+)?(?P<error>.*?\S)\s*(?:\s[\d.]+m?s)?$"
+COMPOSE_ERROR = (
+    re.compile(r"^\s*ERROR:\s*(?:for \S+\s+)?(?P<error>.*\S)"),
+    re.compile(r"^\s+(?:\S\s+)?[\w.-]+ Error\s+(?P<error>.*?\S)(?:\s+[\d.]+m?s)?\s*$"),
 )
-"""compose's error line without compose's own framing: v1 prints the engine's message bare (a failed layer)
-or as `ERROR: <message>` (`ERROR: for <service>  ...`); v2 as ` ✘ <service> Error <message>` and, closing,
-`Error response from daemon: <message>` (kept whole: it is the engine's)."""
+"""compose's own framing of a pull's error, taken off: v1's `ERROR: <message>` (`ERROR: for <service>  ...`;
+a failed layer's message comes bare), v2's progress line ` ✘ <service> Error <message>  0.9s` (its closing
+`Error response from daemon: <message>` is kept whole: it is the engine's)."""
 CONTAINER_LINE = re.compile(r"^([\w.-]+?)(?:_\d+)?\s+\|\s?(.*)$")
 """How compose prefixes a container's own output in its stream: `algo-1-abcde  | text` (v1 adds `_1`)."""
 
@@ -228,7 +229,8 @@ def _streamed_pull_errors(g: Gathering) -> list[dict]:
         elif PULL_ENDED.search(line):
             pulling = None
         elif not PULL_PROGRESS.match(line) and line.strip():
-            errors.append({"image": pulling, "error": COMPOSE_ERROR.match(line.strip()).group("error")})
+            framed = next(filter(None, (pattern.match(line) for pattern in COMPOSE_ERROR)), None)
+            errors.append({"image": pulling, "error": framed.group("error") if framed else line.strip()})
             pulling = None
     return errors
 

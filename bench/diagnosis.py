@@ -3,8 +3,9 @@
 Replays every reproducible case of ../shared/FAILURES.md (tests/failure_cases.py: the same reproductions
 tests/test_real_failures.py judges) on the real bed with the real SDK v2, and prints per case: the cause
 the thread established, smdiag's category and summary, right or wrong (category, the summary quoting the
-evidence, the hint naming the fix), and the seconds from the SDK's exception to the report on disk (goal
-< 2 s, issue 18); then the total. Exits 1 when any case is wrong.
+evidence, the hint naming the fix), the seconds from the SDK's exception to the report on disk (goal
+< 2 s, issue 18) and the evidence source that took longest (the report's `evidence_seconds`); then the
+total. Exits 1 when any case is wrong.
 
     python3 bench/diagnosis.py [--only id,id,...] [--json]
 """
