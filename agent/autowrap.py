@@ -105,7 +105,7 @@ class Capture:
 
 @dataclass
 class FailureFacts:
-    """What a failed call hands the recorder (`smdiag failures record`, as JSON on its stdin): the one
+    """What a failed call hands the recorder (`python -m agent.record`, as JSON on its stdin): the one
     shape both sides read and write. Only what this process alone can see; the engine's side is asked
     by the recorder."""
 
@@ -936,15 +936,16 @@ def _compose_file(args) -> str | None:
 
 
 def _record(facts: FailureFacts) -> dict:
-    """Evidence is gathered by `smdiag failures record` in a subprocess of the agent's interpreter, so
-    that this process (a user's kernel) needs nothing beyond the standard library."""
+    """Evidence is gathered by `python -m agent.record` (`smdiag failures record` without the CLI's imports)
+    in a subprocess of the agent's interpreter, so that this process (a user's kernel) needs nothing beyond
+    the standard library."""
     import json
 
     env = dict(os.environ)
     if _AGENT_STATE_DIR:
         env.setdefault("SMDIAG_STATE_DIR", _AGENT_STATE_DIR)
     done = subprocess.run(
-        [_AGENT_PYTHON or sys.executable, "-m", "agent", "failures", "record", "--json"],
+        [_AGENT_PYTHON or sys.executable, "-m", "agent.record"],
         input=facts.to_json(),
         capture_output=True,
         text=True,

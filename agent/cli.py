@@ -420,21 +420,10 @@ def failures_record(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """
 
     def action(settings: Settings) -> tuple[int, Any, str]:
-        from agent import evidence
-        from agent.autowrap import FailureFacts
+        from agent import record
 
-        try:
-            capture = FailureFacts.from_json(sys.stdin.read())
-        except (ValueError, TypeError) as exc:
-            raise BadInput(
-                f"stdin is not a failure capture ({exc})", "pipe the JSON that agent.autowrap writes"
-            ) from None
-        from agent.fix import choose_remedy
-
-        directory, report = evidence.record(capture, settings)
-        fields = {"path": str(directory), **{k: report[k] for k in ("id", "category", "summary", "hint")}}
-        fields["remedy"] = choose_remedy(report)
-        return 0, fields, f"report {directory}: {report['category']}: {report['summary']}"
+        fields = record.record(sys.stdin.read(), settings)
+        return 0, fields, f"report {fields['path']}: {fields['category']}: {fields['summary']}"
 
     _execute(ctx, as_json, action)
 

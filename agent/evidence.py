@@ -31,6 +31,31 @@ ENGINE_TIMEOUT_S = 5
 PULL_RETRY_S = 30
 COMPOSE_PATH = re.compile(r"(/[^\s,'\"\]]*docker-compose\.ya?ml)")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+PULL_STARTED = re.compile(
+    r"^\s*Pulling (?P<service>\S+) \((?P<image>[^)\s]+)\)\.\.\.\s*$|"
+    r"^\s*(?:\S\s+)?(?P<v2>[\w.-]+) Pulling\s*(?:[\d.]+m?s)?$"
+)
+"""compose announcing a pull: v1 `Pulling algo-1-abcde (repo/image:tag)...`, v2 ` algo-1-abcde Pulling`."""
+PULL_ENDED = re.compile(
+    r"^Status: (?:Downloaded newer image|Image is up to date) for |^\s*(?:\S\s+)?[\w.-]+ Pulled\b|"
+    r"^\s*(?:Creating|Recreating|Starting|Attaching to)\b|"
+    r"\b(?:Container|Network|Volume)\b.*\b(?:Creat|Start)(?:ing|ed)\b"
+)
+"""compose saying the pull is over: the engine's last status of a pull, a v2 `Pulled`, or containers made."""
+PULL_PROGRESS = re.compile(
+    r"^\s*(?:\S\s+)?[\w.-]+:? (?:Pulling|Waiting|Downloading|Verifying Checksum|Download complete|Extracting|"
+    r"Pull complete|Already exists|Retrying in)\b|^(?:Digest|Status): |^\[\+\] |^WARNING\b|"
+    r"^\s*(?:\S\s+)?[\w.-]+ Error\s*(?:[\d.]+m?s)?$"
+)
+"""A pull's progress as compose prints it (v1 `<layer>: <status>`, v2 ` <layer> <status>`), and v2's
+` ✘ <service> Error` whose message is on the next line: every other line of an unfinished pull is its error."""
+COMPOSE_ERROR = (
+    re.compile(r"^\s*ERROR:\s*(?:for \S+\s+)?(?P<error>.*\S)"),
+    re.compile(r"^\s+(?:\S\s+)?[\w.-]+ Error\s+(?P<error>.*?\S)(?:\s+[\d.]+m?s)?\s*$"),
+)
+"""compose's own framing of a pull's error, taken off: v1's `ERROR: <message>` (`ERROR: for <service>  ...`;
+a failed layer's message comes bare), v2's progress line ` ✘ <service> Error <message>  0.9s` (its closing
+`Error response from daemon: <message>` is kept whole: it is the engine's)."""
 CONTAINER_LINE = re.compile(r"^([\w.-]+?)(?:_\d+)?\s+\|\s?(.*)$")
 """How compose prefixes a container's own output in its stream: `algo-1-abcde  | text` (v1 adds `_1`)."""
 
@@ -153,10 +178,14 @@ def _same_container(streamed: str, engine_name: str) -> bool:
 
 
 def _pull_errors(g: Gathering) -> list[dict]:
-    """The engine's own pull errors: as the wrapper kept them, else (compose pulled, and the SDK dropped
-    its stderr) asked of the engine again, bounded."""
-    if g.capture.pull_errors or not _looks_like_pull_failure(g):
+    """The engine's own pull errors, `[{image, error}]`: as the wrapper kept them (the SDK's `docker pull`),
+    else as compose relayed them in its own lines, else (compose's stream lost them) asked of the engine
+    with one more pull, bounded. Only a silent pull costs that second pull: it may be gigabytes."""
+    if g.capture.pull_errors:
         return list(g.capture.pull_errors)
+    streamed = _streamed_pull_errors(g)
+    if streamed or not _looks_like_pull_failure(g):
+        return streamed
     import docker.errors
 
     images = [*g.capture.call.get("images", []), *(s["image"] for s in g.services)]
@@ -176,6 +205,33 @@ def _pull_errors(g: Gathering) -> list[dict]:
                     break
         except docker.errors.APIError as exc:
             errors.append({"image": image, "error": str(exc.explanation or exc)})
+    return errors
+
+
+def _streamed_pull_errors(g: Gathering) -> list[dict]:
+    """The pull errors compose printed: the first line of an unfinished pull that is not its progress (a
+    pull that finished, or gave way to creating the containers, had none: a later error is a container's).
+    A pull whose image cannot be named is left to the second pull."""
+    images_of = {s["service"]: s["image"] for s in g.services} | {
+        s["container_name"]: s["image"] for s in g.services if s.get("container_name")
+    }
+    only = list(dict.fromkeys(filter(None, [*g.capture.call.get("images", []), *images_of.values()])))
+    sole = only[0] if len(only) == 1 else None
+    lines = g.compose_lines
+    pulling = sole if lines and PULL_PROGRESS.match(lines[0]) else None  # the kept lines begin mid-pull
+    errors = []
+    for line in lines:
+        started = PULL_STARTED.match(line)
+        if started:
+            pulling = started.group("image") or images_of.get(started.group("service") or started.group("v2")) or sole
+        elif pulling is None:
+            continue
+        elif PULL_ENDED.search(line):
+            pulling = None
+        elif not PULL_PROGRESS.match(line) and line.strip():
+            framed = next(filter(None, (pattern.match(line) for pattern in COMPOSE_ERROR)), None)
+            errors.append({"image": pulling, "error": framed.group("error") if framed else line.strip()})
+            pulling = None
     return errors
 
 
@@ -273,9 +329,12 @@ def collect(capture: FailureFacts, settings: Settings) -> tuple[dict, dict[str, 
         "call": capture.call,
         "exception": capture.exception,
     }
+    seconds = report["evidence_seconds"] = {}
     try:
         for source in SOURCES:
+            started = time.monotonic()
             value = _bounded(source, gathering)
+            seconds[source.field] = round(time.monotonic() - started, 3)
             if isinstance(value, dict) and "error" in value and source.field != "docker":
                 report.setdefault("evidence_errors", {})[source.field] = value["error"]
                 value = source.empty

@@ -28,12 +28,9 @@ from typing import TYPE_CHECKING
 
 from agent.errors import BadInput, Failed, SmdiagError
 from agent.journal import Journal, append_line, read_lines, replay
-from agent.log import get_logger
 
 if TYPE_CHECKING:
     from agent.engine import Engine
-
-log = get_logger("fix")
 
 DEFAULT_BIN_DIR = Path("/usr/local/bin")
 NETWORK = "sagemaker-local"
@@ -347,7 +344,9 @@ def _act(settings, engine: Engine, remedy: str, report: dict, options: FixOption
             try:
                 entry["result"] = ACTORS[action.kind](settings, engine, action, options, step)
             except Exception as exc:  # noqa: BLE001 - one failed step ends the fix, said as such, not as a traceback
-                log.exception("fix.action_failed", kind=action.kind, target=action.target)
+                from agent.log import get_logger  # not at the top: the failure recorder imports choose_remedy
+
+                get_logger("fix").exception("fix.action_failed", kind=action.kind, target=action.target)
                 problem = exc.one_line() if isinstance(exc, SmdiagError) else f"{type(exc).__name__}: {exc}"
                 entry["result"] = f"failed: {problem}"
                 outcome["detail"] = f"{action.detail}: failed: {problem}"

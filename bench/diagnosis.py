@@ -3,8 +3,9 @@
 Replays every reproducible case of ../shared/FAILURES.md (tests/failure_cases.py: the same reproductions
 tests/test_real_failures.py judges) on the real bed with the real SDK v2, and prints per case: the cause
 the thread established, smdiag's category and summary, right or wrong (category, the summary quoting the
-evidence, the hint naming the fix), and the seconds from the SDK's exception to the report on disk (goal
-< 2 s, issue 18); then the total. Exits 1 when any case is wrong.
+evidence, the hint naming the fix), the seconds from the SDK's exception to the report on disk (goal
+< 2 s, issue 18) and the evidence source that took longest (the report's `evidence_seconds`); then the
+total. Exits 1 when any case is wrong.
 
     python3 bench/diagnosis.py [--only id,id,...] [--json]
 """
@@ -61,6 +62,7 @@ def main() -> int:
                     "right": not problems,
                     "problems": problems,
                     "latency_s": outcome.latency_s if outcome else None,
+                    "evidence_seconds": report.get("evidence_seconds") or {},
                     "case_s": time.monotonic() - started,
                 })  # fmt: skip
         finally:
@@ -73,12 +75,17 @@ def main() -> int:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'case':<24} {'expected cause':<46} {'category':<22} {'ok':<5} {'report s':>8} {'case s':>7}  summary")
+    print(
+        f"{'case':<24} {'expected cause':<46} {'category':<22} {'ok':<5} {'report s':>8} {'slowest source':<19} "
+        f"{'case s':>7}  summary"
+    )
     for r in rows:
         latency = f"{r['latency_s']:.2f}" if r["latency_s"] is not None else "-"
+        slowest = max(r["evidence_seconds"].items(), key=lambda item: item[1], default=None)
+        source = f"{slowest[0]} {slowest[1]:.2f}" if slowest else "-"
         print(
             f"{r['case']:<24} {r['cause'][:46]:<46} {r['category']:<22} {'right' if r['right'] else 'WRONG':<5} "
-            f"{latency:>8} {r['case_s']:>7.1f}  {r['summary'][:110]}"
+            f"{latency:>8} {source:<19} {r['case_s']:>7.1f}  {r['summary'][:110]}"
         )
         for problem in r["problems"]:
             print(f"{'':<24} ! {problem}")
