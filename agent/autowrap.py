@@ -49,6 +49,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 _ACTIVE: contextvars.ContextVar[Capture | None] = contextvars.ContextVar("smdiag_capture", default=None)
+_PULL_STREAM: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("smdiag_pull_stream", default=None)
+"""The engine's error lines of the v3 model-server pull running in this context, as its stream passes."""
 _SERVING: weakref.WeakKeyDictionary[threading.Thread, Capture] = weakref.WeakKeyDictionary()
 """The SDK's serving threads started inside a captured call (they run outside its context)."""
 _LOCK = threading.Lock()
@@ -597,34 +599,90 @@ def _server_pull_wrapper(original):
     @functools.wraps(original)
     def _pull_image(self, *args, **kwargs):
         """v3's docker-py pull drops the engine's error (`images.pull` discards the progress stream, then the
-        image is "not found"): inside a captured call, a failed pull keeps the engine's own message."""
+        image is "not found"): inside a captured call, a failed pull keeps the engine's own message, read from
+        that same stream as it passes (see `_tee_pulls`), never by pulling again."""
         capture = _capture_here()
         if capture is None:
             return original(self, *args, **kwargs)
+        streamed: list[str] = []
+        token = _PULL_STREAM.set(streamed)
         try:
             return original(self, *args, **kwargs)
         except (ValueError, RuntimeError) as exc:
-            _guarded("pull", _keep_the_engines_pull_error, self, original, args, kwargs, exc, capture)
+            _guarded("pull", _keep_the_engines_pull_error, self, original, args, kwargs, exc, streamed, capture)
             raise
+        finally:
+            _PULL_STREAM.reset(token)
 
     return _pull_image
 
 
-def _keep_the_engines_pull_error(server, original, args: tuple, kwargs: dict, exc: Exception, capture) -> None:
-    """The engine's error line: from the SDK's exception when it quotes the engine (an API error), else from
-    one more pull of the image through the SDK's own client, reading the progress the SDK discarded."""
+def _keep_the_engines_pull_error(server, original, args, kwargs, exc: Exception, streamed: list[str], capture) -> None:
+    """The engine's error line: the progress stream's own, else the SDK's exception when it quotes the engine."""
     import docker.errors
 
     if not isinstance(exc.__cause__, docker.errors.APIError):  # the engine down, a login failure: said already
         return
     image = inspect.signature(original).bind(server, *args, **kwargs).arguments["image"]
-    errors = [] if isinstance(exc.__cause__, docker.errors.NotFound) else [str(exc.__cause__)]
-    if not errors:
-        for progress in server.client.api.pull(image, stream=True, decode=True):
-            if progress.get("error"):
-                errors.append(progress["error"])
+    errors = streamed or ([] if isinstance(exc.__cause__, docker.errors.NotFound) else [str(exc.__cause__)])
     if errors:
         capture.pulls.append({"time": time.time(), "image": image, "error": "\n".join(errors)})
+
+
+def _docker_client_wrapper(original):
+    @functools.wraps(original)
+    def _get_docker_client(*args, **kwargs):
+        """v3's model-server client, with its pulls' progress observed while a captured pull runs."""
+        client = original(*args, **kwargs)
+        _guarded("pull", _tee_pulls, client.api)
+        return client
+
+    return _get_docker_client
+
+
+def _tee_pulls(api) -> None:
+    """The client's `pull`, returning the same stream; inside `_server_pull_wrapper` its error lines are kept."""
+    pull = api.pull
+    if getattr(pull, WRAPPED, False):
+        return
+
+    @functools.wraps(pull)
+    def teed_pull(*args, **kwargs):
+        result = pull(*args, **kwargs)
+        streamed = _PULL_STREAM.get()
+        if streamed is None or not kwargs.get("stream"):
+            return result
+        return _errors_noted(result, streamed)
+
+    setattr(teed_pull, WRAPPED, True)
+    api.pull = teed_pull
+
+
+PULL_TAIL_BYTES = 64 * 1024
+"""The engine ends a failed pull's stream with its error: the stream's end is all that is kept."""
+
+
+def _errors_noted(stream, streamed: list[str]):
+    """The same items, in order; the engine's `error` entries noted in `streamed` once the stream ends."""
+    tail, decoded = b"", []
+    try:
+        for item in stream:
+            yield item
+            if isinstance(item, dict) and item.get("error"):
+                decoded.append(item)
+            elif isinstance(item, bytes):
+                tail = (tail + item)[-PULL_TAIL_BYTES:]
+    finally:
+        _guarded("pull", _note_pull_errors, tail, decoded, streamed)
+
+
+def _note_pull_errors(tail: bytes, decoded: list[dict], streamed: list[str]) -> None:
+    import json
+
+    for line in tail.splitlines():
+        with contextlib.suppress(ValueError):
+            decoded.append(json.loads(line))
+    streamed.extend(str(entry["error"]) for entry in decoded if isinstance(entry, dict) and entry.get("error"))
 
 
 def _watch_containers(module, original, server, args: tuple, kwargs: dict, capture: Capture):
@@ -771,6 +829,7 @@ def _patch_model_builder(module) -> None:
 def _patch_local_container_mode(module) -> None:
     _replace(module.LocalContainerMode, "create_server", functools.partial(_create_server_wrapper, module))
     _replace(module.LocalContainerMode, "_pull_image", _server_pull_wrapper)
+    _replace(module, "_get_docker_client", _docker_client_wrapper)
 
 
 def _method(owner_name: str, name: str, kind: str):

@@ -267,12 +267,17 @@ def test_a_model_servers_pull_into_a_full_disk_is_disk_full_with_the_engines_tex
     image = serve_image(serving, CRASH_AT_START, size_mb=100)
     small, _disk = make_engine(size_mb=150)
     serving.env["DOCKER_HOST"] = small.host
+    served_before = (serving.registry.workdir / "registry.log").stat().st_size
     hooked = serving.run("hooked", image)
     # The SDK's docker-py pull discards the engine's error: the image is then "not found".
     assert hooked.exception["type"] == "ValueError" and "Could not find image" in hooked.exception["message"]
     report = json.loads(smdiag("last-failure", "--json", env=serving.env).stdout)
     [pull] = report["pull_errors"]
     assert pull["image"] == image and "no space left on device" in pull["error"]
+    with open(serving.registry.workdir / "registry.log", "rb") as log:
+        log.seek(served_before)
+        manifests = re.findall(rb'"(?:HEAD|GET) /v2/v3guest/serve/manifests/1 ', log.read())
+    assert len(manifests) == 1  # the SDK's own pull: its error was read as it passed, not by pulling again
     assert report["category"] == "disk_full" and "no space left on device" in report["summary"]
     assert report["docker"]["root_dir"] == str(small.data_root)
     assert_no_planted_key(serving.state)
