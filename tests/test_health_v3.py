@@ -4,6 +4,8 @@ engine holding the contract images (tests/test_local_mode.py's `contract_engine`
 `ModelTrainer(training_mode=Mode.LOCAL_CONTAINER)` trains in those images with v3's own driver, and
 sagemaker-core's local endpoint serves the result: nothing stands in for the SDK or the engine."""
 
+# ruff: noqa: F811 - the tests take the fixtures imported from test_local_mode as arguments
+
 from __future__ import annotations
 
 import json
@@ -60,7 +62,7 @@ def test_sdk_v3_where_v3_is_not_installed_is_bad_input_naming_the_fix(hermetic_e
 
 
 @PORT_8080
-def test_local_quick_health_on_sdk_v3_passes_for_all_three(contract_engine, user_env, v3_python):  # noqa: F811
+def test_local_quick_health_on_sdk_v3_passes_for_all_three(contract_engine, user_env, v3_python):
     daemon, _ = contract_engine
     done = smdiag_v3(v3_python, "health", "--mode", "local", "--quick", "--sdk", "v3", "--json", env=user_env)
     assert done.returncode == 0, done.stderr[-4000:]
@@ -76,7 +78,10 @@ def test_local_quick_health_on_sdk_v3_passes_for_all_three(contract_engine, user
 
 @PORT_8080
 def test_a_broken_script_on_sdk_v3_fails_health_and_last_failure_names_the_line(
-    contract_engine, user_env, v3_python, tmp_path  # noqa: F811
+    contract_engine,
+    user_env,
+    v3_python,
+    tmp_path,
 ):
     """`--sdk` left to auto: the environment's v3 drives local mode."""
     daemon, _ = contract_engine
