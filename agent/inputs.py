@@ -53,7 +53,7 @@ def sdk_v2(purpose: str) -> None:
 
 
 SDK_INSTALLS = {
-    None: "pip install 'smdiag[sagemaker]' (SDK v3) or 'smdiag[sagemaker-v2]' (the book's v2)",
+    None: "pip install 'smdiag[sagemaker]' (SDK v3) or pip install 'smdiag[sagemaker-v2]' (the book's v2)",
     2: "pip install 'smdiag[sagemaker-v2]'",
     3: "pip install 'smdiag[sagemaker]'",
 }
