@@ -104,7 +104,7 @@ def sdk_major(sdk: str) -> int | None:
     return installed["major"] if installed and installed["major"] in host.KNOWN_SDK_MAJORS else None
 
 
-def runner_for(mode: str, settings, major: int | None = 2) -> Runner:
+def runner_for(mode: str, settings, major: int | None) -> Runner:
     """The runner of a chosen mode (native, or local on SDK `major`)."""
     if mode == "native":
         from agent.experiments.native import NativeRunner
@@ -130,7 +130,7 @@ def _run_all(frameworks, runner: Runner, quick, scripts, work, plot, progress) -
     return results
 
 
-def choose_mode(mode: str, engine: Engine, frameworks: list[str], major: int | None = 2) -> tuple[str, str]:
+def choose_mode(mode: str, engine: Engine, frameworks: list[str], major: int | None) -> tuple[str, str]:
     """auto: local when an engine answers, the SDK `major` (None: v2 or v3) is here and every framework's
     images are there; else native, saying which of these is missing."""
     if mode in ("native", "local"):

@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 
 from agent.experiments import data
-from agent.experiments.local import ROLE, _last_report_id
+from agent.experiments.local import ROLE, last_report_id
 from agent.experiments.runner import Progress, Result, finish, grid, no_progress, reported
 from agent.frameworks import ENTRY_POINTS, HYPERPARAMETERS, REGION, SERVING_ENTRY_POINTS, image_uris
 
@@ -92,7 +92,7 @@ def run_local_v3(
         predict_s = time.perf_counter() - started
     except Exception as exc:  # noqa: BLE001 - reported by autowrap; the health table names the report
         result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        result.report_id = _last_report_id(exc, settings.state_dir)
+        result.report_id = last_report_id(exc, settings.state_dir)
         return result
     finally:
         if endpoint is not None:
