@@ -13,8 +13,9 @@ and nothing else: the standard library here, the framework only where a model is
   has them) as the SageMaker inference toolkit does, with its content types (application/x-npy,
   application/json, text/csv).
 - `pip3`: SDK v3's training driver (`sm_train.sh`, run by `ModelTrainer` with a `SourceCode`) refuses an image
-  without a pip on PATH, though it calls it only to install a `requirements`; this one says why it installs
-  nothing. The image's default command is `train`: v3 without a `SourceCode` runs the image's own command.
+  without a pip on PATH, though it never runs it (a `requirements` is installed with `python3 -m pip`, which
+  these offline images lack); this one only says that nothing can be installed here. The image's default
+  command is `train`: v3 without a `SourceCode` runs the image's own command.
 """
 
 from __future__ import annotations
