@@ -436,7 +436,11 @@ def health(
         typer.Option("--framework", metavar="NAMES", help="all, tensorflow, pytorch or sklearn (comma-separated too)."),
     ] = "all",
     mode: Annotated[
-        str, typer.Option("--mode", metavar="MODE", help="auto, native (no Docker, no AWS) or local (SDK v2).")
+        str, typer.Option("--mode", metavar="MODE", help="auto, native (no Docker, no AWS) or local (the SDK).")
+    ] = "auto",
+    sdk: Annotated[
+        str,
+        typer.Option("--sdk", metavar="MAJOR", help="Local mode's SDK: v2, v3 or auto (the one installed here)."),
     ] = "auto",
     quick: Annotated[bool, typer.Option("--quick", help="Few epochs, quick bar (RMSE <= 400).")] = False,
     plot: Annotated[
@@ -460,7 +464,7 @@ def health(
         chosen = _frameworks(framework)
         engine = Engine.for_settings(settings, timeout=ENGINE_TIMEOUT_S)
         with _interrupted_by_sigterm(), _health_progress(chosen) as progress, engine:
-            report = run_health(chosen, mode, quick, scripts, settings, engine, plot, progress)
+            report = run_health(chosen, mode, quick, scripts, settings, engine, plot, progress, sdk)
         return (0 if report["passed"] else 1), report, format_health(report)
 
     _execute(ctx, as_json, action)

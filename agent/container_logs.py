@@ -33,7 +33,8 @@ LOG4J_PREFIX = re.compile(
 `2024-01-01T10:00:00,123 [INFO ] W-9000-model_1-stdout MODEL_LOG - Traceback (most recent call last):`."""
 USER_CODE = ("/opt/ml/code/", "/opt/ml/model/code/")
 """Where local mode puts the user's scripts (training, and inference code shipped with the model)."""
-LIBRARY_CODE = re.compile(r"/(?:site|dist)-packages/|/lib/python\d|<frozen ")
+LIBRARY_CODE = re.compile(r"/(?:site|dist)-packages/|/lib/python\d|<frozen |^/opt/ml/input/data/sm_drivers/")
+"""Not the user's: installed packages, and SDK v3's training driver (which prints its own traceback)."""
 
 
 # ---------------------------------------------------------------------------------------------- engine

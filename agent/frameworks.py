@@ -59,9 +59,12 @@ def region() -> str:
 
 
 def image_uris(framework: str, region_name: str | None = None) -> list[str]:
-    """The ECR URIs (training, then inference when it differs) the SDK v2 resolves for `framework`: the
-    names an offline image must carry for local mode to find it instead of pulling."""
-    from sagemaker import image_uris as uris
+    """The ECR URIs (training, then inference when it differs) the SDK resolves for `framework`: the names
+    an offline image must carry for local mode to find it instead of pulling. Both majors resolve the same."""
+    try:
+        from sagemaker import image_uris as uris
+    except ImportError:  # SDK v3: the same catalogue, in sagemaker-core
+        from sagemaker.core import image_uris as uris
 
     version, py_version = VERSIONS[framework]
     return list(

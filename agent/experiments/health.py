@@ -1,8 +1,8 @@
 """`smdiag health`: train, deploy and test the three experiments, natively or in SageMaker local mode.
 
 It checks its inputs, picks a runner (agent.experiments.native: the entry scripts in processes of this
-host; agent.experiments.local: the SDK and Docker; both implement agent.experiments.runner.Runner), hands
-it the seed's data, and reports, draws and formats the scored results.
+host; agent.experiments.local and local_v3: SDK v2 or v3 and Docker; all implement
+agent.experiments.runner.Runner), hands it the seed's data, and reports, draws and formats the scored results.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 ENGINE_TIMEOUT_S = 5
 """How long auto mode waits for the engine to answer before it runs natively instead."""
+SDKS = {"auto": None, "v2": 2, "v3": 3}
+"""--sdk: the SDK major local mode drives (auto: the one installed in smdiag's environment)."""
 
 
 def run_health(
@@ -33,8 +35,10 @@ def run_health(
     engine: Engine,
     plot: Path | None = None,
     progress: Progress = no_progress,
+    sdk: str = "auto",
 ) -> dict:
-    """Every framework's result, and whether all passed. `mode` is auto, native or local.
+    """Every framework's result, and whether all passed. `mode` is auto, native or local; `sdk` is auto,
+    v2 or v3 (the SDK major local mode drives).
 
     Everything it will use is checked first (BadInput). The work directory is kept when a framework
     failed (its logs), removed otherwise, and removed when the run is interrupted."""
@@ -44,6 +48,9 @@ def run_health(
     scripts = scripts or SCRIPTS
     if mode not in ("auto", "native", "local"):
         raise BadInput(f"unknown mode {mode!r}", "use auto, native or local")
+    if sdk not in SDKS:
+        raise BadInput(f"unknown --sdk {sdk!r}", "use v2, v3 or auto")
+    major = sdk_major(sdk)
     if not scripts.is_dir():
         raise BadInput(
             f"--scripts {scripts} is not a directory", "point --scripts at a copy of agent/experiments/scripts"
@@ -58,10 +65,12 @@ def run_health(
             raise BadInput(f"--plot {plot} is not a .png file", "give a path ending in .png")
         inputs.output_file(plot, "--plot")
     if mode == "local":  # asked for, the SDK is named before the dataset's packages
-        runner_for(mode, settings).check(frameworks)
+        if major is None:
+            inputs.sagemaker_sdk("health --mode local")
+        runner_for(mode, settings, major).check(frameworks)
     inputs.packages("smdiag health", [*data.MODULES, *(["matplotlib"] if plot else [])])
-    chosen, why = choose_mode(mode, engine, frameworks)
-    chosen_runner = runner_for(chosen, settings)
+    chosen, why = choose_mode(mode, engine, frameworks, major)
+    chosen_runner = runner_for(chosen, settings, major)
     chosen_runner.check(frameworks)
     work = Path(tempfile.mkdtemp(prefix="smdiag-health-"))
     try:
@@ -76,6 +85,7 @@ def run_health(
         "passed": passed,
         "mode": chosen,
         "mode_reason": why,
+        "sdk": f"v{major}" if chosen == "local" else None,
         "quick": quick,
         "bar_rmse": BAR["quick" if quick else "full"],
         "results": [r.to_dict() for r in results],
@@ -83,12 +93,27 @@ def run_health(
     }
 
 
-def runner_for(mode: str, settings) -> Runner:
-    """The runner of a chosen mode (native or local)."""
+def sdk_major(sdk: str) -> int | None:
+    """The SDK major of --sdk: as asked, or (auto) the one installed here when smdiag knows it, else None.
+    Read from package metadata, nothing imported."""
+    from agent import host
+
+    if SDKS[sdk] is not None:
+        return SDKS[sdk]
+    installed = host.sagemaker_sdk()
+    return installed["major"] if installed and installed["major"] in host.KNOWN_SDK_MAJORS else None
+
+
+def runner_for(mode: str, settings, major: int | None) -> Runner:
+    """The runner of a chosen mode (native, or local on SDK `major`)."""
     if mode == "native":
         from agent.experiments.native import NativeRunner
 
         return NativeRunner()
+    if major == 3:
+        from agent.experiments.local_v3 import LocalV3Runner
+
+        return LocalV3Runner(settings)
     from agent.experiments.local import LocalRunner
 
     return LocalRunner(settings)
@@ -105,12 +130,12 @@ def _run_all(frameworks, runner: Runner, quick, scripts, work, plot, progress) -
     return results
 
 
-def choose_mode(mode: str, engine: Engine, frameworks: list[str]) -> tuple[str, str]:
-    """auto: local when an engine answers, the SDK v2 is here and every framework's images are there;
-    else native, saying which of these is missing."""
+def choose_mode(mode: str, engine: Engine, frameworks: list[str], major: int | None) -> tuple[str, str]:
+    """auto: local when an engine answers, the SDK `major` (None: v2 or v3) is here and every framework's
+    images are there; else native, saying which of these is missing."""
     if mode in ("native", "local"):
         return mode, "asked for"
-    from agent import host
+    from agent import inputs
     from agent.errors import SmdiagError
     from agent.experiments import local
 
@@ -120,7 +145,7 @@ def choose_mode(mode: str, engine: Engine, frameworks: list[str]) -> tuple[str, 
         if exc.exit_code == 2:
             raise
         return "native", "no Docker engine answers"
-    sdk_problem = host.sdk_v2_problem()
+    sdk_problem = inputs.sdk_problem(major)
     if sdk_problem:
         return "native", f"the Docker engine answers, but local mode needs {sdk_problem[0]}"
     missing = local.missing_images(client, frameworks)
@@ -129,7 +154,7 @@ def choose_mode(mode: str, engine: Engine, frameworks: list[str]) -> tuple[str, 
             "native",
             f"local-mode images are missing ({', '.join(missing[:3])}); build them with smdiag images build",
         )
-    return "local", "a Docker engine, the SDK v2 and every framework's images are here"
+    return "local", f"a Docker engine, the SDK v{major} and every framework's images are here"
 
 
 def draw(path: Path, data_dir: Path, results: list[Result], title: str) -> None:
@@ -160,8 +185,10 @@ def format_health(report: dict) -> str:
     from rich.console import Console
     from rich.table import Table
 
+    sdk = f", SDK {report['sdk']}" if report.get("sdk") else ""
     table = Table(
-        title=f"smdiag health: {report['mode']} mode ({report['mode_reason']}), bar RMSE ≤ {report['bar_rmse']:.0f}"
+        title=f"smdiag health: {report['mode']} mode{sdk} ({report['mode_reason']}), "
+        f"bar RMSE ≤ {report['bar_rmse']:.0f}"
     )
     for column in ("framework", "mode", "train s", "deploy s", "predict s", "RMSE", "R²", "result"):
         table.add_column(column)

@@ -40,7 +40,7 @@ class LocalRunner:
 
 
 def missing_images(client, frameworks: list[str]) -> list[str]:
-    """The framework images (their SDK v2 URIs) that the engine behind `client` lacks."""
+    """The framework images (the URIs both SDK majors resolve) that the engine behind `client` lacks."""
     import docker.errors
 
     missing = []
@@ -95,7 +95,7 @@ def run_local(
         predict_s = time.perf_counter() - started
     except Exception as exc:  # noqa: BLE001 - reported by autowrap; the health table names the report
         result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        result.report_id = _last_report_id(exc, settings.state_dir)
+        result.report_id = last_report_id(exc, settings.state_dir)
         return result
     finally:
         if predictor is not None:
@@ -175,7 +175,8 @@ def _deploy(framework: str, estimator, scripts: Path, session):
     return estimator.deploy(initial_instance_count=1, instance_type="local", wait=False, **extra)
 
 
-def _last_report_id(exc: BaseException, state_dir: Path) -> str | None:
+def last_report_id(exc: BaseException, state_dir: Path) -> str | None:
+    """The id of the report autowrap wrote for `exc` (its note says so), for the health table to name."""
     from agent.failures import last_report
 
     if not any(note.startswith("smdiag:") for note in getattr(exc, "__notes__", [])):

@@ -79,10 +79,11 @@ def dockerfile(framework: str, base_tag: str, fingerprint: str) -> str:
             f"FROM {base_tag}",
             "COPY site /opt/smdiag/site",
             "COPY smdiag_container.py /opt/smdiag/lib/smdiag_container.py",
-            "COPY train serve /usr/local/bin/",
+            "COPY train serve pip3 /usr/local/bin/",
             f"ENV SMDIAG_FRAMEWORK={framework} PYTHONPATH=/opt/smdiag/site:/opt/smdiag/lib PYTHONUNBUFFERED=1 "
             "PYTHONDONTWRITEBYTECODE=1 TF_CPP_MIN_LOG_LEVEL=2",
             f'LABEL {LABEL}="{fingerprint}" smdiag.contract.framework="{framework}"',
+            'CMD ["train"]',
             "",
         ]
     )
@@ -256,7 +257,7 @@ def _build_framework(client, wanted: Wanted, base_tag: str, cache_dir: Path, ste
         shutil.rmtree(site / "bin", ignore_errors=True)  # console scripts with the host's interpreter
         (ctx / "site.done").touch()
     shutil.copy2(CONTAINER_DIR / "smdiag_container.py", ctx / "smdiag_container.py")
-    for command in ("train", "serve"):
+    for command in ("train", "serve", "pip3"):
         (ctx / command).write_text(f'#!/bin/sh\nexec python3 -m smdiag_container {command} "$@"\n')
         (ctx / command).chmod(0o755)
     (ctx / "Dockerfile").write_text(dockerfile(wanted.framework, base_tag, wanted.fingerprint))

@@ -12,6 +12,10 @@ and nothing else: the standard library here, the framework only where a model is
   call the entry script's handlers (`model_fn`, and `input_fn` / `predict_fn` / `output_fn` when the script
   has them) as the SageMaker inference toolkit does, with its content types (application/x-npy,
   application/json, text/csv).
+- `pip3`: SDK v3's training driver (`sm_train.sh`, run by `ModelTrainer` with a `SourceCode`) refuses an image
+  without a pip on PATH, though it never runs it (a `requirements` is installed with `python3 -m pip`, which
+  these offline images lack); this one only says that nothing can be installed here. The image's default
+  command is `train`: v3 without a `SourceCode` runs the image's own command.
 """
 
 from __future__ import annotations
@@ -312,5 +316,19 @@ def serve(opt_ml: Path = OPT_ML) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------ pip3
+
+
+def pip() -> int:
+    """Packages come with the image (`smdiag images build`): nothing can be installed from inside it."""
+    print(
+        "smdiag contract image: pip cannot install packages here (the image is offline); "
+        "add them to the image instead of a requirements file",
+        file=sys.stderr,
+        flush=True,
+    )
+    return 1
+
+
 if __name__ == "__main__":
-    sys.exit({"train": train, "serve": serve}[sys.argv[1]]())
+    sys.exit({"train": train, "serve": serve, "pip3": pip}[sys.argv[1]]())
