@@ -17,7 +17,7 @@ import docker.errors
 import pytest
 
 from agent import fileops, waiting
-from agent.guard_state import GuardFiles
+from agent.guard_state import GuardFiles, events_state
 from agent.statedir import StateDir
 
 import bed
@@ -216,10 +216,11 @@ def wait_until(condition, timeout: float, what: str) -> None:
     assert waiting.wait_until(condition, timeout), f"timed out waiting for {what}"
 
 
-def watching(guard_log: Path) -> int:
-    """How many times guards have (re)connected to the engine's event stream, by their log: a guard logs
-    `diskguard.watching` once it follows events, and only then does it answer a pull."""
-    return guard_log.read_text().count('"diskguard.watching"') if guard_log.exists() else 0
+def following(state: StateDir) -> bool | None:
+    """Whether the running guard follows the engine's events, as `status` shows it (None: not yet known);
+    only a guard following them answers a pull."""
+    events = events_state(state)
+    return None if events is None else events["following"]
 
 
 def test_run_answers_a_pull_at_once_remembers_use_and_survives_an_engine_restart(
@@ -230,11 +231,11 @@ def test_run_answers_a_pull_at_once_remembers_use_and_survives_an_engine_restart
     for name in ["used", "a", "b", "c", "d"]:  # pulled one after another: their arrival order
         assert pull(daemon, refs[name]) is None
     policy = ("--high", "80", "--low", "70", "--min-age", "0s")
-    state = Path(hermetic_env["SMDIAG_STATE_DIR"]) / "diskguard"
-    guard_log = Path(hermetic_env["SMDIAG_STATE_DIR"]) / "logs" / "agent.log"
+    state_dir = StateDir(Path(hermetic_env["SMDIAG_STATE_DIR"]))
+    state = state_dir.diskguard
     guard = start_guard(hermetic_env, daemon, *policy)
     try:
-        wait_until(lambda: watching(guard_log) > 0, 120, "the guard to follow the engine's events")
+        wait_until(lambda: following(state_dir), 120, "the guard to follow the engine's events")
         with daemon.client() as client:  # "used" was pulled first, but used last: it goes last
             client.containers.run(refs["used"], ["true"], network_mode="none", remove=True)
             used_id = client.images.get(refs["used"]).id
@@ -252,19 +253,22 @@ def test_run_answers_a_pull_at_once_remembers_use_and_survives_an_engine_restart
     assert guard.returncode == 0, guard.stderr.read()
     assert used_id in json.loads((state / "images.json").read_text())["last_used"]
 
-    connected = watching(guard_log)
+    assert events_state(state_dir) is None  # a stopped guard follows nothing
     guard = start_guard(hermetic_env, daemon, *policy)
     try:
-        wait_until(lambda: watching(guard_log) > connected, 120, "the new guard to follow the engine's events")
+        wait_until(lambda: following(state_dir), 120, "the new guard to follow the engine's events")
         report = json.loads(smdiag("diskguard", "status", "--json").stdout)
         assert report["guard_running"] and report["images_seen_in_use"] >= 1 and report["last_check"]["removed"]
+        assert report["guard_events"]["following"]
         second = start_guard(hermetic_env, daemon, *policy)
         assert second.wait(120) == 1 and "another diskguard run is active" in second.stderr.read()
 
-        connected = watching(guard_log)
         daemon.stop()
+        wait_until(lambda: following(state_dir) is False, 120, "the guard to see the engine's events end")
+        down = smdiag("diskguard", "status").stdout
+        assert f"diskguard run: running (pid {guard.pid}), lost the engine's events at" in down, down
         daemon.start()
-        wait_until(lambda: watching(guard_log) > connected, 120, "the guard to follow the restarted engine's events")
+        wait_until(lambda: following(state_dir), 120, "the guard to follow the restarted engine's events")
         assert guard.poll() is None, guard.stderr.read()
         fill_to(disk, 79, name="filler2.bin")
         assert pull(daemon, refs["big2"]) is None
@@ -288,8 +292,9 @@ def test_fifty_concurrent_pulls_and_runs_while_the_guard_prunes(make_engine, ima
     guard = start_guard(hermetic_env, daemon, "--high", "80", "--low", "72", "--min-age", "0s")
     guard_log = Path(hermetic_env["SMDIAG_STATE_DIR"]) / "logs" / "agent.log"
     # on a busy machine a guard can take long to start: the workers must find it following events
-    wait_until(lambda: watching(guard_log) > 0, 120, "the guard to watch events")
-    prune_lock = GuardFiles(StateDir(Path(hermetic_env["SMDIAG_STATE_DIR"]))).prune_lock
+    state_dir = StateDir(Path(hermetic_env["SMDIAG_STATE_DIR"]))
+    wait_until(lambda: following(state_dir), 120, "the guard to watch events")
+    prune_lock = GuardFiles(state_dir).prune_lock
     absent: dict[str, str] = {}  # image id -> a container that ran while the engine did not have it
     lost: list[str] = []
     outputs: list[str] = []
