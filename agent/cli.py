@@ -541,7 +541,12 @@ app.add_typer(diskguard_app, name="diskguard")
 
 PathOption = Annotated[
     Path | None,
-    typer.Option("--path", metavar="PATH", help="Filesystem to watch (default: the one holding Docker's data-root)."),
+    typer.Option(
+        "--path",
+        metavar="PATH",
+        help="Filesystem to watch (default: the one holding Docker's data-root; on a Studio space, the engine's "
+        "own accounting against the home volume's size).",
+    ),
 ]
 HighOption = Annotated[
     float | None,
@@ -653,9 +658,11 @@ def diskguard_run(
 
 @diskguard_app.command("status")
 def diskguard_status(ctx: typer.Context, docker_host: DockerHostOption = None, as_json: JsonFlag = False) -> None:
-    """Show the engine's data-root and its disk's usage now, whether the guard runs, and its last check.
+    """Show what diskguard watches, measured now: the disk holding the engine's data-root, or on a Studio
+    space the engine's own accounting (docker system df) against the home volume's size; beside it whether
+    the guard runs and follows the engine's events, and its last check.
 
-    Exit 0, or 1 when that disk is over the high watermark or the engine does not answer.
+    Exit 0, or 1 when that usage is over the high watermark or the engine does not answer.
     """
 
     def action(settings: Settings) -> tuple[int, Any, str]:

@@ -29,7 +29,15 @@ from agent import disks, fileops
 from agent.diskguard import Policy, check_path, enforce, resolve_target
 from agent.engine import Engine, validate_host
 from agent.errors import Failed
-from agent.guard_state import GuardFiles, UseRecord, guard_pid, last_check, remember_check
+from agent.guard_state import (
+    GuardFiles,
+    UseRecord,
+    events_state,
+    guard_pid,
+    last_check,
+    remember_check,
+    remember_events,
+)
 from agent.journal import Journal, restore_inline, signals_blocked
 from agent.log import get_logger
 from agent.settings import Settings
@@ -180,7 +188,7 @@ def _wait_for_guard(files: GuardFiles) -> int:
 def status(settings: Settings, engine: Engine) -> dict:
     """Measured now: what diskguard watches (the engine's data-root and that disk, or on Studio the engine's
     own accounting against its budget, with the space's disks beside it) and its usage; beside it whether
-    a `run` guard is active, what it last did, and what it knows of image use."""
+    a `run` guard is active and follows the engine's events, what it last did, and what it knows of image use."""
     pid = guard_pid(settings.state)
     record = UseRecord(settings.state).load()
     now = {"data_root": None, "watched": None, "measured": None, "used_pct": None, "used": None, "avail": None,
@@ -201,6 +209,7 @@ def status(settings: Settings, engine: Engine) -> dict:
     return {
         "guard_running": pid is not None,
         "guard_pid": pid,
+        "guard_events": events_state(settings.state) if pid is not None else None,
         "docker_host": engine.host,
         **now,
         "high": settings.high_pct,
@@ -221,6 +230,14 @@ def studio_disks() -> list[dict]:
 
 def format_status(report: dict) -> str:
     guard = f"running (pid {report['guard_pid']})" if report["guard_running"] else "not running"
+    events = report["guard_events"]
+    if report["guard_running"] and events is None:
+        guard += ", not following the engine's events yet"
+    elif report["guard_running"] and events["following"]:
+        guard += ", following the engine's events"
+    elif report["guard_running"]:
+        lost = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(events["since"]))
+        guard += f", lost the engine's events at {lost} ({events['error']}), reconnecting: it answers no pull meanwhile"
     lines = [f"diskguard run: {guard}"]
     if report["error"]:
         lines.append(f"now: {report['error']}")
@@ -288,6 +305,7 @@ class Guard:
                     "stop it first, or leave it: one guard is enough",
                 ) from None
             fileops.atomic_write(self.files.run_pid, f"{os.getpid()}\n", mode=0o644)
+            self.files.events.unlink(missing_ok=True)  # a killed guard's, not this one's
             log.info("diskguard.started", high=self.policy.high, low=self.policy.low, interval=self.interval)
             threading.Thread(target=self._watch_events, name="diskguard-events", daemon=True).start()
             try:
@@ -302,6 +320,7 @@ class Guard:
                     if self._stream is not None:
                         self._stream.close()
                 self.files.run_pid.unlink(missing_ok=True)
+                self.files.events.unlink(missing_ok=True)
                 log.info("diskguard.stopped")
 
     def shutdown(self, *_signal) -> None:
@@ -343,21 +362,27 @@ class Guard:
                 self.record.forget([image_id])
 
     def _watch_events(self) -> None:
-        """Follow the engine's events; reconnect with backoff when it goes away (a restart)."""
+        """Follow the engine's events; reconnect with backoff when it goes away (a restart). Whether it follows
+        them is kept for `status`, the time and cause of a loss from its first failed attempt."""
         backoff = 1.0
+        following = None
         while not self.stop.is_set():
             try:
                 self._stream = self.engine.events(filters={"type": ["image", "container"]})
                 log.info("diskguard.watching", host=self.engine.host)
+                following = True
+                remember_events(self.settings.state, following)
                 backoff = 1.0
                 self.wake.set()  # the engine may have come back with a fuller disk
                 for event in self._stream:
                     self._on_event(event)
             except Exception as exc:  # noqa: BLE001 - any failure of the stream means: reconnect
                 if not self.stop.is_set():
-                    log.info(
-                        "diskguard.events_lost", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                    )
+                    error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    log.info("diskguard.events_lost", error=error)
+                    if following is not False:
+                        following = False
+                        remember_events(self.settings.state, following, error)
             if self.stop.wait(backoff):
                 return
             backoff = min(30.0, backoff * 2)

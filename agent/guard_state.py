@@ -1,5 +1,6 @@
 """What diskguard keeps between runs, under `<state dir>/diskguard/` on the EBS volume: when each image was
-last used and arrived, the last check, and which `diskguard run` holds the guard lock.
+last used and arrived, the last check, which `diskguard run` holds the guard lock, and whether it follows the
+engine's events.
 
 Kept apart from the planner and the daemon (docuum's state/run split): `once`, `make-room`, `run` and
 `status` are separate processes that meet only in these files, so their names and formats live in one place.
@@ -61,6 +62,11 @@ class GuardFiles:
         return self.directory / "run.pid"
 
     @property
+    def events(self) -> Path:
+        """Whether the running guard follows the engine's events: a guard that has lost them answers no pull."""
+        return self.directory / "events.json"
+
+    @property
     def guard_output(self) -> Path:
         """A detached guard's stdout and stderr."""
         return self.directory / "guard.out"
@@ -120,6 +126,20 @@ def remember_check(state: StateDir, outcome: dict) -> None:
 def last_check(state: StateDir) -> dict | None:
     with contextlib.suppress(FileNotFoundError, ValueError):
         return json.loads(GuardFiles(state).last_check.read_text())
+    return None
+
+
+def remember_events(state: StateDir, following: bool, error: str | None = None) -> None:
+    """The guard (re)connected to the engine's events, or lost them (`error`): since now. Only `status` reads
+    it: a state dir that cannot be written (its disk full) must not keep the guard from following events."""
+    with contextlib.suppress(OSError):
+        fileops.write_json(GuardFiles(state).events, {"following": following, "since": time.time(), "error": error})
+
+
+def events_state(state: StateDir) -> dict | None:
+    """{following, since, error} as the running guard last wrote it; None before its first connection."""
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        return json.loads(GuardFiles(state).events.read_text())
     return None
 
 

@@ -17,7 +17,7 @@ import docker.errors
 import pytest
 
 from agent import fileops, waiting
-from agent.guard_state import GuardFiles
+from agent.guard_state import GuardFiles, events_state
 from agent.statedir import StateDir
 
 import bed
@@ -69,6 +69,18 @@ def fill_to(disk: bed.LoopDisk, pct: float, name: str = "filler.bin") -> None:
     disk.fill(leave / (1024 * 1024), name)
 
 
+def arrived_ago(daemon: bed.Dockerd, ref: str, seconds: float) -> None:
+    """Make a pulled image look `seconds` old to diskguard: the engine's record of when it stored the image's
+    config (a pull sets no tag time, so that file's mtime is when the image arrived). --min-age is measured
+    from the clock at planning time, which a loaded machine delays without bound: images hours old beside
+    one pulled now keep a test's ages apart whatever the load, where a sleep before the pull cannot."""
+    with daemon.client() as client:
+        image_id = client.images.get(ref).id
+    [config] = daemon.data_root.glob(f"image/*/imagedb/content/sha256/{image_id.split(':', 1)[1]}")
+    when = time.time() - seconds
+    os.utime(config, (when, when))
+
+
 def once(smdiag, daemon, *args: str):
     done = smdiag("diskguard", "once", "--json", *args, env={"DOCKER_HOST": daemon.host}, timeout=300)
     return done, json.loads(done.stdout) if done.stdout.strip() else None
@@ -79,16 +91,15 @@ def test_once_removes_least_recently_used_first_and_keeps_what_it_must(make_engi
     refs = {
         n: publish(daemon, images, registry, f"once/{n}", 30) for n in ["running", "pinned", "c", "d", "e", "young"]
     }
-    for name in ["running", "pinned", "c", "d", "e"]:
+    for hours, name in enumerate(["e", "d", "c", "pinned", "running"], start=2):  # c older than d, older than e
         assert pull(daemon, refs[name]) is None
-        time.sleep(1.1)  # pull times one second apart: a clear least-recently-pulled order
-    time.sleep(15)  # the young image stays under --min-age through a dry run and a run on a loaded machine
-    assert pull(daemon, refs["young"]) is None
+        arrived_ago(daemon, refs[name], hours * 3600)
+    assert pull(daemon, refs["young"]) is None  # an hour from --min-age: young through both runs, whatever the load
     with daemon.client() as client:
         client.containers.run(refs["running"], ["sh", "-c", SERVE], network_mode="none", detach=True)
     fill_to(disk, 88)
     before_tags = tags(daemon)
-    policy = ("--high", "85", "--low", "75", "--min-age", "12s", "--keep", "once/pinned")
+    policy = ("--high", "85", "--low", "75", "--min-age", "1h", "--keep", "once/pinned")
 
     plan, planned = once(smdiag, daemon, *policy, "--dry-run")
     assert plan.returncode == 0 and planned["dry_run"] is True and tags(daemon) == before_tags
@@ -126,8 +137,7 @@ def test_once_saves_old_containers_logs_keeps_the_newest_failure_and_says_what_h
             client.containers.run(
                 "work/job:1", ["sh", "-c", script], name=name, network_mode="none", detach=True
             ).wait()
-        time.sleep(1.1)
-        client.containers.run(
+        client.containers.run(  # finished after the old ones: their runs were waited for
             "work/job:1",
             ["sh", "-c", "echo oom-ish >&2; exit 137"],
             name="failed-new",
@@ -201,11 +211,16 @@ def start_guard(hermetic_env, daemon, *args: str) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def wait_until(condition, timeout: float, what: str) -> float:
-    """How long `condition` took to hold; fails the test when it did not within `timeout`."""
-    started = time.monotonic()
+def wait_until(condition, timeout: float, what: str) -> None:
+    """Fails the test when `condition` did not hold within `timeout`."""
     assert waiting.wait_until(condition, timeout), f"timed out waiting for {what}"
-    return time.monotonic() - started
+
+
+def following(state: StateDir) -> bool | None:
+    """Whether the running guard follows the engine's events, as `status` shows it (None: not yet known);
+    only a guard following them answers a pull."""
+    events = events_state(state)
+    return None if events is None else events["following"]
 
 
 def test_run_answers_a_pull_at_once_remembers_use_and_survives_an_engine_restart(
@@ -213,23 +228,22 @@ def test_run_answers_a_pull_at_once_remembers_use_and_survives_an_engine_restart
 ):
     daemon, disk = make_engine(size_mb=500)
     refs = {n: publish(daemon, images, registry, f"run/{n}", 30) for n in ["used", "a", "b", "c", "d", "big", "big2"]}
-    for name in ["used", "a", "b", "c", "d"]:
+    for name in ["used", "a", "b", "c", "d"]:  # pulled one after another: their arrival order
         assert pull(daemon, refs[name]) is None
-        time.sleep(1.1)
-    policy = ("--high", "80", "--low", "70", "--min-age", "3s")
-    state = Path(hermetic_env["SMDIAG_STATE_DIR"]) / "diskguard"
+    policy = ("--high", "80", "--low", "70", "--min-age", "0s")
+    state_dir = StateDir(Path(hermetic_env["SMDIAG_STATE_DIR"]))
+    state = state_dir.diskguard
     guard = start_guard(hermetic_env, daemon, *policy)
     try:
-        time.sleep(4)
+        wait_until(lambda: following(state_dir), 120, "the guard to follow the engine's events")
         with daemon.client() as client:  # "used" was pulled first, but used last: it goes last
             client.containers.run(refs["used"], ["true"], network_mode="none", remove=True)
             used_id = client.images.get(refs["used"]).id
         fill_to(disk, 78)
         assert pull(daemon, refs["big"]) is None
-        took = wait_until(  # last.json is written once the pruning pass is over, after the disk went under
-            lambda: used_pct(disk.path) <= 71 and (state / "last.json").exists(), 30, "the guard to prune after a pull"
+        wait_until(  # last.json is written once the pruning pass is over; the interval is an hour: an event woke it
+            lambda: used_pct(disk.path) <= 71 and (state / "last.json").exists(), 120, "the guard to prune after a pull"
         )
-        assert took < 20  # the interval is an hour: it was the pull event that woke it
         removed = [r["names"][0] for r in json.loads((state / "last.json").read_text())["removed"]]
         assert removed == [refs[n] for n in "abcd"][: len(removed)] and removed
         assert refs["used"] in tags(daemon) and refs["big"] in tags(daemon)
@@ -239,21 +253,26 @@ def test_run_answers_a_pull_at_once_remembers_use_and_survives_an_engine_restart
     assert guard.returncode == 0, guard.stderr.read()
     assert used_id in json.loads((state / "images.json").read_text())["last_used"]
 
+    assert events_state(state_dir) is None  # a stopped guard follows nothing
     guard = start_guard(hermetic_env, daemon, *policy)
     try:
-        wait_until(lambda: json.loads(smdiag("diskguard", "status", "--json").stdout)["guard_running"], 20, "status")
+        wait_until(lambda: following(state_dir), 120, "the new guard to follow the engine's events")
         report = json.loads(smdiag("diskguard", "status", "--json").stdout)
-        assert report["images_seen_in_use"] >= 1 and report["last_check"]["removed"]
+        assert report["guard_running"] and report["images_seen_in_use"] >= 1 and report["last_check"]["removed"]
+        assert report["guard_events"]["following"]
         second = start_guard(hermetic_env, daemon, *policy)
-        assert second.wait(30) == 1 and "another diskguard run is active" in second.stderr.read()
+        assert second.wait(120) == 1 and "another diskguard run is active" in second.stderr.read()
 
         daemon.stop()
+        wait_until(lambda: following(state_dir) is False, 120, "the guard to see the engine's events end")
+        down = smdiag("diskguard", "status").stdout
+        assert f"diskguard run: running (pid {guard.pid}), lost the engine's events at" in down, down
         daemon.start()
-        time.sleep(3)
+        wait_until(lambda: following(state_dir), 120, "the guard to follow the restarted engine's events")
         assert guard.poll() is None, guard.stderr.read()
         fill_to(disk, 79, name="filler2.bin")
         assert pull(daemon, refs["big2"]) is None
-        wait_until(lambda: used_pct(disk.path) <= 71, 30, "the guard to prune after the engine restarted")
+        wait_until(lambda: used_pct(disk.path) <= 71, 120, "the guard to prune after the engine restarted")
     finally:
         guard.send_signal(signal.SIGTERM)
         guard.wait(30)
@@ -272,10 +291,10 @@ def test_fifty_concurrent_pulls_and_runs_while_the_guard_prunes(make_engine, ima
     image_events = ImageEvents(daemon)
     guard = start_guard(hermetic_env, daemon, "--high", "80", "--low", "72", "--min-age", "0s")
     guard_log = Path(hermetic_env["SMDIAG_STATE_DIR"]) / "logs" / "agent.log"
-    wait_until(  # on a busy machine a guard can take long to start: the workers must find it following events
-        lambda: guard_log.exists() and "diskguard.watching" in guard_log.read_text(), 120, "the guard to watch events"
-    )
-    prune_lock = GuardFiles(StateDir(Path(hermetic_env["SMDIAG_STATE_DIR"]))).prune_lock
+    # on a busy machine a guard can take long to start: the workers must find it following events
+    state_dir = StateDir(Path(hermetic_env["SMDIAG_STATE_DIR"]))
+    wait_until(lambda: following(state_dir), 120, "the guard to watch events")
+    prune_lock = GuardFiles(state_dir).prune_lock
     absent: dict[str, str] = {}  # image id -> a container that ran while the engine did not have it
     lost: list[str] = []
     outputs: list[str] = []
@@ -472,7 +491,6 @@ def test_make_room_frees_enough_for_a_pull_that_would_fail_with_enospc(make_engi
     big = publish(daemon, images, registry, "room/big", 60)
     for ref in old:
         assert pull(daemon, ref) is None
-    time.sleep(1)
     fill_to(disk, 100 - 100 * 90 / 700)  # about 90 MiB free: less than the pull needs
     error = pull(daemon, big)
     assert error and "no space left on device" in error
