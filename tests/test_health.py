@@ -95,6 +95,33 @@ def test_the_seeds_broken_script_fails_health_naming_the_framework_and_error(tmp
     assert "FAIL" in text.stdout and "tensorflow: ImportError" in text.stdout
 
 
+@pytest.mark.parametrize(
+    "broken, expected",
+    [
+        # Serving reads the saved artifact, not the model training left in memory: a model_fn that looks
+        # for another file fails, after training passed.
+        (('"model.joblib"))\n\n\ndef load_data', '"model.pkl"))\n\n\ndef load_data'), "serving: FileNotFoundError"),
+        # A script that exits non-zero without a traceback fails as `python script.py` would, unserved.
+        (("    print(model)\n", "    print(model)\n    sys.exit(3)\n"), "(exit 3, log: "),
+    ],
+)
+def test_a_broken_serving_or_exiting_script_fails_health_saying_how(tmp_path, smdiag, broken, expected):
+    scripts = tmp_path / "scripts"
+    shutil.copytree(data.Path(data.__file__).parent / "scripts", scripts)
+    entry = scripts / "sklearn_script.py"
+    source = entry.read_text().replace("import argparse\n", "import argparse\nimport sys\n", 1)
+    assert broken[0] in source
+    entry.write_text(source.replace(broken[0], broken[1], 1))
+    done = smdiag("health", "--mode", "native", "--framework", "sklearn", "--quick", "--scripts", str(scripts),
+                  "--json", env={"TMPDIR": str(tmp_path)}, timeout=300)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    [result] = json.loads(done.stdout)["results"]
+    assert not result["passed"] and expected in result["error"] and result["train_s"] > 0, result
+    assert result["deploy_s"] is None and result["rmse"] is None
+    served = "health: sklearn: serving" in done.stderr
+    assert served == expected.startswith("serving"), done.stderr
+
+
 def test_bad_health_input_is_exit_2(smdiag, tmp_path):
     for args in (("--framework", "caffe"), ("--mode", "cloud"), ("--plot", str(tmp_path / "x.jpg"))):
         done = smdiag("health", *args)
