@@ -64,7 +64,7 @@ def test_native_quick_health_passes_for_all_three_and_draws_the_plot(tmp_path, s
     assert [r["framework"] for r in report["results"]] == ["tensorflow", "pytorch", "sklearn"]
     for result in report["results"]:
         assert result["passed"] and result["rmse"] <= 400 and result["r2"] > 0.9, result
-        assert result["train_s"] > 0 and result["deploy_s"] > 0 and result["error"] is None
+        assert result["train_s"] > 0 and result["deploy_s"] > 0 and result["cpu_s"] > 0 and result["error"] is None
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 20_000
     progress = done.stderr.splitlines()
     for framework in ("tensorflow", "pytorch", "sklearn"):
