@@ -2,6 +2,7 @@
 script, the plot, and the S3 upload against moto in server mode over real HTTP."""
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -112,7 +113,8 @@ def test_a_broken_serving_or_exiting_script_fails_health_saying_how(tmp_path, sm
     source = entry.read_text().replace("import argparse\n", "import argparse\nimport sys\n", 1)
     assert broken[0] in source
     entry.write_text(source.replace(broken[0], broken[1], 1))
-    done = smdiag("health", "--mode", "native", "--framework", "sklearn", "--quick", "--scripts", str(scripts),
+    relative = os.path.relpath(scripts)  # as a user types it: the scripts still run from their directory
+    done = smdiag("health", "--mode", "native", "--framework", "sklearn", "--quick", "--scripts", relative,
                   "--json", env={"TMPDIR": str(tmp_path)}, timeout=300)  # fmt: skip
     assert done.returncode == 1, done.stderr
     [result] = json.loads(done.stdout)["results"]
@@ -177,7 +179,6 @@ def test_the_state_dir_flag_reaches_the_failure_recorder_of_local_mode(smdiag, h
 
 def read_until(fd: int, wanted: str, process: subprocess.Popen, timeout: float = 300) -> str:
     """What a terminal shows, read until `wanted` appears (or the process ends)."""
-    import os
     import select
 
     seen, deadline = "", time.monotonic() + timeout
@@ -189,7 +190,6 @@ def read_until(fd: int, wanted: str, process: subprocess.Popen, timeout: float =
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_on_a_terminal_health_shows_its_phases_live_and_an_interrupt_leaves_no_work_dir(hermetic_env, tmp_path, stop):
-    import os
     import pty
 
     main, terminal = pty.openpty()

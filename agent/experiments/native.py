@@ -138,6 +138,7 @@ def run_native(
     x_test, y_test = data.load(data_dir / "test_data.csv")
     request, answer = work / f"{framework}-input.json", work / f"{framework}-answer.json"
     request.write_text(json.dumps({"x": [*x_test.tolist(), *grid().tolist()]}))
+    scripts = scripts.resolve()  # the step runs in it: a relative --scripts would not name it from there
     serving_script = scripts / SERVING_ENTRY_POINTS.get(framework, ENTRY_POINTS[framework])
     argv = [
         sys.executable,
