@@ -2,6 +2,7 @@
 script, the plot, and the S3 upload against moto in server mode over real HTTP."""
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -64,7 +65,7 @@ def test_native_quick_health_passes_for_all_three_and_draws_the_plot(tmp_path, s
     assert [r["framework"] for r in report["results"]] == ["tensorflow", "pytorch", "sklearn"]
     for result in report["results"]:
         assert result["passed"] and result["rmse"] <= 400 and result["r2"] > 0.9, result
-        assert result["train_s"] > 0 and result["deploy_s"] > 0 and result["error"] is None
+        assert result["train_s"] > 0 and result["deploy_s"] > 0 and result["cpu_s"] > 0 and result["error"] is None
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 20_000
     progress = done.stderr.splitlines()
     for framework in ("tensorflow", "pytorch", "sklearn"):
@@ -93,6 +94,34 @@ def test_the_seeds_broken_script_fails_health_naming_the_framework_and_error(tmp
     text = smdiag("health", "--mode", "native", "--framework", "tensorflow", "--quick", "--scripts", str(scripts),
                   env=kept_here)  # fmt: skip
     assert "FAIL" in text.stdout and "tensorflow: ImportError" in text.stdout
+
+
+@pytest.mark.parametrize(
+    "broken, expected",
+    [
+        # Serving reads the saved artifact, not the model training left in memory: a model_fn that looks
+        # for another file fails, after training passed.
+        (('"model.joblib"))\n\n\ndef load_data', '"model.pkl"))\n\n\ndef load_data'), "serving: FileNotFoundError"),
+        # A script that exits non-zero without a traceback fails as `python script.py` would, unserved.
+        (("    print(model)\n", "    print(model)\n    sys.exit(3)\n"), "(exit 3, log: "),
+    ],
+)
+def test_a_broken_serving_or_exiting_script_fails_health_saying_how(tmp_path, smdiag, broken, expected):
+    scripts = tmp_path / "scripts"
+    shutil.copytree(data.Path(data.__file__).parent / "scripts", scripts)
+    entry = scripts / "sklearn_script.py"
+    source = entry.read_text().replace("import argparse\n", "import argparse\nimport sys\n", 1)
+    assert broken[0] in source
+    entry.write_text(source.replace(broken[0], broken[1], 1))
+    relative = os.path.relpath(scripts)  # as a user types it: the scripts still run from their directory
+    done = smdiag("health", "--mode", "native", "--framework", "sklearn", "--quick", "--scripts", relative,
+                  "--json", env={"TMPDIR": str(tmp_path)}, timeout=300)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    [result] = json.loads(done.stdout)["results"]
+    assert not result["passed"] and expected in result["error"] and result["train_s"] > 0, result
+    assert result["deploy_s"] is None and result["rmse"] is None
+    served = "health: sklearn: serving" in done.stderr
+    assert served == expected.startswith("serving"), done.stderr
 
 
 def test_bad_health_input_is_exit_2(smdiag, tmp_path):
@@ -150,7 +179,6 @@ def test_the_state_dir_flag_reaches_the_failure_recorder_of_local_mode(smdiag, h
 
 def read_until(fd: int, wanted: str, process: subprocess.Popen, timeout: float = 300) -> str:
     """What a terminal shows, read until `wanted` appears (or the process ends)."""
-    import os
     import select
 
     seen, deadline = "", time.monotonic() + timeout
@@ -162,7 +190,6 @@ def read_until(fd: int, wanted: str, process: subprocess.Popen, timeout: float =
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_on_a_terminal_health_shows_its_phases_live_and_an_interrupt_leaves_no_work_dir(hermetic_env, tmp_path, stop):
-    import os
     import pty
 
     main, terminal = pty.openpty()

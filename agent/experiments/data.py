@@ -1,5 +1,7 @@
-"""The seed's synthetic dataset, generated exactly as the chapter does (same seed, same calls, same order),
-so that every row matches the book's bit for bit."""
+"""The seed's synthetic dataset, generated as the chapter does (same seed, same calls, same order), so
+that every row matches the book's bit for bit. numpy alone: the chapter's pandas and scikit-learn calls are
+done with the numpy calls they make (tests/test_health.py compares the files with theirs), because importing
+those two would hold `health` back for seconds of CPU before any framework can start."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import re
 from pathlib import Path
 
 FILES = ("all_data.csv", "training_data.csv", "validation_data.csv", "test_data.csv")
-MODULES = ["numpy", "pandas", "sklearn"]
+MODULES = ["numpy"]
 """What generating the dataset imports."""
 
 
@@ -27,8 +29,6 @@ def generate(n_samples: int = 1000, start: int = -5000, end: int = 5000):
 
 def split(x, y) -> dict[str, tuple]:
     """The seed's two train_test_split calls: 640 training, 160 validation, 200 test rows."""
-    from sklearn.model_selection import train_test_split
-
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=0)
     x_train, x_validation, y_train, y_validation = train_test_split(x_train, y_train, test_size=0.2, random_state=0)
     return {
@@ -39,14 +39,27 @@ def split(x, y) -> dict[str, tuple]:
     }
 
 
-def write(out_dir: Path) -> dict[str, int]:
-    """The four CSV files (no header, y first then x, as pandas writes them); rows per file."""
-    import pandas as pd
+def train_test_split(x, y, test_size: float, random_state: int) -> tuple:
+    """scikit-learn's train_test_split(x, y, test_size=..., random_state=...) of two arrays: its ShuffleSplit
+    takes the first ceil(test_size * n) rows of RandomState(random_state).permutation(n) as the test set and
+    the rest, in that order, as the training set."""
+    import math
 
+    import numpy as np
+
+    order = np.random.RandomState(random_state).permutation(len(x))
+    test, train = order[: math.ceil(test_size * len(x))], order[math.ceil(test_size * len(x)) :]
+    return x[train], x[test], y[train], y[test]
+
+
+def write(out_dir: Path) -> dict[str, int]:
+    """The four CSV files as the seed's `pandas.DataFrame({"y": y, "x": x}).to_csv(header=False,
+    index=False)` writes them (y first then x, each value as numpy's shortest text of it); rows per file."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = {}
     for name, (x, y) in split(*generate()).items():
-        pd.DataFrame({"y": y, "x": x}).to_csv(out_dir / name, header=False, index=False)
+        lines = [f"{y_text},{x_text}\n" for y_text, x_text in zip(y.astype(str), x.astype(str), strict=True)]
+        (out_dir / name).write_text("".join(lines))
         rows[name] = len(x)
     return rows
 

@@ -1,9 +1,9 @@
-"""The native runner (`health --mode native`, the embedded default: no Docker, no AWS): each entry
-script runs in its own process under an emulated /opt/ml tree and SM_* environment, like the training
-toolkit starts it; the saved model is then loaded in another process the way its serving container would
-(agent.experiments.native_serve), and predicts the test set. The frameworks run at once, each in its own
-processes: their start-up (TensorFlow's import takes seconds) and single-threaded training overlap on the
-cores."""
+"""The native runner (`health --mode native`, the embedded default: no Docker, no AWS): each framework's
+entry script runs in a process of its own under an emulated /opt/ml tree and SM_* environment, like the
+training toolkit starts it; the same process then loads the saved model the way its serving container
+would and predicts the test set (agent.experiments.native_worker: one import of the framework, not two).
+The frameworks run at once: their start-up (TensorFlow's import takes seconds) and single-threaded
+training overlap on the cores."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.experiments import data
+from agent.experiments import data, native_worker
 from agent.experiments.runner import Progress, Result, finish, grid, no_progress, reported
-from agent.frameworks import ENTRY_POINTS, HYPERPARAMETERS, MODULES
+from agent.frameworks import ENTRY_POINTS, HYPERPARAMETERS, MODULES, SERVING_ENTRY_POINTS
 
 TRAIN_TIMEOUT_S = 1800
 EPOCH = re.compile(r"\b(?:epoch|iteration):?\s*(\d+)", re.IGNORECASE)
@@ -108,7 +108,8 @@ def run_native(
     progress: Progress = no_progress,
     steps: Steps | None = None,
 ) -> Result:
-    """Train under an emulated SageMaker training contract, then serve and predict in a fresh process."""
+    """Train under an emulated SageMaker training contract, then, in the same process, load the saved model
+    as its serving container would and predict."""
     result = Result(framework, "native")
     level = "quick" if quick else "full"
     opt_ml = work / framework / "opt" / "ml"
@@ -134,41 +135,45 @@ def run_native(
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "PYTHONUNBUFFERED": "1",
     }
-    argv = [sys.executable, str(scripts / ENTRY_POINTS[framework])]
+    x_test, y_test = data.load(data_dir / "test_data.csv")
+    request, answer = work / f"{framework}-input.json", work / f"{framework}-answer.json"
+    request.write_text(json.dumps({"x": [*x_test.tolist(), *grid().tolist()]}))
+    scripts = scripts.resolve()  # the step runs in it: a relative --scripts would not name it from there
+    serving_script = scripts / SERVING_ENTRY_POINTS.get(framework, ENTRY_POINTS[framework])
+    argv = [
+        sys.executable,
+        str(Path(native_worker.__file__)),
+        framework,
+        str(scripts / ENTRY_POINTS[framework]),
+        "" if framework == "tensorflow" else str(serving_script),
+        str(model_dir),
+        str(request),
+        str(answer),
+    ]
     for key, value in hyperparameters.items():
         argv += [f"--{key}", str(value)]
     started = time.perf_counter()
     progress(framework, "training", f"{hyperparameters['epochs']} epochs")
-    trained = _run(
-        argv, env, work / f"{framework}-train.log", cwd=scripts,
-        on_line=_training_progress(framework, hyperparameters["epochs"], progress), steps=steps,
-    )  # fmt: skip
-    result.train_s = round(time.perf_counter() - started, 2)
-    if trained is not None:
-        result.error = trained
-        return result
+    read_training = _training_progress(framework, hyperparameters["epochs"], progress)
 
-    x_test, y_test = data.load(data_dir / "test_data.csv")
-    request = work / f"{framework}-input.json"
-    request.write_text(json.dumps({"x": [*x_test.tolist(), *grid().tolist()]}))
-    serve_log = work / f"{framework}-serve.log"
-    argv = [
-        sys.executable,
-        "-m",
-        "agent.experiments.native_serve",
-        framework,
-        str(model_dir),
-        str(scripts),
-        str(request),
-    ]
-    progress(framework, "serving", "loading the model as its container would, predicting the test set")
-    failed = _run(argv, {**env, "PYTHONPATH": _agent_root()}, serve_log, steps=steps)
+    def read(line: str) -> None:
+        if result.train_s is not None:
+            return
+        if line.rstrip("\n").endswith(native_worker.TRAINED):
+            result.train_s = round(time.perf_counter() - started, 2)
+            progress(framework, "serving", "loading the model as its container would, predicting the test set")
+        else:
+            read_training(line)
+
+    failed = _run(argv, env, work / f"{framework}.log", cwd=scripts, on_line=read, steps=steps)
     if failed is not None:
-        result.error = failed
+        result.error = failed if result.train_s is None else f"serving: {failed}"
+        result.train_s = result.train_s or round(time.perf_counter() - started, 2)
         return result
-    answer = json.loads(serve_log.read_text().strip().splitlines()[-1])
-    predictions = answer["predictions"]
-    return finish(result, y_test, predictions[: len(x_test)], predictions[len(x_test) :], answer, quick)
+    answered = json.loads(answer.read_text())
+    result.cpu_s = round(answered["cpu_s"], 2)
+    predictions = answered["predictions"]
+    return finish(result, y_test, predictions[: len(x_test)], predictions[len(x_test) :], answered, quick)
 
 
 def _training_progress(framework: str, epochs: int, progress: Progress) -> Callable[[str], None]:
@@ -236,7 +241,3 @@ def _run(
     summary = traceback_summary(lines)
     last = next((line.strip() for line in reversed(lines) if line.strip()), "no output")
     return f"{summary or last} (exit {returncode}, log: {log})"
-
-
-def _agent_root() -> str:
-    return str(Path(__file__).resolve().parent.parent.parent)

@@ -29,6 +29,9 @@ class Result:
     train_s: float | None = None
     deploy_s: float | None = None
     predict_s: float | None = None
+    cpu_s: float | None = None
+    """CPU seconds of the framework's processes (native mode): unlike wall time, barely moved by the load
+    other work puts on the machine."""
     rmse: float | None = None
     r2: float | None = None
     passed: bool = False
