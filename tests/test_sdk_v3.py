@@ -82,8 +82,10 @@ def assert_same(plain: Run, hooked: Run) -> None:
 
 
 @pytest.fixture
-def guests(tmp_path, hermetic_env, sdk_v3_site) -> V3Guests:
-    return V3Guests(tmp_path, hermetic_env, sdk_v3_site)
+def guests(tmp_path, hermetic_env, sdk_v3_site, race_free_compose_path) -> V3Guests:
+    """Compose v1 loses a container's exit on a loaded machine (exit 0, no "exited with code N"): the race-free
+    one (conftest)."""
+    return V3Guests(tmp_path, {**hermetic_env, "PATH": race_free_compose_path}, sdk_v3_site)
 
 
 @pytest.fixture
