@@ -102,7 +102,7 @@ def images(tmp_path_factory, bed_ready) -> bed.ImageFactory:
 
 
 @pytest.fixture(scope="session")
-def race_free_compose_path(tmp_path_factory, bed_ready) -> str:
+def race_free_compose_path(tmp_path_factory) -> str:
     """A PATH whose first `docker-compose` is the bed's Compose v1 with its exit-status race closed
     (tests/compose_v1.py): for tests whose outcome rests on compose reporting a container's exit every time."""
     real = shutil.which("docker-compose")

@@ -95,9 +95,8 @@ def assert_same(plain: Run, hooked: Run, stands_in_for: tuple[str, ...] = ()) ->
 
 
 @pytest.fixture
-def guests(tmp_path, hermetic_env, moto_endpoint, race_free_compose_path) -> Guests:
-    """Compose v1 drops a container's "exited with code N" line on a loaded machine: the race-free one (conftest)."""
-    made = Guests(tmp_path, {**hermetic_env, "AWS_ENDPOINT_URL": moto_endpoint, "PATH": race_free_compose_path})
+def guests(tmp_path, hermetic_env, moto_endpoint) -> Guests:
+    made = Guests(tmp_path, {**hermetic_env, "AWS_ENDPOINT_URL": moto_endpoint})
     reset = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
     made.reset_aws = lambda: urllib.request.urlopen(reset, timeout=30).close()
     return made
@@ -139,13 +138,14 @@ def test_calls_on_a_session_mocked_as_the_sdks_unit_tests_do_are_the_same(guests
 
 
 @pytest.fixture
-def engine(make_engine, images, guests):
-    """A bed engine with a busybox image whose `train` succeeds, for both environments' runs."""
+def engine(make_engine, images, guests, race_free_compose_path):
+    """A bed engine with a busybox image whose `train` succeeds, for both environments' runs; and a Compose that
+    prints each container's "exited with code N" every time (conftest: Compose v1 drops it on a loaded machine)."""
     daemon, _disk = make_engine()
     with daemon.client() as client:
         images.build(client, "guest/train:1", scripts={"train": "echo training; echo done"})
         client.networks.create("sagemaker-local")  # made by whichever run came first, and said so, otherwise
-    guests.env["DOCKER_HOST"] = daemon.host
+    guests.env.update(DOCKER_HOST=daemon.host, PATH=race_free_compose_path)
     guests.images = images
     return daemon
 
