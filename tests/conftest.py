@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,8 @@ from pathlib import Path
 import pytest
 
 import bed
+
+pytest.register_assert_rewrite("guest_runs")  # its same-output asserts show a diff, as a test module's do
 
 IN_CI = os.environ.get("CI") == "true"
 TEST_CACHE = Path(os.environ.get("SMDIAG_TEST_CACHE", "/var/cache/smdiag-test"))
@@ -96,6 +99,21 @@ def images(tmp_path_factory, bed_ready) -> bed.ImageFactory:
         return bed.ImageFactory(tmp_path_factory.mktemp("images"))
     except bed.BedUnavailable as exc:
         bed_unavailable(str(exc))
+
+
+@pytest.fixture(scope="session")
+def race_free_compose_path(tmp_path_factory) -> str:
+    """A PATH whose first `docker-compose` is the bed's Compose v1 with its exit-status race closed
+    (tests/compose_v1.py): for tests whose outcome rests on compose reporting a container's exit every time."""
+    real = shutil.which("docker-compose")
+    if real is None:
+        bed_unavailable("docker-compose is missing: run tests/install-bed.sh")
+    interpreter = Path(real).read_text().splitlines()[0].removeprefix("#!")  # compose's own Python
+    bin_dir = tmp_path_factory.mktemp("compose-bin")
+    shim = bin_dir / "docker-compose"
+    shim.write_text(f'#!/bin/sh\nexec {interpreter} {Path(__file__).with_name("compose_v1.py")} "$@"\n')
+    shim.chmod(0o755)
+    return f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
 
 
 @pytest.fixture

@@ -87,8 +87,9 @@ PROGRAM = textwrap.dedent(
 
 
 @pytest.fixture
-def user(tmp_path, hermetic_env, make_engine, images, moto_endpoint):
-    """user(kind, image) -> (stderr, result, report): the program run once against a fresh bed engine."""
+def user(tmp_path, hermetic_env, make_engine, images, moto_endpoint, race_free_compose_path):
+    """user(kind, image) -> (stderr, result, report): the program run once against a fresh bed engine, whose
+    compose reports each container's exit every time (conftest: Compose v1 loses it on a loaded machine)."""
     program = tmp_path / "user_program.py"
     program.write_text(PROGRAM)
     urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST"), timeout=30)
@@ -114,6 +115,7 @@ def user(tmp_path, hermetic_env, make_engine, images, moto_endpoint):
         "AWS_ENDPOINT_URL": moto_endpoint,
         **PLANTED,
         "SERVING_PORT": str(bed.free_port()),
+        "PATH": race_free_compose_path,
     }  # fmt: skip: a transform's server on the host, not on its 8080
 
     def run(kind: str, image: str):

@@ -16,9 +16,9 @@ import re
 import subprocess
 import sys
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
+import guest_runs
 import pytest
 
 from agent import kernels
@@ -39,29 +39,12 @@ VARYING = [
     # the telemetry URL in the SDK's log carries the call's duration
     (re.compile(r"x-latency=[\d.]+"), "x-latency=<seconds>"),
 ]
-SUMMARY = re.compile(r"\nsmdiag: local-mode \w+ failed \[\w+\]\n(  .*\n){3}")
 
 
-def normalized(text: str) -> str:
-    for pattern, replacement in VARYING:
-        text = pattern.sub(replacement, text)
-    return text
-
-
-@dataclass
-class Run:
-    stdout: str
-    stderr: str
-    result: dict
-
+class Run(guest_runs.Run):
     @property
     def api(self) -> list:
-        return json.loads(normalized(json.dumps(self.result["api"])))
-
-    @property
-    def exception(self) -> dict | None:
-        raised = self.result["exception"]
-        return raised and {"type": raised["type"], "message": normalized(raised["message"])}
+        return json.loads(self.normalized(json.dumps(self.result["api"])))
 
 
 class Guests:
@@ -92,7 +75,7 @@ class Guests:
     def finish(self, process: subprocess.Popen) -> Run:
         stdout, stderr = process.communicate(timeout=600)
         assert process.returncode == 0, stderr
-        return Run(stdout, stderr, json.loads(Path(process.args[3]).read_text()))
+        return Run(stdout, stderr, json.loads(Path(process.args[3]).read_text()), VARYING)
 
     def run(self, where: str, scenario: str, *args: str, **env: str) -> Run:
         return self.finish(self.start(where, scenario, *args, **env))
@@ -105,9 +88,7 @@ class Guests:
 
 
 def assert_same(plain: Run, hooked: Run, stands_in_for: tuple[str, ...] = ()) -> None:
-    assert normalized(hooked.stdout) == normalized(plain.stdout)
-    assert normalized(SUMMARY.sub("", hooked.stderr)) == normalized(plain.stderr)
-    assert hooked.exception == plain.exception
+    guest_runs.assert_same_output(plain, hooked)
     assert hooked.api == plain.api
     calls = [[c for c in run.result["sdk_calls"] if c not in stands_in_for] for run in (plain, hooked)]
     assert calls[1] == calls[0]
@@ -151,19 +132,20 @@ def test_remote_fit_and_deploy_make_the_same_calls(guests):
 def test_calls_on_a_session_mocked_as_the_sdks_unit_tests_do_are_the_same(guests):
     plain, hooked = guests.both("mocked_session")
     assert_same(plain, hooked)
-    calls = [normalized(call) for call in plain.result["mock_calls"]]
-    assert [normalized(call) for call in hooked.result["mock_calls"]] == calls
+    calls = [plain.normalized(call) for call in plain.result["mock_calls"]]
+    assert [hooked.normalized(call) for call in hooked.result["mock_calls"]] == calls
     assert any(".train(" in call for call in calls) and any("endpoint_from_production_variants(" in c for c in calls)
 
 
 @pytest.fixture
-def engine(make_engine, images, guests):
-    """A bed engine with a busybox image whose `train` succeeds, for both environments' runs."""
+def engine(make_engine, images, guests, race_free_compose_path):
+    """A bed engine with a busybox image whose `train` succeeds, for both environments' runs; and a Compose that
+    prints each container's "exited with code N" every time (conftest: Compose v1 drops it on a loaded machine)."""
     daemon, _disk = make_engine()
     with daemon.client() as client:
         images.build(client, "guest/train:1", scripts={"train": "echo training; echo done"})
         client.networks.create("sagemaker-local")  # made by whichever run came first, and said so, otherwise
-    guests.env["DOCKER_HOST"] = daemon.host
+    guests.env.update(DOCKER_HOST=daemon.host, PATH=race_free_compose_path)
     guests.images = images
     return daemon
 
@@ -266,7 +248,7 @@ def test_an_error_of_the_wrapper_is_logged_for_doctor_and_the_users_call_is_unch
     assert kernels.enable(guests.state, [str(guests.envs["hooked"])], broken)["environments"][0]["changed"] is False
     image = "127.0.0.1:1/guest/absent:1"
     plain, hooked = guests.both("sdk_pull", image)
-    assert normalized(hooked.stdout) == normalized(plain.stdout) and hooked.exception == plain.exception
+    assert hooked.normalized(hooked.stdout) == plain.normalized(plain.stdout) and hooked.exception == plain.exception
     assert hooked.stderr == plain.stderr + "smdiag: no failure report: RuntimeError (logged; see `smdiag doctor`)\n"
     assert hooked.result["exception"]["notes"] == [] and guests.reports() == []
     doctor = json.loads(smdiag("doctor", "--json").stdout)
