@@ -70,8 +70,9 @@ PROGRAM = textwrap.dedent(
 
 
 @pytest.fixture
-def local_mode(tmp_path, hermetic_env, images):
-    """run(kind, image, *extra, daemon=...) -> (CompletedProcess, raised, report or None)."""
+def local_mode(tmp_path, hermetic_env, images, race_free_compose_path):
+    """run(kind, image, *extra, daemon=...) -> (CompletedProcess, raised, report or None), on the bed's
+    Compose v1 with its exit-status race closed (a failing container's exit reaches the SDK every time)."""
     program = tmp_path / "user_program.py"
     program.write_text(PROGRAM)
     credentials = Path(hermetic_env["AWS_SHARED_CREDENTIALS_FILE"])
@@ -83,7 +84,7 @@ def local_mode(tmp_path, hermetic_env, images):
     def run(kind: str, image: str, *extra: str, host: str, env: dict | None = None, timeout: float = 300):
         done = subprocess.run(
             [sys.executable, str(program), kind, image, *extra],
-            env={**hermetic_env, "DOCKER_HOST": host, "AWS_DEFAULT_REGION": "us-east-1",
+            env={**hermetic_env, "DOCKER_HOST": host, "AWS_DEFAULT_REGION": "us-east-1", "PATH": race_free_compose_path,
                  "SAGEMAKER_SUPPRESS_V2_WARNING": "1", "HOME": str(tmp_path), **(env or {})},
             capture_output=True, text=True, timeout=timeout, cwd=tmp_path,
         )  # fmt: skip
@@ -271,15 +272,14 @@ def test_a_serve_that_crashes_at_start_is_serving_crashed_with_its_logs(make_eng
 
 
 def test_a_deploy_waits_for_its_own_container_not_for_another_threads_failed_run(
-    make_engine, images, local_mode, tmp_path, smdiag, hermetic_env, race_free_compose_path
+    make_engine, images, local_mode, tmp_path, smdiag, hermetic_env
 ):
     daemon, _disk = make_engine()
     broken = train_image(images, daemon, "smdiag-test/broken-train:1", bed.BROKEN_TRAIN_SCRIPT)
     slow_serve = "sleep 10; mkdir -p /www; echo ok > /www/ping; exec httpd -f -p 8080 -h /www"
     image = train_image(images, daemon, "smdiag-test/slow-serve:1", slow_serve)
-    race_free = {"PATH": race_free_compose_path}  # the failing fit's exit reaches the SDK every time
     done, raised, report = local_mode("deploy_beside_a_failing_fit", image, str(bed.model_tarball(tmp_path)), broken,
-                                      str(bed.free_port()), host=daemon.host, env=race_free, timeout=200)  # fmt: skip
+                                      str(bed.free_port()), host=daemon.host, timeout=200)  # fmt: skip
     assert done.returncode == 0 and raised == {"ok": True}, done.stderr  # healthy once its server is up
     failures = json.loads(smdiag("failures", "list", "--json").stdout)
     errors = Path(hermetic_env["SMDIAG_STATE_DIR"]) / "logs" / "wrapper-errors.jsonl"
