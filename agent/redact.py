@@ -31,19 +31,68 @@ _PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
     (("akia", "asia"), re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), MASK),
     # The user-info of a URL (proxy settings, registry mirrors): user and password alike.
     (("://",), re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@\[\]]+:[^/\s@]*@"), r"\1" + MASK + "@"),
-    (
-        ("secret", "token", "passw", "key"),
-        re.compile(
-            r"""(?ix)
-            (\b(?![\w.-]*(?:error|exception|warning)\b)               # not an exception (KeyError: x)
-             [\w.-]*(?:secret|token|password|passwd|key)[\w.-]*["']?   # the name, maybe quoted
-             \s*[:=]\s*["']?)                                           # separator, opening quote
-            (?!\[redacted\])[^\s"',;}\]]+                              # the value
-            """
-        ),
-        r"\1" + MASK,
-    ),
 )
+
+_NAMED_VALUE = re.compile(
+    r"""(?ix)
+    (\b(?![\w.-]*(?:error|exception|warning)\b)               # not an exception (KeyError: x)
+     [\w.-]*(?:secret|token|password|passwd|key)[\w.-]*["']?   # the name, maybe quoted
+     \s*[:=]\s*["']?)                                           # separator, opening quote
+    (?!\[redacted\])[^\s"',;}\]]+                              # the value
+    """
+)
+"""A value assigned to a secret-named field, in every syntax (`key=v`, `"token": "v"`, `password: v`)."""
+_NAME_WORD = re.compile(r"secret|token|passw|key", re.IGNORECASE)
+_NAME_TO_VALUE_END = re.compile(r"""[\w.-]*["']?\s*[:=]?\s*["']?[^\s"',;}\]]*""")
+"""From a secret word to the end of what `_NAMED_VALUE` could take as that name's value."""
+_WINDOW_MARGIN = len(MASK)
+"""Text past that end a match's checks may read: `(?!\\[redacted\\])` looks this far ahead."""
+
+
+def _mask_named_values(text: str) -> str:
+    """`_NAMED_VALUE.sub(r"\\1" + MASK, text)`, tried only around the secret words: a match's name holds one,
+    and starts in the run of name characters around it. Trying the pattern at every word of a long log
+    instead takes seconds for 100,000 lines that mention a token once."""
+    pieces, done = [], 0
+    previous_word_start, previous_start = -1, 0
+    for word_start in _secret_words(text):
+        if word_start < done:
+            continue
+        start = word_start
+        while start > done and _is_name_char(text[start - 1]):
+            start -= 1
+            if start == previous_word_start:  # the same run as the previous word's: each character read once
+                start = max(previous_start, done)
+                break
+        previous_word_start, previous_start = word_start, start
+        window_end = _NAME_TO_VALUE_END.match(text, word_start).end() + _WINDOW_MARGIN
+        found = _NAMED_VALUE.search(text, start, window_end)
+        if found is not None and found.end() > window_end - _WINDOW_MARGIN:  # the cut may matter: ask whole
+            found = _NAMED_VALUE.search(text, start)
+        if found is None:
+            continue
+        pieces += [text[done : found.start()], found.group(1), MASK]
+        done = found.end()
+    return "".join([*pieces, text[done:]])
+
+
+def _secret_words(text: str) -> list[int]:
+    """Where a secret word starts, in order: by `str.find` in the case-folded text when it keeps every
+    position (several times faster than a case-insensitive regex over megabytes), else by that regex."""
+    folded = text.casefold()
+    if len(folded) != len(text):
+        return [word.start() for word in _NAME_WORD.finditer(text)]
+    starts = []
+    for word in ("secret", "token", "passw", "key"):
+        at = folded.find(word)
+        while at >= 0:
+            starts.append(at)
+            at = folded.find(word, at + 1)
+    return sorted(starts)
+
+
+def _is_name_char(char: str) -> bool:
+    return char.isalnum() or char in "_.-"
 
 
 class Redactor:
@@ -72,7 +121,7 @@ class Redactor:
         for hints, pattern, replacement in _PATTERNS:
             if any(h in lowered for h in hints):
                 text = pattern.sub(replacement, text)
-        return text
+        return _mask_named_values(text)
 
     def value(self, obj: object) -> object:
         """Redact every string inside dicts, lists and tuples; values under secret-named keys entirely."""

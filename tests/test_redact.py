@@ -106,3 +106,21 @@ def test_a_proxy_password_from_the_environment_is_masked_wherever_it_turns_up():
     basic = base64.b64encode(b"bob:pa/ss-w0rd").decode()
     text = redactor.text(f"decoded pa/ss-w0rd, encoded pa%2Fss-w0rd, header Authorization: Basic {basic}")
     assert "pa/ss-w0rd" not in text and "pa%2Fss-w0rd" not in text and basic not in text
+
+
+def test_values_named_like_secrets_are_masked_as_the_pattern_masks_them_everywhere_in_the_text():
+    """The named-value pass only tries the pattern around secret words (a long log mentions them rarely):
+    on every arrangement of names, separators, quotes, line breaks and earlier masks, it masks exactly what
+    the pattern's own `sub` over the whole text masks."""
+    import random
+
+    from agent import redact
+
+    pieces = ["key", "Key", "TOKEN", "password", "passwd", "secret", "KeyError", "warning", "=", ":", " ", "\n",
+              "\n\n", '"', "'", ",", ";", "}", "]", "[", "[redacted]", "-", ".", "_", "a1", "x.y", "api-key", "/",
+              "é", "ſecret", "ß"]  # fmt: skip
+    chooser = random.Random(20261201)
+    texts = ["".join(chooser.choice(pieces) for _ in range(chooser.randint(1, 24))) for _ in range(20000)]
+    texts.append("\n".join(f"epoch {i}: loss=0.{i} tokenizers={i} api_key = 'k{i}'" for i in range(2000)))
+    for text in texts:
+        assert redact._mask_named_values(text) == redact._NAMED_VALUE.sub(r"\1" + redact.MASK, text), repr(text)
