@@ -1,0 +1,77 @@
+"""`smdiag images build` in stages, in a private engine with the tests' build cache (the debootstrap base
+and pip's installs, as a machine that ran the tests has them): each stage is said as it runs and listed
+in the report, and an smdiag upgrade that changes only the contract rebuilds only the contract's layer
+over the engine's packages image. The upgrade is a changed copy of the contract in the test's directory,
+handed to the build as the contract it ships."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from agent import images
+from agent.engine import Engine
+
+pytestmark = pytest.mark.bed
+
+CACHE = Path(os.environ.get("SMDIAG_TEST_CACHE", "/var/cache/smdiag-test")) / "build"
+REGION = "us-east-1"
+
+
+def upgraded_contract(tmp_path: Path, mark: str) -> Path:
+    """The shipped contract plus a module-level name that only the upgrade has."""
+    changed = tmp_path / "upgrade" / "smdiag_container.py"
+    changed.parent.mkdir(parents=True)
+    changed.write_text(images.CONTRACT.read_text() + f"\nUPGRADE_MARK = {mark!r}\n")
+    return changed
+
+
+def test_a_contract_upgrade_reuses_the_packages_and_the_image_runs_the_new_contract(
+    make_engine, smdiag, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("SAGEMAKER_SUPPRESS_V2_WARNING", "1")  # the build in this process resolves the URIs
+    daemon, _disk = make_engine(size_mb=2048)
+    env = {"DOCKER_HOST": daemon.host, "AWS_DEFAULT_REGION": REGION, "SMDIAG_CACHE_DIR": str(CACHE)}
+    first = smdiag("images", "build", "--framework", "sklearn", "--json", env=env, timeout=900)
+    assert first.returncode == 0, first.stderr
+    built = json.loads(first.stdout)
+    stages = {(s["framework"], s["stage"]): s for s in built["stages"]}
+    assert not stages[("sklearn", "packages layer")]["reused"]  # a new engine has no packages image
+    for said in ("sklearn: packages layer done in", "sklearn: contract layer done in", "sklearn: tag done in"):
+        assert f"images build: {said}" in first.stderr  # progress while it runs
+    [uri] = built["images"][0]["uris"]
+
+    progress: list[str] = []
+    with Engine(daemon.host, timeout=images.ENGINE_TIMEOUT_S) as engine:
+        upgraded = images.build(
+            engine,
+            ["sklearn"],
+            REGION,
+            CACHE / "images",
+            step=progress.append,
+            contract=upgraded_contract(tmp_path, "v-next"),
+        )
+    report = images.format_result(upgraded)
+    assert upgraded["images"][0]["action"] == "built", report
+    assert f"packages layer  reused: {images.packages_tag('sklearn')} in the engine" in report
+    assert [(s["stage"], s["reused"]) for s in upgraded["stages"]] == [
+        ("packages layer", True),
+        ("contract layer", False),
+        ("tag", False),
+    ], report  # no debootstrap, no pip, no packages layer
+    assert any(line.startswith("sklearn: packages layer reused (") for line in progress), progress
+    with daemon.client() as client:
+        ran = client.containers.run(
+            uri, ["python3", "-c", "import smdiag_container; print(smdiag_container.UPGRADE_MARK)"], remove=True
+        )
+        assert ran.decode().strip() == "v-next"
+        assert built["images"][0]["image"] not in {image.id for image in client.images.list()}  # the old build is gone
+
+    with Engine(daemon.host, timeout=images.ENGINE_TIMEOUT_S) as engine:
+        again = images.build(
+            engine, ["sklearn"], REGION, CACHE / "images", contract=upgraded_contract(tmp_path / "again", "v-next")
+        )
+    assert again["images"][0]["action"] == "current" and again["stages"] == []
