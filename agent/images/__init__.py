@@ -9,27 +9,33 @@ rebuilds only its own small layer: agent/images/build.py.
 """
 
 from agent.images.build import (
+    BASE_REPOSITORY,
     CONTRACT,
     ENGINE_TIMEOUT_S,
     LABEL,
     Wanted,
+    base_fingerprint,
     build,
     dockerfile,
     format_result,
     image_fingerprint,
+    packages_dir,
     packages_tag,
     plan,
 )
 
 __all__ = [
+    "BASE_REPOSITORY",
     "CONTRACT",
     "ENGINE_TIMEOUT_S",
     "LABEL",
     "Wanted",
+    "base_fingerprint",
     "build",
     "dockerfile",
     "format_result",
     "image_fingerprint",
+    "packages_dir",
     "packages_tag",
     "plan",
 ]

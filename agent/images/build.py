@@ -150,7 +150,7 @@ class Stages:
 
     @contextlib.contextmanager
     def run(self, framework: str | None, stage: str, doing: str) -> Iterator[None]:
-        self.step(f"{framework or 'base'}: {doing}")
+        self.step(f"{framework}: {doing}" if framework else doing)
         started = time.perf_counter()
         yield
         self._record(framework, stage, time.perf_counter() - started, None)
@@ -164,7 +164,7 @@ class Stages:
              "note": reused}
         )  # fmt: skip
         said = f"reused ({reused})" if reused is not None else f"done in {seconds:.1f} s"
-        self.step(f"{framework or 'base'}: {stage} {said}")
+        self.step(f"{framework}: {stage} {said}" if framework else f"{stage} {said}")
 
 
 def build(
@@ -183,7 +183,8 @@ def build(
     started = time.perf_counter()
     stages = Stages(step or (lambda _text: None))
     try:
-        wanted = [Wanted(f, image_fingerprint(f, contract), tuple(image_uris(f, region))) for f in frameworks]
+        with stages.run(None, "SDK's URIs", "asking the SageMaker SDK which URIs its estimators resolve"):
+            wanted = [Wanted(f, image_fingerprint(f, contract), tuple(image_uris(f, region))) for f in frameworks]
     except ImportError:
         raise BadInput(
             "images build needs the SageMaker SDK v2 in smdiag's environment: it says which URIs its estimators "
@@ -254,11 +255,13 @@ def _ensure_base(client, cache_dir: Path, stages: Stages) -> str:
         return base_tag
     rootfs_tar = cache_dir / f"base-{base_fingerprint()}.tar"
     if rootfs_tar.exists():
-        stages.reused(None, "debootstrap", str(rootfs_tar))
+        stages.reused(None, "base debootstrap", str(rootfs_tar))
     else:
-        with stages.run(None, "debootstrap", f"debootstrap {SUITE} with {', '.join(BASE_PACKAGES)} (about a minute)"):
+        with stages.run(
+            None, "base debootstrap", f"debootstrap {SUITE} with {', '.join(BASE_PACKAGES)} (about a minute)"
+        ):
             _debootstrap(rootfs_tar)
-    with stages.run(None, "import", f"importing the base filesystem as {base_tag}"):
+    with stages.run(None, "base import", f"importing the base filesystem as {base_tag}"):
         repository, tag = split_image_ref(base_tag)
         client.api.import_image_from_file(
             str(rootfs_tar), repository=repository, tag=tag, changes=[f'LABEL {LABEL}="{base_fingerprint()}"']
@@ -312,7 +315,7 @@ def debian_mirror() -> str:
 def _install_packages(framework: str, cache_dir: Path, stages: Stages) -> Path:
     """The framework's packages, installed once into the build cache by the host's pip, choosing the
     image's wheels (a container here cannot reach the package index); the directory they are in."""
-    ctx = cache_dir / f"context-{framework}-{_digest(*PACKAGES[framework], *wheel_selection())}"
+    ctx = packages_dir(cache_dir, framework)
     site = ctx / "site"
     if (ctx / "site.done").exists():
         stages.reused(framework, "pip install", str(site))
@@ -336,6 +339,11 @@ def _install_packages(framework: str, cache_dir: Path, stages: Stages) -> Path:
     return site
 
 
+def packages_dir(cache_dir: Path, framework: str) -> Path:
+    """Where the framework's packages are installed in the build cache (`site`, then `site.done`). Pure."""
+    return cache_dir / f"context-{framework}-{_digest(*PACKAGES[framework], *wheel_selection())}"
+
+
 def _build_packages(client, tag: str, base_tag: str, site: Path) -> None:
     """`docker build` of the packages layer, its context streamed by tar (a gigabyte for TensorFlow: no
     copy on disk, as docker-py's own context would make). Tagged only once tar has read every file: a
@@ -355,7 +363,7 @@ def _build_packages(client, tag: str, base_tag: str, site: Path) -> None:
             client.images.remove(image.id)
             errors.seek(0)
             said = errors.read().decode(errors="replace").strip().splitlines() or [f"exit {code}"]
-            raise Failed(f"reading the packages in {site} failed: {said[-1]}", f"remove {site.parent} and build again")
+            raise Failed(f"reading the packages in {site} failed: {said[0]}", f"remove {site.parent} and build again")
     image.tag(*split_image_ref(tag))
 
 
@@ -435,7 +443,7 @@ def format_result(result: dict) -> str:
         lines.append(f"{image['framework']:<10} {image['action']:<8} {size:>9}  {image['seconds']:>6.1f}s  {uris}")
     for stage in result["stages"]:
         done = f"reused: {stage['note']}" if stage["reused"] else f"{stage['seconds']:>6.1f}s"
-        lines.append(f"  {stage['framework'] or 'base':<10} {stage['stage']:<15} {done}")
+        lines.append(f"  {stage['framework'] or '':<10} {stage['stage']:<16} {done}")
     lines.append(f"{result['seconds']:.1f}s in all")
     return "\n".join(lines)
 
