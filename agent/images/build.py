@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
 import platform
 import re
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.errors import BadInput, Failed
-from agent.frameworks import PACKAGES, image_uris
+from agent.frameworks import PACKAGES, VERSIONS, image_uris
 from agent.imageref import split_image_ref
 from agent.log import get_logger
 
@@ -182,9 +183,11 @@ def build(
 
     started = time.perf_counter()
     stages = Stages(step or (lambda _text: None))
+    learned: list[tuple[Path, tuple[str, ...]]] = []
     try:
-        with stages.run(None, "SDK's URIs", "asking the SageMaker SDK which URIs its estimators resolve"):
-            wanted = [Wanted(f, image_fingerprint(f, contract), tuple(image_uris(f, region))) for f in frameworks]
+        wanted = [
+            Wanted(f, image_fingerprint(f, contract), _uris(f, region, cache_dir, stages, learned)) for f in frameworks
+        ]
     except ImportError:
         raise BadInput(
             "images build needs the SageMaker SDK v2 in smdiag's environment: it says which URIs its estimators "
@@ -198,6 +201,11 @@ def build(
         with contextlib.suppress(docker.errors.ImageNotFound):
             present[tag] = (client.images.get(tag).labels or {}).get(LABEL)
     actions = plan(wanted, present, replace)
+    for remembered, uris in learned:  # once the build is going ahead: a refused one leaves nothing behind
+        remembered.parent.mkdir(parents=True, exist_ok=True)
+        partial = remembered.with_suffix(f".{os.getpid()}.part")
+        partial.write_text(json.dumps(uris))
+        partial.replace(remembered)
     results = []
     for w in wanted:
         began = time.perf_counter()
@@ -234,6 +242,28 @@ def build(
         log.info("images.ready", **results[-1])
     seconds = round(time.perf_counter() - started, 1)
     return {"region": region, "images": results, "stages": stages.done, "seconds": seconds}
+
+
+def _uris(framework: str, region: str, cache_dir: Path, stages: Stages, learned: list) -> tuple[str, ...]:
+    """The URIs the SDK resolves, remembered in the build cache per SDK version: importing the SDK is
+    most of a rebuild's time (seconds on a quiet machine, tens under load) and its answer changes only
+    with its version. An unreadable memory is asked again; a new answer is added to `learned`."""
+    from importlib import metadata
+
+    try:
+        sdk = metadata.version("sagemaker")
+    except metadata.PackageNotFoundError:
+        raise ImportError("sagemaker") from None
+    remembered = cache_dir / f"uris-{framework}-{_digest(sdk, region, repr(VERSIONS[framework]))}.json"
+    with contextlib.suppress(OSError, ValueError):
+        uris = tuple(json.loads(remembered.read_text()))
+        if uris and all(isinstance(uri, str) for uri in uris):
+            stages.reused(framework, "SDK's URIs", f"sagemaker {sdk}'s answer in {remembered}")
+            return uris
+    with stages.run(framework, "SDK's URIs", f"asking the SageMaker SDK {sdk} for {framework}'s URIs"):
+        uris = tuple(image_uris(framework, region))
+    learned.append((remembered, uris))
+    return uris
 
 
 def _ensure_packages(client, framework: str, cache_dir: Path, stages: Stages) -> str:
