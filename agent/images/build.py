@@ -55,6 +55,7 @@ BASE_PACKAGES = ("python3", "ca-certificates")
 DEBOOTSTRAP_TIMEOUT_S = 900
 PIP_TIMEOUT_S = 1800
 ENGINE_TIMEOUT_S = 600
+CONTEXT_CHUNK = 1 << 20
 """How long one engine call may take: importing the base filesystem and building a layer are single calls."""
 
 
@@ -385,7 +386,8 @@ def _build_packages(client, tag: str, base_tag: str, site: Path) -> None:
             stdout=subprocess.PIPE, stderr=errors,
         )  # fmt: skip
         try:
-            image, _logs = client.images.build(fileobj=tar.stdout, custom_context=True, rm=True, forcerm=True)
+            chunks = iter(lambda: tar.stdout.read(CONTEXT_CHUNK), b"")  # a file object is sent line by line
+            image, _logs = client.images.build(fileobj=chunks, custom_context=True, rm=True, forcerm=True)
         finally:
             tar.stdout.close()
             code = tar.wait()
