@@ -386,7 +386,7 @@ def _build_packages(client, tag: str, base_tag: str, site: Path) -> None:
             stdout=subprocess.PIPE, stderr=errors,
         )  # fmt: skip
         try:
-            chunks = iter(lambda: tar.stdout.read(CONTEXT_CHUNK), b"")  # a file object is sent line by line
+            chunks = iter(lambda: tar.stdout.read(CONTEXT_CHUNK), b"")  # urllib3 reads a file 16 KiB at a time
             image, _logs = client.images.build(fileobj=chunks, custom_context=True, rm=True, forcerm=True)
         finally:
             tar.stdout.close()
