@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
 from pathlib import Path
 
 from agent.experiments import data
@@ -74,7 +75,7 @@ def run_local(
     session = _session()
     estimator = _estimator(framework, scripts, session, quick)
     inputs = {channel: f"file://{data_dir}" for channel in ("train", "validation")}
-    predictor = None
+    predictor, endpoint_name = None, f"smdiag-health-{framework}-{uuid.uuid4().hex[:8]}"
     x_test, y_test = data.load(data_dir / "test_data.csv")
     payload = np.concatenate([x_test, grid()]).astype(np.float32).reshape(-1, 1)
     started = time.perf_counter()
@@ -84,7 +85,7 @@ def run_local(
         result.train_s = round(time.perf_counter() - started, 2)
         started = time.perf_counter()
         progress(framework, "deploying", "a local endpoint")
-        predictor = _deploy(framework, estimator, scripts, session)
+        predictor = _deploy(framework, estimator, scripts, session, endpoint_name)
         deploy_s = time.perf_counter() - started
         started = time.perf_counter()
         progress(framework, "predicting", "the test set and the plot's grid")
@@ -98,9 +99,11 @@ def run_local(
         result.report_id = last_report_id(exc, settings.state_dir)
         return result
     finally:
-        if predictor is not None:
-            with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # a failed deploy's endpoint too: its container holds the port
+            if predictor is not None:
                 predictor.delete_endpoint()
+            else:
+                session.sagemaker_client.delete_endpoint(EndpointName=endpoint_name)
     predictions = predictions.reshape(-1)
     return finish(
         result,
@@ -148,7 +151,7 @@ def _estimator(framework: str, scripts: Path, session, quick: bool):
     return SKLearn(entry_point=ENTRY_POINTS[framework], **common)
 
 
-def _deploy(framework: str, estimator, scripts: Path, session):
+def _deploy(framework: str, estimator, scripts: Path, session, endpoint_name: str):
     """Deploy without the SDK's wait: local mode's create_endpoint returns once /ping answers, after which
     the wait would only sleep its first 30 s poll."""
     if framework == "pytorch":
@@ -167,12 +170,16 @@ def _deploy(framework: str, estimator, scripts: Path, session):
             sagemaker_session=session,
             code_location=CODE_LOCATION,
         )
-        predictor = model.deploy(initial_instance_count=1, instance_type="local", wait=False)
+        predictor = model.deploy(
+            initial_instance_count=1, instance_type="local", endpoint_name=endpoint_name, wait=False
+        )
         predictor.serializer, predictor.deserializer = NumpySerializer(), NumpyDeserializer()
         return predictor
     # TensorFlow's create_model does not pass the estimator's code location on to its model.
     extra = {"code_location": CODE_LOCATION} if framework == "tensorflow" else {}
-    return estimator.deploy(initial_instance_count=1, instance_type="local", wait=False, **extra)
+    return estimator.deploy(
+        initial_instance_count=1, instance_type="local", endpoint_name=endpoint_name, wait=False, **extra
+    )
 
 
 def last_report_id(exc: BaseException, state_dir: Path) -> str | None:
