@@ -233,7 +233,8 @@ class StudioSpace:
         self.write_metadata(app_type)
         self.proxy = Proxy(sock_dir / "proxy.sock", daemon.host)
         with daemon.client() as client:
-            if not client.networks.list(names=["sagemaker"]):  # a cached engine keeps it between runs
+            # A cached engine keeps it between runs; the engine's name filter matches `sagemaker-local` too.
+            if "sagemaker" not in {network.name for network in client.networks.list(names=["sagemaker"])}:
                 client.networks.create("sagemaker", driver="bridge")
 
     def write_metadata(self, app_type: str | None) -> None:
