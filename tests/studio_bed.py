@@ -12,6 +12,14 @@ proxy's error texts, as users reported them (agent/studio.py REFUSALS):
 Its 403 bodies are JSON sent as text/plain, which is why the docker CLI prints them raw
 (`Error response from daemon: {"message":"Forbidden. Reason: ..."}`), as seen in Studio.
 
+The `sagemaker` network, at the interface the space sees: both SDK majors run the serving container on it
+with no published ports and reach it at `localhost:8080` (sagemaker/local/image.py and utils.get_docker_host
+in v2, sagemaker-core's local/image.py in v3), because in a space that network's containers are reachable on
+the space's localhost. A plain bridge on the bed is not, so the proxy creates a container that asks for
+`sagemaker` on the engine's host network instead (its ports on the machine's localhost, as the space's), and
+labels it `smdiag.bed.network=sagemaker` to show what it asked for. Two such containers would share the
+host's ports: local mode runs one at a time, as health runs its frameworks one after another.
+
 What the space cannot see of the host (the engine's data-root, its disk) the bed hides where a test asks
 (`without_data_root`): smdiag on Studio must not look there, and the tests check what it reports instead.
 """
@@ -95,6 +103,9 @@ class _Handler(socketserver.BaseRequestHandler):
                     break
                 body += chunk
         refused = refusal(method, path, body[:length] if length else body)
+        if not refused and method == b"POST" and b"/containers/create" in path:
+            lines, body = _on_the_spaces_network(lines, body)
+            head = b"\r\n".join(lines)
         if refused:
             status, message = refused
             text = json.dumps({"message": message}, separators=(",", ":")).encode() if message else b""
@@ -117,6 +128,18 @@ class _Handler(socketserver.BaseRequestHandler):
             _pipe(upstream, client)
         finally:
             upstream.close()
+
+
+def _on_the_spaces_network(lines: list[bytes], body: bytes) -> tuple[list[bytes], bytes]:
+    """A create that passed (its network is `sagemaker`) rewritten to the engine's host network, with its
+    Content-Length: where the space's localhost reaches the container's ports (the module's docstring)."""
+    config = json.loads(body or b"{}")
+    config["HostConfig"]["NetworkMode"] = "host"
+    config.pop("NetworkingConfig", None)
+    config["Labels"] = {**(config.get("Labels") or {}), "smdiag.bed.network": "sagemaker"}
+    body = json.dumps(config).encode()
+    kept = [line for line in lines[1:] if line.split(b":")[0].strip().lower() != b"content-length"]
+    return [lines[0], *kept, b"Content-Length: %d" % len(body)], body
 
 
 def _read_head(conn: socket.socket) -> tuple[bytes, bytes]:
@@ -210,7 +233,9 @@ class StudioSpace:
         self.write_metadata(app_type)
         self.proxy = Proxy(sock_dir / "proxy.sock", daemon.host)
         with daemon.client() as client:
-            client.networks.create("sagemaker", driver="bridge")
+            # A cached engine keeps it between runs; the engine's name filter matches `sagemaker-local` too.
+            if "sagemaker" not in {network.name for network in client.networks.list(names=["sagemaker"])}:
+                client.networks.create("sagemaker", driver="bridge")
 
     def write_metadata(self, app_type: str | None) -> None:
         """What Studio writes in a space (ARNs shortened); with app_type None, a notebook instance's file."""

@@ -18,8 +18,10 @@ import psutil
 import pytest
 import yaml
 from studio_bed import NETWORK, PRIVILEGED, StudioSpace
+from test_health_v3 import v3_python  # noqa: F401 - the fixture: smdiag's interpreter with SDK v3
+from test_local_mode import contract_engine  # noqa: F401 - the fixture: the engine holding the contract images
 
-from agent import kernels, platform, studio
+from agent import frameworks, kernels, platform, studio
 from agent.classify import classify
 from agent.guard_state import guard_pid
 from agent.statedir import StateDir
@@ -375,7 +377,8 @@ def test_a_failing_fit_in_the_space_runs_on_the_sagemaker_network_and_is_reporte
     assert report["category"] == "script_error", report
     assert "cannot import name 'seeds'" in report["summary"] and "train.py, line 3" in report["summary"]
     with space.daemon.client() as client:
-        assert [c.attrs["HostConfig"]["NetworkMode"] for c in client.containers.list(all=True)] == ["sagemaker"]
+        made = client.containers.list(all=True)
+    assert [c.labels.get("smdiag.bed.network") for c in made] == ["sagemaker"]  # as asked; served on the host's
 
 
 @pytest.mark.timeout(600 + bed.SDK_BUILD_TIMEOUT_S)  # the first run on a machine builds the SDK v3 environment
@@ -402,6 +405,54 @@ def test_a_failing_model_trainer_in_the_space_is_reported_as_the_scripts_error(s
     report = json.loads(smdiag("last-failure", "--json", env=kernel.env).stdout)
     assert (report["category"], report["call"]["sdk"], report["call"]["kind"]) == ("script_error", "v3", "train")
     assert "/opt/ml/code/train.py, line 3" in report["summary"] and "cannot import name 'seeds'" in report["summary"]
+
+
+@pytest.fixture
+def contract_space(contract_engine, tmp_path):  # noqa: F811 - the fixture imported above
+    """The space in front of the engine holding the framework images that `smdiag images build` makes."""
+    daemon, _ = contract_engine
+    sock_dir = bed.short_tempdir("sh")
+    made = StudioSpace(tmp_path, daemon, sock_dir)
+    made.proxy.start()
+    yield made
+    made.proxy.stop()
+    shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+def quick_local_health_in(space: StudioSpace, python: str, hermetic_env: dict[str, str], *sdk: str) -> dict:
+    """`smdiag health --mode local --quick` run by `python` where /opt/ml/metadata is the space's, so that
+    the SDK detects Studio by itself; its report, after checking that every container it made asked for
+    `sagemaker`, published no port and is gone from the running ones (each endpoint reached at
+    localhost:8080, as the SDK does there)."""
+    with space.daemon.client() as client:
+        before = {c.id for c in client.containers.list(all=True)}
+    env = {**hermetic_env, **space.env(), "AWS_DEFAULT_REGION": "us-east-1", "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
+           "PATH": "/usr/local/bin:/usr/bin:/bin"}  # fmt: skip
+    done = subprocess.run(space.in_space(python, "-m", "agent", "health", "--mode", "local", "--quick", *sdk, "--json"),
+                          env=env, capture_output=True, text=True, timeout=1700)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    report = json.loads(done.stdout)
+    assert report["passed"] and report["mode"] == "local", report
+    assert {r["framework"]: r["passed"] for r in report["results"]} == dict.fromkeys(frameworks.FRAMEWORKS, True)
+    assert all(r["deploy_s"] is not None for r in report["results"]), report
+    with space.daemon.client() as client:
+        made = [c for c in client.containers.list(all=True) if c.id not in before]
+    assert [c.name for c in made if c.status == "running"] == []
+    assert made and {c.labels.get("smdiag.bed.network") for c in made} == {"sagemaker"}, made
+    assert not any(c.attrs["HostConfig"]["PortBindings"] for c in made)
+    return report
+
+
+@pytest.mark.xdist_group("host-port-8080")  # the serving containers hold the host's 8080, one at a time
+@pytest.mark.timeout(1800)
+def test_quick_local_health_in_the_space_serves_on_the_sagemaker_network_and_passes(contract_space, hermetic_env):
+    assert quick_local_health_in(contract_space, sys.executable, hermetic_env)["sdk"] == "v2"
+
+
+@pytest.mark.xdist_group("host-port-8080")
+@pytest.mark.timeout(1800 + bed.SDK_BUILD_TIMEOUT_S)  # the first run on a machine builds the SDK v3 environment
+def test_quick_local_health_on_sdk_v3_in_the_space_passes(contract_space, hermetic_env, v3_python):  # noqa: F811
+    assert quick_local_health_in(contract_space, v3_python, hermetic_env, "--sdk", "v3")["sdk"] == "v3"
 
 
 def test_a_full_engine_disk_in_the_space_is_disk_full_with_studios_hint_and_the_guard_answers_it(
