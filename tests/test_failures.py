@@ -275,6 +275,8 @@ def test_a_deploy_waits_for_its_own_container_not_for_another_threads_failed_run
     make_engine, images, local_mode, tmp_path, smdiag, hermetic_env
 ):
     daemon, _disk = make_engine()
+    with daemon.client() as client:  # as on any engine that ran local mode once: two composes that start at
+        client.networks.create("sagemaker-local")  # once on a fresh engine each make it ("ambiguous" network)
     broken = train_image(images, daemon, "smdiag-test/broken-train:1", bed.BROKEN_TRAIN_SCRIPT)
     slow_serve = "sleep 10; mkdir -p /www; echo ok > /www/ping; exec httpd -f -p 8080 -h /www"
     image = train_image(images, daemon, "smdiag-test/slow-serve:1", slow_serve)
