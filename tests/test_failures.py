@@ -39,8 +39,10 @@ PROGRAM = textwrap.dedent(
             from sagemaker.estimator import Estimator
             Estimator(image_uri=image, role=ROLE, instance_count=1, instance_type="local",
                       sagemaker_session=session).fit()
-        elif kind == "deploy":
+        elif kind == "deploy":  # on the host's 8080 unless a port is given
             from sagemaker.model import Model
+            if len(sys.argv) > 4:
+                session.config["local"]["serving_port"] = int(sys.argv[4])
             Model(image_uri=image, model_data="file://" + sys.argv[3], role=ROLE, sagemaker_session=session,
                   code_location="s3://unused-bucket/code").deploy(initial_instance_count=1, instance_type="local")
         elif kind == "deploy_beside_a_failing_fit":  # another thread's local run fails while this deploy waits
@@ -264,7 +266,8 @@ def test_a_serve_that_crashes_at_start_is_serving_crashed_with_its_logs(make_eng
     daemon, _disk = make_engine()
     crash = 'echo "loading model"; echo "Traceback (most recent call last):" >&2; echo "KeyError: model_fn" >&2; exit 2'
     image = train_image(images, daemon, "smdiag-test/bad-serve:1", crash)
-    done, raised, report = local_mode("deploy", image, str(bed.model_tarball(tmp_path)), host=daemon.host, timeout=200)
+    model = str(bed.model_tarball(tmp_path))  # on a port of its own: another worker's endpoint may hold 8080
+    done, raised, report = local_mode("deploy", image, model, str(bed.free_port()), host=daemon.host, timeout=200)
     assert raised["type"] == "RuntimeError" and report["category"] == "serving_crashed"
     assert report["call"]["kind"] == "deploy"
     assert any("KeyError: model_fn" in line for c in report["containers"] for line in c["logs"])
