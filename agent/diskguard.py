@@ -462,20 +462,26 @@ def _remove_image(client, step: Step, root_dir: str | None) -> str | None:
     """Untag every name, the last untag deletes; if the engine refuses midway, put the names back.
 
     The engine checks only registered containers: one being created from the image (looked up, layers
-    taken, not yet registered) neither shows in our check nor stops the delete, and would then run from an
-    image that no longer exists. Its layers outlive the delete, so: when the image's top layer is still
-    held after the delete, put the image back from its config (same id, same names). Where the data-root
-    is not visible (Studio) that check cannot be made: the engine's own refusal is all there is."""
+    taken, not yet registered) neither shows in its check nor stops the delete, and would then run from an
+    image that no longer exists. So, just before the deleting call, the layer store is asked whether a
+    container's writable layer already sits on the image (then it stays, names put back); and a create that takes its
+    layer in the few milliseconds after that look still finds the layers held after the delete: the image
+    is put back from its config (same id, same names). Where the data-root is not visible (Studio) neither
+    look can be made: the engine's own refusal is all there is."""
     if client.api.containers(all=True, filters={"ancestor": step.id}):
         raise docker.errors.APIError(f"a container uses {step.id}")
     saved = image_store.SavedImage.read(root_dir, step.id)
+    names = list(step.names) or [step.id]  # by id when nameless: that call deletes too
     untagged = []
     try:
-        for name in step.names:
+        for position, name in enumerate(names, start=1):
+            if position == len(names) and saved is not None and saved.under_a_container():
+                _retag(client, step.id, untagged)
+                log.info("diskguard.kept_for_a_create", id=step.id, names=list(step.names))
+                return "a container is being created from it"
             client.images.remove(name)
-            untagged.append(name)
-        if not step.names:
-            client.images.remove(step.id)
+            if step.names:
+                untagged.append(name)
     except docker.errors.APIError:
         _retag(client, step.id, untagged)
         raise

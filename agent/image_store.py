@@ -74,6 +74,17 @@ class SavedImage:
     def layers_held(self) -> bool:
         return self.layer_dir.exists()
 
+    def under_a_container(self) -> bool:
+        """Whether a container's writable layer sits on the image's top layer: the layer store records it
+        (`layerdb/mounts/<container>/parent`) while the container is being created, before the engine
+        registers the container and so before its delete check can see it."""
+        chain = f"sha256:{self.layer_dir.name}"
+        for parent in self.layer_dir.parent.parent.glob("mounts/*/parent"):
+            with contextlib.suppress(OSError):
+                if parent.read_text().strip() == chain:
+                    return True
+        return False
+
     def load(self, client) -> None:
         """`docker load` of the config alone (no names): the engine skips reading layers it already has."""
         digest = self.id.split(":", 1)[-1]

@@ -809,6 +809,10 @@ class Suite:
             "container_starts": sum(r["started"] for r in rows),
             "in_use_images_removed": sum(r["in_use_removed"] for r in rows),
             "images_removed_by_guard": sum(r["guard_removed"] for r in rows),
+            "creates_in_flight_met": {
+                "kept_before_the_delete": sum(r["kept_for_a_create"] for r in rows),
+                "put_back_after_it": sum(r["put_back"] for r in rows),
+            },
             "containers_that_could_not_read_their_image": sum(r["bad_reads"] for r in rows),
             "inconclusive_checks": sum(r["check_errors"] for r in rows),
             "detail": rows,
@@ -902,12 +906,16 @@ class Suite:
             with daemon.client() as client:
                 events = list(client.events(since=since, until=int(time.time()) + 1, decode=True,
                                             filters={"type": "image", "event": "delete"}))  # fmt: skip
+            guard_log = workdir / "state" / "logs" / "agent.log"
+            guard_events = [json.loads(line)["event"] for line in guard_log.read_text().splitlines()]
         row = {
             "race": index,
             "started": tally["started"],
             "in_use_removed": len({image for _, image, _ in tally["in_use_removed"]}),
             "removed_while": sorted({status for _, _, status in tally["in_use_removed"]}),
             "guard_removed": len(events),
+            "kept_for_a_create": guard_events.count("diskguard.kept_for_a_create"),
+            "put_back": guard_events.count("diskguard.put_back"),
             "bad_reads": tally["bad_reads"],
             "check_errors": tally["check_errors"],
             "guard_exit": guard.returncode,
@@ -1055,6 +1063,8 @@ def table(suite: Suite) -> str:
         line("diskguard run vs container starts", g["container_starts"], f"{g['images_removed_by_guard']} pruned",
              "-", g["in_use_images_removed"], "-",
              f"in-use images removed {g['in_use_images_removed']}; "
+             f"creates in flight: kept {g['creates_in_flight_met']['kept_before_the_delete']}, "
+             f"put back {g['creates_in_flight_met']['put_back_after_it']}; "
              f"inconclusive polls {g['inconclusive_checks']}")  # fmt: skip
     if "secrets" in f:
         s = f["secrets"]
@@ -1088,6 +1098,7 @@ def table(suite: Suite) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=None, help="SIGKILL runs (default 20; 3 with --short)")
+    parser.add_argument("--races", type=int, default=None, help="diskguard races (default 2; 1 with --short)")
     parser.add_argument("--short", action="store_true", help="a few runs of each fault (the test suite's form)")
     parser.add_argument("--json", action="store_true", help="the figures as JSON on stdout (the table on stderr)")
     parser.add_argument("--seed", type=int, default=None)
@@ -1103,6 +1114,7 @@ def main() -> int:
         return 2
     runs = args.runs if args.runs is not None else (3 if args.short else 20)
     few = 1 if args.short else 3
+    races = args.races if args.races is not None else (1 if args.short else 2)
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     try:
         bed.check_prerequisites()
@@ -1125,7 +1137,7 @@ def main() -> int:
             "inodes": lambda: suite.inodes(few),
             "truncated": lambda: suite.truncated(2 if args.short else 5),
             "engine_killed": lambda: suite.engine_killed(few),
-            "diskguard": lambda: suite.diskguard(1 if args.short else 2),
+            "diskguard": lambda: suite.diskguard(races),
             "secrets": suite.secrets,
         }
         for name in only:
