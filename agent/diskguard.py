@@ -449,13 +449,27 @@ def _remove(client, step: Step, state: StateDir, root_dir: str | None) -> str | 
         elif step.kind == "build_cache":
             client.api.prune_builds()
         else:
-            return _remove_image(client, step, root_dir)
+            with _patient(client):
+                return _remove_image(client, step, root_dir)
     except docker.errors.NotFound:
         return "the engine refused: in use"
     except docker.errors.APIError as exc:
         log.info("diskguard.refused", id=step.id, names=list(step.names), error=str(exc.explanation or exc))
         return "the engine refused: in use"
     return None
+
+
+@contextlib.contextmanager
+def _patient(client):
+    """The engine finishes a delete (or a load) it has begun whatever the client does: a client that gives
+    up after its usual few seconds no longer knows whether the image went, and so cannot put it back. While
+    an image is removed and settled, the client waits as long as settling may take."""
+    usual = client.api.timeout
+    client.api.timeout = max(usual, SETTLE_RETRY_S)
+    try:
+        yield
+    finally:
+        client.api.timeout = usual
 
 
 def _remove_image(client, step: Step, root_dir: str | None) -> str | None:

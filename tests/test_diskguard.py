@@ -478,6 +478,49 @@ class ImageEvents:
         return {action: self.actions.count(action) for action in sorted(set(self.actions))}
 
 
+def test_an_engine_that_stalls_past_the_clients_timeout_still_has_its_removal_settled(
+    make_engine, images, hermetic_env
+):
+    """The engine finishes a delete it has begun whatever the client does: a guard that gave up on the
+    answer would not know whether the image went, and so could not put it back for a container being
+    created from it. Here the engine stalls (SIGSTOP) longer than the client's usual timeout while the
+    guard removes an image: the removal waits for the engine and ends settled."""
+    from agent import diskguard
+    from agent.statedir import StateDir
+
+    daemon, _disk = make_engine()
+    ref = "smdiag-test/stalled:1"
+    with daemon.client() as client:
+        images.build(client, ref, size_mb=1)
+        image_id = client.images.get(ref).id
+        root_dir = client.info()["DockerRootDir"]
+    step = diskguard.Step("image", image_id, (ref,), 2**20, None, "least recently used")
+    state = StateDir(Path(hermetic_env["SMDIAG_STATE_DIR"]))
+    outcome: dict = {}
+    usual_timeout = 1
+
+    def remove(client) -> None:
+        try:
+            outcome["kept_because"] = diskguard._remove(client, step, state, root_dir)
+        except Exception as exc:  # noqa: BLE001 - what the guard would have logged as a failed check
+            outcome["raised"] = f"{type(exc).__name__}: {exc}"
+
+    with daemon.client(timeout=usual_timeout) as client:  # made (the engine's version asked) before the stall
+        remover = threading.Thread(target=remove, args=(client,))
+        os.kill(daemon.pid(), signal.SIGSTOP)
+        try:
+            remover.start()
+            remover.join(usual_timeout * 5)  # the client's own timeout would have ended the removal by now
+            stalled_through = remover.is_alive()
+        finally:
+            os.kill(daemon.pid(), signal.SIGCONT)
+        remover.join(diskguard.SETTLE_RETRY_S)
+    assert "raised" not in outcome and stalled_through, outcome
+    assert outcome == {"kept_because": None}
+    with daemon.client() as client:
+        assert not image_present(client, image_id)
+
+
 def image_present(client, image_id: str) -> bool:
     """Whether the engine has this image; any other failure of the engine is raised, not taken for "gone"."""
     try:
