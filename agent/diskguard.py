@@ -9,8 +9,9 @@ it orders what may be removed (dangling images, old stopped containers, build ca
 recently used first, children before parents) and says why everything else is kept. `enforce` walks that
 order against the real engine and stops as soon as the disk is back under the low watermark. We never
 force, so the engine refuses an image a registered container uses; a container still being created (its
-image looked up and its layers taken, not yet registered) does not stop the engine, so after each image
-removal we look whether its layers are still held and, if so, put the image back from its config.
+image looked up and its layers taken, not yet registered) does not stop the engine, so before each image
+removal we look for its writable layer in the layer store (and keep the image), and after it whether the
+image's layers are still held (and put the image back from its config).
 
 The guard that runs this on the engine's events lives in `guard`, what persists between runs in
 `guard_state`, the reading of the engine's on-disk image store in `image_store`. What stays (≈600 lines)
