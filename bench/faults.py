@@ -807,7 +807,8 @@ class Suite:
         figures = {
             "races": len(rows),
             "container_starts": sum(r["started"] for r in rows),
-            "in_use_images_removed": sum(r["in_use_removed"] for r in rows),
+            "in_use_images_lost": sum(r["lost_while_in_use"] for r in rows),
+            "in_use_images_absent_until_put_back": sum(r["absent_while_in_use"] - r["lost_while_in_use"] for r in rows),
             "images_removed_by_guard": sum(r["guard_removed"] for r in rows),
             "creates_in_flight_met": {
                 "kept_before_the_delete": sum(r["kept_for_a_create"] for r in rows),
@@ -818,7 +819,7 @@ class Suite:
             "detail": rows,
         }
         self.figures["diskguard"] = figures
-        self.lost += figures["in_use_images_removed"]
+        self.lost += figures["in_use_images_lost"]
         for row in rows:
             if row["guard_removed"] == 0:
                 self.fail(f"diskguard race {row['race']}: the guard removed nothing: the race proved nothing")
@@ -856,7 +857,7 @@ class Suite:
                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             )  # fmt: skip
             lock = threading.Lock()
-            tally = {"started": 0, "in_use_removed": set(), "bad_reads": 0, "check_errors": 0}
+            tally = {"started": 0, "absent_while_in_use": set(), "bad_reads": 0, "check_errors": 0}
             rng = random.Random(self.rng.randrange(2**32))
             choices = [rng.choice(refs) for _ in range(starts)]
 
@@ -882,7 +883,7 @@ class Suite:
                                 client.images.get(image_id)
                             except docker.errors.ImageNotFound:
                                 with lock:
-                                    tally["in_use_removed"].add((container.id, image_id, container.status))
+                                    tally["absent_while_in_use"].add((container.id, image_id, container.status))
                             except Exception:  # noqa: BLE001 - a slow engine: neither proof of loss nor of keeping
                                 with lock:
                                     tally["check_errors"] += 1
@@ -907,15 +908,19 @@ class Suite:
                 events = list(client.events(since=since, until=int(time.time()) + 1, decode=True,
                                             filters={"type": "image", "event": "delete"}))  # fmt: skip
             guard_log = workdir / "state" / "logs" / "agent.log"
-            guard_events = [json.loads(line)["event"] for line in guard_log.read_text().splitlines()]
+            guard_events = [json.loads(line) for line in guard_log.read_text().splitlines()]
+        named = [event["event"] for event in guard_events]
+        put_back = {event["id"] for event in guard_events if event["event"] == "diskguard.put_back"}
+        absent = {image for _, image, _ in tally["absent_while_in_use"]}
         row = {
             "race": index,
             "started": tally["started"],
-            "in_use_removed": len({image for _, image, _ in tally["in_use_removed"]}),
-            "removed_while": sorted({status for _, _, status in tally["in_use_removed"]}),
+            "absent_while_in_use": len(absent),
+            "lost_while_in_use": len(absent - put_back),  # absent, and never put back by the guard
+            "absent_while": sorted({status for _, _, status in tally["absent_while_in_use"]}),
             "guard_removed": len(events),
-            "kept_for_a_create": guard_events.count("diskguard.kept_for_a_create"),
-            "put_back": guard_events.count("diskguard.put_back"),
+            "kept_for_a_create": named.count("diskguard.kept_for_a_create"),
+            "put_back": named.count("diskguard.put_back"),
             "bad_reads": tally["bad_reads"],
             "check_errors": tally["check_errors"],
             "guard_exit": guard.returncode,
@@ -1061,8 +1066,9 @@ def table(suite: Suite) -> str:
     if "diskguard" in f:
         g = f["diskguard"]
         line("diskguard run vs container starts", g["container_starts"], f"{g['images_removed_by_guard']} pruned",
-             "-", g["in_use_images_removed"], "-",
-             f"in-use images removed {g['in_use_images_removed']}; "
+             "-", g["in_use_images_lost"], "-",
+             f"in-use images lost {g['in_use_images_lost']}, "
+             f"absent until put back {g['in_use_images_absent_until_put_back']}; "
              f"creates in flight: kept {g['creates_in_flight_met']['kept_before_the_delete']}, "
              f"put back {g['creates_in_flight_met']['put_back_after_it']}; "
              f"inconclusive polls {g['inconclusive_checks']}")  # fmt: skip

@@ -39,5 +39,5 @@ def test_short_fault_suite_loses_nothing_and_leaks_nothing(bed_ready):
     assert killed["lost_objects"] == 0 and killed["intact"] == killed["runs"], table
     for name in ("enospc", "inodes", "truncated", "engine_killed"):
         assert figures[name]["fault_hit"] == figures[name]["runs"] == figures[name]["clean"], (name, table)
-    assert figures["diskguard"]["images_removed_by_guard"] > 0 and figures["diskguard"]["in_use_images_removed"] == 0
+    assert figures["diskguard"]["images_removed_by_guard"] > 0 and figures["diskguard"]["in_use_images_lost"] == 0
     assert figures["secrets"]["canary_seen_in"] and figures["secrets"]["leaked"] == 0
