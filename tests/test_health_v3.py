@@ -9,13 +9,18 @@ sagemaker-core's local endpoint serves the result: nothing stands in for the SDK
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from test_local_mode import CACHE, contract_engine, running_containers, user_env  # noqa: F401 - fixtures
+from test_local_mode import (  # noqa: F401 - fixtures
+    CACHE,
+    contract_engine,
+    running_containers,
+    scripts_with_the_chapters_bug,
+    user_env,
+)
 
 from agent import frameworks
 from agent.experiments import runner
@@ -85,13 +90,7 @@ def test_a_broken_script_on_sdk_v3_fails_health_and_last_failure_names_the_line(
 ):
     """`--sdk` left to auto: the environment's v3 drives local mode."""
     daemon, _ = contract_engine
-    scripts = tmp_path / "scripts"
-    shutil.copytree(frameworks.SCRIPTS, scripts)
-    script = scripts / "sklearn_script.py"
-    lines = script.read_text().splitlines()
-    at = lines.index("import numpy as np") + 1
-    lines.insert(at, "from numpy.random import seeds")  # the chapter's bug
-    script.write_text("\n".join(lines) + "\n")
+    scripts, bad_line = scripts_with_the_chapters_bug(tmp_path, "sklearn_script.py")
     env = {**user_env, "TMPDIR": str(tmp_path)}
     done = smdiag_v3(v3_python, "health", "--mode", "local", "--framework", "sklearn", "--quick", "--scripts",
                      str(scripts), "--json", env=env, timeout=900)  # fmt: skip
@@ -105,7 +104,7 @@ def test_a_broken_script_on_sdk_v3_fails_health_and_last_failure_names_the_line(
     assert shown["id"] == result["report_id"] and shown["category"] == "script_error"
     assert shown["call"]["sdk"] == "v3" and shown["call"]["kind"] == "train"
     assert "cannot import name 'seeds' from 'numpy.random'" in shown["summary"]
-    assert f"sklearn_script.py, line {at + 1}" in shown["summary"]
+    assert f"sklearn_script.py, line {bad_line}" in shown["summary"]
     text = smdiag_v3(v3_python, "last-failure", env=env, timeout=60).stdout
     assert "script_error" in text and "seeds" in text
     assert running_containers(daemon) == []

@@ -164,15 +164,22 @@ def test_fit_deploy_predict_delete_with_the_seeds_payloads(framework, contract_e
     assert running_containers(daemon) == []
 
 
-def test_the_seeds_broken_script_fails_fit_and_last_failure_names_the_line(contract_engine, user_env, tmp_path, smdiag):
-    daemon, _ = contract_engine
-    scripts = tmp_path / "scripts"
+def scripts_with_the_chapters_bug(directory: Path, script_name: str) -> tuple[Path, int]:
+    """A copy of the experiments' scripts where `script_name` imports what numpy does not have, as the
+    chapter's script did; and the number of that line."""
+    scripts = directory / "scripts"
     shutil.copytree(frameworks.SCRIPTS, scripts)
-    script = scripts / "tensorflow_script.py"
+    script = scripts / script_name
     lines = script.read_text().splitlines()
     at = lines.index("import numpy as np") + 1
-    lines.insert(at, "from numpy.random import seeds")  # the chapter's bug
+    lines.insert(at, "from numpy.random import seeds")
     script.write_text("\n".join(lines) + "\n")
+    return scripts, at + 1
+
+
+def test_the_seeds_broken_script_fails_fit_and_last_failure_names_the_line(contract_engine, user_env, tmp_path, smdiag):
+    daemon, _ = contract_engine
+    scripts, bad_line = scripts_with_the_chapters_bug(tmp_path, "tensorflow_script.py")
     args = ["health", "--mode", "local", "--framework", "tensorflow", "--quick", "--scripts", str(scripts), "--json"]
     done = smdiag(*args, env=user_env, timeout=900)
     assert done.returncode == 1, done.stderr[-2000:]
@@ -183,7 +190,7 @@ def test_the_seeds_broken_script_fails_fit_and_last_failure_names_the_line(contr
     report = json.loads(shown.stdout)
     assert report["id"] == result["report_id"] and report["category"] == "script_error"
     assert "cannot import name 'seeds' from 'numpy.random'" in report["summary"]
-    assert f"/opt/ml/code/tensorflow_script.py, line {at + 1}" in report["summary"]
+    assert f"/opt/ml/code/tensorflow_script.py, line {bad_line}" in report["summary"]
     assert running_containers(daemon) == []
 
 

@@ -35,7 +35,10 @@ class LocalRunner:
 
     def run_all(self, frameworks, data_dir, quick, scripts, work, progress) -> list[Result]:
         return [
-            reported(run_local(f, data_dir, quick, scripts, work, self.settings, progress), progress)
+            reported(
+                round_trip(_EstimatorTrip(f, data_dir, quick, scripts), data_dir, quick, self.settings, progress),
+                progress,
+            )
             for f in frameworks
         ]
 
@@ -53,16 +56,9 @@ def missing_images(client, frameworks: list[str]) -> list[str]:
     return missing
 
 
-def run_local(
-    framework: str,
-    data_dir: Path,
-    quick: bool,
-    scripts: Path,
-    work: Path,
-    settings,
-    progress: Progress = no_progress,
-) -> Result:
-    """fit -> deploy -> predict (the test set and the plot grid) -> delete_endpoint, timed."""
+def round_trip(trip, data_dir: Path, quick: bool, settings, progress: Progress = no_progress) -> Result:
+    """train -> deploy -> predict (the test set and the plot grid) -> delete, timed, on either SDK major:
+    `trip` is what that major's user writes for each stage."""
     import os
 
     import numpy as np
@@ -71,40 +67,29 @@ def run_local(
 
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
     autowrap.install()
+    framework = trip.framework
     result = Result(framework, "local")
-    session = _session()
-    estimator = _estimator(framework, scripts, session, quick)
-    inputs = {channel: f"file://{data_dir}" for channel in ("train", "validation")}
-    predictor, endpoint_name = None, f"smdiag-health-{framework}-{uuid.uuid4().hex[:8]}"
     x_test, y_test = data.load(data_dir / "test_data.csv")
     payload = np.concatenate([x_test, grid()]).astype(np.float32).reshape(-1, 1)
     started = time.perf_counter()
     try:
-        progress(framework, "training", "estimator.fit in a local container")
-        estimator.fit(inputs)
+        progress(framework, "training", trip.training)
+        trip.train()
         result.train_s = round(time.perf_counter() - started, 2)
         started = time.perf_counter()
         progress(framework, "deploying", "a local endpoint")
-        predictor = _deploy(framework, estimator, scripts, session, endpoint_name)
+        trip.deploy()
         deploy_s = time.perf_counter() - started
         started = time.perf_counter()
         progress(framework, "predicting", "the test set and the plot's grid")
-        if framework == "tensorflow":
-            predictions = np.asarray(predictor.predict({"instances": payload.tolist()})["predictions"])
-        else:
-            predictions = np.asarray(predictor.predict(payload))
+        predictions = trip.predict(payload)
         predict_s = time.perf_counter() - started
     except Exception as exc:  # noqa: BLE001 - reported by autowrap; the health table names the report
         result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         result.report_id = last_report_id(exc, settings.state_dir)
         return result
     finally:
-        with contextlib.suppress(Exception):  # a failed deploy's endpoint too: its container holds the port
-            if predictor is not None:
-                predictor.delete_endpoint()
-            else:
-                session.sagemaker_client.delete_endpoint(EndpointName=endpoint_name)
-    predictions = predictions.reshape(-1)
+        trip.delete()
     return finish(
         result,
         y_test,
@@ -113,6 +98,40 @@ def run_local(
         {"deploy_s": deploy_s, "predict_s": predict_s},
         quick,
     )
+
+
+class _EstimatorTrip:
+    """SDK v2, the book's path: a framework estimator's `fit`, its `deploy`, `predict`, `delete_endpoint`."""
+
+    training = "estimator.fit in a local container"
+
+    def __init__(self, framework: str, data_dir: Path, quick: bool, scripts: Path) -> None:
+        self.framework, self.data_dir, self.quick, self.scripts = framework, data_dir, quick, scripts
+        self.endpoint_name = f"smdiag-health-{framework}-{uuid.uuid4().hex[:8]}"
+        self.session = self.estimator = self.predictor = None
+
+    def train(self) -> None:
+        self.session = _session()
+        self.estimator = _estimator(self.framework, self.scripts, self.session, self.quick)
+        self.estimator.fit({channel: f"file://{self.data_dir}" for channel in ("train", "validation")})
+
+    def deploy(self) -> None:
+        self.predictor = _deploy(self.framework, self.estimator, self.scripts, self.session, self.endpoint_name)
+
+    def predict(self, payload):
+        import numpy as np
+
+        if self.framework == "tensorflow":
+            return np.asarray(self.predictor.predict({"instances": payload.tolist()})["predictions"]).reshape(-1)
+        return np.asarray(self.predictor.predict(payload)).reshape(-1)
+
+    def delete(self) -> None:
+        """A failed deploy's endpoint too: its container holds the port."""
+        with contextlib.suppress(Exception):
+            if self.predictor is not None:
+                self.predictor.delete_endpoint()
+            elif self.session is not None:
+                self.session.sagemaker_client.delete_endpoint(EndpointName=self.endpoint_name)
 
 
 def _session():

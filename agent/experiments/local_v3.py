@@ -17,14 +17,12 @@ The images are the same as v2's (`smdiag images build`, tagged with the URIs bot
 from __future__ import annotations
 
 import contextlib
-import time
 import uuid
 from pathlib import Path
 
-from agent.experiments import data
-from agent.experiments.local import ROLE, last_report_id
-from agent.experiments.runner import Progress, Result, finish, grid, no_progress, reported
-from agent.frameworks import ENTRY_POINTS, HYPERPARAMETERS, REGION, SERVING_ENTRY_POINTS, image_uris
+from agent.experiments.local import ROLE, round_trip
+from agent.experiments.runner import Result, reported
+from agent.frameworks import ENTRY_POINTS, HYPERPARAMETERS, SERVING_ENTRY_POINTS, image_uris
 
 TELEMETRY_OFF = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
 """The SDK's telemetry calls AWS on every local call: off, as on v2."""
@@ -46,65 +44,40 @@ class LocalV3Runner:
 
     def run_all(self, frameworks, data_dir, quick, scripts, work, progress) -> list[Result]:
         return [
-            reported(run_local_v3(f, data_dir, quick, scripts, work, self.settings, progress), progress)
+            reported(
+                round_trip(_TrainerTrip(f, data_dir, quick, scripts, work), data_dir, quick, self.settings, progress),
+                progress,
+            )
             for f in frameworks
         ]
 
 
-def run_local_v3(
-    framework: str,
-    data_dir: Path,
-    quick: bool,
-    scripts: Path,
-    work: Path,
-    settings,
-    progress: Progress = no_progress,
-) -> Result:
-    """train -> serve -> predict (the test set and the plot grid) -> delete the endpoint, timed."""
-    import os
+class _TrainerTrip:
+    """SDK v3: `ModelTrainer.train`, then an endpoint of sagemaker-core's local session."""
 
-    import numpy as np
+    training = "ModelTrainer.train in a local container"
 
-    from agent import autowrap
+    def __init__(self, framework: str, data_dir: Path, quick: bool, scripts: Path, work: Path) -> None:
+        self.framework, self.data_dir, self.quick, self.scripts = framework, data_dir, quick, scripts
+        self.root = work / f"v3-{framework}"
+        self.model_data: Path | None = None
+        self.endpoint: _Endpoint | None = None
 
-    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
-    autowrap.install()
-    result = Result(framework, "local")
-    uris = image_uris(framework)
-    root = work / f"v3-{framework}"
-    root.mkdir(parents=True, exist_ok=True)
-    x_test, y_test = data.load(data_dir / "test_data.csv")
-    payload = np.concatenate([x_test, grid()]).astype(np.float32).reshape(-1, 1)
-    endpoint = None
-    started = time.perf_counter()
-    try:
-        progress(framework, "training", "ModelTrainer.train in a local container")
-        model_data = _train(framework, uris[0], scripts, data_dir, root, quick)
-        result.train_s = round(time.perf_counter() - started, 2)
-        started = time.perf_counter()
-        progress(framework, "deploying", "a local endpoint")
-        endpoint = _Endpoint(framework, uris[-1], model_data, scripts)
-        endpoint.deploy()
-        deploy_s = time.perf_counter() - started
-        started = time.perf_counter()
-        progress(framework, "predicting", "the test set and the plot's grid")
-        predictions = endpoint.predict(payload)
-        predict_s = time.perf_counter() - started
-    except Exception as exc:  # noqa: BLE001 - reported by autowrap; the health table names the report
-        result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        result.report_id = last_report_id(exc, settings.state_dir)
-        return result
-    finally:
-        if endpoint is not None:
-            endpoint.delete()
-    return finish(
-        result,
-        y_test,
-        predictions[: len(x_test)],
-        predictions[len(x_test) :],
-        {"deploy_s": deploy_s, "predict_s": predict_s},
-        quick,
-    )
+    def train(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        image = image_uris(self.framework)[0]
+        self.model_data = _train(self.framework, image, self.scripts, self.data_dir, self.root, self.quick)
+
+    def deploy(self) -> None:
+        self.endpoint = _Endpoint(self.framework, image_uris(self.framework)[-1], self.model_data, self.scripts)
+        self.endpoint.deploy()
+
+    def predict(self, payload):
+        return self.endpoint.predict(payload)
+
+    def delete(self) -> None:
+        if self.endpoint is not None:
+            self.endpoint.delete()
 
 
 def _train(framework: str, image: str, scripts: Path, data_dir: Path, root: Path, quick: bool) -> Path:
