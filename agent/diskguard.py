@@ -479,10 +479,10 @@ def _remove_image(client, step: Step, root_dir: str | None) -> str | None:
     The engine checks only registered containers: one being created from the image (looked up, layers
     taken, not yet registered) neither shows in its check nor stops the delete, and would then run from an
     image that no longer exists. So, just before the deleting call, the layer store is asked whether a
-    container's writable layer already sits on the image (then it stays, names put back); and a create that takes its
-    layer in the few milliseconds after that look still finds the layers held after the delete: the image
-    is put back from its config (same id, same names). Where the data-root is not visible (Studio) neither
-    look can be made: the engine's own refusal is all there is."""
+    container's writable layer already sits on the image (then it stays, names put back); a create that
+    takes the layers after that look still holds them after the delete, and the image is put back from its
+    config (same id, same names). Where the data-root is not visible (Studio) neither look can be made: the
+    engine's own refusal is all there is."""
     if client.api.containers(all=True, filters={"ancestor": step.id}):
         raise docker.errors.APIError(f"a container uses {step.id}")
     saved = image_store.SavedImage.read(root_dir, step.id)
