@@ -26,6 +26,7 @@ What the space cannot see of the host (the engine's data-root, its disk) the bed
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -114,6 +115,7 @@ class _Handler(socketserver.BaseRequestHandler):
                 b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
                 b"Connection: close\r\n\r\n%s" % (status, reason, len(text), text)
             )
+            _linger(client)
             return
         upgrade = b"upgrade" in headers.get(b"connection", b"").lower()
         if not upgrade:  # one request per connection, so that each is seen here
@@ -176,6 +178,16 @@ def serve(listen: str, engine: str) -> None:
     with _Server(listen, _Handler) as server:
         signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
         server.serve_forever()
+
+
+def _linger(client: socket.socket) -> None:
+    """Read what the client still sends (a refused request's body) until it hangs up: closing a unix socket
+    with unread data resets the peer, whose read of the refusal then fails with ECONNRESET instead."""
+    client.shutdown(socket.SHUT_WR)
+    client.settimeout(30)
+    with contextlib.suppress(OSError):
+        while client.recv(65536):
+            pass
 
 
 class Proxy:
