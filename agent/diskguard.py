@@ -556,12 +556,15 @@ def _holders(client, target: Target, usage: Usage, removing: list[Step] | None =
     def gone(kind: str) -> int:
         return sum(step.bytes for step in removing or [] if step.kind == kind)
 
+    from agent import studio
+
     df = client.df()
+    totals = studio.disk_usage(df)
     images = sum(i.get("Size", 0) - max(0, i.get("SharedSize", 0)) for i in df.get("Images") or []) - gone("image")
     shared = max((max(0, i.get("SharedSize", 0)) for i in df.get("Images") or []), default=0)
-    containers = sum(c.get("SizeRw") or 0 for c in df.get("Containers") or []) - gone("container")
-    volumes = sum(max(0, (v.get("UsageData") or {}).get("Size", 0)) for v in df.get("Volumes") or [])
-    build_cache = sum(b.get("Size", 0) for b in df.get("BuildCache") or []) - gone("build_cache")
+    containers = totals["containers_bytes"] - gone("container")
+    volumes = totals["volumes_bytes"]
+    build_cache = totals["build_cache_bytes"] - gone("build_cache")
     docker_total = images + shared + containers + volumes + build_cache
     held = {"images_kept": images + shared, "containers": containers, "volumes": volumes, "build_cache": build_cache}
     if target.path is not None:

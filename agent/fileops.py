@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import json
 import os
 import shutil
+import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 
@@ -77,6 +79,18 @@ def exclusive_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def tar_in_memory(files: Mapping[str, tuple[bytes, int]]) -> bytes:
+    """A tar of small files made in memory, `{name: (content, mode)}`: what the engine reads as a build
+    context or a `docker load` archive, with nothing written to disk."""
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        for name, (data, mode) in files.items():
+            member = tarfile.TarInfo(name)
+            member.size, member.mode = len(data), mode
+            tar.addfile(member, io.BytesIO(data))
+    return archive.getvalue()
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -197,7 +197,11 @@ def status(settings: Settings, engine: Engine) -> dict:
         target = resolve_target(settings, engine, None)
         now.update(data_root=target.root_dir, watched=target.label, measured=target.basis)
         if target.path is None:
-            now.update(budget=target.budget, engine_full=target.engine_full, space_disks=studio_disks())
+            from agent import studio
+
+            # the space's disks hold the user's files, which diskguard never removes: shown, not pruned for
+            space_disks = studio.space_disks(Path.home())
+            now.update(budget=target.budget, engine_full=target.engine_full, space_disks=space_disks)
         usage = target.usage(engine.client)
         now.update(used_pct=round(usage.percent, 2), used=usage.used, avail=usage.avail)
     except Failed as exc:
@@ -217,15 +221,6 @@ def status(settings: Settings, engine: Engine) -> dict:
         "images_seen_in_use": len(record.last_used),
         "last_check": last_check(settings.state),
     }
-
-
-def studio_disks() -> list[dict]:
-    """The space's home and local mode's container_root (`~/tmp`), measured now: what fills them is the
-    user's files, which diskguard never removes, so they are shown, not pruned for."""
-    from agent import studio
-
-    home = Path.home()
-    return [studio.space_disk("home", home), studio.space_disk("container_root", home / "tmp")]
 
 
 def format_status(report: dict) -> str:

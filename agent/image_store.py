@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import docker.errors
+
+from agent import fileops
 
 
 def _configs(root_dir: str | None, image_id: str) -> Iterator[tuple[Path, Path]]:
@@ -90,13 +90,10 @@ class SavedImage:
         digest = self.id.split(":", 1)[-1]
         layers = len(json.loads(self.config)["rootfs"]["diff_ids"])
         manifest = [{"Config": f"{digest}.json", "RepoTags": [], "Layers": [f"{i}/layer.tar" for i in range(layers)]}]
-        archive = io.BytesIO()
-        with tarfile.open(fileobj=archive, mode="w") as tar:
-            for member, data in ((f"{digest}.json", self.config), ("manifest.json", json.dumps(manifest).encode())):
-                info = tarfile.TarInfo(member)
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-        for line in client.api.load_image(archive.getvalue()):
+        archive = fileops.tar_in_memory(
+            {f"{digest}.json": (self.config, 0o644), "manifest.json": (json.dumps(manifest).encode(), 0o644)}
+        )
+        for line in client.api.load_image(archive):
             if line.get("error"):
                 raise docker.errors.APIError(line["error"])
         if not image_present(client, self.id):

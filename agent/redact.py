@@ -42,7 +42,9 @@ _NAMED_VALUE = re.compile(
     """
 )
 """A value assigned to a secret-named field, in every syntax (`key=v`, `"token": "v"`, `password: v`)."""
-_NAME_WORD = re.compile(r"secret|token|passw|key", re.IGNORECASE)
+_SECRET_WORDS = ("secret", "token", "passw", "key")
+"""What every secret name `_NAMED_VALUE` takes holds (lower case)."""
+_NAME_WORD = re.compile("|".join(_SECRET_WORDS), re.IGNORECASE)
 _NAME_TO_VALUE_END = re.compile(r"""[\w.-]*["']?\s*[:=]?\s*["']?[^\s"',;}\]]*""")
 """From a secret word to the end of what `_NAMED_VALUE` could take as that name's value."""
 _WINDOW_MARGIN = len(MASK)
@@ -83,7 +85,7 @@ def _secret_words(text: str) -> list[int]:
     if len(folded) != len(text):
         return [word.start() for word in _NAME_WORD.finditer(text)]
     starts = []
-    for word in ("secret", "token", "passw", "key"):
+    for word in _SECRET_WORDS:
         at = folded.find(word)
         while at >= 0:
             starts.append(at)

@@ -149,7 +149,7 @@ def gather(settings: Settings, plat: Platform, home: Path, engine: Engine) -> di
         },
         "api_version": STUDIO_API_VERSION,
         "engine": _pinned_engine(engine),
-        "disks": [space_disk("home", home), space_disk("container_root", home / "tmp")],
+        "disks": space_disks(home),
         "compose": sdk_composes(compose.probe_compose().to_dict()),
     }
 
@@ -310,6 +310,11 @@ def _is_socket(path: str) -> bool:
         return stat.S_ISSOCK(Path(path).stat().st_mode)
     except OSError:
         return False
+
+
+def space_disks(home: Path) -> list[dict]:
+    """The space's home and local mode's container_root (`~/tmp`), measured now."""
+    return [space_disk("home", home), space_disk("container_root", home / "tmp")]
 
 
 def space_disk(role: str, path: Path) -> dict:

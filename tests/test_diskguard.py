@@ -18,6 +18,7 @@ import pytest
 
 from agent import fileops, waiting
 from agent.guard_state import GuardFiles, events_state
+from agent.image_store import image_present
 from agent.statedir import StateDir
 
 import bed
@@ -519,15 +520,6 @@ def test_an_engine_that_stalls_past_the_clients_timeout_still_has_its_removal_se
     assert outcome == {"kept_because": None}
     with daemon.client() as client:
         assert not image_present(client, image_id)
-
-
-def image_present(client, image_id: str) -> bool:
-    """Whether the engine has this image; any other failure of the engine is raised, not taken for "gone"."""
-    try:
-        client.api.inspect_image(image_id)
-    except docker.errors.ImageNotFound:
-        return False
-    return True
 
 
 def test_make_room_frees_enough_for_a_pull_that_would_fail_with_enospc(make_engine, images, registry, smdiag):

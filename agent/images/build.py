@@ -25,7 +25,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -33,8 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent import fileops
 from agent.errors import BadInput, Failed
 from agent.frameworks import PACKAGES, VERSIONS, image_uris
+from agent.image_store import image_present
 from agent.imageref import split_image_ref
 from agent.log import get_logger
 
@@ -55,8 +56,9 @@ BASE_PACKAGES = ("python3", "ca-certificates")
 DEBOOTSTRAP_TIMEOUT_S = 900
 PIP_TIMEOUT_S = 1800
 ENGINE_TIMEOUT_S = 600
-CONTEXT_CHUNK = 1 << 20
 """How long one engine call may take: importing the base filesystem and building a layer are single calls."""
+CONTEXT_CHUNK = 1 << 20
+"""How much of the packages' tar stream goes to the engine at a time (urllib3 reads a file 16 KiB at a time)."""
 
 
 @dataclass(frozen=True)
@@ -271,7 +273,7 @@ def _uris(framework: str, region: str, cache_dir: Path, stages: Stages, learned:
 def _ensure_packages(client, framework: str, cache_dir: Path, stages: Stages) -> str:
     """The framework's packages image (built over the base when the engine lacks it); its tag."""
     tag = packages_tag(framework)
-    if _exists(client, tag):
+    if image_present(client, tag):
         stages.reused(framework, "packages layer", f"{tag} in the engine")
         return tag
     base_tag = _ensure_base(client, cache_dir, stages)
@@ -283,7 +285,7 @@ def _ensure_packages(client, framework: str, cache_dir: Path, stages: Stages) ->
 
 def _ensure_base(client, cache_dir: Path, stages: Stages) -> str:
     base_tag = f"{BASE_REPOSITORY}:{base_fingerprint()}"
-    if _exists(client, base_tag):
+    if image_present(client, base_tag):
         return base_tag
     rootfs_tar = cache_dir / f"base-{base_fingerprint()}.tar"
     if rootfs_tar.exists():
@@ -387,7 +389,7 @@ def _build_packages(client, tag: str, base_tag: str, site: Path) -> None:
             stdout=subprocess.PIPE, stderr=errors,
         )  # fmt: skip
         try:
-            chunks = iter(lambda: tar.stdout.read(CONTEXT_CHUNK), b"")  # urllib3 reads a file 16 KiB at a time
+            chunks = iter(lambda: tar.stdout.read(CONTEXT_CHUNK), b"")
             image, _logs = client.images.build(fileobj=chunks, custom_context=True, rm=True, forcerm=True)
         finally:
             tar.stdout.close()
@@ -409,24 +411,8 @@ def _build_contract(client, wanted: Wanted, parent: str, contract: Path) -> None
         "smdiag_container.py": (contract.read_bytes(), 0o644),
         **{command: (entry.format(command).encode(), 0o755) for command in ("train", "serve", "pip3")},
     }
-    context = io.BytesIO()
-    with tarfile.open(fileobj=context, mode="w") as tar:
-        for name, (data, mode) in files.items():
-            member = tarfile.TarInfo(name)
-            member.size, member.mode = len(data), mode
-            tar.addfile(member, io.BytesIO(data))
-    context.seek(0)
+    context = io.BytesIO(fileops.tar_in_memory(files))
     client.images.build(fileobj=context, custom_context=True, tag=wanted.local_tag, rm=True, forcerm=True)
-
-
-def _exists(client, tag: str) -> bool:
-    import docker.errors
-
-    try:
-        client.images.get(tag)
-    except docker.errors.ImageNotFound:
-        return False
-    return True
 
 
 def _tag(client, image, uri: str) -> str | None:
