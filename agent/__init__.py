@@ -8,6 +8,6 @@ __version__ = "0.1.0"
 
 def load_ipython_extension(ipython) -> None:
     """`%load_ext agent`: turn on failure reports for local-mode fit/deploy in this kernel."""
-    from agent import autowrap
+    from agent.guest import wrapper as autowrap
 
     autowrap.install()

@@ -35,10 +35,11 @@ from pathlib import Path
 import docker.errors
 import requests
 
-from agent import disks, fileops, image_store, registry
+from agent import disks, fileops
 from agent.engine import Engine, docker_time
 from agent.errors import BadInput, Failed
-from agent.guard_state import GuardFiles, UseRecord, last_check, remember_check
+from agent.guard import image_store, registry
+from agent.guard.state import GuardFiles, UseRecord, last_check, remember_check
 from agent.imageref import split_image_ref
 from agent.log import get_logger
 from agent.statedir import StateDir
@@ -264,7 +265,7 @@ class Usage:
 def engine_usage(client, budget: int) -> Usage:
     """The engine's own accounting as a usage of `budget` bytes: used is what `system df` counts (images,
     containers' writable layers, volumes, build cache), available what is left of the budget."""
-    from agent import studio
+    from agent.host import studio
 
     used = studio.engine_bytes(studio.disk_usage(client.df()))
     return Usage(used=used, avail=max(0, budget - used))
@@ -556,7 +557,7 @@ def _holders(client, target: Target, usage: Usage, removing: list[Step] | None =
     def gone(kind: str) -> int:
         return sum(step.bytes for step in removing or [] if step.kind == kind)
 
-    from agent import studio
+    from agent.host import studio
 
     df = client.df()
     totals = studio.disk_usage(df)

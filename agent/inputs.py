@@ -45,7 +45,7 @@ def output_file(path: Path, flag: str) -> None:
 
 def sdk_v2(purpose: str) -> None:
     """This interpreter has the SageMaker SDK v2, whose local-mode estimators `purpose` needs."""
-    from agent import host
+    from agent.host import facts as host
 
     problem = host.sdk_v2_problem()
     if problem:
@@ -62,7 +62,7 @@ SDK_INSTALLS = {
 def sdk_problem(major: int | None) -> tuple[str, str] | None:
     """Why this interpreter cannot run local mode on SDK `major` (None: on either major smdiag knows), and
     the fix; None when it can. Read from package metadata, nothing imported."""
-    from agent import host
+    from agent.host import facts as host
 
     if major == 2:
         return host.sdk_v2_problem()

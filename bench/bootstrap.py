@@ -8,7 +8,7 @@ Prints, on one data-root of >= 2 GiB and >= 50,000 files:
   pass), side by side as a ratio;
 - the re-point time of a later boot, the agent's own part (total minus dockerd's stop and start).
 
-    python3 bench/bootstrap.py [--image-mb 2048] [--small-files 50000]
+    python3 -m bench.bootstrap [--image-mb 2048] [--small-files 50000]
 """
 
 from __future__ import annotations
@@ -17,20 +17,16 @@ import argparse
 import json
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from agent.bootstrap import Options, run_bootstrap  # noqa: E402
-from agent.dataroot import allocated_bytes, copy_tree  # noqa: E402
-from agent.disks import human_bytes  # noqa: E402
-from agent.settings import Settings  # noqa: E402
-
-import bed  # noqa: E402
+from agent.bootstrap import Options, run_bootstrap
+from agent.dataroot import allocated_bytes, copy_tree
+from agent.disks import human_bytes
+from agent.settings import Settings
+from testbed import bed
 
 
 def main() -> None:

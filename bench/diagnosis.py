@@ -1,13 +1,13 @@
 """How often smdiag names the cause of the local-mode failures users hit, and how fast its report arrives.
 
-Replays every reproducible case of ../shared/FAILURES.md (tests/failure_cases.py: the same reproductions
+Replays every reproducible case of ../shared/FAILURES.md (testbed/failure_cases.py: the same reproductions
 tests/test_real_failures.py judges) on the real bed with the real SDK v2, and prints per case: the cause
 the thread established, smdiag's category and summary, right or wrong (category, the summary quoting the
 evidence, the hint naming the fix), the seconds from the SDK's exception to the report on disk (goal
 < 2 s, issue 18) and the evidence source that took longest (the report's `evidence_seconds`); then the
 total. Exits 1 when any case is wrong.
 
-    python3 bench/diagnosis.py [--only id,id,...] [--json]
+    python3 -m bench.diagnosis [--only id,id,...] [--json]
 """
 
 from __future__ import annotations
@@ -19,11 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-import failure_cases  # noqa: E402
-
-import bed  # noqa: E402
+from testbed import bed, failure_cases
 
 LATENCY_GOAL_S = 2.0
 

@@ -4,7 +4,7 @@ Planning is pure, so it runs on generated data (parent chains, containers, tags,
 CPU is measured on a real engine of the test bed (root; see tests/install-bed.sh): a guard started,
 then left alone while psutil reads its CPU time (goal: under 0.5% of one core).
 
-    python3 bench/diskguard.py [--images 500] [--idle-seconds 60]
+    python3 -m bench.diskguard [--images 500] [--idle-seconds 60]
 """
 
 from __future__ import annotations
@@ -21,11 +21,8 @@ from pathlib import Path
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from agent.diskguard import Container, Image, Policy, plan_pruning  # noqa: E402
-
-import bed  # noqa: E402
+from agent.diskguard import Container, Image, Policy, plan_pruning
+from testbed import bed
 
 
 def synthetic(count: int, seed: int = 7) -> tuple[list[Image], list[Container]]:

@@ -16,7 +16,7 @@ Judges the CLI by what a user would notice, never by its internals:
 Prints a table of figures (and `--json` the same as JSON on stdout); exits 1 when any object was lost, any
 secret leaked, or any check failed or could not be made (a fault that was not produced proves nothing).
 
-    python3 bench/faults.py [--runs N] [--short] [--json] [--seed S] [--only sigkill,enospc,...]
+    python3 -m bench.faults [--runs N] [--short] [--json] [--seed S] [--only sigkill,enospc,...]
 """
 
 from __future__ import annotations
@@ -44,10 +44,9 @@ import docker
 import docker.errors
 import psutil
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+from testbed import bed
 
-import bed  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 SCENARIOS = ("sigkill", "enospc", "inodes", "truncated", "engine_killed", "diskguard", "secrets")
 KILL_POINTS = ("starting", "copying", "config_written", "verifying", "renamed", "precopying")

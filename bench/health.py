@@ -1,8 +1,8 @@
 """Benchmark of `smdiag health` against the seed chapter's own scripts, side by side in one run.
 
-    python3 bench/health.py               # the seed's scripts, smdiag full and smdiag --quick, idle
-    python3 bench/health.py --quick [--runs N]    # smdiag --quick alone, N runs one after another
-    python3 bench/health.py --contended [--full]  # smdiag --quick (or full), idle and with one core busy
+    python3 -m bench.health               # the seed's scripts, smdiag full and smdiag --quick, idle
+    python3 -m bench.health --quick [--runs N]    # smdiag --quick alone, N runs one after another
+    python3 -m bench.health --contended [--full]  # smdiag --quick (or full), idle and with one core busy
 
 The anchor is bench/seed_scripts: the chapter's three entry scripts with their own settings (unscaled
 inputs, 1000/1000/2000 epochs, the PyTorch DataLoader's num_workers=2, default threads), run one framework

@@ -12,7 +12,7 @@ in-process: at import, the hook's and the wrapper's modules (`-X importtime`, cu
 as it counts stdlib modules the SDK imports anyway) as a share of the import's CPU time; in a local fit,
 reading the call's attributes and keeping a copy of each compose line the fit printed, as a share of it.
 
-    python3 bench/hook.py [--imports N] [--fits N]
+    python3 -m bench.hook [--imports N] [--fits N]
 """
 
 from __future__ import annotations
@@ -28,11 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from agent import kernels  # noqa: E402
-
-import bed  # noqa: E402
+from agent.host import kernels
+from testbed import bed
 
 IMAGE = "bench/hook-train:1"
 FIT = """

@@ -6,7 +6,7 @@ contract (a copy of it with one line more; goal: under 30 s for the three). Then
 image's size and fit / deploy / predict seconds of `smdiag health --quick` in local mode beside native
 mode.
 
-    python3 bench/images.py [--cold] [--no-health]
+    python3 -m bench.images [--cold] [--no-health]
 
 By default the first build reuses the tests' build cache (SMDIAG_TEST_CACHE/build: the debootstrap base
 and pip's install of each framework, as a machine that ran the tests has them); `--cold` starts from an
@@ -25,12 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from agent.disks import human_bytes  # noqa: E402
-from agent.images import CONTRACT  # noqa: E402
-
-import bed  # noqa: E402
+from agent.disks import human_bytes
+from agent.images import CONTRACT
+from testbed import bed
 
 UPGRADED_BUILD = """
 import contextlib, json, sys

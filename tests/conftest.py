@@ -1,4 +1,4 @@
-"""Fixtures over the real test bed (tests/bed.py) and a runner for the real `smdiag` CLI.
+"""Fixtures over the real test bed (testbed/bed.py) and a runner for the real `smdiag` CLI.
 
 Under CI=true a bed that cannot start fails the test: a test that skips in CI does not exist.
 """
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-import bed
+from testbed import TESTBED, bed
 
-pytest.register_assert_rewrite("guest_runs")  # its same-output asserts show a diff, as a test module's do
+pytest.register_assert_rewrite("testbed.guest_runs")  # its same-output asserts show a diff, as a test module's do
 
 IN_CI = os.environ.get("CI") == "true"
 TEST_CACHE = Path(os.environ.get("SMDIAG_TEST_CACHE", "/var/cache/smdiag-test"))
@@ -104,14 +104,14 @@ def images(tmp_path_factory, bed_ready) -> bed.ImageFactory:
 @pytest.fixture(scope="session")
 def race_free_compose_path(tmp_path_factory) -> str:
     """A PATH whose first `docker-compose` is the bed's Compose v1 with its exit-status race closed
-    (tests/compose_v1.py): for tests whose outcome rests on compose reporting a container's exit every time."""
+    (testbed/compose_v1.py): for tests whose outcome rests on compose reporting a container's exit every time."""
     real = shutil.which("docker-compose")
     if real is None:
         bed_unavailable("docker-compose is missing: run tests/install-bed.sh")
     interpreter = Path(real).read_text().splitlines()[0].removeprefix("#!")  # compose's own Python
     bin_dir = tmp_path_factory.mktemp("compose-bin")
     shim = bin_dir / "docker-compose"
-    shim.write_text(f'#!/bin/sh\nexec {interpreter} {Path(__file__).with_name("compose_v1.py")} "$@"\n')
+    shim.write_text(f'#!/bin/sh\nexec {interpreter} {TESTBED / "compose_v1.py"} "$@"\n')
     shim.chmod(0o755)
     return f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
 

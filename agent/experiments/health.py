@@ -96,7 +96,7 @@ def run_health(
 def sdk_major(sdk: str) -> int | None:
     """The SDK major of --sdk: as asked, or (auto) the one installed here when smdiag knows it, else None.
     Read from package metadata, nothing imported."""
-    from agent import host
+    from agent.host import facts as host
 
     if SDKS[sdk] is not None:
         return SDKS[sdk]

@@ -63,7 +63,7 @@ def round_trip(trip, data_dir: Path, quick: bool, settings, progress: Progress =
 
     import numpy as np
 
-    from agent import autowrap
+    from agent.guest import wrapper as autowrap
 
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
     autowrap.install()
@@ -203,7 +203,7 @@ def _deploy(framework: str, estimator, scripts: Path, session, endpoint_name: st
 
 def last_report_id(exc: BaseException, state_dir: Path) -> str | None:
     """The id of the report autowrap wrote for `exc` (its note says so), for the health table to name."""
-    from agent.failures import last_report
+    from agent.failures.store import last_report
 
     if not any(note.startswith("smdiag:") for note in getattr(exc, "__notes__", [])):
         return None

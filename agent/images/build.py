@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from agent import fileops
 from agent.errors import BadInput, Failed
 from agent.frameworks import PACKAGES, VERSIONS, image_uris
-from agent.image_store import image_present
+from agent.guard.image_store import image_present
 from agent.imageref import split_image_ref
 from agent.log import get_logger
 
