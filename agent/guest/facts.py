@@ -1,0 +1,117 @@
+"""What a failed call hands the recorder: the facts only the user's process could see, as one typed value.
+
+The guest (agent.guest) fills a `FailureFacts` in the user's kernel and writes it as JSON on the recorder's
+stdin (`python -m agent.record`); the recorder (agent.failures) reads it back with `from_json`. Both sides
+import this one module, so it needs the standard library alone and does nothing when imported: the kernel
+hook copies it, with the rest of the guest, into environments that do not have smdiag installed.
+Each field has one name from the kernel to the stored report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+LEGACY_NAMES = {"compose_output": "compose_stream", "class": "class_name"}
+"""Names a kernel hook installed by an older smdiag still writes (a kernel keeps its copy until it restarts)."""
+
+
+@dataclass
+class Call:
+    """The SDK call that failed, as the guest read it from plain attributes and arguments."""
+
+    kind: str
+    """fit, deploy, predict, transform, process, train, serve, pipeline, call (an explicit `explained`)."""
+    class_name: str | None = None
+    instance_type: str | None = None
+    images: list[str] = field(default_factory=list)
+    endpoint: str | None = None
+    sdk: str | None = None
+    """`v2` or `v3`, where the guest knows the major."""
+    pipeline: str | None = None
+    step: str | None = None
+    step_type: str | None = None
+
+
+@dataclass
+class RaisedException:
+    """The SDK's exception as it left the call."""
+
+    type: str
+    message: str
+    errno: int | None = None
+    traceback: str = ""
+
+
+@dataclass
+class PullError:
+    """The engine's own message for a failed pull, which the SDK would have lost."""
+
+    image: str | None
+    error: str
+    time: float | None = None
+
+
+@dataclass
+class KeptContainer:
+    """A container the engine removed before the recorder could ask (v3's `auto_remove` model servers), as
+    the guest kept it while it ran."""
+
+    name: str | None
+    image: str | None = None
+    status: str | None = None
+    exit_code: int | None = None
+    oom_killed: bool = False
+    error: str | None = None
+    logs: list[str] = field(default_factory=list)
+    removed: bool = True
+
+
+@dataclass
+class FailureFacts:
+    call: Call
+    started: float
+    exception: RaisedException
+    compose_files: list[str] = field(default_factory=list)
+    compose_stream: list[str] = field(default_factory=list)
+    """compose's stdout as the SDK streamed it: compose's own lines and the containers' output, mixed (the
+    recorder tells them apart)."""
+    pull_errors: list[PullError] = field(default_factory=list)
+    serving_failed: bool = False
+    """The call's own serving container was seen to die while the SDK waited for it."""
+    kept_containers: list[KeptContainer] = field(default_factory=list)
+    container_root: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> FailureFacts:
+        """ValueError or TypeError when `text` is not such a capture (a field missing or of the wrong shape)."""
+        data = _renamed(json.loads(text))
+        if not isinstance(data, dict):
+            raise TypeError("not a JSON object")
+        data.setdefault("kept_containers", data.pop("containers", []))
+        facts = cls(**_known(cls, data))
+        if not isinstance(facts.call, dict) or not isinstance(facts.exception, dict):
+            raise TypeError("call and exception must be objects")
+        facts.call = Call(**_known(Call, _renamed(facts.call)))
+        facts.exception = RaisedException(**_known(RaisedException, facts.exception))
+        facts.pull_errors = [PullError(**_known(PullError, entry)) for entry in facts.pull_errors]
+        facts.kept_containers = [KeptContainer(**_known(KeptContainer, entry)) for entry in facts.kept_containers]
+        facts.started = float(facts.started)
+        return facts
+
+
+def _renamed(data):
+    if not isinstance(data, dict):
+        return data
+    return {LEGACY_NAMES.get(key, key): value for key, value in data.items()}
+
+
+def _known(kind, data: dict) -> dict:
+    if not isinstance(data, dict):
+        raise TypeError(f"{kind.__name__} must be an object")
+    names = {f.name for f in dataclasses.fields(kind)}
+    return {key: value for key, value in data.items() if key in names}
