@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from agent.diskguard import Container, Image, Policy, plan_pruning
+from agent.guard.plan import Container, Image, Policy, plan_pruning
 from testbed import bed
 
 

@@ -38,6 +38,7 @@ from agent.guard.state import (
     remember_check,
     remember_events,
 )
+from agent.host import studio
 from agent.journal import Journal, restore_inline, signals_blocked
 from agent.log import get_logger
 from agent.settings import Settings
@@ -197,8 +198,6 @@ def status(settings: Settings, engine: Engine) -> dict:
         target = resolve_target(settings, engine, None)
         now.update(data_root=target.root_dir, watched=target.label, measured=target.basis)
         if target.path is None:
-            from agent.host import studio
-
             # the space's disks hold the user's files, which diskguard never removes: shown, not pruned for
             space_disks = studio.space_disks(Path.home())
             now.update(budget=target.budget, engine_full=target.engine_full, space_disks=space_disks)

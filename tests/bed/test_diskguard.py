@@ -16,19 +16,21 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from agent import fileops, waiting
+from agent import diskguard, fileops, waiting
+from agent.guard import prune
 from agent.guard.image_store import image_present
-from agent.guard.state import GuardFiles, events_state
+from agent.guard.plan import Step
+from agent.guard.state import GuardFiles, UseRecord, events_state
 from agent.statedir import StateDir
 from testbed import bed
 
 pytestmark = pytest.mark.bed
 
 SERVE = "trap 'exit 0' TERM; sleep 600 & wait"
+"""A long-running container that stops at once when the engine stops."""
 MET_A_CREATE = ("a container is being created from it", "put back")
 """What a pass says of an image it kept for a create in flight: seen in the layer store before the delete,
 or found holding the layers after it."""
-"""A long-running container that stops at once when the engine stops."""
 
 
 def publish(daemon: bed.Dockerd, images: bed.ImageFactory, registry: bed.Registry, name: str, size_mb: float) -> str:
@@ -365,10 +367,6 @@ def test_an_image_a_container_is_being_created_from_is_kept_or_put_back(make_eng
     until the guard has met such a create (kept the image for it, or put it back); every container created
     while a pass ran must have its image once that pass is over (checked before the next pull could bring
     it back)."""
-    from agent import diskguard
-    from agent.guard.state import UseRecord
-    from agent.statedir import StateDir
-
     daemon, disk = make_engine(size_mb=500)
     base = publish(daemon, images, registry, "race/base", 32)
     ref = f"{registry.address}/race/x:1"
@@ -485,23 +483,20 @@ def test_an_engine_that_stalls_past_the_clients_timeout_still_has_its_removal_se
     answer would not know whether the image went, and so could not put it back for a container being
     created from it. Here the engine stalls (SIGSTOP) longer than the client's usual timeout while the
     guard removes an image: the removal waits for the engine and ends settled."""
-    from agent import diskguard
-    from agent.statedir import StateDir
-
     daemon, _disk = make_engine()
     ref = "smdiag-test/stalled:1"
     with daemon.client() as client:
         images.build(client, ref, size_mb=1)
         image_id = client.images.get(ref).id
         root_dir = client.info()["DockerRootDir"]
-    step = diskguard.Step("image", image_id, (ref,), 2**20, None, "least recently used")
+    step = Step("image", image_id, (ref,), 2**20, None, "least recently used")
     state = StateDir(Path(hermetic_env["SMDIAG_STATE_DIR"]))
     outcome: dict = {}
     usual_timeout = 1
 
     def remove(client) -> None:
         try:
-            outcome["kept_because"] = diskguard._remove(client, step, state, root_dir)
+            outcome["kept_because"] = prune.remove(client, step, state, root_dir)
         except Exception as exc:  # noqa: BLE001 - what the guard would have logged as a failed check
             outcome["raised"] = f"{type(exc).__name__}: {exc}"
 
@@ -514,7 +509,7 @@ def test_an_engine_that_stalls_past_the_clients_timeout_still_has_its_removal_se
             stalled_through = remover.is_alive()
         finally:
             os.kill(daemon.pid(), signal.SIGCONT)
-        remover.join(diskguard.SETTLE_RETRY_S)
+        remover.join(prune.SETTLE_RETRY_S)
     assert "raised" not in outcome and stalled_through, outcome
     assert outcome == {"kept_because": None}
     with daemon.client() as client:

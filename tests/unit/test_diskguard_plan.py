@@ -4,8 +4,9 @@ import os
 
 import pytest
 
-from agent.diskguard import Container, Image, Policy, Usage, parse_duration, plan_pruning, simulate, usage_of
+from agent.diskguard import usage_of
 from agent.errors import BadInput
+from agent.guard.plan import Container, Image, Policy, Usage, parse_duration, plan_pruning, simulate
 from agent.guard.registry import parse_reference
 
 NOW = 1_000_000.0
