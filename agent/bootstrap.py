@@ -1,23 +1,18 @@
 """`smdiag bootstrap`: move Docker's data-root onto the EBS volume, safely, and re-point it at every boot.
 
-The decision (unchanged, repoint, migrate) and the config edits are pure functions of gathered facts.
-The move is a transaction in `<state>/bootstrap/journal.json` (agent.journal): the undo of every change
-(a config file's backup, the staging directory, the copy, the restart on the old root) is registered
-before the change, and one replay of those steps serves both the rollback of a failed run and the
-recovery of a killed one, which the next run does before anything else. Whether a killed run is undone
+The decision (unchanged, repoint, migrate) and the config edits (agent.config_edits) are pure functions
+of gathered facts. The move is a transaction in `<state>/bootstrap/journal.json` (agent.journal): the
+undo of every change (a config file's backup, the staging directory, the copy, the restart on the old
+root) is registered before the change, and one replay of those steps serves both the rollback of a failed
+run and the recovery of a killed one, which the next run does before anything else. Whether a killed run is undone
 or finished is decided from facts found on disk and in the engine (`recovery_direction`), never from how
 far the journal says it got. The copy itself, and what a data-root holds, are agent.dataroot's.
-
-Over 500 lines because the plan, the transaction and its recovery are one story: which way recovery
-goes only makes sense next to the steps whose undo it replays.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +20,16 @@ from pathlib import Path
 from typing import NoReturn
 
 from agent import disks, fileops
+from agent.config_edits import LOCAL_MODE_DIR as LOCAL_MODE_DIR  # re-exported: fix's container_root remedy
+from agent.config_edits import (
+    ConfigEdit,
+    apply_edits,
+    edits_for,
+    parse_daemon_config,
+    read_text,
+    write_local_mode_config,
+)
+from agent.config_edits import local_mode_config as local_mode_config  # re-exported: fix's container_root remedy
 from agent.dataroot import (
     COPY_UNDO,
     Inventory,
@@ -50,10 +55,6 @@ log = get_logger("bootstrap")
 
 MANUAL_LAYOUT = "docker-stuff"
 """Where the seed chapter's manual recipe put the data-root on the EBS volume."""
-ROOT_FLAGS = ("-g", "--graph", "--data-root")
-DROPIN_NAME = "docker.service.d/smdiag-tmpdir.conf"
-LOCAL_MODE_DIR = ".sagemaker-local"
-"""Under the EBS mount: the SDK's local-mode `container_root` (model artifacts, staged inputs)."""
 ROOM_MARGIN = 1.05
 ROOM_SLACK_BYTES = 64 * 1024 * 1024
 RESTART_UNDO = "restart_on_old_root"
@@ -133,86 +134,7 @@ def decide(s: Situation) -> str:
     return "migrated"
 
 
-def merged_daemon_config(text: str | None, data_root: str, source: Path) -> str:
-    """daemon.json with `data-root` set and every other key kept; BadInput if it is not a JSON object."""
-    config = parse_daemon_config(text, source)
-    config["data-root"] = data_root
-    return json.dumps(config, indent=2) + "\n"
-
-
-def parse_daemon_config(text: str | None, source: Path) -> dict:
-    if text is None or not text.strip():
-        return {}
-    try:
-        config = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadInput(f"{source} is not valid JSON: {exc}", f"fix or remove {source}, then run again") from None
-    if not isinstance(config, dict):
-        raise BadInput(f"{source} is not a JSON object", f"fix {source}: dockerd needs {{...}} at its top")
-    return config
-
-
-def sysconfig_without_root_flags(text: str) -> str:
-    """The Amazon Linux OPTIONS line without -g/--graph/--data-root (dockerd refuses a flag that is also a
-    daemon.json key, and Docker 23 removed -g). Other lines are kept byte for byte."""
-    lines = []
-    for line in text.splitlines(keepends=True):
-        stripped = line.strip()
-        if stripped.startswith("OPTIONS="):
-            words = shlex.split(" ".join(shlex.split(stripped[len("OPTIONS=") :])))
-            kept = _without_root_flags(words)
-            if kept != words:
-                ending = "\n" if line.endswith("\n") else ""
-                line = f'OPTIONS="{" ".join(kept)}"{ending}'
-        lines.append(line)
-    return "".join(lines)
-
-
-def _without_root_flags(words: list[str]) -> list[str]:
-    kept, skip = [], False
-    for word in words:
-        if skip:
-            skip = False
-        elif word in ROOT_FLAGS:
-            skip = True
-        elif not any(word.startswith(flag + "=") for flag in ROOT_FLAGS):
-            kept.append(word)
-    return kept
-
-
-def tmpdir_dropin(tmpdir: str) -> str:
-    return (
-        "# Written by smdiag bootstrap: Docker's temporary files (local mode stages inputs there) go to the\n"
-        "# EBS volume, not the small root volume.\n"
-        f"[Service]\nEnvironment=DOCKER_TMPDIR={tmpdir}\n"
-    )
-
-
-def local_mode_config(text: str | None, container_root: str) -> str | None:
-    """The SageMaker SDK config with `local: container_root:` set, other keys kept; None when it is already
-    set so. ValueError when the file is not a YAML mapping: it is the user's to fix, and we leave it alone."""
-    import yaml
-
-    try:
-        config = (yaml.safe_load(text) if text else None) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(str(exc).splitlines()[0]) from None
-    if not isinstance(config, dict) or not isinstance(config.setdefault("local", {}) or {}, dict):
-        raise ValueError("its top level or its `local` key is not a mapping")
-    config["local"] = config["local"] or {}
-    if config["local"].get("container_root") == container_root:
-        return None
-    config["local"]["container_root"] = container_root
-    return yaml.safe_dump(config, default_flow_style=False, sort_keys=False)
-
-
 # ---------------------------------------------------------------------------------------------- edges
-
-
-@dataclass(frozen=True)
-class ConfigEdit:
-    path: Path
-    new_text: str
 
 
 def run_bootstrap(
@@ -221,7 +143,7 @@ def run_bootstrap(
     """Move or re-point Docker's data-root onto the target; see the module docstring for the guarantees."""
     started = time.monotonic()
     validate_host(engine.host)
-    daemon_text = _read(settings.daemon_config)
+    daemon_text = read_text(settings.daemon_config)
     parse_daemon_config(daemon_text, settings.daemon_config)  # bad input stops us before anything changes
     _check_target(settings, options.target)
     service = detect_service(options.stop_cmd, options.start_cmd, settings.systemd_run_dir, engine)
@@ -258,7 +180,7 @@ def _bootstrap(settings, options, engine: Engine, service, journal, progress) ->
     target = Path(os.path.realpath(_choose_target(settings, options.target)))
     kind, marker = classify_target(target)
     inventory = take_inventory(engine.client)
-    edits, skipped = _config_edits(settings, str(target))
+    edits, skipped = edits_for(settings, str(target))
     needed, free = 0, 0
     if kind in ("absent", "empty") and current_root != str(target):
         needed = allocated_bytes(Path(current_root))
@@ -293,7 +215,7 @@ def _bootstrap(settings, options, engine: Engine, service, journal, progress) ->
         result["config_written"].append(local_config)
     result["skipped"] = skipped + why_not
     if action == "unchanged":
-        result["backups"] = [str(b) for b in _apply_edits(edits, journal=None) if b]
+        result["backups"] = [str(b) for b in apply_edits(edits, journal=None) if b]
         result["config_written"] += [str(e.path) for e in edits]
         return result
     journal.begin(
@@ -307,7 +229,7 @@ def _bootstrap(settings, options, engine: Engine, service, journal, progress) ->
                 result["bytes_copied"], inventory = migrate(
                     Path(current_root), target, engine, service, journal, options.live_copy, progress,
                 )  # fmt: skip
-            _apply_edits(edits, journal)
+            apply_edits(edits, journal)
             journal.record(phase="starting")
             if action == "repointed":
                 service.stop()
@@ -468,10 +390,10 @@ def _roll_forward(journal: Journal, service: DockerService, settings: Settings, 
     is compared only when no engine has used the copy yet (afterwards, changes are the user's)."""
     data = journal.data
     target = Path(data["target"])
-    edits, skipped = _config_edits(settings, str(target))
+    edits, skipped = edits_for(settings, str(target))
     with signals_unwind():
         try:
-            _apply_edits(edits, journal)
+            apply_edits(edits, journal)
             journal.record(phase="starting", target_in_use=target_ran)
             if _engine_root(service.engine) != str(target):
                 with contextlib.suppress(Failed):
@@ -485,71 +407,6 @@ def _roll_forward(journal: Journal, service: DockerService, settings: Settings, 
     journal.record(phase="committed")
     journal.commit()
     return {"skipped": skipped, "stopped_containers": stopped}
-
-
-def _apply_edits(edits: list[ConfigEdit], journal: Journal | None) -> list[Path | None]:
-    """Back up and atomically rewrite each file; the journal registers each restore before the write."""
-    saved = []
-    for edit in edits:
-        backup = fileops.backup(edit.path)
-        if journal is not None:
-            journal.will("restore", path=str(edit.path), backup=str(backup) if backup else None)
-        fileops.atomic_write(edit.path, edit.new_text)
-        saved.append(backup)
-    return saved
-
-
-def _config_edits(settings: Settings, target: str) -> tuple[list[ConfigEdit], list[dict]]:
-    """The config files to rewrite for `target`, and what was left alone because this host does not use it."""
-    edits, skipped = [], []
-    daemon_text = _read(settings.daemon_config)
-    if parse_daemon_config(daemon_text, settings.daemon_config).get("data-root") != target:
-        edits.append(
-            ConfigEdit(settings.daemon_config, merged_daemon_config(daemon_text, target, settings.daemon_config))
-        )
-    sysconfig_text = _read(settings.sysconfig)
-    if sysconfig_text is not None and sysconfig_without_root_flags(sysconfig_text) != sysconfig_text:
-        edits.append(ConfigEdit(settings.sysconfig, sysconfig_without_root_flags(sysconfig_text)))
-    dropin = settings.systemd_dir / DROPIN_NAME
-    if not settings.systemd_run_dir.is_dir():
-        skipped.append({"what": str(dropin), "why": "systemd does not run here, so it does not start Docker"})
-    elif not settings.systemd_dir.is_dir():
-        skipped.append({"what": str(dropin), "why": f"{settings.systemd_dir} does not exist"})
-    elif _read(dropin) != tmpdir_dropin(f"{target}/tmp"):
-        edits.append(ConfigEdit(dropin, tmpdir_dropin(f"{target}/tmp")))
-    return edits, skipped
-
-
-def write_local_mode_config(settings: Settings) -> tuple[str | None, list[dict]]:
-    """Point the SDK's local-mode container_root at the EBS volume, in the config of the notebook user, who
-    owns it; (the file written, what was skipped and why). No user home, no file: we never make a home."""
-    path = settings.sagemaker_config
-    home = path.parent.parent
-    if not settings.ebs_mount.is_dir():
-        return None, [{"what": str(path), "why": f"there is no EBS volume at {settings.ebs_mount}"}]
-    if not home.is_dir():
-        return None, [{"what": str(path), "why": f"the notebook user's home {home} does not exist"}]
-    container_root = settings.ebs_mount / LOCAL_MODE_DIR
-    try:
-        new_text = local_mode_config(_read(path), str(container_root))
-    except ValueError as exc:
-        log.warning("bootstrap.sagemaker_config_left_alone", path=str(path), problem=str(exc))
-        return None, [{"what": str(path), "why": f"it is not a SageMaker config smdiag can edit: {exc}"}]
-    owner = home.stat()
-    made_root = not container_root.exists()
-    container_root.mkdir(exist_ok=True)
-    if made_root:
-        with contextlib.suppress(OSError):
-            os.chown(container_root, owner.st_uid, owner.st_gid)
-    if new_text is None:
-        return None, []
-    made_dir = not path.parent.exists()
-    fileops.backup(path)
-    fileops.atomic_write(path, new_text)
-    for made in ([path.parent] if made_dir else []) + [path]:
-        with contextlib.suppress(OSError):
-            os.chown(made, owner.st_uid, owner.st_gid)
-    return str(path), []
 
 
 def _check_target(settings: Settings, target: Path | None) -> None:
@@ -596,13 +453,6 @@ def _plan_steps(action: str, s: Situation, edits: list[ConfigEdit], service: Doc
     if action != "unchanged":
         steps.append("restart Docker and verify the data-root and the inventory")
     return steps or ["nothing to do: Docker already runs on the target and the config says so"]
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text()
-    except FileNotFoundError:
-        return None
 
 
 def _free_bytes(target: Path) -> int:

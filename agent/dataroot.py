@@ -9,6 +9,7 @@ copy); deciding whether to undo is bootstrap's.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import hashlib
 import json
@@ -364,8 +365,6 @@ def copy_tree(
 def _die_with_parent() -> None:
     """In the rsync child: a SIGKILLed agent must not leave a copy running into a staging directory that
     the next run deletes."""
-    import ctypes
-
     pr_set_pdeathsig = 1
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 

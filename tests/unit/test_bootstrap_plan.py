@@ -1,20 +1,14 @@
 """The pure half of bootstrap: which action is safe, how config files are edited, which way recovery goes."""
 
+import json
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from agent.bootstrap import (
-    RecoveryFacts,
-    Situation,
-    decide,
-    local_mode_config,
-    merged_daemon_config,
-    recovery_direction,
-    sysconfig_without_root_flags,
-)
+from agent.bootstrap import RecoveryFacts, Situation, decide, recovery_direction
+from agent.config_edits import local_mode_config, merged_daemon_config, sysconfig_without_root_flags
 from agent.dataroot import MARKER, Inventory, changed_since, classify_target
 from agent.errors import BadInput, Failed
 
@@ -66,8 +60,6 @@ def test_refusals_name_the_problem():
 
 def test_daemon_config_merge_keeps_every_other_key():
     text = '{"runtimes": {"nvidia": {"path": "nvidia-container-runtime", "runtimeArgs": []}}, "data-root": "/old"}'
-    import json
-
     merged = json.loads(merged_daemon_config(text, "/ebs/docker", Path("daemon.json")))
     assert merged == {**NVIDIA, "data-root": "/ebs/docker"}
     assert json.loads(merged_daemon_config(None, "/ebs/docker", Path("daemon.json"))) == {"data-root": "/ebs/docker"}
