@@ -13,9 +13,19 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.experiments import data
+from rich.console import Console
+from rich.table import Table
+
+from agent import inputs
+from agent.errors import BadInput, SmdiagError
+from agent.experiments import data, local
+from agent.experiments.local import LocalRunner
+from agent.experiments.local_v3 import LocalV3Runner
+from agent.experiments.native import NativeRunner
 from agent.experiments.runner import BAR, Progress, Result, Runner, grid, no_progress
 from agent.frameworks import ENTRY_POINTS, SCRIPTS
+from agent.host import sdk as sdk_lookup
+from agent.waiting import wait_until
 
 if TYPE_CHECKING:
     from agent.engine import Engine
@@ -42,9 +52,6 @@ def run_health(
 
     Everything it will use is checked first (BadInput). The work directory is kept when a framework
     failed (its logs), removed otherwise, and removed when the run is interrupted."""
-    from agent import inputs
-    from agent.errors import BadInput
-
     scripts = scripts or SCRIPTS
     if mode not in ("auto", "native", "local"):
         raise BadInput(f"unknown mode {mode!r}", "use auto, native or local")
@@ -96,26 +103,15 @@ def run_health(
 def sdk_major(sdk: str) -> int | None:
     """The SDK major of --sdk: as asked, or (auto) the one installed here when smdiag knows it, else None.
     Read from package metadata, nothing imported."""
-    from agent.host import facts as host
-
-    if SDKS[sdk] is not None:
-        return SDKS[sdk]
-    installed = host.sagemaker_sdk()
-    return installed["major"] if installed and installed["major"] in host.KNOWN_SDK_MAJORS else None
+    return SDKS[sdk] if SDKS[sdk] is not None else sdk_lookup.known_major()
 
 
 def runner_for(mode: str, settings, major: int | None) -> Runner:
     """The runner of a chosen mode (native, or local on SDK `major`)."""
     if mode == "native":
-        from agent.experiments.native import NativeRunner
-
         return NativeRunner()
     if major == 3:
-        from agent.experiments.local_v3 import LocalV3Runner
-
         return LocalV3Runner(settings)
-    from agent.experiments.local import LocalRunner
-
     return LocalRunner(settings)
 
 
@@ -135,17 +131,13 @@ def choose_mode(mode: str, engine: Engine, frameworks: list[str], major: int | N
     images are there; else native, saying which of these is missing."""
     if mode in ("native", "local"):
         return mode, "asked for"
-    from agent import inputs
-    from agent.errors import SmdiagError
-    from agent.experiments import local
-
     try:
         client = engine.client
     except SmdiagError as exc:
         if exc.exit_code == 2:
             raise
         return "native", "no Docker engine answers"
-    sdk_problem = inputs.sdk_problem(major)
+    sdk_problem = sdk_lookup.problem(major)
     if sdk_problem:
         return "native", f"the Docker engine answers, but local mode needs {sdk_problem[0]}"
     missing = local.missing_images(client, frameworks)
@@ -159,7 +151,7 @@ def choose_mode(mode: str, engine: Engine, frameworks: list[str], major: int | N
 
 def draw(path: Path, data_dir: Path, results: list[Result], title: str) -> None:
     """The seed's picture: all the data as a scatter, one prediction line per framework."""
-    import matplotlib
+    import matplotlib  # optional (smdiag[frameworks]), and only --plot draws
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
@@ -182,9 +174,6 @@ def draw(path: Path, data_dir: Path, results: list[Result], title: str) -> None:
 
 def format_health(report: dict) -> str:
     """A rich table per framework, rendered to text."""
-    from rich.console import Console
-    from rich.table import Table
-
     sdk = f", SDK {report['sdk']}" if report.get("sdk") else ""
     table = Table(
         title=f"smdiag health: {report['mode']} mode{sdk} ({report['mode_reason']}), "
@@ -220,7 +209,6 @@ def _fmt(value, pattern: str = "{:.2f}") -> str:
 
 def _remove(work: Path) -> None:
     """Remove the run's work directory, again while a killed step's last writes still land in it."""
-    from agent.waiting import wait_until
 
     def gone() -> bool:
         shutil.rmtree(work, ignore_errors=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 from agent import disks, platform
 from agent.engine import Engine
 from agent.errors import SmdiagError
-from agent.host import compose, onstart, studio
+from agent.host import compose, onstart, sdk, studio
 from agent.host import facts as host
 from agent.log import get_logger
 from agent.settings import DEFAULT_DOCKER_ROOT, Settings
@@ -64,7 +63,7 @@ def gather(settings: Settings, engine: Engine) -> dict:
             _disk("ebs", settings.ebs_mount),
         ],
         "compose": compose.probe_compose().to_dict(),
-        "sdk_environments": _sdk_environments(settings),
+        "sdk_environments": sdk.environments(settings),
         "aws": host.aws_facts(use_instance_metadata=notebook["is_notebook_instance"]),
         "notebook": notebook,
         "platform": plat.to_dict(),
@@ -84,7 +83,7 @@ def diagnose(facts: dict, high_pct: float) -> list[Problem]:
 
     sdks = [env for env in facts["sdk_environments"] if env["version"]]
     majors = {env["major"] for env in sdks}
-    if not majors & set(host.KNOWN_SDK_MAJORS):
+    if not majors & set(sdk.KNOWN_MAJORS):
         unknown = ", ".join(f"{env['version']} in {env['environment']}" for env in sdks)
         found = f"only SageMaker SDKs of a major smdiag does not know ({unknown})" if sdks else None
         problems.append(
@@ -98,7 +97,7 @@ def diagnose(facts: dict, high_pct: float) -> list[Problem]:
 
     comp = facts["compose"]
     # SDK v3 takes any `docker compose` plugin (v2 and later); SDK v2 only one whose version says "v2".
-    v3_alone = majors & set(host.KNOWN_SDK_MAJORS) == {3}
+    v3_alone = majors & set(sdk.KNOWN_MAJORS) == {3}
     if comp["docker_cli"] is None:
         problems.append(
             Problem(
@@ -300,18 +299,6 @@ WRAPPED_CALLS = {
     3: "ModelTrainer, ModelBuilder local serving, sagemaker-core local jobs and endpoints",
 }
 """What the failure wrapper (agent.autowrap's PATCHES_BY_MAJOR) reports, per SDK major: doctor names it."""
-
-
-def _sdk_environments(settings: Settings) -> list[dict]:
-    """smdiag's own interpreter, then every notebook environment (settings.conda_envs) besides it."""
-    own_sdk = host.sagemaker_sdk() or {"version": None, "major": None}
-    own = {"environment": sys.prefix, **own_sdk, "hook": None, "own": True}
-    others = [
-        {**env, "own": False}
-        for env in host.environment_sdks(list(settings.conda_envs))
-        if Path(env["environment"]) != Path(sys.prefix).resolve()
-    ]
-    return [own, *others]
 
 
 def _onstart_text(record: dict | None) -> str:

@@ -1,13 +1,19 @@
-"""Facts about the host: is it a notebook instance, which platform, which SDK, which AWS setup."""
+"""Facts about the host: is it a notebook instance, which platform, which AWS setup (which SDK:
+agent.host.sdk)."""
 
 from __future__ import annotations
 
-import importlib.metadata
-import sys
-from pathlib import Path
-
 from agent import platform
+from agent.host import sdk
 from agent.settings import Settings
+
+# agent/inputs.py (the CLI's) still reads the SDK through these names; they go once it calls agent.host.sdk.
+KNOWN_SDK_MAJORS = sdk.KNOWN_MAJORS
+sagemaker_sdk = sdk.installed
+
+
+def sdk_v2_problem() -> tuple[str, str] | None:
+    return sdk.problem(2)
 
 
 def notebook_facts(settings: Settings) -> dict:
@@ -19,84 +25,14 @@ def notebook_facts(settings: Settings) -> dict:
     return {"is_notebook_instance": is_notebook, "name": name, "platform": found.os, "os": found.os_name}
 
 
-KNOWN_SDK_MAJORS = (2, 3)
-"""SDK majors with a local mode smdiag knows: v2's framework estimators, v3's ModelTrainer."""
-
-
-def sagemaker_sdk() -> dict | None:
-    """The installed SageMaker Python SDK's version, read from package metadata (no import: it is slow)."""
-    try:
-        version = importlib.metadata.version("sagemaker")
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    return {"version": version, "major": _major(version)}
-
-
-def environment_sdks(patterns: list[str]) -> list[dict]:
-    """The SageMaker SDK of each notebook environment (the kernels' envs, as `kernels enable` finds them)
-    and whether the failure wrapper's hook is on there. Read from files, never imported."""
-    from agent.host import kernels
-
-    found = []
-    for env in kernels.environments(patterns):
-        version = next(filter(None, (dist_version(site, "sagemaker") for site in kernels.site_packages(env))), None)
-        found.append(
-            {
-                "environment": str(env),
-                "version": version,
-                "major": _major(version) if version else None,
-                "hook": kernels.hook_enabled(env),
-            }
-        )
-    return found
-
-
-def dist_version(site_packages: Path, name: str) -> str | None:
-    """The version of distribution `name` installed in a site-packages, from its dist-info METADATA."""
-    for metadata in sorted(site_packages.glob(f"{name}-*.dist-info/METADATA")):
-        fields = {}
-        try:
-            with open(metadata, encoding="utf-8", errors="replace") as handle:
-                for line in handle:
-                    if not line.strip():
-                        break  # the headers end at the first blank line
-                    key, _, value = line.partition(":")
-                    fields[key.strip().lower()] = value.strip()
-        except OSError:
-            continue
-        if fields.get("name", "").lower() == name and fields.get("version"):
-            return fields["version"]
-    return None
-
-
-def _major(version: str) -> int | None:
-    major = version.split(".", 1)[0]
-    return int(major) if major.isdigit() else None
-
-
-def sdk_v2_problem() -> tuple[str, str] | None:
-    """Why this interpreter cannot run SDK v2 local mode (what is missing, and the fix); None when it can."""
-    sdk = sagemaker_sdk()
-    where = f"smdiag's environment ({sys.prefix})"
-    if sdk is None:
-        return (
-            f"the SageMaker SDK v2, which is not installed in {where}",
-            f"pip install 'smdiag[sagemaker-v2]' into {where}",
-        )
-    if sdk["major"] != 2:
-        return (
-            f"the SageMaker SDK v2, but {where} has {sdk['version']} (local-mode estimators are v2 only)",
-            f"pip install 'sagemaker>=2.250,<3' into {where}",
-        )
-    return None
-
-
 def aws_facts(use_instance_metadata: bool) -> dict:
     """Whether a region and credentials are configured, and where from — never their secret values.
 
     The instance-metadata provider is consulted only on a notebook instance: elsewhere it would wait on
     an address that does not answer.
     """
+    # Not at the top while agent/inputs.py imports this module for the names above: `health` must answer
+    # where only the CLI's own packages are installed. Once it calls agent.host.sdk, both can move up.
     import botocore.exceptions
     import botocore.session
 

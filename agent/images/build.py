@@ -32,10 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import docker.errors
+
 from agent import fileops
+from agent.disks import human_bytes
 from agent.errors import BadInput, Failed
 from agent.frameworks import PACKAGES, VERSIONS, image_uris
 from agent.guard.image_store import image_present
+from agent.host import sdk
 from agent.imageref import split_image_ref
 from agent.log import get_logger
 
@@ -183,8 +187,6 @@ def build(
 ) -> dict:
     """Build (or find current) the images of `frameworks`, tagged with the URIs of `region`, with the
     contract at `contract` (the one this smdiag ships, unless a caller stands in another version)."""
-    import docker.errors
-
     started = time.perf_counter()
     stages = Stages(step or (lambda _text: None))
     learned: list[tuple[Path, tuple[str, ...]]] = []
@@ -252,19 +254,17 @@ def _uris(framework: str, region: str, cache_dir: Path, stages: Stages, learned:
     """The URIs the SDK resolves, remembered in the build cache per SDK version: importing the SDK is
     most of a rebuild's time (seconds on a quiet machine, tens under load) and its answer changes only
     with its version. An unreadable memory is asked again; a new answer is added to `learned`."""
-    from importlib import metadata
-
-    try:
-        sdk = metadata.version("sagemaker")
-    except metadata.PackageNotFoundError:
-        raise ImportError("sagemaker") from None
-    remembered = cache_dir / f"uris-{framework}-{_digest(sdk, region, repr(VERSIONS[framework]))}.json"
+    installed = sdk.installed()
+    if installed is None:
+        raise ImportError("sagemaker")
+    version = installed["version"]
+    remembered = cache_dir / f"uris-{framework}-{_digest(version, region, repr(VERSIONS[framework]))}.json"
     with contextlib.suppress(OSError, ValueError):
         uris = tuple(json.loads(remembered.read_text()))
         if uris and all(isinstance(uri, str) for uri in uris):
-            stages.reused(framework, "SDK's URIs", f"sagemaker {sdk}'s answer in {remembered}")
+            stages.reused(framework, "SDK's URIs", f"sagemaker {version}'s answer in {remembered}")
             return uris
-    with stages.run(framework, "SDK's URIs", f"asking the SageMaker SDK {sdk} for {framework}'s URIs"):
+    with stages.run(framework, "SDK's URIs", f"asking the SageMaker SDK {version} for {framework}'s URIs"):
         uris = tuple(image_uris(framework, region))
     learned.append((remembered, uris))
     return uris
@@ -417,8 +417,6 @@ def _build_contract(client, wanted: Wanted, parent: str, contract: Path) -> None
 
 def _tag(client, image, uri: str) -> str | None:
     """Point `uri` at `image`; returns the id of the image it named before, if another."""
-    import docker.errors
-
     previous = None
     with contextlib.suppress(docker.errors.ImageNotFound):
         previous = client.images.get(uri).id
@@ -431,8 +429,6 @@ def _tag(client, image, uri: str) -> str | None:
 
 def _remove_if_untagged(client, image_id: str) -> None:
     """An older build that no URI names any more would only take room."""
-    import docker.errors
-
     with contextlib.suppress(docker.errors.APIError):
         image = client.images.get(image_id)
         if (image.labels or {}).get(LABEL) and not [t for t in image.tags if not t.startswith("smdiag/contract-")]:
@@ -443,8 +439,6 @@ def _remove_if_untagged(client, image_id: str) -> None:
 def _remove_stale_packages(client, framework: str) -> None:
     """Packages images of other inputs: untagged (an engine keeps the layers while a contract image still
     stands on them, and deletes them with it)."""
-    import docker.errors
-
     keep = packages_tag(framework)
     for image in client.images.list(name=f"{PACKAGES_REPOSITORY}-{framework}"):
         for tag in image.tags:
@@ -454,8 +448,6 @@ def _remove_stale_packages(client, framework: str) -> None:
 
 
 def format_result(result: dict) -> str:
-    from agent.disks import human_bytes
-
     lines = []
     for image in result["images"]:
         size, uris = human_bytes(image["size"]), ", ".join(image["uris"])
