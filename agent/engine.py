@@ -2,9 +2,9 @@
 
 `Engine(host)` is the one object a command builds for its engine and passes down: one client (made once,
 through `connect`'s validation and error translation), its facts, whether it answers now, and its event
-stream. docker-py is imported when the engine is first used, not
-when this module is: a command that may never use its engine (`health` run natively) builds one anyway,
-and must still give its own answer where docker-py is not installed.
+stream. docker-py (and requests) are imported when the engine is first used, not when this module is: a
+command that may never use its engine (`health` run natively) builds one anyway, and must still give its
+own answer where docker-py is not installed; and `smdiag last-failure` must start in well under a second.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from agent import platform
 from agent.errors import BadInput, Failed
 
 if TYPE_CHECKING:
@@ -58,8 +59,6 @@ class Engine:
     @classmethod
     def for_settings(cls, settings: Settings, timeout: float = CONNECT_TIMEOUT_S) -> Engine:
         """The engine the settings name, pinned to the API version its platform needs."""
-        from agent import platform
-
         return cls(settings.docker_host, timeout, platform.detect(settings).api_version)
 
     def __repr__(self) -> str:
@@ -77,6 +76,7 @@ class Engine:
     def answers(self, timeout: float = PROBE_TIMEOUT_S) -> bool:
         """Whether the engine answers a ping now. A fresh connection each time: a daemon that restarted
         since the last call must be asked, not remembered."""
+        # lazily: see the module docstring
         import docker
         import requests
 
@@ -94,6 +94,7 @@ class Engine:
     def events(self, filters: dict | None = None) -> docker.types.CancellableStream:
         """The engine's events as dicts, until the stream is closed or the engine goes away (the caller
         reconnects: a restarted engine needs a new stream, not a new client)."""
+        # lazily: see the module docstring
         import docker.errors
         import requests
 
@@ -117,6 +118,7 @@ class Engine:
 
 def validate_host(host: str) -> None:
     """Reject a docker host URL docker-py cannot use, before anything is attempted."""
+    # lazily: see the module docstring
     import docker.errors
     import docker.utils
 
@@ -132,6 +134,7 @@ def validate_host(host: str) -> None:
 def connect(host: str, timeout: float = CONNECT_TIMEOUT_S, version: str | None = None) -> docker.DockerClient:
     """A client whose engine has answered; `Failed` with the root cause and a fix otherwise. `version` pins
     the API version (Studio's proxy needs 1.41: agent.platform); None asks the engine first."""
+    # lazily: see the module docstring
     import docker
     import requests
 
@@ -145,6 +148,7 @@ def connect(host: str, timeout: float = CONNECT_TIMEOUT_S, version: str | None =
 
 
 def describe(client: docker.DockerClient, host: str) -> EngineFacts:
+    # lazily: see the module docstring
     import docker.errors
     import requests
 
@@ -168,6 +172,7 @@ def describe(client: docker.DockerClient, host: str) -> EngineFacts:
 
 def unreachable(host: str, exc: BaseException, timeout: float = CONNECT_TIMEOUT_S) -> Failed:
     """Turn docker-py's nested connection errors into one line naming the root cause, and the fix."""
+    # lazily: see the module docstring
     import requests
 
     chain = list(_exception_chain(exc))

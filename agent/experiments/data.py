@@ -1,12 +1,15 @@
 """The seed's synthetic dataset, generated as the chapter does (same seed, same calls, same order), so
 that every row matches the book's bit for bit. numpy alone: the chapter's pandas and scikit-learn calls are
-done with the numpy calls they make (tests/test_health.py compares the files with theirs), because importing
+done with the numpy calls they make (tests/bed/test_health.py compares the files with theirs), because importing
 those two would hold `health` back for seconds of CPU before any framework can start."""
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
+
+from agent.errors import BadInput
 
 FILES = ("all_data.csv", "training_data.csv", "validation_data.csv", "test_data.csv")
 MODULES = ["numpy"]
@@ -19,7 +22,7 @@ def formula(x: float) -> float:
 
 def generate(n_samples: int = 1000, start: int = -5000, end: int = 5000):
     """(x, y): integers in [start, end) and formula(x) plus N(150, 150) noise, numpy seed 42."""
-    import numpy as np
+    import numpy as np  # optional (smdiag[frameworks]): imported where the data is handled
 
     np.random.seed(42)
     x = np.random.randint(low=start, high=end, size=(n_samples,)).astype(int)
@@ -43,9 +46,7 @@ def train_test_split(x, y, test_size: float, random_state: int) -> tuple:
     """scikit-learn's train_test_split(x, y, test_size=..., random_state=...) of two arrays: its ShuffleSplit
     takes the first ceil(test_size * n) rows of RandomState(random_state).permutation(n) as the test set and
     the rest, in that order, as the training set."""
-    import math
-
-    import numpy as np
+    import numpy as np  # optional (smdiag[frameworks]): imported where the data is handled
 
     order = np.random.RandomState(random_state).permutation(len(x))
     test, train = order[: math.ceil(test_size * len(x))], order[math.ceil(test_size * len(x)) :]
@@ -66,7 +67,7 @@ def write(out_dir: Path) -> dict[str, int]:
 
 def load(path: Path):
     """(x, y) from one of the CSV files."""
-    import numpy as np
+    import numpy as np  # optional (smdiag[frameworks]): imported where the data is handled
 
     table = np.loadtxt(path, delimiter=",", ndmin=2)
     return table[:, 1], table[:, 0]
@@ -78,8 +79,6 @@ BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 def check_destination(bucket: str, endpoint_url: str | None) -> None:
     """BadInput for a bucket name S3 would refuse or an endpoint that is not an http(s) URL, before any
     data is generated."""
-    from agent.errors import BadInput
-
     if not BUCKET_NAME.match(bucket):
         raise BadInput(
             f"--bucket {bucket!r} is not an S3 bucket name", "3 to 63 lower-case letters, digits, dots and hyphens"
@@ -90,7 +89,7 @@ def check_destination(bucket: str, endpoint_url: str | None) -> None:
 
 def upload(data_dir: Path, bucket: str, prefix: str, endpoint_url: str | None = None) -> list[str]:
     """Upload the CSV files to the seed's layout, s3://BUCKET/PREFIX/synthetic/<file>; their URIs."""
-    import boto3
+    import boto3  # only an upload needs it, and it takes a good part of a second to import
 
     s3 = boto3.client("s3", endpoint_url=endpoint_url)
     uris = []

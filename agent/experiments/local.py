@@ -5,10 +5,12 @@ images (pulled from ECR on a notebook; built offline by `smdiag images build`)."
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 import uuid
 from pathlib import Path
 
+from agent import inputs
 from agent.experiments import data
 from agent.experiments.runner import Progress, Result, finish, grid, no_progress, reported
 from agent.frameworks import ENTRY_POINTS, HYPERPARAMETERS, REGION, SERVING_ENTRY_POINTS, VERSIONS, image_uris
@@ -29,8 +31,6 @@ class LocalRunner:
         self.settings = settings
 
     def check(self, _frameworks: list[str]) -> None:
-        from agent import inputs
-
         inputs.sdk_v2("health --mode local")
 
     def run_all(self, frameworks, data_dir, quick, scripts, work, progress) -> list[Result]:
@@ -45,7 +45,7 @@ class LocalRunner:
 
 def missing_images(client, frameworks: list[str]) -> list[str]:
     """The framework images (the URIs both SDK majors resolve) that the engine behind `client` lacks."""
-    import docker.errors
+    import docker.errors  # not at the top: `health` runs natively where docker-py is not installed
 
     missing = []
     for uri in [uri for framework in frameworks for uri in image_uris(framework)]:
@@ -59,11 +59,9 @@ def missing_images(client, frameworks: list[str]) -> list[str]:
 def round_trip(trip, data_dir: Path, quick: bool, settings, progress: Progress = no_progress) -> Result:
     """train -> deploy -> predict (the test set and the plot grid) -> delete, timed, on either SDK major:
     `trip` is what that major's user writes for each stage."""
-    import os
+    import numpy as np  # optional (smdiag[frameworks]): imported where the data is handled
 
-    import numpy as np
-
-    from agent.guest import wrapper as autowrap
+    from agent.guest import wrapper as autowrap  # importing the guest installs its SDK patches: only this run may
 
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
     autowrap.install()
@@ -119,7 +117,7 @@ class _EstimatorTrip:
         self.predictor = _deploy(self.framework, self.estimator, self.scripts, self.session, self.endpoint_name)
 
     def predict(self, payload):
-        import numpy as np
+        import numpy as np  # optional (smdiag[frameworks]): imported where the data is handled
 
         if self.framework == "tensorflow":
             return np.asarray(self.predictor.predict({"instances": payload.tolist()})["predictions"]).reshape(-1)
@@ -135,6 +133,7 @@ class _EstimatorTrip:
 
 
 def _session():
+    # the optional SDK: imported only by a local-mode run
     from sagemaker.local import LocalSession
 
     session = LocalSession(
@@ -158,13 +157,16 @@ def _estimator(framework: str, scripts: Path, session, quick: bool):
         "hyperparameters": HYPERPARAMETERS["quick" if quick else "full"][framework],
     }
     if framework == "tensorflow":
+        # the optional SDK: imported only by a local-mode run
         from sagemaker.tensorflow import TensorFlow
 
         return TensorFlow(entry_point=ENTRY_POINTS[framework], **common)
     if framework == "pytorch":
+        # the optional SDK: imported only by a local-mode run
         from sagemaker.pytorch import PyTorch
 
         return PyTorch(entry_point=ENTRY_POINTS[framework], **common)
+    # the optional SDK: imported only by a local-mode run
     from sagemaker.sklearn import SKLearn
 
     return SKLearn(entry_point=ENTRY_POINTS[framework], **common)
@@ -174,6 +176,7 @@ def _deploy(framework: str, estimator, scripts: Path, session, endpoint_name: st
     """Deploy without the SDK's wait: local mode's create_endpoint returns once /ping answers, after which
     the wait would only sleep its first 30 s poll."""
     if framework == "pytorch":
+        # the optional SDK: imported only by a local-mode run
         from sagemaker.deserializers import NumpyDeserializer
         from sagemaker.pytorch import PyTorchModel
         from sagemaker.serializers import NumpySerializer
@@ -203,6 +206,7 @@ def _deploy(framework: str, estimator, scripts: Path, session, endpoint_name: st
 
 def last_report_id(exc: BaseException, state_dir: Path) -> str | None:
     """The id of the report autowrap wrote for `exc` (its note says so), for the health table to name."""
+    # not at the top: `health` must answer where only the CLI's own packages are (the store needs psutil)
     from agent.failures.store import last_report
 
     if not any(note.startswith("smdiag:") for note in getattr(exc, "__notes__", [])):

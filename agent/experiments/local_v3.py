@@ -17,9 +17,12 @@ The images are the same as v2's (`smdiag images build`, tagged with the URIs bot
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import uuid
 from pathlib import Path
 
+from agent import inputs
 from agent.experiments.local import ROLE, round_trip
 from agent.experiments.runner import Result, reported
 from agent.frameworks import ENTRY_POINTS, HYPERPARAMETERS, SERVING_ENTRY_POINTS, image_uris
@@ -38,8 +41,6 @@ class LocalV3Runner:
         self.settings = settings
 
     def check(self, _frameworks: list[str]) -> None:
-        from agent import inputs
-
         inputs.sagemaker_sdk("health --mode local --sdk v3", 3)
 
     def run_all(self, frameworks, data_dir, quick, scripts, work, progress) -> list[Result]:
@@ -82,6 +83,7 @@ class _TrainerTrip:
 
 def _train(framework: str, image: str, scripts: Path, data_dir: Path, root: Path, quick: bool) -> Path:
     """The model's tarball, where v3's local container leaves it under its container root."""
+    # the optional SDK: imported only by a local-mode run
     from sagemaker.core.training.configs import Compute, InputData, SourceCode
     from sagemaker.train.model_trainer import Mode, ModelTrainer
 
@@ -105,6 +107,7 @@ class _Endpoint:
     answers TF Serving's JSON, the others run their entry script's handlers on numpy arrays."""
 
     def __init__(self, framework: str, image: str, model_data: Path, scripts: Path) -> None:
+        # the optional SDK: imported only by a local-mode run
         from sagemaker.core.local.local_session import LocalSession
 
         self.framework = framework
@@ -131,10 +134,7 @@ class _Endpoint:
         self.client.create_endpoint(EndpointName=self.name, EndpointConfigName=self.name)
 
     def predict(self, payload):
-        import io
-        import json
-
-        import numpy as np
+        import numpy as np  # optional (smdiag[frameworks]): imported where the data is handled
 
         runtime = self.session.sagemaker_runtime_client
         if self.framework == "tensorflow":

@@ -17,8 +17,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from agent import inputs
+from agent.container_logs import traceback_summary
 from agent.experiments import data, native_worker
 from agent.experiments.runner import Progress, Result, finish, grid, no_progress, reported
 from agent.frameworks import ENTRY_POINTS, HYPERPARAMETERS, MODULES, SERVING_ENTRY_POINTS
@@ -34,15 +37,11 @@ class NativeRunner:
     mode = "native"
 
     def check(self, frameworks: list[str]) -> None:
-        from agent import inputs
-
         inputs.packages("health --mode native", [MODULES[f] for f in frameworks])
 
     def run_all(self, frameworks, data_dir, quick, scripts, work, progress) -> list[Result]:
         """Every framework in a thread of its own. Interrupted, their processes are killed and they show no
         more progress (a terminal nobody reads any more would block them)."""
-        from concurrent.futures import ThreadPoolExecutor
-
         interrupted, steps = threading.Event(), Steps()
 
         def shown(framework: str, phase: str, detail: str) -> None:
@@ -203,8 +202,6 @@ def _run(
 ) -> str | None:
     """Run a step with its output in `log` (each line also handed to `on_line`); None on success, else the
     error in one line."""
-    from agent.container_logs import traceback_summary
-
     timed_out = threading.Event()
     with open(log, "w") as out:
         process = subprocess.Popen(

@@ -49,13 +49,13 @@ def serve(framework: str, serving_script: str, model_dir: str, x):
     """Predictions for x from the saved model; (deploy_s, predict_s, predictions)."""
     started = time.perf_counter()
     if framework == "tensorflow":
-        import tensorflow as tf
+        import tensorflow as tf  # only the framework this worker runs: each takes seconds to load
 
         serve_fn = tf.saved_model.load(f"{model_dir}/000000001").signatures["serving_default"]
         deployed = time.perf_counter()
         predictions = next(iter(serve_fn(tf.constant(x)).values())).numpy()
     elif framework == "pytorch":
-        import torch
+        import torch  # only the framework this worker runs
 
         torch.set_num_threads(1)
         model = fresh_module(serving_script).model_fn(model_dir)
@@ -83,7 +83,7 @@ def main(
 ) -> None:
     train(script, args)
     print(TRAINED, flush=True)
-    import numpy as np
+    import numpy as np  # optional (smdiag[frameworks]): imported where the data is handled
 
     x = np.array(json.load(open(input_path))["x"], dtype=np.float32).reshape(-1, 1)
     deploy_s, predict_s, predictions = serve(framework, serving_script, model_dir, x)

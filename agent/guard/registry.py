@@ -177,7 +177,7 @@ def _basic_credentials(registry: str) -> str | None:
     """base64 user:password for the registry: ECR's token through boto3, else the docker config's login."""
     ecr = ECR_HOST.match(registry)
     if ecr:
-        import boto3
+        import boto3  # only ECR needs it, and it takes a good part of a second to import
 
         try:
             data = boto3.client("ecr", region_name=ecr.group(2)).get_authorization_token(registryIds=[ecr.group(1)])
