@@ -1,9 +1,11 @@
-"""What doctor makes of the on-start script's record (pure), the kernel hook's planning and the guard's unit."""
+"""What doctor makes of the on-start script's record (pure), the kernel hook's planning, the guard's unit, and
+the lifecycle scripts themselves."""
 
 from __future__ import annotations
 
 import base64
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -111,7 +113,22 @@ def test_the_guard_unit_restarts_on_failure_and_names_every_setting(tmp_path):
     assert settings.state_dir.name == ".smdiag"
 
 
+LIFECYCLE_CONFIG = Path(__file__).resolve().parents[2] / "lifecycle-config"
+SHARED_BLOCK = re.compile(r"^# >>> shared with (\S+) .*?\n(.*?)^# <<< shared$", re.S | re.M)
+"""The block both lifecycle scripts hold word for word: each must stay one file (the API takes one script)."""
+
+
 def test_the_script_fits_sagemakers_limit_and_parses():
-    script = Path(__file__).resolve().parents[2] / "lifecycle-config" / "on-start.sh"
+    script = LIFECYCLE_CONFIG / "on-start.sh"
     assert len(base64.b64encode(script.read_bytes())) <= 16384  # the API refuses a longer Content
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+
+
+def test_the_two_lifecycle_scripts_share_their_common_block_word_for_word():
+    blocks = {}
+    for name, other in (("on-start.sh", "studio-on-start.sh"), ("studio-on-start.sh", "on-start.sh")):
+        found = SHARED_BLOCK.findall((LIFECYCLE_CONFIG / name).read_text())
+        assert [shared_with for shared_with, _ in found] == [other], f"{name}: one marked block, shared with {other}"
+        blocks[name] = found[0][1]
+    assert blocks["on-start.sh"].count("\n") > 60  # the helpers and the status record, not an empty pair of markers
+    assert blocks["on-start.sh"] == blocks["studio-on-start.sh"], "edit the shared block in both scripts alike"
