@@ -3,7 +3,7 @@
 can tell, as Studio's does; a `sagemaker` network; resource-metadata.json under a temporary root; a home.
 
 The proxy (run as `python studio_bed.py PROXY_SOCKET ENGINE_SOCKET`, one process) refuses with the real
-proxy's error texts, as users reported them (agent/studio.py REFUSALS):
+proxy's error texts, as users reported them (agent/host/studio.py REFUSALS):
 - unversioned API paths: HTTP 301 (the real proxy redirects them; where to is not documented, so no
   Location is sent and a client that does not pin a version breaks, as docker-py's default does there).
   The docker CLI's unversioned `/_ping` passes: the CLI works in Studio, and it pings before negotiating.
@@ -203,10 +203,11 @@ class Proxy:
         return f"unix://{self.listen}"
 
     def start(self) -> Proxy:
-        from testbed import bed
+        # Not at the top: the proxy's own process runs this file by path, where the testbed package is not importable.
+        from testbed.machine import wait_for
 
         self.process = subprocess.Popen([sys.executable, __file__, str(self.listen), self.engine])
-        bed.wait_for(lambda: self._accepts() or self.process.poll() is not None, timeout=30)
+        wait_for(lambda: self._accepts() or self.process.poll() is not None, timeout=30)
         if self.process.poll() is not None:
             raise RuntimeError(f"the Studio proxy exited with {self.process.returncode}")
         return self
