@@ -14,8 +14,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pytest
+from sklearn.linear_model import LinearRegression
 
 from agent import images
 from agent.errors import BadInput
@@ -94,11 +96,8 @@ def model_fn(model_dir):
 
 @pytest.fixture
 def sklearn_server(tmp_path):
-    from sklearn.linear_model import LinearRegression
-
     opt_ml = opt_ml_tree(tmp_path, SKLEARN_HANDLERS, {})
     (opt_ml / "model").mkdir()
-    import joblib
 
     joblib.dump(LinearRegression().fit([[0.0], [1.0]], [1.0, 3.0]), opt_ml / "model" / "model.joblib")
     port = bed.free_port()

@@ -3,7 +3,9 @@ script, the plot, and the S3 upload against moto in server mode over real HTTP."
 
 import json
 import os
+import pty
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -178,8 +180,6 @@ def test_the_state_dir_flag_reaches_the_failure_recorder_of_local_mode(smdiag, h
 
 def read_until(fd: int, wanted: str, process: subprocess.Popen, timeout: float = 300) -> str:
     """What a terminal shows, read until `wanted` appears (or the process ends)."""
-    import select
-
     seen, deadline = "", time.monotonic() + timeout
     while wanted not in seen and time.monotonic() < deadline and process.poll() is None:
         if select.select([fd], [], [], 1)[0]:
@@ -189,8 +189,6 @@ def read_until(fd: int, wanted: str, process: subprocess.Popen, timeout: float =
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_on_a_terminal_health_shows_its_phases_live_and_an_interrupt_leaves_no_work_dir(hermetic_env, tmp_path, stop):
-    import pty
-
     main, terminal = pty.openpty()
     process = subprocess.Popen(
         [sys.executable, "-m", "agent", "health", "--quick", "--framework", "sklearn,pytorch"],

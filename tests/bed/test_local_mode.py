@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from agent import frameworks
-from agent.experiments import data, runner
+from agent.experiments import data, local, runner
 from testbed import bed
 
 # One worker runs this module: its engine's data-root is a cache shared under a lock, and health's local
@@ -123,8 +123,6 @@ def running_containers(daemon) -> list[str]:
 
 
 def test_the_images_carry_the_uris_the_estimators_resolve_and_a_rebuild_is_a_no_op(contract_engine, user_env):
-    from agent.experiments import local
-
     daemon, first = contract_engine
     resolved = {f: local.image_uris(f, REGION) for f in ("tensorflow", "pytorch", "sklearn")}
     assert {i["framework"]: i["uris"] for i in first["images"]} == resolved
@@ -227,8 +225,6 @@ def test_health_auto_picks_local_mode_here_and_all_three_pass(contract_engine, u
 
 
 def test_a_uri_that_names_an_image_smdiag_did_not_build_is_left_alone(make_engine, images, smdiag, tmp_path):
-    from agent.experiments import local
-
     daemon, _disk = make_engine()
     [uri] = local.image_uris("sklearn", REGION)
     with daemon.client() as client:

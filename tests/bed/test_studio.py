@@ -24,6 +24,7 @@ from agent import frameworks, platform
 from agent.failures.classify import classify
 from agent.guard.state import guard_pid
 from agent.host import kernels, studio
+from agent.settings import Settings
 from agent.statedir import StateDir
 from testbed import TESTBED, bed
 from testbed.studio_bed import NETWORK, PRIVILEGED, StudioSpace
@@ -70,8 +71,6 @@ def test_anything_else_is_a_plain_docker_host():
 
 
 def test_detect_reads_the_configured_metadata_path(tmp_path):
-    from agent.settings import Settings
-
     metadata = tmp_path / "resource-metadata.json"
     settings = Settings.load(
         {
