@@ -27,6 +27,7 @@ SMDIAG_BIN_DIR="${SMDIAG_BIN_DIR:-/usr/local/bin}" # `smdiag` is linked here
 
 export SMDIAG_EBS_MOUNT SMDIAG_STATE_DIR
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH" # SageMaker's is shorter
+SCRIPT_NAME=on-start PYTHON_CANDIDATES="/home/ec2-user/anaconda3/bin/python3 python3"
 
 # >>> shared with studio-on-start.sh (a unit test keeps both equal)
 set -u
@@ -47,6 +48,13 @@ seconds_since() { local ms=$(($(now_ms) - $1)); printf '%d.%d' $((ms / 1000)) $(
 remaining_s() { echo $((SMDIAG_BUDGET_S - ($(now_ms) - START_MS) / 1000)); }
 one_line() { printf '%s' "$*" | tr '\t\r\n' '   ' | cut -c1-400; }
 last_line() { [ -s "$1" ] && grep -v '^[[:space:]]*$' "$1" | tail -n 1; }
+
+say() {
+    local line
+    line="$(date -u +%Y-%m-%dT%H:%M:%SZ) smdiag $SCRIPT_NAME +$(seconds_since "$START_MS")s | $*"
+    echo "$line"
+    echo "$line" >>"$LOG_FILE" 2>/dev/null
+}
 
 write_status() {
     local finished="${1:-}"
@@ -83,6 +91,18 @@ step_limit() {
 agent_works() { [ -x "$SMDIAG_VENV/bin/python" ] && "$SMDIAG_VENV/bin/python" -m agent --version >/dev/null 2>&1; }
 AGENT_OK=0 # set by step_install: a working agent is linked as $SMDIAG_VENV
 
+pick_python() {
+    local candidate
+    for candidate in ${SMDIAG_PYTHON:-$PYTHON_CANDIDATES}; do
+        if command -v "$candidate" >/dev/null 2>&1 &&
+            "$candidate" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+            command -v "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
 # A new fingerprint (a checkout's files, a wheel's bytes, a requirement, the interpreter): a new venv.
 fingerprint() {
     local requirement=$1 python=$2 path=${1%%\[*}
@@ -98,25 +118,6 @@ fingerprint() {
     } | sha256sum | cut -c1-16
 }
 # <<< shared
-
-say() {
-    local line
-    line="$(date -u +%Y-%m-%dT%H:%M:%SZ) smdiag on-start +$(seconds_since "$START_MS")s | $*"
-    echo "$line"
-    echo "$line" >>"$LOG_FILE" 2>/dev/null
-}
-
-pick_python() {
-    local candidate
-    for candidate in ${SMDIAG_PYTHON:-/home/ec2-user/anaconda3/bin/python3 python3}; do
-        if command -v "$candidate" >/dev/null 2>&1 &&
-            "$candidate" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
-            command -v "$candidate"
-            return 0
-        fi
-    done
-    return 1
-}
 
 # A wheel behind a URL is fetched (keeping its name, which pip needs) so that its bytes can be compared.
 fetch() {

@@ -23,6 +23,7 @@ SMDIAG_BIN_DIR="${SMDIAG_BIN_DIR:-$SMDIAG_HOME/.local/bin}" # `smdiag` is linked
 
 export SMDIAG_STATE_DIR SMDIAG_CONDA_ENVS DOCKER_HOST
 export PATH="/usr/local/bin:/usr/bin:/bin:$PATH"
+SCRIPT_NAME=studio-on-start PYTHON_CANDIDATES="/opt/conda/bin/python3 python3"
 
 # >>> shared with on-start.sh (a unit test keeps both equal)
 set -u
@@ -43,6 +44,13 @@ seconds_since() { local ms=$(($(now_ms) - $1)); printf '%d.%d' $((ms / 1000)) $(
 remaining_s() { echo $((SMDIAG_BUDGET_S - ($(now_ms) - START_MS) / 1000)); }
 one_line() { printf '%s' "$*" | tr '\t\r\n' '   ' | cut -c1-400; }
 last_line() { [ -s "$1" ] && grep -v '^[[:space:]]*$' "$1" | tail -n 1; }
+
+say() {
+    local line
+    line="$(date -u +%Y-%m-%dT%H:%M:%SZ) smdiag $SCRIPT_NAME +$(seconds_since "$START_MS")s | $*"
+    echo "$line"
+    echo "$line" >>"$LOG_FILE" 2>/dev/null
+}
 
 write_status() {
     local finished="${1:-}"
@@ -79,6 +87,18 @@ step_limit() {
 agent_works() { [ -x "$SMDIAG_VENV/bin/python" ] && "$SMDIAG_VENV/bin/python" -m agent --version >/dev/null 2>&1; }
 AGENT_OK=0 # set by step_install: a working agent is linked as $SMDIAG_VENV
 
+pick_python() {
+    local candidate
+    for candidate in ${SMDIAG_PYTHON:-$PYTHON_CANDIDATES}; do
+        if command -v "$candidate" >/dev/null 2>&1 &&
+            "$candidate" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+            command -v "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
 # A new fingerprint (a checkout's files, a wheel's bytes, a requirement, the interpreter): a new venv.
 fingerprint() {
     local requirement=$1 python=$2 path=${1%%\[*}
@@ -94,25 +114,6 @@ fingerprint() {
     } | sha256sum | cut -c1-16
 }
 # <<< shared
-
-say() {
-    local line
-    line="$(date -u +%Y-%m-%dT%H:%M:%SZ) smdiag studio-on-start +$(seconds_since "$START_MS")s | $*"
-    echo "$line"
-    echo "$line" >>"$LOG_FILE" 2>/dev/null
-}
-
-pick_python() {
-    local candidate
-    for candidate in ${SMDIAG_PYTHON:-/opt/conda/bin/python3 python3}; do
-        if command -v "$candidate" >/dev/null 2>&1 &&
-            "$candidate" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
-            command -v "$candidate"
-            return 0
-        fi
-    done
-    return 1
-}
 
 step_install() {
     local started python key venvs new limit kept=""
