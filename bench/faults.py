@@ -198,21 +198,12 @@ def settle_engine(host: bed.NotebookHost, timeout: float = 180) -> str:
 def hermetic_env(directory: Path, extra: dict[str, str]) -> dict[str, str]:
     """The environment of a user with no AWS setup, every path smdiag writes inside `directory`, and the
     agent of this checkout (not whatever an editable install points at)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SMDIAG_", "DOCKER_"))}
-    env.update(
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        AWS_EC2_METADATA_DISABLED="true",
-        AWS_CONFIG_FILE=str(directory / "aws-config"),
-        AWS_SHARED_CREDENTIALS_FILE=str(directory / "aws-credentials"),
-        SMDIAG_STATE_DIR=str(directory / "state"),
-        SMDIAG_CACHE_DIR=str(directory / "cache"),
-        SMDIAG_NOTEBOOK_CONFIG=str(directory / "no-notebook-config.json"),
-        SMDIAG_NOTEBOOK_METADATA=str(directory / "no-notebook-metadata.json"),
-        SMDIAG_EBS_MOUNT=str(directory / "no-ebs-here"),
-        SMDIAG_DOCKER_CONFIG=str(directory / "no-daemon.json"),
-    )
-    env.update(extra)
-    return env
+    return {
+        **bed.hermetic_environment(directory),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "SMDIAG_CACHE_DIR": str(directory / "cache"),
+        **extra,
+    }
 
 
 class Host:
