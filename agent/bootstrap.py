@@ -1,12 +1,12 @@
 """`smdiag bootstrap`: move Docker's data-root onto the EBS volume, safely, and re-point it at every boot.
 
-The decision (unchanged, repoint, migrate) and the config edits (agent.config_edits) are pure functions
-of gathered facts. The move is a transaction in `<state>/bootstrap/journal.json` (agent.journal): the
-undo of every change (a config file's backup, the staging directory, the copy, the restart on the old
-root) is registered before the change, and one replay of those steps serves both the rollback of a failed
-run and the recovery of a killed one, which the next run does before anything else. Whether a killed run is undone
-or finished is decided from facts found on disk and in the engine (`recovery_direction`), never from how
-far the journal says it got. The copy itself, and what a data-root holds, are agent.dataroot's.
+The decision (unchanged, repoint, migrate) and the config edits (agent.config_edits) are pure functions of
+gathered facts. The move is a transaction in `<state>/bootstrap/journal.json` (agent.journal): the undo of
+every change (a config file's backup, the staging directory, the copy, the restart on the old root) is
+registered before the change, and one replay of those steps serves both the rollback of a failed run and the
+recovery of a killed one, which the next run does before anything else. Whether a killed run is undone or
+finished is decided from facts found on disk and in the engine (`recovery_direction`), never from how far
+the journal says it got. The copy itself, and what a data-root holds, are agent.dataroot's.
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ from rich.table import Table
 from agent import inputs
 from agent.errors import BadInput, SmdiagError
 from agent.experiments import data, local
-from agent.experiments.local import LocalRunner
 from agent.experiments.local_v3 import LocalV3Runner
 from agent.experiments.native import NativeRunner
 from agent.experiments.runner import BAR, Progress, Result, Runner, grid, no_progress
@@ -112,7 +111,7 @@ def runner_for(mode: str, settings, major: int | None) -> Runner:
         return NativeRunner()
     if major == 3:
         return LocalV3Runner(settings)
-    return LocalRunner(settings)
+    return local.LocalRunner(settings)
 
 
 def _run_all(frameworks, runner: Runner, quick, scripts, work, plot, progress) -> list[Result]:
