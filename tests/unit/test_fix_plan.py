@@ -1,22 +1,31 @@
-"""The pure half of `smdiag fix`: what counts as local mode's own, what each remedy plans from the facts it
-was given, and which remedies doctor's findings call for. The categories that lead to a remedy are here too;
-which remedy a failure's diagnosis names is classification's (agent/failures)."""
+"""The pure half of `smdiag fix`: the one registry, each remedy's plan pure (a function of its facts alone:
+no file opened, no directory listed, no process or socket, its facts left as they were, the same plan twice),
+what counts as local mode's own, what each remedy plans from the facts it was given, and which remedies
+doctor's findings call for. A failure's category and the remedy its diagnosis names are the failure
+catalog's (agent/failures, tests/unit/test_failures_catalog.py); test_fix_catalog.py checks that fix runs
+every remedy the catalog names."""
 
+import copy
 import errno
+import inspect
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
 from agent.engine import unreachable
-from agent.failures.classify import classify
+from agent.fix.bootstrap import VolumeFacts
 from agent.fix.compose_shim import SHIM, ShimFacts
+from agent.fix.container_root import ConfigFacts
 from agent.fix.doctor_fix import doctor_remedies
+from agent.fix.free_disk import DiskFacts
 from agent.fix.leftover_containers import PortFacts
 from agent.fix.local_mode import is_local_mode_container
 from agent.fix.registry import REMEDIES
-from agent.fix.remedy import Plan
+from agent.fix.remedy import Plan, Remedy
 from agent.fix.stale_network import NetworkFacts, network_problem
+from agent.fix.start_engine import EngineFacts
 from agent.host.doctor import diagnose
 
 SDK_LABELS = {
@@ -27,34 +36,53 @@ SDK_LABELS = {
 }
 V5 = {"docker_cli": "/usr/bin/docker", "command": None, "plugin_version": "Docker Compose version v5.0.1",
       "standalone": None}  # fmt: skip
+FACTS = {
+    "compose_shim": ShimFacts(V5, Path("/usr/local/bin"), None, True),
+    "stale_network": NetworkFacts({"Labels": {}, "Driver": "bridge"}, True, []),
+    "leftover_containers": PortFacts(8080, [{"name": "x7f3k2m9qa-algo-1-ab3cd", "labels": SDK_LABELS}], set(), False),
+    "start_engine": EngineFacts(False, "systemd (docker.service)"),
+    "free_disk": DiskFacts(["registry.local/train:1"], 60.0),
+    "container_root": ConfigFacts(
+        Path("/home/u/.sagemaker/config.yaml"), "local:\n  local_code: true\n", Path("/ebs"), True
+    ),  # fmt: skip
+    "bootstrap": VolumeFacts(Path("/ebs")),
+}
+"""Facts under which each remedy has something to do."""
+
+PURE_EVENTS = {"builtins.id", "object.__getattr__", "object.__setattr__", "sys._getframe"}
+"""Audit events that touch nothing outside the interpreter."""
+_events: list[str] = []
+_watching = [False]
 
 
-def evidence(**changes):
-    base = {"call": {"kind": "fit"}, "exception": {"type": "RuntimeError", "message": "Failed to run: [...]"},
-            "pull_errors": [], "containers": [], "compose_output": []}  # fmt: skip
-    return {**base, **changes}
+def _audit(event: str, _args: tuple) -> None:
+    if _watching[0]:
+        _events.append(event)
 
 
-def test_a_refused_plugin_is_compose_unrecognised_and_no_plugin_is_compose_missing():
-    error = {"type": "ImportError", "message": "Docker Compose is not installed. Local Mode features will not work"}
-    refused = classify(evidence(exception=error, compose=V5))
-    assert refused.category == "compose_unrecognised" and "v5.0.1" in refused.summary
-    assert "smdiag fix" in refused.hint
-    missing = classify(evidence(exception=error, compose={**V5, "plugin_version": None}))
-    assert missing.category == "compose_missing" and "smdiag fix" not in missing.hint
+sys.addaudithook(_audit)  # an audit hook cannot be removed: it records only while a test watches
 
 
-@pytest.mark.parametrize(
-    "line",
-    [
-        'ERROR: Network "sagemaker-local" needs to be recreated - option "com.docker.network.driver.mtu" has changed',
-        'network sagemaker-local was found but has incorrect label com.docker.compose.network set to ""',
-    ],
-)
-def test_compose_refusing_the_network_is_network_conflict(line):
-    diagnosis = classify(evidence(compose_output=["Creating network", line]))
-    assert diagnosis.category == "network_conflict" and "sagemaker-local" in diagnosis.summary
-    assert "smdiag fix" in diagnosis.hint
+def test_each_remedy_is_registered_under_its_own_name():
+    for name, remedy in REMEDIES.items():
+        assert isinstance(remedy, Remedy) and remedy.name == name
+
+
+@pytest.mark.parametrize("name", sorted(REMEDIES))
+def test_each_remedys_plan_is_pure(name):
+    remedy, facts = REMEDIES[name], FACTS[name]
+    assert list(inspect.signature(remedy.plan).parameters) == ["facts"]  # no engine, settings or options to reach
+    kept = copy.deepcopy(facts)
+    first = remedy.plan(facts)  # a library a plan imports lazily (yaml) is imported here, not watched
+    _events.clear()
+    _watching[0] = True
+    try:
+        again = remedy.plan(facts)
+    finally:
+        _watching[0] = False
+    assert set(_events) <= PURE_EVENTS, _events
+    assert again == first and first.remedy == name and first.actions and first.blocked is None
+    assert facts == kept
 
 
 def test_local_mode_containers_are_recognised_by_the_sdks_names_and_compose_labels():
