@@ -36,6 +36,8 @@ class Problem:
     check: str
     problem: str
     fix: str
+    remedy: str | None = None
+    """The remedy `smdiag doctor --fix` applies for it (agent.fix's registry names it); None: none is automatic."""
 
 
 def run_doctor(settings: Settings, engine: Engine) -> dict:
@@ -79,7 +81,7 @@ def diagnose(facts: dict, high_pct: float) -> list[Problem]:
     problems: list[Problem] = []
     eng = facts["engine"]
     if not eng["reachable"] and not facts.get("studio"):  # on Studio, studio.problems says why and what to do
-        problems.append(Problem("engine", eng["error"], eng["fix"]))
+        problems.append(Problem("engine", eng["error"], eng["fix"], _engine_remedy(eng["error"])))
 
     sdks = [env for env in facts["sdk_environments"] if env["version"]]
     majors = {env["major"] for env in sdks}
@@ -116,6 +118,7 @@ def diagnose(facts: dict, high_pct: float) -> list[Problem]:
                 "run `smdiag doctor --fix` (it adds a `docker-compose` that runs the plugin)"
                 if seen
                 else "install docker-compose on PATH, or the Docker Compose v2 plugin",
+                "compose_shim" if seen else None,
             )
         )
 
@@ -137,6 +140,7 @@ def diagnose(facts: dict, high_pct: float) -> list[Problem]:
                 "docker_root",
                 f"Docker's data-root {root['path']} is on the small root volume, which local-mode images fill",
                 f"move it onto the EBS volume {ebs['path']}: sudo smdiag bootstrap (see --dry-run first)",
+                "bootstrap",
             )
         )
 
@@ -184,6 +188,12 @@ def diagnose(facts: dict, high_pct: float) -> list[Problem]:
             )
         )
     return problems
+
+
+def _engine_remedy(error: str) -> str | None:
+    """Starting Docker repairs an engine that is not running, not a socket that refused us (permission denied:
+    the fix is the docker group)."""
+    return None if "permission denied" in error.lower() else "start_engine"
 
 
 def format_report(report: dict) -> str:

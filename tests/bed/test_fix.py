@@ -158,6 +158,7 @@ def test_compose_v5_goes_from_import_error_to_a_fit_with_one_fix(compose_v5):
     assert raised["type"] == "ImportError" and "Docker Compose is not installed" in raised["message"]
     [report] = user.reports()
     assert report["category"] == "compose_unrecognised" and "v5.0.1" in report["summary"]
+    assert report["remedy"] == {"name": "compose_shim"}
     assert "smdiag fix" in report["hint"] and "run `smdiag fix`" in raised["notes"][0]
 
     before = (inventory(daemon), files(bin_dir))
@@ -273,6 +274,7 @@ def test_a_stale_sagemaker_local_network_is_removed_when_unused_and_named_when_u
     assert raised["type"] == "RuntimeError", raised
     report = user.reports()[-1]
     assert report["category"] == "network_conflict", report["summary"]
+    assert report["remedy"] == {"name": "stale_network"}
     assert "sagemaker-local" in report["summary"] and "smdiag fix" in report["hint"]
 
     # In use by a container that is not local mode's: named, not touched, not fixed.
@@ -326,7 +328,7 @@ def test_a_stopped_engine_is_started_and_the_fit_then_runs(tmp_path, hermetic_en
     user = User(tmp_path, hermetic_env, daemon.host, os.environ["PATH"], None)
     assert user.run("fit", image)["type"] in ("RuntimeError", "DockerException", "CalledProcessError")
     report = user.reports()[-1]
-    assert report["category"] == "daemon_down"
+    assert report["category"] == "daemon_down" and report["remedy"] == {"name": "start_engine"}
 
     dry = user.smdiag("fix", "--dry-run", "--json", "--start-cmd", daemon.start_command())
     assert dry.returncode == 0 and [a["kind"] for a in result(dry)["actions"]] == ["start_engine"]
@@ -344,6 +346,22 @@ def test_a_stopped_engine_is_started_and_the_fit_then_runs(tmp_path, hermetic_en
     assert [r["remedy"] for r in result(done)["remedies"]] == ["start_engine"] and bed.bed_answers(daemon)
 
 
+def test_doctor_fix_does_not_start_docker_for_a_socket_that_refuses_us(smdiag, make_engine, tmp_path):
+    """Permission denied on the socket (here root without the capability to bypass file permissions): doctor's
+    finding names no remedy, the docker group is the fix, and doctor --fix starts nothing."""
+    daemon, _disk = make_engine(size_mb=300)
+    daemon.socket.chmod(0)
+    started = tmp_path / "started"
+    no_bypass = "-dac_override,-dac_read_search"
+    done = smdiag("doctor", "--fix", "--only", "engine", "--yes", "--start-cmd", f"touch {started}", "--json",
+                  env={"DOCKER_HOST": daemon.host},
+                  prefix=("setpriv", f"--bounding-set={no_bypass}", f"--inh-caps={no_bypass}"))  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    [problem] = result(done)["problems"]
+    assert problem["check"] == "engine" and problem["problem"].endswith(": Permission denied")
+    assert problem["remedy"] is None and result(done)["remedies"] == [] and not started.exists()
+
+
 def test_a_cause_without_an_automatic_remedy_is_exit_3_with_its_hint(tmp_path, hermetic_env, make_engine, images):
     daemon, _disk = make_engine()
     with daemon.client() as client:
@@ -351,6 +369,7 @@ def test_a_cause_without_an_automatic_remedy_is_exit_3_with_its_hint(tmp_path, h
     user = User(tmp_path, hermetic_env, daemon.host, os.environ["PATH"], None)
     raised = user.run("fit", "smdiag-test/fix-broken:1")
     assert raised["type"] == "RuntimeError" and "smdiag fix" not in raised["notes"][0]
+    assert user.reports()[-1]["remedy"] is None
     before = inventory(daemon)
     done = user.smdiag("fix", "--yes", "--json")
     assert done.returncode == 3 and result(done)["remedy"] is None and result(done)["category"] == "script_error"
@@ -387,6 +406,7 @@ def test_a_leftover_endpoint_on_the_port_is_removed_and_other_containers_are_lef
     assert raised["type"] == "RuntimeError"
     report = user.reports()[-1]
     assert report["category"] == "port_in_use", report["summary"]
+    assert report["remedy"] == {"name": "leftover_containers", "port": port}  # the port the engine could not bind
     assert "run `smdiag fix`" in raised["notes"][0]
 
     before = inventory(daemon)
@@ -428,6 +448,7 @@ def test_a_pull_into_a_full_data_root_gets_its_room_and_then_runs(
     assert user.run("fit", ref)["type"] == "RuntimeError"
     report = user.reports()[-1]
     assert report["category"] == "disk_full" and "smdiag fix" in report["hint"]
+    assert report["remedy"] == {"name": "free_disk"}
 
     done = user.smdiag("fix", "--yes", "--json", "--min-age", "0s")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -455,6 +476,7 @@ def test_local_modes_files_filling_a_small_tmp_move_to_the_ebs_volume_and_back_o
     report = user.reports()[-1]
     assert report["category"] == "container_root_full", (raised, report["summary"])
     assert {d["role"]: d["path"] for d in report["disks"]}["container_root"] == str(small_tmp.path)
+    assert report["remedy"] == {"name": "container_root"}
 
     done = user.smdiag("fix", "--yes", "--json")
     assert done.returncode == 0, done.stdout + done.stderr

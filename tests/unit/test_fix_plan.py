@@ -1,12 +1,32 @@
-"""The pure half of `smdiag fix`: which remedy a report calls for, what counts as local mode's own, and
-what each remedy plans from the facts it was given. The categories that lead to a remedy are here too."""
+"""The pure half of `smdiag fix`: the one registry, each remedy's plan pure (a function of its facts alone:
+no file opened, no directory listed, no process or socket, its facts left as they were, the same plan twice),
+what counts as local mode's own, what each remedy plans from the facts it was given, and which remedies
+doctor's findings call for. A failure's category and the remedy its diagnosis names are the failure
+catalog's (agent/failures, tests/unit/test_failures_catalog.py); test_fix_catalog.py checks that fix runs
+every remedy the catalog names."""
 
+import copy
+import errno
+import inspect
+import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
-from agent import fix
-from agent.failures.classify import classify
+from agent.engine import unreachable
+from agent.fix.bootstrap import VolumeFacts
+from agent.fix.compose_shim import SHIM, ShimFacts
+from agent.fix.container_root import ConfigFacts
+from agent.fix.doctor_fix import doctor_remedies
+from agent.fix.free_disk import DiskFacts
+from agent.fix.leftover_containers import PortFacts
+from agent.fix.local_mode import is_local_mode_container
+from agent.fix.registry import REMEDIES
+from agent.fix.remedy import Plan, Remedy
+from agent.fix.stale_network import NetworkFacts, network_problem
+from agent.fix.start_engine import EngineFacts
+from agent.host.doctor import diagnose
 
 SDK_LABELS = {
     "com.docker.compose.project": "tmpk2j4x9_q",
@@ -16,86 +36,66 @@ SDK_LABELS = {
 }
 V5 = {"docker_cli": "/usr/bin/docker", "command": None, "plugin_version": "Docker Compose version v5.0.1",
       "standalone": None}  # fmt: skip
+FACTS = {
+    "compose_shim": ShimFacts(V5, Path("/usr/local/bin"), None, True),
+    "stale_network": NetworkFacts({"Labels": {}, "Driver": "bridge"}, True, []),
+    "leftover_containers": PortFacts(8080, [{"name": "x7f3k2m9qa-algo-1-ab3cd", "labels": SDK_LABELS}], set(), False),
+    "start_engine": EngineFacts(False, "systemd (docker.service)"),
+    "free_disk": DiskFacts(["registry.local/train:1"], 60.0),
+    "container_root": ConfigFacts(
+        Path("/home/u/.sagemaker/config.yaml"), "local:\n  local_code: true\n", Path("/ebs"), True
+    ),  # fmt: skip
+    "bootstrap": VolumeFacts(Path("/ebs")),
+}
+"""Facts under which each remedy has something to do."""
+
+PURE_EVENTS = {"builtins.id", "object.__getattr__", "object.__setattr__", "sys._getframe"}
+"""Audit events that touch nothing outside the interpreter."""
+_events: list[str] = []
+_watching = [False]
 
 
-def evidence(**changes):
-    base = {"call": {"kind": "fit"}, "exception": {"type": "RuntimeError", "message": "Failed to run: [...]"},
-            "pull_errors": [], "containers": [], "compose_output": []}  # fmt: skip
-    return {**base, **changes}
+def _audit(event: str, _args: tuple) -> None:
+    if _watching[0]:
+        _events.append(event)
 
 
-def test_a_refused_plugin_is_compose_unrecognised_and_no_plugin_is_compose_missing():
-    error = {"type": "ImportError", "message": "Docker Compose is not installed. Local Mode features will not work"}
-    refused = classify(evidence(exception=error, compose=V5))
-    assert refused.category == "compose_unrecognised" and "v5.0.1" in refused.summary
-    assert "smdiag fix" in refused.hint
-    missing = classify(evidence(exception=error, compose={**V5, "plugin_version": None}))
-    assert missing.category == "compose_missing" and "smdiag fix" not in missing.hint
+sys.addaudithook(_audit)  # an audit hook cannot be removed: it records only while a test watches
 
 
-@pytest.mark.parametrize(
-    "line",
-    [
-        'ERROR: Network "sagemaker-local" needs to be recreated - option "com.docker.network.driver.mtu" has changed',
-        'network sagemaker-local was found but has incorrect label com.docker.compose.network set to ""',
-    ],
-)
-def test_compose_refusing_the_network_is_network_conflict(line):
-    diagnosis = classify(evidence(compose_output=["Creating network", line]))
-    assert diagnosis.category == "network_conflict" and "sagemaker-local" in diagnosis.summary
-    assert "smdiag fix" in diagnosis.hint
+def test_each_remedy_is_registered_under_its_own_name():
+    for name, remedy in REMEDIES.items():
+        assert isinstance(remedy, Remedy) and remedy.name == name
 
 
-@pytest.mark.parametrize(
-    "report,remedy",
-    [
-        ({"category": "compose_unrecognised"}, "compose_shim"),
-        ({"category": "compose_missing"}, None),
-        ({"category": "network_conflict"}, "stale_network"),
-        ({"category": "port_in_use"}, "leftover_containers"),
-        ({"category": "daemon_down", "docker": {"error": "cannot reach ...: Connection refused"}}, "start_engine"),
-        ({"category": "daemon_down", "docker": {"error": "cannot reach ...: Permission denied"}}, None),
-        ({"category": "disk_full", "pull_errors": [{"error": "no space left on device"}]}, "free_disk"),
-        (
-            {
-                "category": "disk_full",
-                "disks": [
-                    {"role": "docker_root", "path": "/ebs/docker", "percent": 40},
-                    {"role": "container_root", "path": "/tmp", "percent": 100},
-                ],
-            },
-            "container_root",
-        ),
-        (
-            {
-                "category": "disk_full",
-                "disks": [
-                    {"role": "docker_root", "path": "/d", "percent": 99},
-                    {"role": "container_root", "path": "/tmp", "percent": 30},
-                ],
-            },
-            "free_disk",
-        ),  # fmt: skip
-        ({"category": "disk_full", "disks": [{"role": "docker_root", "path": "/d", "percent": 50}]}, None),
-        ({"category": "script_error"}, None),
-        ({"category": "unknown"}, None),
-    ],
-)
-def test_choose_remedy(report, remedy):
-    assert fix.choose_remedy(report) == remedy
+@pytest.mark.parametrize("name", sorted(REMEDIES))
+def test_each_remedys_plan_is_pure(name):
+    remedy, facts = REMEDIES[name], FACTS[name]
+    assert list(inspect.signature(remedy.plan).parameters) == ["facts"]  # no engine, settings or options to reach
+    kept = copy.deepcopy(facts)
+    first = remedy.plan(facts)  # a library a plan imports lazily (yaml) is imported here, not watched
+    _events.clear()
+    _watching[0] = True
+    try:
+        again = remedy.plan(facts)
+    finally:
+        _watching[0] = False
+    assert set(_events) <= PURE_EVENTS, _events
+    assert again == first and first.remedy == name and first.actions and first.blocked is None
+    assert facts == kept
 
 
 def test_local_mode_containers_are_recognised_by_the_sdks_names_and_compose_labels():
-    assert fix.is_local_mode_container("x7f3k2m9qa-algo-1-ab3cd", SDK_LABELS)
-    assert not fix.is_local_mode_container("my-api", SDK_LABELS)
-    assert not fix.is_local_mode_container("x7f3k2m9qa-algo-1-zzzzz", SDK_LABELS)  # another service's name
-    assert not fix.is_local_mode_container("x7f3k2m9qa-algo-1-ab3cd", {})  # not made by compose
+    assert is_local_mode_container("x7f3k2m9qa-algo-1-ab3cd", SDK_LABELS)
+    assert not is_local_mode_container("my-api", SDK_LABELS)
+    assert not is_local_mode_container("x7f3k2m9qa-algo-1-zzzzz", SDK_LABELS)  # another service's name
+    assert not is_local_mode_container("x7f3k2m9qa-algo-1-ab3cd", {})  # not made by compose
     for key, value in [
         ("com.docker.compose.project.working_dir", "/home/me/myapp"),  # a user's own compose project
         ("com.docker.compose.project.config_files", "/tmp/tmpk2j4x9_q/other.yml"),
         ("com.docker.compose.project", "myapp"),
     ]:
-        assert not fix.is_local_mode_container("x7f3k2m9qa-algo-1-ab3cd", {**SDK_LABELS, key: value}), key
+        assert not is_local_mode_container("x7f3k2m9qa-algo-1-ab3cd", {**SDK_LABELS, key: value}), key
 
 
 def test_leftover_plan_removes_only_local_modes_and_never_the_calls_own():
@@ -104,60 +104,93 @@ def test_leftover_plan_removes_only_local_modes_and_never_the_calls_own():
         {"name": "my-api", "labels": {}},
         {"name": "own-algo-1-zzzzz", "labels": {}},
     ]
-    plan = fix.plan_leftover_containers(8080, holders, {"own-algo-1-zzzzz"}, port_free=False)
+    leftover = REMEDIES["leftover_containers"]
+    plan = leftover.plan(PortFacts(8080, holders, {"own-algo-1-zzzzz"}, port_free=False))
     assert [(a.kind, a.target) for a in plan.actions] == [
         ("remove_container", "x7f3k2m9qa-algo-1-ab3cd"), ("leave", "my-api"), ("leave", "own-algo-1-zzzzz")
     ]  # fmt: skip
     assert plan.blocked is None
-    foreign_only = fix.plan_leftover_containers(8080, holders[1:2], set(), port_free=False)
+    foreign_only = leftover.plan(PortFacts(8080, holders[1:2], set(), port_free=False))
     assert "my-api" in foreign_only.blocked and not any(a.changes for a in foreign_only.actions)
-    outside = fix.plan_leftover_containers(8080, [], set(), port_free=False)
+    outside = leftover.plan(PortFacts(8080, [], set(), port_free=False))
     assert "a process outside Docker" in outside.blocked
-    assert fix.plan_leftover_containers(8080, [], set(), port_free=True) == fix.Plan("leftover_containers")
-
-
-def test_the_port_comes_from_the_engines_error():
-    line = "Cannot start service algo-1-x: driver failed: Bind for 0.0.0.0:18080 failed: port is already allocated"
-    assert fix.serving_port({"compose_output": [line]}) == 18080
-    assert fix.serving_port({}) == 8080
+    assert leftover.plan(PortFacts(8080, [], set(), port_free=True)) == Plan("leftover_containers")
 
 
 def test_network_plan():
     compose_made = {"Labels": {"com.docker.compose.network": "sagemaker-local"}, "Driver": "bridge", "Options": {}}
-    assert fix.network_problem(compose_made) is None
-    assert "no label" in fix.network_problem({**compose_made, "Labels": {}})
-    assert "driver options" in fix.network_problem({**compose_made, "Options": {"com.docker.network.driver.mtu": "1"}})
-    assert fix.plan_stale_network(None, True, []).actions == []
-    assert fix.plan_stale_network(compose_made, False, []).actions == []
-    [remove] = fix.plan_stale_network(compose_made, True, []).actions  # compose refused it: the evidence wins
+    assert network_problem(compose_made) is None
+    assert "no label" in network_problem({**compose_made, "Labels": {}})
+    assert "driver options" in network_problem({**compose_made, "Options": {"com.docker.network.driver.mtu": "1"}})
+    network = REMEDIES["stale_network"]
+    assert network.plan(NetworkFacts(None, True, [])).actions == []
+    assert network.plan(NetworkFacts(compose_made, False, [])).actions == []
+    [remove] = network.plan(NetworkFacts(compose_made, True, [])).actions  # compose refused it: the evidence wins
     assert remove.kind == "remove_network"
-    used = fix.plan_stale_network({**compose_made, "Labels": {}}, False, ["web"])
+    used = network.plan(NetworkFacts({**compose_made, "Labels": {}}, False, ["web"]))
     assert "web" in used.blocked and [a.kind for a in used.actions] == ["leave"]
 
 
 def test_compose_shim_plan(tmp_path: Path):
     shim = tmp_path / "docker-compose"
-    [write] = fix.plan_compose_shim(V5, tmp_path, None, True).actions
+    plan = REMEDIES["compose_shim"].plan
+    [write] = plan(ShimFacts(V5, tmp_path, None, True)).actions
     assert write.kind == "write_shim" and write.target == str(shim)
-    assert fix.plan_compose_shim(V5, tmp_path, fix.SHIM, True).actions == []  # already there
-    assert fix.plan_compose_shim({**V5, "command": ["docker", "compose"]}, tmp_path, None, True).actions == []
-    assert "not smdiag's shim" in fix.plan_compose_shim(V5, tmp_path, "#!/bin/sh\nreal\n", True).blocked
-    assert "not on PATH" in fix.plan_compose_shim(V5, tmp_path, None, False).blocked
-    assert "no Compose plugin" in fix.plan_compose_shim({**V5, "plugin_version": None}, tmp_path, None, True).blocked
-    assert "no docker CLI" in fix.plan_compose_shim({**V5, "docker_cli": None}, tmp_path, None, True).blocked
+    assert plan(ShimFacts(V5, tmp_path, SHIM, True)).actions == []  # already there
+    assert plan(ShimFacts({**V5, "command": ["docker", "compose"]}, tmp_path, None, True)).actions == []
+    assert "not smdiag's shim" in plan(ShimFacts(V5, tmp_path, "#!/bin/sh\nreal\n", True)).blocked
+    assert "not on PATH" in plan(ShimFacts(V5, tmp_path, None, False)).blocked
+    assert "no Compose plugin" in plan(ShimFacts({**V5, "plugin_version": None}, tmp_path, None, True)).blocked
+    assert "no docker CLI" in plan(ShimFacts({**V5, "docker_cli": None}, tmp_path, None, True)).blocked
+
+
+HOST = {
+    "engine": {"reachable": True, "host": "unix:///var/run/docker.sock", "error": None, "fix": None},
+    "sdk_environments": [{"environment": "/env", "version": "2.257.7", "major": 2, "hook": True, "own": False}],
+    "compose": V5,
+    "daemon_config": {"path": "/etc/docker/daemon.json", "exists": False, "error": None, "data_root": None},
+    "docker_root": {"path": "/var/lib/docker", "source": "engine", "on_root_volume": True, "on_ebs_volume": False},
+    "disks": [{"role": "ebs", "path": "/ebs", "exists": True, "percent": 10.0}],
+    "aws": {"region": "us-east-1"},
+    "notebook": {"is_notebook_instance": True},
+    "state_dir": {"writable": True},
+}
+"""A host whose SDK v2 refuses its Compose v5 plugin and whose data-root is on the root volume."""
+
+
+def doctor_found(**changes) -> dict:
+    """doctor's report on HOST changed so: its own diagnose names each problem's remedy."""
+    facts = {**HOST, **changes}
+    return {**facts, "problems": [asdict(p) for p in diagnose(facts, 85)]}
+
+
+def engine_down(cause: OSError) -> dict:
+    failed = unreachable(HOST["engine"]["host"], cause)
+    return {"reachable": False, "host": HOST["engine"]["host"], "error": failed.problem, "fix": failed.fix}
 
 
 def test_doctor_remedies():
-    report = {"problems": [{"check": "compose"}, {"check": "docker_root"}], "compose": V5,
-              "engine": {"reachable": True, "error": None}}  # fmt: skip
-    remedies, suggestions = fix.doctor_remedies(report, None, allow_bootstrap=False)
+    report = doctor_found()
+    assert {p["check"]: p["remedy"] for p in report["problems"]} == {
+        "compose": "compose_shim",
+        "docker_root": "bootstrap",
+    }
+    remedies, suggestions = doctor_remedies(report, None, yes=False)
     assert remedies == ["compose_shim", "stale_network"] and "bootstrap" in suggestions[0]
-    assert fix.doctor_remedies(report, None, allow_bootstrap=True)[0][-1] == "bootstrap"
-    assert fix.doctor_remedies(report, {"compose"}, allow_bootstrap=False) == (["compose_shim"], [])
-    down = {"problems": [{"check": "engine"}], "compose": V5, "engine": {"reachable": False, "error": "refused"}}
-    assert fix.doctor_remedies(down, None, False)[0] == ["start_engine"]
-    denied = {**down, "engine": {"reachable": False, "error": "Permission denied"}}
-    assert fix.doctor_remedies(denied, None, False)[0] == []
+    assert doctor_remedies(report, None, yes=True)[0][-1] == "bootstrap"
+    assert doctor_remedies(report, {"compose"}, yes=False) == (["compose_shim"], [])
+    v2_plugin = {**V5, "command": ["docker", "compose"]}
+    down = doctor_found(compose=v2_plugin, engine=engine_down(ConnectionRefusedError(errno.ECONNREFUSED, "refused")))
+    assert doctor_remedies(down, None, False)[0] == ["start_engine"]
+    denied = doctor_found(compose=v2_plugin, engine=engine_down(PermissionError(errno.EACCES, "Permission denied")))
+    assert [(p["check"], p["remedy"]) for p in denied["problems"]] == [("engine", None), ("docker_root", "bootstrap")]
+    assert doctor_remedies(denied, None, False)[0] == []
+
+
+def test_doctor_fix_applies_the_remedy_doctor_found_without_reading_its_words_again():
+    problem = {"check": "engine", "problem": "cannot reach it: Permission denied", "fix": "-", "remedy": "start_engine"}
+    report = {"engine": {"reachable": False}, "problems": [problem]}
+    assert doctor_remedies(report, None, False) == (["start_engine"], [])
 
 
 def test_fix_and_doctor_fix_explain_themselves_and_refuse_bad_input_before_any_work(smdiag):

@@ -133,15 +133,18 @@ def test_a_fix_killed_after_writing_its_shim_is_taken_back_by_fix_undo(tmp_path,
     child = textwrap.dedent(f"""
         import os, signal
         from pathlib import Path
-        from agent import fix
         from agent.engine import Engine
+        from agent.fix.history import open_journal
+        from agent.fix.registry import REMEDIES
+        from agent.fix.remedy import Action, Context, FixOptions, Step
         from agent.settings import Settings
         settings = Settings.load()
-        journal = fix._open_journal(settings)
+        journal = open_journal(settings)
         journal.begin(run="killed", report=None, remedy="compose_shim", actions=[])
-        action = fix.Action("write_shim", {str(shim)!r}, "write the shim")
-        options = fix.FixOptions(bin_dir=Path({str(shim.parent)!r}))
-        fix._write_shim(settings, Engine(settings.docker_host), action, options, fix._Step(journal, action))
+        action = Action("write_shim", {str(shim)!r}, "write the shim")
+        options = FixOptions(bin_dir=Path({str(shim.parent)!r}))
+        context = Context(settings, Engine(settings.docker_host), options)
+        REMEDIES["compose_shim"].act(context, action, Step(journal, action))
         os.kill(os.getpid(), signal.SIGKILL)
     """)
     assert subprocess.run([sys.executable, "-c", child], env=hermetic_env).returncode == -signal.SIGKILL
