@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import NoReturn
 
 from agent import disks, fileops
-from agent.config_edits import LOCAL_MODE_DIR as LOCAL_MODE_DIR  # re-exported: fix's container_root remedy
 from agent.config_edits import (
     ConfigEdit,
     apply_edits,
@@ -29,7 +28,6 @@ from agent.config_edits import (
     read_text,
     write_local_mode_config,
 )
-from agent.config_edits import local_mode_config as local_mode_config  # re-exported: fix's container_root remedy
 from agent.dataroot import (
     COPY_UNDO,
     Inventory,

@@ -8,7 +8,7 @@ import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent import bootstrap, fileops
+from agent import config_edits, fileops
 from agent.errors import Failed
 from agent.fix.remedy import Action, Context, Plan, Remedy, Step
 
@@ -36,12 +36,12 @@ class ContainerRoot(Remedy[ConfigFacts]):
 
     def plan(self, facts: ConfigFacts) -> Plan:
         plan = Plan(self.name)
-        path, target = facts.config, facts.ebs_mount / bootstrap.LOCAL_MODE_DIR
+        path, target = facts.config, facts.ebs_mount / config_edits.LOCAL_MODE_DIR
         if not facts.ebs_mounted:
             plan.blocked = f"there is no EBS volume at {facts.ebs_mount} to put local mode's files on"
             return plan
         try:
-            wanted = bootstrap.local_mode_config(facts.text, str(target))
+            wanted = config_edits.local_mode_config(facts.text, str(target))
         except ValueError as exc:
             plan.blocked = f"{path} is not a SageMaker config smdiag can edit ({exc}): set local.container_root by hand"
             return plan
@@ -55,7 +55,7 @@ class ContainerRoot(Remedy[ConfigFacts]):
         path = Path(action.target)
         saved = fileops.backup(path)
         step.will("restore", path=str(path), backup=str(saved) if saved else None)
-        written, skipped = bootstrap.write_local_mode_config(ctx.settings)
+        written, skipped = config_edits.write_local_mode_config(ctx.settings)
         if not written:
             raise Failed(f"{path} was not written: {skipped[0]['why'] if skipped else 'unknown'}", "set it by hand")
         return f"wrote {written}"

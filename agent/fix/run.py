@@ -10,13 +10,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 from agent import fileops
-from agent.diskguard import parse_duration
 from agent.engine import Engine
 from agent.errors import BadInput, Failed, SmdiagError
 from agent.failures import store
 from agent.fix.history import history, lock, open_journal
 from agent.fix.registry import REMEDIES
 from agent.fix.remedy import Confirm, Context, FixOptions, Plan, Remedy, Step
+from agent.guard.plan import parse_duration
 from agent.log import get_logger
 from agent.settings import Settings
 
