@@ -19,7 +19,9 @@ StateDirOption = Annotated[
         "else ~/.local/state/smdiag).",
     ),
 ]
-VerboseFlag = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")]
+GLOBAL_FLAGS = ("--verbose", "-v")
+"""The app's own flags that are also accepted after the subcommand (`smdiag doctor -v`)."""
+VerboseFlag = Annotated[bool, typer.Option(*GLOBAL_FLAGS, help="Log progress to stderr.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 DockerHostOption = Annotated[
     str | None,

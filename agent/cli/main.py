@@ -8,14 +8,12 @@ import typer
 
 from agent.cli.app import app
 from agent.cli.base_command import print_error
+from agent.cli.cmdoptions import GLOBAL_FLAGS
 
 try:  # typer 0.29 and later carry their own copy of click; earlier ones use click itself
     from typer._click import exceptions as click_errors
 except ImportError:
     from click import exceptions as click_errors
-
-GLOBAL_FLAGS = ("-v", "--verbose")
-"""Options of the app itself that are also accepted after the subcommand (`smdiag doctor -v`)."""
 
 
 def run() -> None:
