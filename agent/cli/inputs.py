@@ -15,11 +15,10 @@ from agent.errors import BadInput, Failed
 if TYPE_CHECKING:
     from agent.settings import Settings
 
-# Library modules are imported inside the checks: `--help` and `last-failure` load this module and must stay
-# light, whatever the library imports (start-up time).
+# Library modules are imported inside the checks: start-up time (see agent.cli.commands).
 
 
-def frameworks(given: str) -> list[str]:
+def chosen_frameworks(given: str) -> list[str]:
     """The frameworks a `--framework all|NAME[,NAME...]` names."""
     from agent.frameworks import FRAMEWORKS
 

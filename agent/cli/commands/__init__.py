@@ -1,4 +1,9 @@
-"""The commands, one module per group, in the order `smdiag --help` lists them (as pip's commands_dict)."""
+"""The commands, one module per group, in the order `smdiag --help` lists them (as pip's commands_dict).
+
+Every command module loads for `--help` and for `last-failure`, which must stay light (no SDK, docker-py,
+psutil or framework) whatever the library grows to import: so each command imports the library modules it
+calls inside its body, and a module's top holds only typer, agent.errors and agent.cli's own parts.
+"""
 
 from __future__ import annotations
 

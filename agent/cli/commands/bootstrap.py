@@ -7,16 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from agent.cli import progress_bars
 from agent.cli.base_command import Outcome, execute
 from agent.cli.cmdoptions import DockerHostOption, JsonFlag, StartCmdOption, StopCmdOption
+from agent.cli.progress_bars import progress_bar
 from agent.errors import BadInput
 
 if TYPE_CHECKING:
     from agent.settings import Settings
 
-# Library modules are imported inside the commands: `--help` and `last-failure` load every command module
-# and must stay light, whatever the library imports (start-up time).
+# Library modules are imported inside the commands: start-up time (see agent.cli.commands).
 
 
 def bootstrap(
@@ -81,7 +80,7 @@ def bootstrap(
             result = studio.bootstrap_result(found)
             return 0, result, result["why"]
         with Engine.for_settings(settings) as engine:
-            with progress_bars.progress_bar("copying the data-root", enabled=not as_json) as progress:
+            with progress_bar("copying the data-root", enabled=not as_json) as progress:
                 result = run_bootstrap(settings, engine, options, progress)
         return 0, result, format_result(result)
 

@@ -24,8 +24,7 @@ if TYPE_CHECKING:
     from agent.diskguard import Policy
     from agent.settings import Settings
 
-# Library modules are imported inside the commands: `--help` and `last-failure` load every command module
-# and must stay light, whatever the library imports (start-up time).
+# Library modules are imported inside the commands: start-up time (see agent.cli.commands).
 
 diskguard_app = command_group(
     "Keep Docker's disk under a threshold: prune least recently used images, never what is in use."

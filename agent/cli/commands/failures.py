@@ -14,8 +14,7 @@ from agent.errors import BadInput
 if TYPE_CHECKING:
     from agent.settings import Settings
 
-# Library modules are imported inside the commands: `--help` and `last-failure` load every command module
-# and must stay light, whatever the library imports (start-up time).
+# Library modules are imported inside the commands: start-up time (see agent.cli.commands).
 
 
 def last_failure(

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from agent.cli import inputs
 from agent.cli.base_command import Outcome, execute
 from agent.cli.cmdoptions import (
     BinDirOption,
@@ -17,6 +16,7 @@ from agent.cli.cmdoptions import (
     StopCmdOption,
     YesOption,
 )
+from agent.cli.inputs import can_ask_before_repairing
 from agent.errors import BadInput
 
 if TYPE_CHECKING:
@@ -25,8 +25,7 @@ if TYPE_CHECKING:
     from agent.fix import FixOptions, Plan
     from agent.settings import Settings
 
-# Library modules are imported inside the commands: `--help` and `last-failure` load every command module
-# and must stay light, whatever the library imports (start-up time).
+# Library modules are imported inside the commands: start-up time (see agent.cli.commands).
 
 
 def fix(
@@ -79,7 +78,7 @@ def fix_options(
     """The repair's options from its flags, once it is sure it may ask before changing anything."""
     from agent.fix import DEFAULT_BIN_DIR, FixOptions
 
-    inputs.can_ask_before_repairing(yes, dry_run)
+    can_ask_before_repairing(yes, dry_run)
     return FixOptions(bin_dir or DEFAULT_BIN_DIR, dry_run, stop_cmd, start_cmd, min_age)
 
 

@@ -11,16 +11,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from agent.cli import inputs, progress_bars
 from agent.cli.base_command import Outcome, command_group, execute
 from agent.cli.cmdoptions import FrameworksOption, JsonFlag
+from agent.cli.inputs import chosen_frameworks
+from agent.cli.progress_bars import health_progress
 from agent.errors import Failed
 
 if TYPE_CHECKING:
     from agent.settings import Settings
 
-# Library modules are imported inside the commands: `--help` and `last-failure` load every command module
-# and must stay light, whatever the library imports (start-up time).
+# Library modules are imported inside the commands: start-up time (see agent.cli.commands).
 
 
 def health(
@@ -52,9 +52,9 @@ def health(
         from agent.engine import Engine
         from agent.experiments.health import ENGINE_TIMEOUT_S, format_health, run_health
 
-        chosen = inputs.frameworks(framework)
+        chosen = chosen_frameworks(framework)
         engine = Engine.for_settings(settings, timeout=ENGINE_TIMEOUT_S)
-        with _interrupted_by_sigterm(), progress_bars.health_progress(chosen) as progress, engine:
+        with _interrupted_by_sigterm(), health_progress(chosen) as progress, engine:
             report = run_health(chosen, mode, quick, scripts, settings, engine, plot, progress, sdk)
         return (0 if report["passed"] else 1), report, format_health(report)
 

@@ -6,15 +6,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from agent.cli import inputs, progress_bars
 from agent.cli.base_command import Outcome, command_group, execute
 from agent.cli.cmdoptions import DockerHostOption, FrameworksOption, JsonFlag
+from agent.cli.inputs import chosen_frameworks
+from agent.cli.progress_bars import steps
 
 if TYPE_CHECKING:
     from agent.settings import Settings
 
-# Library modules are imported inside the commands: `--help` and `last-failure` load every command module
-# and must stay light, whatever the library imports (start-up time).
+# Library modules are imported inside the commands: start-up time (see agent.cli.commands).
 
 images_app = command_group(
     "SageMaker framework images for local mode, built offline (no registry) and tagged with the ECR URIs."
@@ -49,9 +49,9 @@ def images_build(
         from agent import frameworks, images
         from agent.engine import Engine
 
-        chosen = inputs.frameworks(framework)
+        chosen = chosen_frameworks(framework)
         engine = Engine.for_settings(settings.replace(docker_host=docker_host), timeout=images.ENGINE_TIMEOUT_S)
-        with progress_bars.steps("images build") as step, engine:
+        with steps("images build") as step, engine:
             result = images.build(
                 engine,
                 chosen,

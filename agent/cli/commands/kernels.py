@@ -8,15 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from agent.cli import inputs
 from agent.cli.base_command import Outcome, command_group, execute
 from agent.cli.cmdoptions import EnvsOption, JsonFlag
+from agent.cli.inputs import env_patterns
 
 if TYPE_CHECKING:
     from agent.settings import Settings
 
-# Library modules are imported inside the commands: `--help` and `last-failure` load every command module
-# and must stay light, whatever the library imports (start-up time).
+# Library modules are imported inside the commands: start-up time (see agent.cli.commands).
 
 kernels_app = command_group(
     "Failure reports in every notebook Python environment (a one-line .pth hook; no packages added)."
@@ -44,7 +43,7 @@ def kernels_enable(
         from agent.host import kernels
 
         result = kernels.enable(
-            settings.state_dir, inputs.env_patterns(envs, settings, True), agent_python or Path(sys.executable)
+            settings.state_dir, env_patterns(envs, settings, True), agent_python or Path(sys.executable)
         )
         return (0 if result["ok"] else 1), result, kernels.format_result(result)
 
@@ -58,7 +57,7 @@ def kernels_disable(ctx: typer.Context, envs: EnvsOption = None, as_json: JsonFl
     def action(settings: Settings) -> Outcome:
         from agent.host import kernels
 
-        result = kernels.disable(settings.state_dir, inputs.env_patterns(envs, settings, False))
+        result = kernels.disable(settings.state_dir, env_patterns(envs, settings, False))
         return 0, result, kernels.format_result(result)
 
     execute(ctx, as_json, action)
