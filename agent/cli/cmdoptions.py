@@ -1,0 +1,95 @@
+"""The app's own options and those several commands take, each declared once as an Annotated alias.
+
+An option only one command takes is declared with that command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+StateDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-dir",
+        metavar="DIR",
+        help="Where logs, reports and state go (env SMDIAG_STATE_DIR; default <EBS mount>/.smdiag, "
+        "else ~/.local/state/smdiag).",
+    ),
+]
+GLOBAL_FLAGS = ("--verbose", "-v")
+"""The app's own flags that are also accepted after the subcommand (`smdiag doctor -v`)."""
+VerboseFlag = Annotated[bool, typer.Option(*GLOBAL_FLAGS, help="Log progress to stderr.")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+DockerHostOption = Annotated[
+    str | None,
+    typer.Option(
+        "--docker-host", metavar="URL", help="Docker engine URL (env DOCKER_HOST; default unix:///var/run/docker.sock)."
+    ),
+]
+FrameworksOption = Annotated[
+    str,
+    typer.Option("--framework", metavar="NAMES", help="all, tensorflow, pytorch or sklearn (comma-separated too)."),
+]
+
+# How a repair is made: `smdiag fix`, `doctor --fix`, and bootstrap's moving of the data-root.
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Repair without asking.")]
+BinDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--bin-dir",
+        envvar="SMDIAG_BIN_DIR",
+        metavar="DIR",
+        help="Where the docker-compose shim goes (env SMDIAG_BIN_DIR; default /usr/local/bin).",
+    ),
+]
+StopCmdOption = Annotated[
+    str | None, typer.Option("--stop-cmd", metavar="COMMAND", help="Shell command that stops Docker.")
+]
+StartCmdOption = Annotated[
+    str | None, typer.Option("--start-cmd", metavar="COMMAND", help="Shell command that starts Docker.")
+]
+
+# The guard's policy: `diskguard once`, `run` and `make-room`.
+PathOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--path",
+        metavar="PATH",
+        help="Filesystem to watch (default: the one holding Docker's data-root; on a Studio space, the engine's "
+        "own accounting against the home volume's size).",
+    ),
+]
+HighOption = Annotated[
+    float | None,
+    typer.Option("--high", metavar="PCT", help="Prune above this used% (env SMDIAG_HIGH_PCT; default 85)."),
+]
+LowOption = Annotated[
+    float | None,
+    typer.Option("--low", metavar="PCT", help="Prune down to this used% (env SMDIAG_LOW_PCT; default 75)."),
+]
+KeepOption = Annotated[
+    list[str] | None,
+    typer.Option("--keep", metavar="REGEX", help="Never remove images whose repo:tag matches this regex (repeatable)."),
+]
+MinAgeOption = Annotated[
+    str, typer.Option("--min-age", metavar="DURATION", help="Never remove images pulled less than this ago.")
+]
+ContainerAgeOption = Annotated[
+    str,
+    typer.Option(
+        "--container-max-age", metavar="DURATION", help="Remove stopped containers older than this (logs saved first)."
+    ),
+]
+
+EnvsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--envs",
+        metavar="GLOB",
+        help="Glob of environment directories, repeatable (env SMDIAG_CONDA_ENVS, space-separated; "
+        "default /home/ec2-user/anaconda3 and its envs/*).",
+    ),
+]

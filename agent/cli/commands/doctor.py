@@ -1,0 +1,85 @@
+"""`smdiag doctor` (check the host, `--fix` what it can) and `smdiag paths` (where the state lives)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from agent.cli.base_command import Outcome, execute
+from agent.cli.cmdoptions import BinDirOption, DockerHostOption, JsonFlag, StartCmdOption, StopCmdOption, YesOption
+from agent.cli.commands.fix import ask_first, fix_options
+from agent.errors import BadInput
+
+if TYPE_CHECKING:
+    from agent.settings import Settings
+
+# Library modules are imported inside the commands: start-up time (see agent.cli.commands).
+
+
+def doctor(
+    ctx: typer.Context,
+    docker_host: DockerHostOption = None,
+    fix: Annotated[bool, typer.Option("--fix", help="Repair what can be repaired (see `smdiag fix`).")] = False,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", metavar="CHECK", help="With --fix: only compose, engine, network or docker_root."),
+    ] = None,
+    yes: YesOption = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="With --fix: say what it would do.")] = False,
+    bin_dir: BinDirOption = None,
+    stop_cmd: StopCmdOption = None,
+    start_cmd: StartCmdOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check this host for SageMaker local mode: engine, compose, disks, SDK, AWS setup.
+
+    Exit 0 when healthy, 1 when it found a problem (each printed with its fix).
+    With --fix: exit 0 when no problem is left in the checks it repairs, 1 otherwise.
+    """
+
+    def action(settings: Settings) -> Outcome:
+        from agent.engine import Engine
+        from agent.host.doctor import format_report, run_doctor
+
+        settings = settings.replace(docker_host=docker_host)
+        if fix:
+            from agent import fix as fixes
+
+            options = fix_options(bin_dir, dry_run, yes, stop_cmd, start_cmd, "10m")
+            with Engine.for_settings(settings) as engine:
+                code, result = fixes.run_doctor_fix(
+                    settings, engine, options, set(only) if only else None, ask_first(yes), yes
+                )
+            return code, result, fixes.format_doctor_fix(result)
+        if only or yes or dry_run:
+            raise BadInput("--only, --yes and --dry-run go with --fix", "add --fix, or leave them out")
+
+        with Engine.for_settings(settings) as engine:
+            report = run_doctor(settings, engine)
+        return (0 if report["healthy"] else 1), report, format_report(report)
+
+    execute(ctx, as_json, action)
+
+
+def paths(
+    ctx: typer.Context,
+    shell: Annotated[
+        bool, typer.Option("--shell", help="Print SMDIAG_*='...' assignments to eval in a shell script.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Print where smdiag keeps its state: the lifecycle script evals `smdiag paths --shell` rather than
+    repeating the layout. Exit 0, 2 on bad input.
+    """
+
+    def action(settings: Settings) -> Outcome:
+        if shell and as_json:
+            raise BadInput("--shell and --json are two formats", "give one of them")
+        assignments = settings.state.shell_assignments()
+        if shell:
+            return 0, assignments, settings.state.shell_script()
+        width = max(map(len, assignments))
+        return 0, assignments, "\n".join(f"{name:<{width}}  {value}" for name, value in assignments.items())
+
+    execute(ctx, as_json, action)

@@ -1,0 +1,95 @@
+"""`smdiag fix`: repair the cause a failure report names; also how a repair asks first (`doctor --fix`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from agent.cli.base_command import Outcome, execute
+from agent.cli.cmdoptions import (
+    BinDirOption,
+    DockerHostOption,
+    JsonFlag,
+    StartCmdOption,
+    StopCmdOption,
+    YesOption,
+)
+from agent.cli.inputs import can_ask_before_repairing
+from agent.errors import BadInput
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from agent.fix import FixOptions, Plan
+    from agent.settings import Settings
+
+# Library modules are imported inside the commands: start-up time (see agent.cli.commands).
+
+
+def fix(
+    ctx: typer.Context,
+    report_id: Annotated[
+        str | None, typer.Argument(metavar="REPORT_ID", help="A report's id (smdiag failures list).")
+    ] = None,
+    last: Annotated[bool, typer.Option("--last", help="The newest report (the default).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what it would do; change nothing.")] = False,
+    yes: YesOption = False,
+    bin_dir: BinDirOption = None,
+    stop_cmd: StopCmdOption = None,
+    start_cmd: StartCmdOption = None,
+    min_age: Annotated[
+        str,
+        typer.Option(
+            "--min-age", metavar="DURATION", help="For a full disk: never prune images used less than this ago."
+        ),
+    ] = "10m",
+    undo: Annotated[bool, typer.Option("--undo", help="Put back the files the newest fix changed.")] = False,
+    docker_host: DockerHostOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Repair the cause a failure report names (default: the newest), then check that it is gone.
+
+    Exit 0 fixed and verified, 1 not fixed, 2 bad input, 3 no automatic remedy (the hint says what to do).
+    """
+
+    def action(settings: Settings) -> Outcome:
+        from agent import fix as fixes
+        from agent.engine import Engine
+
+        settings = settings.replace(docker_host=docker_host)
+        if undo:
+            result = fixes.undo_last(settings)
+            return 0, result, fixes.format_undo(result)
+        if last and report_id:
+            raise BadInput("give a REPORT_ID or --last, not both", "drop one of them")
+        options = fix_options(bin_dir, dry_run, yes, stop_cmd, start_cmd, min_age)
+        with Engine.for_settings(settings) as engine:
+            code, result = fixes.run_fix(settings, engine, report_id, options, ask_first(yes))
+        return code, result, fixes.format_fix(result)
+
+    execute(ctx, as_json, action)
+
+
+def fix_options(
+    bin_dir: Path | None, dry_run: bool, yes: bool, stop_cmd: str | None, start_cmd: str | None, min_age: str
+) -> FixOptions:
+    """The repair's options from its flags, once it is sure it may ask before changing anything."""
+    from agent.fix import DEFAULT_BIN_DIR, FixOptions
+
+    can_ask_before_repairing(yes, dry_run)
+    return FixOptions(bin_dir or DEFAULT_BIN_DIR, dry_run, stop_cmd, start_cmd, min_age)
+
+
+def ask_first(yes: bool) -> Callable[[Plan], bool]:
+    """Asks on the terminal (stderr) before a plan's changes, unless --yes."""
+
+    def confirm(plan: Plan) -> bool:
+        if yes:
+            return True
+        for step in plan.actions:
+            typer.echo(f"  {step.detail}", err=True)
+        return typer.confirm(f"{plan.remedy}: go ahead?", err=True)
+
+    return confirm

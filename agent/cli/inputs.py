@@ -1,0 +1,56 @@
+"""Checks of the command line's own values, made before any work: each refusal names the problem and the
+fix, as a BadInput (exit 2), or a Failed (exit 1) when the configuration rather than the command line is
+at fault. Nothing has been changed by then.
+
+The checks the library makes too (a writable path, an installed package or SDK) are in agent.inputs.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+from agent.errors import BadInput, Failed
+
+if TYPE_CHECKING:
+    from agent.settings import Settings
+
+# Library modules are imported inside the checks: start-up time (see agent.cli.commands).
+
+
+def chosen_frameworks(given: str) -> list[str]:
+    """The frameworks a `--framework all|NAME[,NAME...]` names."""
+    from agent.frameworks import FRAMEWORKS
+
+    chosen = list(FRAMEWORKS) if given == "all" else [f.strip() for f in given.split(",")]
+    unknown = [f for f in chosen if f not in FRAMEWORKS]
+    if unknown or not chosen:
+        raise BadInput(f"unknown framework {', '.join(unknown)!r}", "use all, tensorflow, pytorch or sklearn")
+    return chosen
+
+
+def env_patterns(envs: list[str] | None, settings: Settings, none_is_failure: bool) -> list[str]:
+    """The environment globs to act on. A given --envs that matches no environment is bad input (exit 2);
+    the configured globs matching none is a failure (exit 1) when `none_is_failure`."""
+    from agent.host import kernels
+
+    patterns = envs or list(settings.conda_envs)
+    if kernels.environments(patterns):
+        return patterns
+    if envs:
+        raise BadInput(
+            f"--envs {' '.join(envs)} matches no Python environment (a directory with bin/python)",
+            "check the glob, e.g. --envs '/home/ec2-user/anaconda3/envs/*'",
+        )
+    if none_is_failure:
+        raise Failed(
+            f"no Python environment matches {' '.join(patterns)} (SMDIAG_CONDA_ENVS or the notebook default)",
+            "set SMDIAG_CONDA_ENVS, or pass --envs GLOB",
+        )
+    return patterns
+
+
+def can_ask_before_repairing(yes: bool, dry_run: bool) -> None:
+    """A repair asks on the terminal before it changes anything, unless told --yes (or only --dry-run)."""
+    if not (yes or dry_run or sys.stdin.isatty()):
+        raise BadInput("no terminal to ask before repairing", "pass --yes to repair, or --dry-run to see the plan")
