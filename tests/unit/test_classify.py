@@ -2,21 +2,23 @@
 
 import pytest
 
-from agent.failures.classify import HINTS, classify
-from agent.host import studio
+from agent.failures.catalog import CATALOG, REFUSALS
+from agent.failures.classify import classify
+from agent.failures.types import Evidence
 
 
 def evidence(**changes):
+    """The evidence, written as a report holds it."""
     base = {
         "call": {"kind": "fit"},
         "exception": {"type": "RuntimeError", "message": "Failed to run: [...]. Process exited with code: 1"},
-        "engine_error": None,
+        "docker": {},
         "pull_errors": [],
         "containers": [],
         "compose_output": [],
         "serving_failed": False,
     }
-    return {**base, **changes}
+    return Evidence.from_dict({**base, **changes})
 
 
 def container(logs, exit_code=1, oom=False, error=None):
@@ -26,7 +28,11 @@ def container(logs, exit_code=1, oom=False, error=None):
 @pytest.mark.parametrize(
     "changes,category,in_summary",
     [
-        ({"engine_error": "cannot reach the Docker engine: Connection refused"}, "daemon_down", "Connection refused"),
+        (
+            {"docker": {"error": "cannot reach the Docker engine: Connection refused"}},
+            "daemon_down",
+            "Connection refused",
+        ),
         (
             {"exception": {"type": "ImportError", "message": "Docker Compose is not installed. Local Mode ..."}},
             "compose_missing",
@@ -180,7 +186,8 @@ REAL_CASES = {
         "docker_missing", "no docker CLI",
     ),
     "engine-down (sagemaker-python-sdk#137)": (
-        {"engine_error": "cannot reach the Docker engine at unix:///var/run/docker.sock: No such file or directory",
+        {"docker": {"error": "cannot reach the Docker engine at unix:///var/run/docker.sock: "
+                             "No such file or directory"},
          **raised("RuntimeError", "Failed to run: ['docker-compose', ...]")},
         "daemon_down", "No such file or directory",
     ),
@@ -190,7 +197,7 @@ REAL_CASES = {
         "daemon_down", "Is the docker daemon running?",
     ),
     "socket permission": (
-        {"engine_error": "cannot reach the Docker engine at unix:///var/run/docker.sock: Permission denied"},
+        {"docker": {"error": "cannot reach the Docker engine at unix:///var/run/docker.sock: Permission denied"}},
         "socket_permission", "Permission denied",
     ),
     "socket permission, compose's own line": (
@@ -381,8 +388,8 @@ def test_the_real_failures_are_named_with_their_evidence_line(case):
 
 def test_every_category_has_an_actionable_hint():
     categories = {category for _changes, category, _quoted in REAL_CASES.values()}
-    studio_refusals = set(studio.REFUSAL_HINTS)  # their real texts are in test_studio.py
-    assert categories | {"unknown", "image_not_found", "registry_unreachable"} == set(HINTS) - studio_refusals
+    studio_refusals = {refusal.category for refusal in REFUSALS}  # their real texts are in test_studio.py
+    assert categories | {"unknown", "image_not_found", "registry_unreachable"} == set(CATALOG) - studio_refusals
 
 
 def test_a_scripts_permission_denied_or_401_is_the_scripts_not_the_registrys():
