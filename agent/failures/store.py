@@ -44,7 +44,7 @@ def save(report: Report, full_logs: dict[str, str], state_dir: Path) -> tuple[Pa
     leave the process) and only here; the directory and the report as stored."""
     directory = new_report_dir(state_dir, report.time_epoch)
     report = dataclasses.replace(report, id=directory.name)
-    redactor = Redactor.from_environment().with_secrets(compose_secrets(report.evidence.compose_file))
+    redactor = Redactor.from_environment().with_secrets(_compose_secrets(report.evidence.compose_file))
     stored = redactor.value(report.to_dict())
     write_logs(directory, full_logs, redactor.text)
     fileops.write_json(directory / "report.json", stored, mode=0o600)
@@ -52,7 +52,7 @@ def save(report: Report, full_logs: dict[str, str], state_dir: Path) -> tuple[Pa
     return directory, stored
 
 
-def compose_secrets(compose_file: ComposeFile | None) -> list[str]:
+def _compose_secrets(compose_file: ComposeFile | None) -> list[str]:
     """Values of secret-named variables in the compose file (the SDK writes the AWS keys there)."""
     values = []
     for line in compose_file.text.splitlines() if compose_file else []:
