@@ -142,10 +142,11 @@ class Source:
     field: str
     collect: Callable[[Gathering], object]
     timeout_s: float
+    """Past this the field is left empty and gathering moves on (the source's thread is left to end alone)."""
     empty: Callable[[str], object] = lambda error: None
-    """The field's value when the source failed, from its error (kept under `evidence_errors` as well,
-    unless the value itself says it)."""
+    """The field's value when the source failed, from its error (kept under `evidence_errors` too)."""
     says_its_error: bool = False
+    """The empty value itself says the error (the engine's): not repeated under `evidence_errors`."""
 
 
 def _docker(g: Gathering) -> DockerFacts:
