@@ -1,6 +1,6 @@
 """Naming a local-mode failure: one category, a summary quoting the evidence line; the catalog adds the hint
-and the remedy. Pure: importing it loads only agent.failures' data types and catalog (and the standard
-library's text helpers of agent.container_logs).
+and the remedy. Pure: importing it loads only agent.failures' data types and catalog, and the text helpers
+of agent.container_logs (standard library only).
 
 Evidence is kept by source (agent.failures.types.Evidence) and each rule reads only the sources its cause
 can speak through: a registry's refusal is in the engine's pull errors and compose's own lines, never in a
