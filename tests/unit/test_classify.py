@@ -457,3 +457,41 @@ def test_a_script_whose_own_port_is_taken_is_the_scripts_error_not_the_serving_p
     logs = ["RuntimeError: The server socket has failed to listen on any local network address. port: 29500, "
             "useIpv6: 0, code: -98, name: EADDRINUSE, message: address already in use"]  # fmt: skip
     assert classify(evidence(containers=[named(logs=logs)])).category == "script_error"
+
+
+ENGINE_DOWN = {"error": "cannot reach the Docker engine at unix:///var/run/docker.sock: Connection refused"}
+
+
+@pytest.mark.parametrize(
+    "call, exception",
+    [
+        ({"kind": "fit", "sdk": "v2"}, {"type": "KeyError", "message": "'InstanceType'"}),  # instance_groups in v2
+        ({"kind": "serve", "sdk": "v3"},
+         {"type": "ValueError", "message": "Cannot detect required model or inference spec"}),  # ModelBuilder.build
+    ],
+)  # fmt: skip
+def test_an_sdk_error_raised_before_the_engine_is_the_sdks_whatever_the_engines_state(call, exception):
+    """Issue 30: the engine being down is evidence beside the diagnosis, not the cause of an error the SDK
+    raised before it went to the engine."""
+    diagnosis = classify(evidence(call=call, exception=exception, docker=ENGINE_DOWN))
+    assert diagnosis.category == "sdk_config" and exception["message"] in diagnosis.summary
+    assert diagnosis.remedy is None and "start" not in diagnosis.hint
+
+
+@pytest.mark.parametrize(
+    "exception",
+    [
+        {"type": "RuntimeError", "message": "Failed to run: ['docker-compose', '-f', '/tmp/x/docker-compose.yaml', "
+                                            "'up', '--build', '--abort-on-container-exit']"},
+        {"type": "RuntimeError", "message": "Docker is not available or not running. Please ensure Docker is "
+                                            "installed and running. Error: Error while fetching server API version: "
+                                            "('Connection aborted.', ConnectionRefusedError(111, 'Connection "
+                                            "refused'))"},  # v3's ModelBuilder
+        {"type": "CalledProcessError",
+         "message": "Command '['docker', 'pull', 'x:1']' returned non-zero exit status 1."},  # v2's pull
+    ],
+)  # fmt: skip
+def test_a_call_that_went_to_a_down_engine_is_daemon_down(exception):
+    diagnosis = classify(evidence(exception=exception, docker=ENGINE_DOWN))
+    assert diagnosis.category == "daemon_down" and "Connection refused" in diagnosis.summary
+    assert diagnosis.remedy.name == "start_engine"
