@@ -132,7 +132,7 @@ class Evidence:
                 PullError(**{"image": None, "error": "", **_known(PullError, p)}) for p in data.get("pull_errors") or []
             ],
             compose_output=list(data.get("compose_output") or []),
-            compose_file=ComposeFile(**data["compose_file"]) if data.get("compose_file") else None,
+            compose_file=ComposeFile(**_known(ComposeFile, data["compose_file"])) if data.get("compose_file") else None,
             compose=ComposeFound(**_known(ComposeFound, data["compose"])) if data.get("compose") else None,
             disks=[Disk(**{"path": "", **_known(Disk, d)}) for d in data.get("disks") or []],
             df_h=data.get("df_h") or "",
