@@ -5,6 +5,10 @@ State.Error, the limits the container ran with — and the tail of its log) and 
 diskguard and `smdiag fix` keep the log of a container before removing it; bootstrap compares log tails
 to prove a move lost nothing; health and the reports reduce a log to the error that ended it. Every read
 is bounded (a training log can be gigabytes), and the pure helpers at the end need no engine.
+
+The kernel hook copies this module beside the guest, into environments without smdiag's dependencies: at
+module level it imports the standard library only (docker-py and agent's own modules inside the functions
+that use them).
 """
 
 from __future__ import annotations
@@ -14,8 +18,6 @@ import hashlib
 import re
 from collections.abc import Iterable
 from pathlib import Path
-
-from agent import fileops
 
 LOG_LINES = 200
 """Lines of each container's log kept inside a report (the full log is saved beside it)."""
@@ -80,6 +82,8 @@ def read(container, timestamps: bool = False, lines: int = FULL_LOG_LINES) -> st
 
 def save(container, path: Path, timestamps: bool = False) -> Path:
     """A container's log kept in a file (0600) before the container is removed."""
+    from agent import fileops  # not at the top: the kernel hook's copy of this module has the standard library only
+
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fileops.atomic_write(path, read(container, timestamps=timestamps), mode=0o600)
     return path
@@ -108,19 +112,6 @@ def call_containers(client, names: Iterable[str], started: float) -> list:
             if created is not None and created >= started - 1:
                 found.append(container)
     return found
-
-
-def write_logs(directory: Path, logs: dict[str, str], redact) -> None:
-    """Each container's full log as `<directory>/containers/<name>.log`, through `redact`, files 0600."""
-    if not logs:
-        return
-    (directory / "containers").mkdir(mode=0o700, exist_ok=True)
-    for name, text in logs.items():
-        fileops.atomic_write(directory / "containers" / f"{safe_name(name)}.log", redact(text), mode=0o600)
-
-
-def safe_name(name: str) -> str:
-    return re.sub(r"[^\w.-]", "_", name) or "container"
 
 
 # ---------------------------------------------------------------------------------------------- pure

@@ -1,5 +1,5 @@
 """`python -m agent.record`: the failure recorder (agent.failures.record), under the name that kernel hooks
-already installed in users' environments call."""
+already installed in users' environments call. Importing it installs nothing."""
 
 import sys
 

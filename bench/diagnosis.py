@@ -1,7 +1,7 @@
 """How often smdiag names the cause of the local-mode failures users hit, and how fast its report arrives.
 
 Replays every reproducible case of ../shared/FAILURES.md (testbed/failure_cases.py: the same reproductions
-tests/test_real_failures.py judges) on the real bed with the real SDK v2, and prints per case: the cause
+tests/bed/test_real_failures.py judges) on the real bed with the real SDK v2, and prints per case: the cause
 the thread established, smdiag's category and summary, right or wrong (category, the summary quoting the
 evidence, the hint naming the fix), the seconds from the SDK's exception to the report on disk (goal
 < 2 s, issue 18) and the evidence source that took longest (the report's `evidence_seconds`); then the

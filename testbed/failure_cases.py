@@ -1,5 +1,5 @@
 """The local-mode failures users hit (../shared/FAILURES.md's table), each reproduced on the bed with the
-real SageMaker SDK v2 and the wrapper on: one entry per case, shared by tests/test_real_failures.py and
+real SageMaker SDK v2 and the wrapper on: one entry per case, shared by tests/bed/test_real_failures.py and
 bench/diagnosis.py, so the test and the benchmark judge the same reproduction.
 
 A case sets up what its thread's user had (an image, a registry, a full disk, a Compose, a PATH), runs a

@@ -1,11 +1,11 @@
 """Gathering a failure's evidence: a declared list of sources, each bounded in time and size.
 
-Input is the capture the wrapper made in the user's process (`autowrap.FailureFacts`: the call, the SDK's
-exception, compose's streamed output, pull errors the SDK would have lost); output is the stored report.
-Each source of `SOURCES` fills one field of the report, or that field says why it could not (`{"error":
-...}`): a report is written even when the engine is down or a disk hangs. Evidence stays by source —
-the engine's facts, compose's own lines, each container's own output, the SDK's exception, the disks —
-because agent.classify lets each rule read only the sources its cause can speak through.
+Input is what the guest saw in the user's process (agent.guest.facts.FailureFacts: the call, the SDK's
+exception, compose's streamed output, pull errors the SDK would have lost); output is the typed `Evidence`
+(agent.failures.types). Each source of `SOURCES` fills one field, or leaves it empty and says why in
+`evidence_errors`: a report is written even when the engine is down or a disk hangs. Evidence stays by
+source — the engine's facts, compose's own lines, each container's own output, the SDK's exception, the
+disks — because agent.failures.classify lets each rule read only the sources its cause can speak through.
 """
 
 from __future__ import annotations
@@ -21,12 +21,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent import container_logs, disks, platform
-from agent.failures import classify
-from agent.failures import store as failures
-from agent.guest.wrapper import FailureFacts
+import docker.errors
+import yaml
+
+from agent import container_logs, disks, engine, platform
+from agent.errors import SmdiagError
+from agent.failures.types import (
+    ComposeFile,
+    ComposeFound,
+    Container,
+    Disk,
+    DockerFacts,
+    Evidence,
+    FailureFacts,
+    KeptContainer,
+    PullError,
+)
+from agent.host import compose
 from agent.imageref import split_image_ref
-from agent.redact import Redactor
 from agent.settings import Settings
 
 ENGINE_TIMEOUT_S = 5
@@ -64,10 +76,10 @@ CONTAINER_LINE = re.compile(r"^([\w.-]+?)(?:_\d+)?\s+\|\s?(.*)$")
 
 @dataclass
 class Gathering:
-    """What the sources share: the capture, the settings, the engine client (made once), and what one
+    """What the sources share: the guest's facts, the settings, the engine client (made once), and what one
     source leaves for another (the full container logs, for the report's files)."""
 
-    capture: FailureFacts
+    facts: FailureFacts
     settings: Settings
     full_logs: dict[str, str] = field(default_factory=dict)
     streamed: dict[str, list[str]] = field(default_factory=dict)
@@ -83,7 +95,7 @@ class Gathering:
         names = {s["container_name"] for s in self.services if s.get("container_name")} | {
             s["service"] for s in self.services
         }
-        for raw in self.capture.compose_output:
+        for raw in self.facts.compose_stream:
             line = ANSI.sub("", raw)
             found = CONTAINER_LINE.match(line)
             if found and (found.group(1) in names or not names):
@@ -93,15 +105,13 @@ class Gathering:
 
     @functools.cached_property
     def compose_paths(self) -> list[str]:
-        found = list(self.capture.compose_files)
-        found += COMPOSE_PATH.findall(str(self.capture.exception.get("message") or ""))
+        found = list(self.facts.compose_files)
+        found += COMPOSE_PATH.findall(self.facts.exception.message or "")
         return [p for p in dict.fromkeys(found) if Path(p).is_file()]
 
     @functools.cached_property
     def services(self) -> list[dict]:
         """container_name and image of every service in the compose files this call wrote."""
-        import yaml
-
         services = []
         for path in self.compose_paths:
             with contextlib.suppress(OSError, yaml.YAMLError, AttributeError):
@@ -112,8 +122,6 @@ class Gathering:
 
     def client(self):
         """The engine's client, connected once; raises the engine's reason when it cannot be reached."""
-        from agent import engine
-
         if self._unreachable is not None:  # asked once: a down engine costs one timeout, not one per source
             raise self._unreachable
         if self._client is None:
@@ -134,42 +142,43 @@ class Source:
     field: str
     collect: Callable[[Gathering], object]
     timeout_s: float
-    """Past this the field says so and gathering moves on (the source's thread is left to end alone)."""
-    empty: object = None
-    """The field's value when the source failed (its error is kept under `evidence_errors`)."""
+    """Past this the field is left empty and gathering moves on (the source's thread is left to end alone)."""
+    empty: Callable[[str], object] = lambda error: None
+    """The field's value when the source failed, from its error (kept under `evidence_errors` too)."""
+    says_its_error: bool = False
+    """The empty value itself says the error (the engine's): not repeated under `evidence_errors`."""
 
 
-def _docker(g: Gathering) -> dict:
-    from agent import engine
-    from agent.errors import SmdiagError
-
+def _docker(g: Gathering) -> DockerFacts:
     try:
         facts = engine.describe(g.client(), g.settings.docker_host)
     except SmdiagError as exc:
-        return {"error": exc.problem}
+        return DockerFacts(error=exc.problem)
     g.root_dir = facts.root_dir or g.root_dir
-    return {"version": facts.version, "root_dir": facts.root_dir, "host": g.settings.docker_host}
+    return DockerFacts(version=facts.version, root_dir=facts.root_dir, host=g.settings.docker_host)
 
 
-def _containers(g: Gathering) -> list[dict]:
+def _containers(g: Gathering) -> list[Container]:
     """The engine's facts and each container's own output (its log), for the containers of this call."""
-    from agent.errors import SmdiagError
-
     names = [s.get("container_name") for s in g.services]
     found = []
     with contextlib.suppress(SmdiagError):  # the engine's reason is the `docker` field's; the stream remains
-        for container in container_logs.call_containers(g.client(), names, g.capture.started):
+        for container in container_logs.call_containers(g.client(), names, g.facts.started):
             facts, text = container_logs.snapshot(container)
             if text is not None:
                 g.full_logs[container.name] = text
-            found.append(facts)
-    seen = {c["name"] for c in found}
-    found += [c for c in g.capture.containers if c.get("name") not in seen]  # auto-removed: the wrapper kept them
+            found.append(Container.from_dict(facts))
+    seen = {c.name for c in found}
+    found += [_kept(c) for c in g.facts.kept_containers if c.name not in seen]  # auto-removed: the guest kept them
     for name, lines in g.streamed.items():  # gone from the engine: what compose streamed of it
-        if not any(_same_container(name, c["name"]) for c in found):
-            found.append({"name": name, "source": "compose stream", "status": None, "exit_code": None,
-                          "oom_killed": False, "error": None, "logs": lines[-container_logs.LOG_LINES :]})  # fmt: skip
+        if not any(_same_container(name, c.name) for c in found):
+            found.append(Container(name, logs=lines[-container_logs.LOG_LINES :], source="compose stream"))
     return found
+
+
+def _kept(kept: KeptContainer) -> Container:
+    return Container(kept.name or "?", kept.image, kept.status, kept.exit_code, kept.oom_killed, kept.error,
+                     logs=kept.logs, source="guest")  # fmt: skip
 
 
 def _same_container(streamed: str, engine_name: str) -> bool:
@@ -179,18 +188,16 @@ def _same_container(streamed: str, engine_name: str) -> bool:
     return engine_name.startswith(streamed) or re.fullmatch(pattern, engine_name) is not None
 
 
-def _pull_errors(g: Gathering) -> list[dict]:
-    """The engine's own pull errors, `[{image, error}]`: as the wrapper kept them (the SDK's `docker pull`),
-    else as compose relayed them in its own lines, else (compose's stream lost them) asked of the engine
-    with one more pull, bounded. Only a silent pull costs that second pull: it may be gigabytes."""
-    if g.capture.pull_errors:
-        return list(g.capture.pull_errors)
+def _pull_errors(g: Gathering) -> list[PullError]:
+    """The engine's own pull errors: as the guest kept them (the SDK's `docker pull`), else as compose
+    relayed them in its own lines, else (compose's stream lost them) asked of the engine with one more
+    pull, bounded. Only a silent pull costs that second pull: it may be gigabytes."""
+    if g.facts.pull_errors:
+        return list(g.facts.pull_errors)
     streamed = _streamed_pull_errors(g)
     if streamed or not _looks_like_pull_failure(g):
         return streamed
-    import docker.errors
-
-    images = [*g.capture.call.get("images", []), *(s["image"] for s in g.services)]
+    images = [*g.facts.call.images, *(s["image"] for s in g.services)]
     errors = []
     deadline = time.monotonic() + PULL_RETRY_S
     for image in filter(None, dict.fromkeys(images)):
@@ -201,23 +208,23 @@ def _pull_errors(g: Gathering) -> list[dict]:
         try:
             for event in g.client().api.pull(repository, tag=tag or "latest", stream=True, decode=True):
                 if "error" in event:
-                    errors.append({"image": image, "error": event["error"].strip()})
+                    errors.append(PullError(image, event["error"].strip()))
                     break
                 if time.monotonic() > deadline:
                     break
         except docker.errors.APIError as exc:
-            errors.append({"image": image, "error": str(exc.explanation or exc)})
+            errors.append(PullError(image, str(exc.explanation or exc)))
     return errors
 
 
-def _streamed_pull_errors(g: Gathering) -> list[dict]:
+def _streamed_pull_errors(g: Gathering) -> list[PullError]:
     """The pull errors compose printed: the first line of an unfinished pull that is not its progress (a
     pull that finished, or gave way to creating the containers, had none: a later error is a container's).
     A pull whose image cannot be named is left to the second pull."""
     images_of = {s["service"]: s["image"] for s in g.services} | {
         s["container_name"]: s["image"] for s in g.services if s.get("container_name")
     }
-    only = list(dict.fromkeys(filter(None, [*g.capture.call.get("images", []), *images_of.values()])))
+    only = list(dict.fromkeys(filter(None, [*g.facts.call.images, *images_of.values()])))
     sole = only[0] if len(only) == 1 else None
     lines = g.compose_lines
     pulling = sole if lines and PULL_PROGRESS.match(lines[0]) else None  # the kept lines begin mid-pull
@@ -232,13 +239,13 @@ def _streamed_pull_errors(g: Gathering) -> list[dict]:
             pulling = None
         elif not PULL_PROGRESS.match(line) and line.strip():
             framed = next(filter(None, (pattern.match(line) for pattern in COMPOSE_ERROR)), None)
-            errors.append({"image": pulling, "error": framed.group("error") if framed else line.strip()})
+            errors.append(PullError(pulling, framed.group("error") if framed else line.strip()))
             pulling = None
     return errors
 
 
 def _looks_like_pull_failure(g: Gathering) -> bool:
-    text = str(g.capture.exception.get("message") or "") + "\n".join(g.compose_lines)
+    text = (g.facts.exception.message or "") + "\n".join(g.compose_lines)
     return bool(re.search(r"docker pull|pull access|error pulling|manifest|Pulling", text, re.I))
 
 
@@ -246,25 +253,23 @@ def _compose_output(g: Gathering) -> list[str]:
     return g.compose_lines[-container_logs.LOG_LINES :]
 
 
-def _compose_file(g: Gathering) -> dict | None:
+def _compose_file(g: Gathering) -> ComposeFile | None:
     if not g.compose_paths:
         return None
-    return {"path": g.compose_paths[0], "text": Path(g.compose_paths[0]).read_text()}
+    return ComposeFile(g.compose_paths[0], Path(g.compose_paths[0]).read_text())
 
 
-def _compose_choice(g: Gathering) -> dict | None:
+def _compose_found(g: Gathering) -> ComposeFound | None:
     """When the SDK found no Compose: what is there (a plugin it refused, or nothing), probed as it probes."""
-    if "is not installed" not in str(g.capture.exception.get("message") or "").lower():
+    if "is not installed" not in (g.facts.exception.message or "").lower():
         return None
-    from agent.host import compose
-
-    return compose.probe_compose().to_dict()
+    return ComposeFound(**compose.probe_compose().to_dict())
 
 
-def _disks(g: Gathering) -> list[dict]:
+def _disks(g: Gathering) -> list[Disk]:
     paths = [
         ("docker_root", g.root_dir),
-        ("container_root", g.capture.container_root or _staging_root(g.compose_paths)),
+        ("container_root", g.facts.container_root or _staging_root(g.compose_paths)),
         ("ebs", str(g.settings.ebs_mount)),
     ]
     return [_disk(role, path) for role, path in paths]
@@ -278,12 +283,11 @@ def _staging_root(compose_paths: list[str]) -> str:
     return tempfile.gettempdir()
 
 
-def _disk(role: str, path: str) -> dict:
+def _disk(role: str, path: str) -> Disk:
     usage = disks.fs_usage(path)
     if usage is None:
-        return {"role": role, "path": path, "total": None, "used": None, "free": None, "percent": None}
-    return {"role": role, "path": path, "total": usage.total, "used": usage.used, "free": usage.free,
-            "percent": usage.percent}  # fmt: skip
+        return Disk(role, path)
+    return Disk(role, path, usage.total, usage.used, usage.free, usage.percent)
 
 
 def _df_h(g: Gathering) -> str:
@@ -291,21 +295,25 @@ def _df_h(g: Gathering) -> str:
     return done.stdout
 
 
+def _nothing(error: str) -> list:
+    return []
+
+
 SOURCES = (
-    Source("docker", _docker, ENGINE_TIMEOUT_S * 2),
-    Source("containers", _containers, 20, []),
-    Source("pull_errors", _pull_errors, PULL_RETRY_S + ENGINE_TIMEOUT_S, []),
-    Source("compose_output", _compose_output, 1, []),
+    Source("docker", _docker, ENGINE_TIMEOUT_S * 2, lambda error: DockerFacts(error=error), says_its_error=True),
+    Source("containers", _containers, 20, _nothing),
+    Source("pull_errors", _pull_errors, PULL_RETRY_S + ENGINE_TIMEOUT_S, _nothing),
+    Source("compose_output", _compose_output, 1, _nothing),
     Source("compose_file", _compose_file, 5),
-    Source("compose", _compose_choice, 15),
-    Source("disks", _disks, 10, []),
-    Source("df_h", _df_h, 6, ""),
+    Source("compose", _compose_found, 15),
+    Source("disks", _disks, 10, _nothing),
+    Source("df_h", _df_h, 6, lambda error: ""),
 )
-"""Each field of a report and where it comes from, in the order they are asked."""
+"""Each field of the evidence gathered here and where it comes from, in the order they are asked."""
 
 
-def _bounded(source: Source, gathering: Gathering) -> object:
-    """The source's field, or `{"error": ...}` when it raised or overran its time."""
+def _bounded(source: Source, gathering: Gathering) -> tuple[object, str | None]:
+    """The source's value, or its empty value and why: it raised, or overran its time."""
     result: dict = {}
 
     def run() -> None:
@@ -313,72 +321,34 @@ def _bounded(source: Source, gathering: Gathering) -> object:
             result["value"] = source.collect(gathering)
         except Exception as exc:  # noqa: BLE001 - a source that fails becomes a field saying why
             problem = getattr(exc, "problem", None) or f"{type(exc).__name__}: {exc}"
-            result["value"] = {"error": str(problem)[:500]}
+            result["error"] = str(problem)[:500]
 
     worker = threading.Thread(target=run, name=f"evidence-{source.field}", daemon=True)
     worker.start()
     worker.join(source.timeout_s)
-    return result.get("value", {"error": f"no answer within {source.timeout_s:g}s"})
+    if "value" in result:
+        return result["value"], None
+    error = result.get("error", f"no answer within {source.timeout_s:g}s")
+    return source.empty(error), error
 
 
-def collect(capture: FailureFacts, settings: Settings) -> tuple[dict, dict[str, str]]:
-    """The report (classified, not yet redacted) and each container's full log."""
-    gathering = Gathering(capture, settings)
-    report = {
-        "id": None,
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "time_epoch": time.time(),
-        "call": capture.call,
-        "exception": capture.exception,
-    }
-    seconds = report["evidence_seconds"] = {}
+def gather(facts: FailureFacts, settings: Settings) -> tuple[Evidence, dict[str, str]]:
+    """The evidence of the failure the guest saw, and each container's full log (for the report's files)."""
+    gathering = Gathering(facts, settings)
+    found: dict[str, object] = {}
+    errors: dict[str, str] = {}
+    seconds: dict[str, float] = {}
     try:
         for source in SOURCES:
             started = time.monotonic()
-            value = _bounded(source, gathering)
+            found[source.field], error = _bounded(source, gathering)
             seconds[source.field] = round(time.monotonic() - started, 3)
-            if isinstance(value, dict) and "error" in value and source.field != "docker":
-                report.setdefault("evidence_errors", {})[source.field] = value["error"]
-                value = source.empty
-            if value is not None or source.field != "compose":
-                report[source.field] = value
+            if error is not None and not source.says_its_error:
+                errors[source.field] = error
     finally:
         gathering.close()
-    diagnosis = classify.classify(
-        {
-            "call": capture.call,
-            "exception": capture.exception,
-            "engine_error": report["docker"].get("error"),
-            "pull_errors": report["pull_errors"],
-            "containers": report["containers"],
-            "compose_output": report["compose_output"],
-            "serving_failed": capture.serving_failed,
-            "compose": report.get("compose"),
-            "disks": report["disks"],
-            "platform": platform.detect(settings).kind,
-        }
-    )
-    report.update(category=diagnosis.category, summary=diagnosis.summary, hint=diagnosis.hint)
-    return report, gathering.full_logs
-
-
-def record(capture: FailureFacts, settings: Settings) -> tuple[Path, dict]:
-    """Collect, classify and store; returns the report directory and the report as stored (redacted)."""
-    report, full_logs = collect(capture, settings)
-    directory = failures.new_report_dir(settings.state_dir, report["time_epoch"])
-    report["id"] = directory.name
-    compose_file = report.get("compose_file") if isinstance(report.get("compose_file"), dict) else None
-    redactor = Redactor.from_environment().with_secrets(_compose_secrets(compose_file))
-    return directory, failures.write_report(directory, report, full_logs, redactor)
-
-
-def _compose_secrets(compose_file: dict | None) -> list[str]:
-    """Values of secret-named variables in the compose file (the SDK writes the AWS keys there)."""
-    from agent.redact import SECRET_NAME
-
-    values = []
-    for line in (compose_file or {}).get("text", "").splitlines():
-        match = re.match(r"\s*-?\s*([A-Za-z_][\w]*)=(.+)$", line)
-        if match and SECRET_NAME.search(match.group(1)):
-            values.append(match.group(2).strip().strip("'\""))
-    return values
+    evidence = Evidence(
+        facts.call, facts.exception, **found, serving_failed=facts.serving_failed,
+        platform=platform.detect(settings).kind, evidence_errors=errors, evidence_seconds=seconds,
+    )  # fmt: skip
+    return evidence, gathering.full_logs

@@ -1,45 +1,46 @@
-"""`python -m agent.record`: the failure recorder local mode's wrapper runs, as `smdiag failures record --json`
-does, without the CLI's own imports (typer, structlog and rich cost about as much CPU as gathering the
-evidence itself): the user is waiting for the report right after their exception, often on a notebook whose
-other kernels hold the CPU.
+"""`python -m agent.record`: the failure recorder the guest runs, as `smdiag failures record --json` does,
+without the CLI's own imports (typer, structlog and rich cost about as much CPU as gathering the evidence
+itself): the user is waiting for the report right after their exception, often on a notebook whose other
+kernels hold the CPU.
 
-Reads the wrapper's capture (`autowrap.FailureFacts` as JSON) on stdin, stores the report, prints its path,
-id, category, summary, hint and remedy as JSON; exit 0 stored, 1 failed, 2 stdin is not a capture or the
-settings are bad (one line on stderr, as the CLI's).
+Reads the guest's facts (agent.guest.facts.FailureFacts as JSON) on stdin, then the pipeline, one hop each:
+evidence (gathered) → diagnosis (classified, the catalog's hint and remedy) → report (stored). Prints the
+report's path, id, category, summary, hint and remedy (its name, or null) as JSON; exit 0 stored, 1 failed,
+2 stdin is not the facts or the settings are bad (one line on stderr, as the CLI's). Importing it installs
+nothing: the facts' module is data only.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
+import time
 
 from agent.errors import BadInput, SmdiagError
+from agent.failures import evidence, store
+from agent.failures.classify import classify
+from agent.failures.types import FailureFacts, Report
+from agent.redact import process_redactor
 from agent.settings import Settings
 
 
 def record(text: str, settings: Settings) -> dict:
-    """Store the report of the capture `text`; the fields the wrapper tells the user."""
-    from agent.failures import evidence
-    from agent.fix import choose_remedy
-    from agent.guest.wrapper import FailureFacts
-
+    """Store the report of the facts `text`; the fields the guest tells the user."""
     try:
-        capture = FailureFacts.from_json(text)
+        facts = FailureFacts.from_json(text)
     except (ValueError, TypeError) as exc:
         raise BadInput(f"stdin is not a failure capture ({exc})", "pipe the JSON that agent.autowrap writes") from None
-    directory, report = evidence.record(capture, settings)
-    fields = {"path": str(directory), **{k: report[k] for k in ("id", "category", "summary", "hint")}}
-    fields["remedy"] = choose_remedy(report)
-    return fields
+    started = time.time()
+    found, full_logs = evidence.gather(facts, settings)
+    directory, stored = store.save(Report(started, found, classify(found)), full_logs, settings.state_dir)
+    return {
+        "path": str(directory),
+        **{key: stored[key] for key in ("id", "category", "summary", "hint")},
+        "remedy": (stored["remedy"] or {}).get("name"),
+    }
 
 
 def main() -> int:
-    from agent.redact import process_redactor
-
-    # This process runs no SDK: importing agent.autowrap (for FailureFacts) need not prepare to patch one,
-    # which reads the installed packages' metadata.
-    os.environ["SMDIAG_DISABLE"] = "1"
     settings = None
     try:
         settings = Settings.load()
@@ -47,7 +48,7 @@ def main() -> int:
     except SmdiagError as exc:
         print(process_redactor().text(exc.one_line()), file=sys.stderr)
         return exc.exit_code
-    except Exception as exc:  # noqa: BLE001 - the traceback goes to the log, the wrapper gets one line
+    except Exception as exc:  # noqa: BLE001 - the traceback goes to the log, the guest gets one line
         print(process_redactor().text(f"internal error: {type(exc).__name__}: {exc}"), file=sys.stderr)
         _log_crash(settings)
         return 1

@@ -1,23 +1,27 @@
 """Failure reports for local-mode calls: where they are stored, how they are listed and shown.
 
-agent.evidence gathers a failure's evidence and agent.classify names its cause; `write_report` stores the
-result, redacted once on its way out, under `<state>/failures/<UTC time>-<id>/` (the directory names sort
-by time, so the newest report is found without reading the others). Listing and reading reports needs
-none of the heavy modules, so `smdiag last-failure` starts fast.
+agent.failures.evidence gathers a failure's evidence and agent.failures.classify names its cause; `save`
+stores the report (agent.failures.types.Report), redacted once on its way out, under
+`<state>/failures/<UTC time>-<id>/`: report.json, report.txt and each container's full log (the directory
+names sort by time, so the newest report is found without reading the others). Listing and reading
+reports needs none of the heavy modules, so `smdiag last-failure` starts fast.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import secrets
 import time
 from pathlib import Path
 
-from agent import container_logs, fileops
+from agent import fileops
 from agent.disks import human_bytes
 from agent.errors import Failed
-from agent.redact import Redactor
+from agent.failures.types import ComposeFile, Report
+from agent.redact import SECRET_NAME, Redactor
 
 # ---------------------------------------------------------------------------------------------- storage
 
@@ -35,14 +39,40 @@ def new_report_dir(state_dir: Path, when: float) -> Path:
     return directory
 
 
-def write_report(directory: Path, report: dict, full_logs: dict[str, str], redactor: Redactor) -> dict:
-    """report.json, report.txt and each container's full log, files 0600, redacted here (where they leave
-    the process) and only here; returns the report as stored."""
-    report = redactor.value(report)
-    container_logs.write_logs(directory, full_logs, redactor.text)
-    fileops.write_json(directory / "report.json", report, mode=0o600)
-    fileops.atomic_write(directory / "report.txt", format_report(report), mode=0o600)
-    return report
+def save(report: Report, full_logs: dict[str, str], state_dir: Path) -> tuple[Path, dict]:
+    """Store `report` and each container's full log in a new report directory, redacted here (where they
+    leave the process) and only here; the directory and the report as stored."""
+    directory = new_report_dir(state_dir, report.time_epoch)
+    report = dataclasses.replace(report, id=directory.name)
+    redactor = Redactor.from_environment().with_secrets(_compose_secrets(report.evidence.compose_file))
+    stored = redactor.value(report.to_dict())
+    write_logs(directory, full_logs, redactor.text)
+    fileops.write_json(directory / "report.json", stored, mode=0o600)
+    fileops.atomic_write(directory / "report.txt", format_report(stored), mode=0o600)
+    return directory, stored
+
+
+def _compose_secrets(compose_file: ComposeFile | None) -> list[str]:
+    """Values of secret-named variables in the compose file (the SDK writes the AWS keys there)."""
+    values = []
+    for line in compose_file.text.splitlines() if compose_file else []:
+        match = re.match(r"\s*-?\s*([A-Za-z_][\w]*)=(.+)$", line)
+        if match and SECRET_NAME.search(match.group(1)):
+            values.append(match.group(2).strip().strip("'\""))
+    return values
+
+
+def write_logs(directory: Path, logs: dict[str, str], redact) -> None:
+    """Each container's full log as `<directory>/containers/<name>.log`, through `redact`, files 0600."""
+    if not logs:
+        return
+    (directory / "containers").mkdir(mode=0o700, exist_ok=True)
+    for name, text in logs.items():
+        fileops.atomic_write(directory / "containers" / f"{_safe_name(name)}.log", redact(text), mode=0o600)
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^\w.-]", "_", name) or "container"
 
 
 def list_reports(state_dir: Path) -> list[dict]:
@@ -85,8 +115,9 @@ def last_report(state_dir: Path) -> tuple[Path, dict]:
 
 def format_report(report: dict, log_lines: int = 20) -> str:
     call = report.get("call") or {}
+    class_name = call.get("class_name", call.get("class"))  # a report stored before the typed facts: "class"
     lines = [
-        f"{report.get('time')}  {call.get('kind')} of {call.get('class')} ({call.get('instance_type')}) failed",
+        f"{report.get('time')}  {call.get('kind')} of {class_name} ({call.get('instance_type')}) failed",
         f"category: {report.get('category')}",
         f"summary:  {report.get('summary')}",
         f"hint:     {report.get('hint')}",

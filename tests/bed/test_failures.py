@@ -27,7 +27,7 @@ CREDENTIALS_FILE_SECRET = "credsFileSecretValuePLANTED0123456789"
 
 PROGRAM = textwrap.dedent(
     """
-    import contextlib, json, sys
+    import contextlib, json, os, sys
     import agent.autowrap
     from sagemaker.local import LocalSession
     session = LocalSession(sagemaker_config={"SchemaVersion": "1.0",
@@ -39,8 +39,16 @@ PROGRAM = textwrap.dedent(
             from sagemaker.estimator import Estimator
             Estimator(image_uri=image, role=ROLE, instance_count=1, instance_type="local",
                       sagemaker_session=session).fit()
-        elif kind == "deploy":  # on the host's 8080 unless a port is given
+        elif kind == "fit_in_instance_groups":  # the job's config has InstanceGroups, no InstanceType
+            from sagemaker.estimator import Estimator
+            from sagemaker.instance_group import InstanceGroup
+            Estimator(image_uri=image, role=ROLE, instance_groups=[InstanceGroup("train", "local", 1)],
+                      sagemaker_session=session).fit()
+        elif kind in ("deploy", "deploy_waiting"):  # on the host's 8080 unless a port is given
             from sagemaker.model import Model
+            if kind == "deploy_waiting":  # the SDK's wait for /ping, shortened as the slow-start hint says
+                import sagemaker.local.entities
+                sagemaker.local.entities.HEALTH_CHECK_TIMEOUT_LIMIT = int(sys.argv[5])
             if len(sys.argv) > 4:
                 session.config["local"]["serving_port"] = int(sys.argv[4])
             Model(image_uri=image, model_data="file://" + sys.argv[3], role=ROLE, sagemaker_session=session,
@@ -64,7 +72,10 @@ PROGRAM = textwrap.dedent(
             with agent.autowrap.explained("fit", images=[image]):
                 sagemaker.local.image._pull_image(image)
     except Exception as exc:
-        print(json.dumps({"type": type(exc).__name__, "notes": getattr(exc, "__notes__", [])}))
+        print(json.dumps({"type": type(exc).__name__, "notes": getattr(exc, "__notes__", [])}), flush=True)
+        if kind == "deploy_waiting":  # the SDK's serving thread waits on the container it left running
+            sys.stderr.flush()
+            os._exit(3)
         sys.exit(3)
     print(json.dumps({"ok": True}))
     """
@@ -225,11 +236,12 @@ STREAMED_PULLS = [
 @pytest.mark.parametrize("lines, expected", STREAMED_PULLS)
 def test_compose_s_own_pull_error_lines_are_the_pull_errors(lines, expected):
     from agent.failures.evidence import Gathering, _streamed_pull_errors
-    from agent.guest.wrapper import FailureFacts
+    from agent.failures.types import Call, FailureFacts, RaisedException
 
-    capture = FailureFacts(call={"images": ["img:1"]}, started=0, exception={}, compose_output=lines)
-    found = _streamed_pull_errors(Gathering(capture, settings=None))
-    assert [(p["image"], p["error"]) for p in found] == expected
+    facts = FailureFacts(Call("fit", images=["img:1"]), started=0, exception=RaisedException("", ""),
+                         compose_stream=lines)  # fmt: skip
+    found = _streamed_pull_errors(Gathering(facts, settings=None))
+    assert [(p.image, p.error) for p in found] == expected
 
 
 def test_registry_unreachable_and_image_not_found(make_engine, registry, local_mode):
@@ -260,6 +272,33 @@ def test_a_stopped_engine_is_daemon_down_and_the_report_is_still_written(make_en
     done, raised, report = local_mode("fit", image, host=daemon.host)
     assert done.returncode == 3 and report["category"] == "daemon_down"
     assert "error" in report["docker"] and report["containers"] == []
+
+
+def test_an_sdk_config_error_on_a_stopped_engine_is_the_sdks_with_the_engine_beside_it(make_engine, local_mode):
+    """The SDK refused the job's config before it went to the engine (issue 30): the exception is the cause,
+    and the stopped engine is evidence, not the diagnosis."""
+    daemon, _disk = make_engine()
+    daemon.kill()
+    done, raised, report = local_mode("fit_in_instance_groups", "smdiag-test/fine:1", host=daemon.host)
+    assert raised["type"] == "KeyError", done.stderr[-3000:]  # the SDK's own exception, unchanged
+    [note] = raised["notes"]
+    assert note.startswith("smdiag: sdk_config:") and "smdiag fix" not in note
+    assert report["category"] == "sdk_config" and "KeyError: 'InstanceType'" in report["summary"]
+    assert "start" not in report["hint"] and report["remedy"] is None
+    assert "cannot reach the Docker engine" in report["docker"]["error"] and report["containers"] == []
+
+
+def test_a_server_slower_than_the_sdks_wait_names_the_sdks_limit(make_engine, images, local_mode, tmp_path):
+    """SDK v2 gives up after HEALTH_CHECK_TIMEOUT_LIMIT seconds (shortened here, by the line the hint names)
+    while the server still starts: the hint names that limit, not the model server's own timeout."""
+    daemon, _disk = make_engine()
+    image = train_image(images, daemon, "smdiag-test/never-ready:1", 'echo "loading a big model"; exec sleep 600')
+    model = str(bed.model_tarball(tmp_path))
+    done, raised, report = local_mode("deploy_waiting", image, model, str(bed.free_port()), "10", host=daemon.host)
+    assert raised["type"] == "RuntimeError" and report["category"] == "serving_slow", done.stderr[-3000:]
+    assert "still starting" in report["summary"] and "Giving up" in report["summary"]
+    assert "sagemaker.local.entities.HEALTH_CHECK_TIMEOUT_LIMIT = " in report["hint"]
+    assert "SAGEMAKER_MODEL_SERVER_TIMEOUT" not in report["hint"] and "health_check_timeout" not in report["hint"]
 
 
 def test_a_serve_that_crashes_at_start_is_serving_crashed_with_its_logs(make_engine, images, local_mode, tmp_path):

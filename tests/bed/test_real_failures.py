@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from agent.failures.classify import classify
+from agent.failures.types import Evidence
 from testbed import failure_cases
 
 pytestmark = pytest.mark.bed
@@ -85,7 +86,7 @@ NOT_REPRODUCIBLE = [
 
 @pytest.mark.parametrize("category, evidence, quoted, fix", NOT_REPRODUCIBLE, ids=[n[0] for n in NOT_REPRODUCIBLE])
 def test_the_threads_own_error_text_is_named(category, evidence, quoted, fix):
-    diagnosis = classify({"call": {"kind": "fit"}, **evidence})
+    diagnosis = classify(Evidence.from_dict({"call": {"kind": "fit"}, **evidence}))
     assert diagnosis.category == category, diagnosis
     assert quoted in diagnosis.summary
     assert fix.lower() in diagnosis.hint.lower()

@@ -2,21 +2,23 @@
 
 import pytest
 
-from agent.failures.classify import HINTS, classify
-from agent.host import studio
+from agent.failures.catalog import CATALOG, REFUSALS
+from agent.failures.classify import classify
+from agent.failures.types import Evidence
 
 
 def evidence(**changes):
+    """The evidence, written as a report holds it."""
     base = {
         "call": {"kind": "fit"},
         "exception": {"type": "RuntimeError", "message": "Failed to run: [...]. Process exited with code: 1"},
-        "engine_error": None,
+        "docker": {},
         "pull_errors": [],
         "containers": [],
         "compose_output": [],
         "serving_failed": False,
     }
-    return {**base, **changes}
+    return Evidence.from_dict({**base, **changes})
 
 
 def container(logs, exit_code=1, oom=False, error=None):
@@ -26,7 +28,11 @@ def container(logs, exit_code=1, oom=False, error=None):
 @pytest.mark.parametrize(
     "changes,category,in_summary",
     [
-        ({"engine_error": "cannot reach the Docker engine: Connection refused"}, "daemon_down", "Connection refused"),
+        (
+            {"docker": {"error": "cannot reach the Docker engine: Connection refused"}},
+            "daemon_down",
+            "Connection refused",
+        ),
         (
             {"exception": {"type": "ImportError", "message": "Docker Compose is not installed. Local Mode ..."}},
             "compose_missing",
@@ -180,7 +186,8 @@ REAL_CASES = {
         "docker_missing", "no docker CLI",
     ),
     "engine-down (sagemaker-python-sdk#137)": (
-        {"engine_error": "cannot reach the Docker engine at unix:///var/run/docker.sock: No such file or directory",
+        {"docker": {"error": "cannot reach the Docker engine at unix:///var/run/docker.sock: "
+                             "No such file or directory"},
          **raised("RuntimeError", "Failed to run: ['docker-compose', ...]")},
         "daemon_down", "No such file or directory",
     ),
@@ -190,7 +197,7 @@ REAL_CASES = {
         "daemon_down", "Is the docker daemon running?",
     ),
     "socket permission": (
-        {"engine_error": "cannot reach the Docker engine at unix:///var/run/docker.sock: Permission denied"},
+        {"docker": {"error": "cannot reach the Docker engine at unix:///var/run/docker.sock: Permission denied"}},
         "socket_permission", "Permission denied",
     ),
     "socket permission, compose's own line": (
@@ -381,8 +388,8 @@ def test_the_real_failures_are_named_with_their_evidence_line(case):
 
 def test_every_category_has_an_actionable_hint():
     categories = {category for _changes, category, _quoted in REAL_CASES.values()}
-    studio_refusals = set(studio.REFUSAL_HINTS)  # their real texts are in test_studio.py
-    assert categories | {"unknown", "image_not_found", "registry_unreachable"} == set(HINTS) - studio_refusals
+    studio_refusals = {refusal.category for refusal in REFUSALS}  # their real texts are in test_studio.py
+    assert categories | {"unknown", "image_not_found", "registry_unreachable"} == set(CATALOG) - studio_refusals
 
 
 def test_a_scripts_permission_denied_or_401_is_the_scripts_not_the_registrys():
@@ -450,3 +457,41 @@ def test_a_script_whose_own_port_is_taken_is_the_scripts_error_not_the_serving_p
     logs = ["RuntimeError: The server socket has failed to listen on any local network address. port: 29500, "
             "useIpv6: 0, code: -98, name: EADDRINUSE, message: address already in use"]  # fmt: skip
     assert classify(evidence(containers=[named(logs=logs)])).category == "script_error"
+
+
+ENGINE_DOWN = {"error": "cannot reach the Docker engine at unix:///var/run/docker.sock: Connection refused"}
+
+
+@pytest.mark.parametrize(
+    "call, exception",
+    [
+        ({"kind": "fit", "sdk": "v2"}, {"type": "KeyError", "message": "'InstanceType'"}),  # instance_groups in v2
+        ({"kind": "serve", "sdk": "v3"},
+         {"type": "ValueError", "message": "Cannot detect required model or inference spec"}),  # ModelBuilder.build
+    ],
+)  # fmt: skip
+def test_an_sdk_error_raised_before_the_engine_is_the_sdks_whatever_the_engines_state(call, exception):
+    """Issue 30: the engine being down is evidence beside the diagnosis, not the cause of an error the SDK
+    raised before it went to the engine."""
+    diagnosis = classify(evidence(call=call, exception=exception, docker=ENGINE_DOWN))
+    assert diagnosis.category == "sdk_config" and exception["message"] in diagnosis.summary
+    assert diagnosis.remedy is None and "start" not in diagnosis.hint
+
+
+@pytest.mark.parametrize(
+    "exception",
+    [
+        {"type": "RuntimeError", "message": "Failed to run: ['docker-compose', '-f', '/tmp/x/docker-compose.yaml', "
+                                            "'up', '--build', '--abort-on-container-exit']"},
+        {"type": "RuntimeError", "message": "Docker is not available or not running. Please ensure Docker is "
+                                            "installed and running. Error: Error while fetching server API version: "
+                                            "('Connection aborted.', ConnectionRefusedError(111, 'Connection "
+                                            "refused'))"},  # v3's ModelBuilder
+        {"type": "CalledProcessError",
+         "message": "Command '['docker', 'pull', 'x:1']' returned non-zero exit status 1."},  # v2's pull
+    ],
+)  # fmt: skip
+def test_a_call_that_went_to_a_down_engine_is_daemon_down(exception):
+    diagnosis = classify(evidence(exception=exception, docker=ENGINE_DOWN))
+    assert diagnosis.category == "daemon_down" and "Connection refused" in diagnosis.summary
+    assert diagnosis.remedy.name == "start_engine"
