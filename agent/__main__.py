@@ -1,5 +1,5 @@
 """`python -m agent` runs the smdiag CLI."""
 
-from agent.cli import run
+from agent.cli.main import run
 
 run()

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from agent.errors import BadInput
+from agent.host import sdk
 
 
 def output_dir(path: Path, flag: str) -> None:
@@ -45,48 +46,12 @@ def output_file(path: Path, flag: str) -> None:
 
 def sdk_v2(purpose: str) -> None:
     """This interpreter has the SageMaker SDK v2, whose local-mode estimators `purpose` needs."""
-    from agent.host import facts as host
-
-    problem = host.sdk_v2_problem()
-    if problem:
-        raise BadInput(f"{purpose} needs {problem[0]}", problem[1])
-
-
-SDK_INSTALLS = {
-    None: "pip install 'smdiag[sagemaker]' (SDK v3) or pip install 'smdiag[sagemaker-v2]' (the book's v2)",
-    2: "pip install 'smdiag[sagemaker-v2]'",
-    3: "pip install 'smdiag[sagemaker]'",
-}
-
-
-def sdk_problem(major: int | None) -> tuple[str, str] | None:
-    """Why this interpreter cannot run local mode on SDK `major` (None: on either major smdiag knows), and
-    the fix; None when it can. Read from package metadata, nothing imported."""
-    from agent.host import facts as host
-
-    if major == 2:
-        return host.sdk_v2_problem()
-    sdk = host.sagemaker_sdk()
-    where = f"smdiag's environment ({sys.prefix})"
-    if sdk is None:
-        wanted = f"the SageMaker SDK v{major}" if major else "the SageMaker SDK (v3 or v2)"
-        return f"{wanted}, which is not installed in {where}", f"{SDK_INSTALLS[major]} into {where}"
-    if major is None and sdk["major"] in host.KNOWN_SDK_MAJORS:
-        return None
-    if sdk["major"] == major:
-        return None
-    if major is None:
-        return f"the SageMaker SDK v2 or v3, but {where} has {sdk['version']}", f"{SDK_INSTALLS[None]} into {where}"
-    other = f", or use --sdk v{sdk['major']}" if sdk["major"] in host.KNOWN_SDK_MAJORS else ""
-    return (
-        f"the SageMaker SDK v{major}, but {where} has {sdk['version']}",
-        f"run smdiag from an environment with it ({SDK_INSTALLS[major]}){other}",
-    )
+    sagemaker_sdk(purpose, 2)
 
 
 def sagemaker_sdk(purpose: str, major: int | None = None) -> None:
     """This interpreter has the SageMaker SDK `major` (None: v2 or v3), whose local mode `purpose` runs."""
-    problem = sdk_problem(major)
+    problem = sdk.problem(major)
     if problem:
         raise BadInput(f"{purpose} needs {problem[0]}", problem[1])
 

@@ -1,6 +1,6 @@
 """The `smdiag` command line, laid out as pip's `_internal/cli`: thin typer functions over the library.
 
-- `main`: the console script (`run`); usage errors are one line too, the app's own flags go anywhere.
+- `main`: the console script (`agent.cli.main:run`); usage errors are one line too, the app's own flags go anywhere.
 - `app`: the typer app and its callback, which resolves the settings once for the command that runs.
 - `base_command`: the one error path. Each command returns (exit code, result, text); a library error
   becomes one line on stderr and exit 1 or 2, never a traceback; an unexpected one's traceback goes to
@@ -12,7 +12,3 @@
 
 Each command calls the library inside its body, so that start-up (`--help`, `last-failure`) stays light.
 """
-
-from agent.cli.main import run
-
-__all__ = ["run"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -10,7 +11,7 @@ import typer
 from agent import __version__
 from agent.cli.base_command import PLAIN_HELP, Invocation
 from agent.cli.cmdoptions import StateDirOption, VerboseFlag
-from agent.cli.commands import COMMANDS, GROUPS
+from agent.cli.commands import bootstrap, diskguard, doctor, failures, fix, health, images, kernels
 from agent.errors import BadInput
 
 app = typer.Typer(
@@ -53,6 +54,23 @@ def load_settings(
         return
     ctx.obj = Invocation(settings, None, log.configure(settings.log_file, verbose=verbose))
 
+
+# In the order `smdiag --help` lists them.
+COMMANDS: dict[str, Callable[..., None]] = {
+    "doctor": doctor.doctor,
+    "paths": doctor.paths,
+    "fix": fix.fix,
+    "bootstrap": bootstrap.bootstrap,
+    "last-failure": failures.last_failure,
+    "health": health.health,
+}
+GROUPS: dict[str, typer.Typer] = {
+    "failures": failures.failures_app,
+    "data": health.data_app,
+    "diskguard": diskguard.diskguard_app,
+    "images": images.images_app,
+    "kernels": kernels.kernels_app,
+}
 
 for name, command in COMMANDS.items():
     app.command(name)(command)

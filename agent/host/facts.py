@@ -3,17 +3,11 @@ agent.host.sdk)."""
 
 from __future__ import annotations
 
+import botocore.exceptions
+import botocore.session
+
 from agent import platform
-from agent.host import sdk
 from agent.settings import Settings
-
-# agent/inputs.py (the CLI's) still reads the SDK through these names; they go once it calls agent.host.sdk.
-KNOWN_SDK_MAJORS = sdk.KNOWN_MAJORS
-sagemaker_sdk = sdk.installed
-
-
-def sdk_v2_problem() -> tuple[str, str] | None:
-    return sdk.problem(2)
 
 
 def notebook_facts(settings: Settings) -> dict:
@@ -31,11 +25,6 @@ def aws_facts(use_instance_metadata: bool) -> dict:
     The instance-metadata provider is consulted only on a notebook instance: elsewhere it would wait on
     an address that does not answer.
     """
-    # Not at the top while agent/inputs.py imports this module for the names above: `health` must answer
-    # where only the CLI's own packages are installed. Once it calls agent.host.sdk, both can move up.
-    import botocore.exceptions
-    import botocore.session
-
     session = botocore.session.Session()
     session.set_config_variable("metadata_service_num_attempts", 1)
     session.set_config_variable("metadata_service_timeout", 2)

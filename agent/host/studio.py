@@ -9,15 +9,14 @@ the proxy's refusals need hints of their own. `gather` reads the edges; everythi
 
 from __future__ import annotations
 
-import re
 import socket
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent import disks
 from agent.errors import SmdiagError
+from agent.failures.catalog import ENABLE_DOCKER
 from agent.host import compose
 from agent.platform import STUDIO_API_VERSION, STUDIO_DOCKER_HOST, STUDIO_LOCAL_MODE_APP_TYPES, Platform
 from agent.settings import Settings
@@ -28,97 +27,6 @@ if TYPE_CHECKING:
 PROBE_TIMEOUT_S = 5
 DISABLED_ERROR = "Cannot connect to the Docker daemon at {host}. Is the docker daemon running?"
 """What `docker` prints in a space whose domain has Docker access off: the proxy socket is not there."""
-ENABLE_DOCKER = (
-    "an administrator enables it on the domain: aws sagemaker update-domain --domain-id <domain> "
-    '--domain-settings-for-update \'{"DockerSettings":{"EnableDockerAccess":"ENABLED"}}\'; '
-    "then stop and start the space (the socket is mounted at start)"
-)
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """One kind of request Studio's engine proxy refuses: how to recognise it and what to change."""
-
-    category: str
-    pattern: re.Pattern[str]
-    hint: str
-    seen: str
-    """A real error text of this kind, as users reported it (the classification tests match it)."""
-    summary: str = "SageMaker Studio refused the request"
-    """What a report's summary says before the matched text."""
-
-
-REFUSALS = (
-    Refusal(
-        "studio_docker_disabled",
-        re.compile(r"cannot connect to the docker daemon at unix:///docker/proxy\.sock[^\n]*", re.I),
-        "Docker access is off for this Studio domain (or the space started before it was turned on): " + ENABLE_DOCKER,
-        DISABLED_ERROR.format(host=STUDIO_DOCKER_HOST),
-        "Docker access is off for this Studio space",
-    ),
-    Refusal(
-        "studio_buildkit",
-        re.compile(
-            r"buildkit[\s\S]*?(?P<said>Forbidden\. Reason: \[ContainerCreate\][^\n\"]*privileged[^\n\"]*)", re.I
-        ),
-        "Studio refuses BuildKit's builder (it needs a privileged container): build with the classic builder, "
-        "DOCKER_BUILDKIT=0 docker build --network sagemaker ...",
-        " => ERROR [internal] booting buildkit\n"
-        'ERROR: Error response from daemon: {"message":"Forbidden. Reason: [ContainerCreate] SageMaker '
-        'Studio Docker Usage does not allow privileged mode execution"}',
-    ),
-    Refusal(
-        "studio_privileged",
-        re.compile(r"Forbidden\. Reason: \[ContainerCreate\] [^\n\"]*does not allow privileged mode[^\n\"]*"),
-        "Studio refuses privileged containers: remove `privileged: true` (docker run --privileged) from the "
-        "container's configuration; what needs it cannot run in a Studio space",
-        'Error response from daemon: {"message":"Forbidden. Reason: [ContainerCreate] SageMaker Studio '
-        'Docker Usage does not allow privileged mode execution"}',
-    ),
-    Refusal(
-        "studio_network",
-        re.compile(
-            r"Forbidden\. Reason: \[(ContainerCreate|ImageBuild)\] [^\n\"]*'sagemaker'[^\n\"]*network input"
-            r"|The request for current resource is not allowed on SageMaker Studio\.?"
-        ),
-        "Studio allows only the `sagemaker` network: run containers with `network_mode: sagemaker` "
-        "(docker run --network sagemaker) and build with docker build --network sagemaker; SageMaker local "
-        "mode does so by itself when /opt/ml/metadata/resource-metadata.json names a JupyterLab, CodeEditor or "
-        "KernelGateway app",
-        'Error response from daemon: {"message":"Forbidden. Reason: [ImageBuild] \'sagemaker\' is the only '
-        'user allowed network input"}',
-    ),
-    Refusal(
-        "studio_untrusted_image",
-        re.compile(r"Forbidden\. Reason: \[ValidateVPCOnlyModeImage\][^\n\"]*"),
-        "this domain runs in VPC-only mode: images come only from Amazon ECR private registries of the accounts "
-        "in the domain's DockerSettings.VpcOnlyTrustedAccounts. Push the image to such a registry (and build "
-        "FROM images there, not Docker Hub or scratch), or have an administrator add the image's account",
-        '{"message":"Forbidden. Reason: [ValidateVPCOnlyModeImage] Image scratch is not an ECR Image. Studio '
-        "VPC Only Mode allows Amazon ECR private registry Images belonging to trusted AWS Account IDs "
-        'configured in Studio Domain API Settings"}',
-    ),
-)
-REFUSAL_HINTS = {refusal.category: refusal.hint for refusal in REFUSALS}
-DISK_FULL_HINT = (
-    "the engine's disk is full: in a Studio space it is the host's, behind the proxy, so there is no data-root "
-    "to move or enlarge from here. Free what the engine holds: `smdiag diskguard once` (least recently used "
-    "images first, never one a container uses; `docker system df` shows what takes the room), or delete "
-    "stopped containers and images you no longer need (docker rm / docker rmi); then run again. If ~ is full "
-    "as well, delete old local-mode runs under ~/tmp or raise the space's storage size"
-)
-"""The hint for disk_full in a Studio space, where the notebook instance's (move the data-root to the EBS
-volume with `smdiag bootstrap`) does not apply."""
-
-
-def refusal(text: str) -> tuple[str, str] | None:
-    """(category, summary) when `text` (a failure's collected error text) holds one of Studio's refusals. Pure."""
-    for rule in REFUSALS:
-        match = rule.pattern.search(text)
-        if match:
-            said = match.groupdict().get("said") or match.group(0)
-            return rule.category, f"{rule.summary}: {said.strip()}"
-    return None
 
 
 def bootstrap_result(plat: Platform) -> dict:

@@ -21,7 +21,7 @@ from test_health_v3 import v3_python  # noqa: F401 - the fixture: smdiag's inter
 from test_local_mode import contract_engine  # noqa: F401 - the fixture: the engine holding the contract images
 
 from agent import frameworks, platform
-from agent.failures.classify import classify
+from agent.failures import catalog
 from agent.guard.state import guard_pid
 from agent.host import kernels, studio
 from agent.settings import Settings
@@ -85,64 +85,6 @@ def test_detect_reads_the_configured_metadata_path(tmp_path):
     assert platform.detect(settings).app_type == "CodeEditor"
 
 
-# -------------------------------------------------------------------------------------- refusal rules
-
-
-@pytest.mark.parametrize("rule", studio.REFUSALS, ids=[r.category for r in studio.REFUSALS])
-def test_each_refusal_is_recognised_in_its_real_text_and_named_with_the_proxys_words(rule):
-    category, summary = studio.refusal(f"RuntimeError: Failed to run: [...]\n{rule.seen}\n")
-    assert category == rule.category
-    assert summary.startswith(f"{rule.summary}: ") and summary.removeprefix(f"{rule.summary}: ") in rule.seen
-
-
-@pytest.mark.parametrize("rule", studio.REFUSALS, ids=[r.category for r in studio.REFUSALS])
-def test_a_failure_report_names_each_refusal_with_its_fix(rule):
-    diagnosis = classify({"exception": {"type": "RuntimeError", "message": "Failed to run"},
-                          "compose_output": rule.seen.splitlines()})  # fmt: skip
-    assert (diagnosis.category, diagnosis.hint) == (rule.category, rule.hint)
-
-
-CREATE_NOSPACE = "mkdir /var/lib/docker/overlay2/3f2a9c-init: no space left on device"
-"""The engine's State.Error for a container it could not create on a full data-root."""
-
-
-@pytest.mark.parametrize(
-    ("evidence", "category"),
-    [
-        ({"pull_errors": [{"image": "i", "error": "write /var/lib/docker/tmp/GetImageBlob1: no space left on device"}]},
-         "disk_full"),
-        ({"containers": [{"name": "algo-1-x", "error": CREATE_NOSPACE, "logs": []}],
-          "disks": [{"role": "docker_root", "path": "/var/lib/docker", "percent": None}]}, "disk_full"),
-    ],
-)  # fmt: skip
-def test_the_engines_disk_full_on_studio_has_the_spaces_hint_not_the_notebooks(evidence, category):
-    """On Studio the data-root cannot be measured (percent None): the engine's own ENOSPC is its disk's."""
-    failed = {"exception": {"type": "RuntimeError", "message": "Failed to run"}, **evidence}
-    on_studio = classify({**failed, "platform": "studio"})
-    assert (on_studio.category, on_studio.hint) == (category, studio.DISK_FULL_HINT)
-    elsewhere = classify({**failed, "platform": "notebook_instance"})
-    assert elsewhere.hint != studio.DISK_FULL_HINT and "bootstrap" not in on_studio.hint
-
-
-def test_a_privileged_refusal_while_booting_buildkit_is_buildkits():
-    text = ' => ERROR [internal] booting buildkit\nERROR: Error response from daemon: {"message":"%s"}' % PRIVILEGED
-    assert studio.refusal(text)[0] == "studio_buildkit"
-    assert studio.refusal('Error response from daemon: {"message":"%s"}' % PRIVILEGED)[0] == "studio_privileged"
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "write /var/lib/docker/tmp/GetImageBlob: no space left on device",
-        'network "sagemaker-local" was found but has incorrect label com.docker.compose.network',
-        "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?",
-        "403 Client Error: Forbidden (denied: requested access to the resource is denied)",
-    ],
-)
-def test_failures_elsewhere_are_not_studios(text):
-    assert studio.refusal(text) is None
-
-
 # ---------------------------------------------------------------------------------------------- the bed
 
 
@@ -175,11 +117,11 @@ def test_the_proxy_refuses_as_studios_and_the_rules_name_each_refusal(space, ima
     assert ran.returncode == 0 and ran.stdout.strip() == "hello", ran.stderr
     privileged = docker_cli(space, "run", "--rm", "--privileged", "--network", "sagemaker", "studio/bb:1", "true")
     assert f'Error response from daemon: {{"message":"{PRIVILEGED}"}}' in privileged.stderr, privileged
-    assert studio.refusal(privileged.stderr)[0] == "studio_privileged"
+    assert catalog.studio_refusal(privileged.stderr)[0] == "studio_privileged"
     bridged = docker_cli(space, "run", "--rm", "studio/bb:1", "true")
-    assert NETWORK in bridged.stderr and studio.refusal(bridged.stderr)[0] == "studio_network", bridged
+    assert NETWORK in bridged.stderr and catalog.studio_refusal(bridged.stderr)[0] == "studio_network", bridged
     made = docker_cli(space, "network", "create", "mine")
-    assert made.returncode != 0 and studio.refusal(made.stderr)[0] == "studio_network", made
+    assert made.returncode != 0 and catalog.studio_refusal(made.stderr)[0] == "studio_network", made
     with space.daemon.client() as client:
         assert "mine" not in [n.name for n in client.networks.list()]
 
@@ -477,7 +419,7 @@ def test_a_full_engine_disk_in_the_space_is_disk_full_with_studios_hint_and_the_
         assert raised["type"] == "RuntimeError" and raised["notes"][0].startswith("smdiag: disk_full:"), raised
         report = json.loads(smdiag("last-failure", "--json", env=kernel.env).stdout)
         assert report["category"] == "disk_full" and "no space left on device" in report["summary"], report
-        assert report["hint"] == studio.DISK_FULL_HINT and "bootstrap" not in report["hint"]
+        assert report["hint"] == catalog.STUDIO_DISK_FULL_HINT and "bootstrap" not in report["hint"]
 
         hidden, env = full.without_data_root(), {**full.env(), "HOME": str(full.home)}
         status = smdiag("diskguard", "status", "--json", env=env, prefix=hidden)

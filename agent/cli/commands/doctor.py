@@ -44,14 +44,15 @@ def doctor(
 
         settings = settings.replace(docker_host=docker_host)
         if fix:
-            from agent import fix as fixes
+            from agent.fix.doctor_fix import run_doctor_fix
+            from agent.fix.text import format_doctor_fix
 
             options = fix_options(bin_dir, dry_run, yes, stop_cmd, start_cmd, "10m")
             with Engine.for_settings(settings) as engine:
-                code, result = fixes.run_doctor_fix(
+                code, result = run_doctor_fix(
                     settings, engine, options, set(only) if only else None, ask_first(yes), yes
                 )
-            return code, result, fixes.format_doctor_fix(result)
+            return code, result, format_doctor_fix(result)
         if only or yes or dry_run:
             raise BadInput("--only, --yes and --dry-run go with --fix", "add --fix, or leave them out")
 

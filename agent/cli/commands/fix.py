@@ -22,7 +22,7 @@ from agent.errors import BadInput
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from agent.fix import FixOptions, Plan
+    from agent.fix.remedy import FixOptions, Plan
     from agent.settings import Settings
 
 # Library modules are imported inside the commands: start-up time (see agent.cli.commands).
@@ -55,19 +55,21 @@ def fix(
     """
 
     def action(settings: Settings) -> Outcome:
-        from agent import fix as fixes
         from agent.engine import Engine
+        from agent.fix.history import undo_last
+        from agent.fix.run import run_fix
+        from agent.fix.text import format_fix, format_undo
 
         settings = settings.replace(docker_host=docker_host)
         if undo:
-            result = fixes.undo_last(settings)
-            return 0, result, fixes.format_undo(result)
+            result = undo_last(settings)
+            return 0, result, format_undo(result)
         if last and report_id:
             raise BadInput("give a REPORT_ID or --last, not both", "drop one of them")
         options = fix_options(bin_dir, dry_run, yes, stop_cmd, start_cmd, min_age)
         with Engine.for_settings(settings) as engine:
-            code, result = fixes.run_fix(settings, engine, report_id, options, ask_first(yes))
-        return code, result, fixes.format_fix(result)
+            code, result = run_fix(settings, engine, report_id, options, ask_first(yes))
+        return code, result, format_fix(result)
 
     execute(ctx, as_json, action)
 
@@ -76,7 +78,7 @@ def fix_options(
     bin_dir: Path | None, dry_run: bool, yes: bool, stop_cmd: str | None, start_cmd: str | None, min_age: str
 ) -> FixOptions:
     """The repair's options from its flags, once it is sure it may ask before changing anything."""
-    from agent.fix import DEFAULT_BIN_DIR, FixOptions
+    from agent.fix.remedy import DEFAULT_BIN_DIR, FixOptions
 
     can_ask_before_repairing(yes, dry_run)
     return FixOptions(bin_dir or DEFAULT_BIN_DIR, dry_run, stop_cmd, start_cmd, min_age)
