@@ -190,7 +190,7 @@ def sdk_pull():
     """The SDK's own pull step, inside the wrapper's capture where the hook is loaded (as in a local fit)."""
     from sagemaker.local.image import _pull_image
 
-    wrapper = sys.modules.get("smdiag_autowrap")
+    wrapper = sys.modules.get("smdiag_agent.guest.install")
     with wrapper.explained("fit") if wrapper and not wrapper.disabled() else contextlib.nullcontext():
         _pull_image(args[0])
 
