@@ -195,6 +195,30 @@ def sdk_pull():
         _pull_image(args[0])
 
 
+def mocked_run():
+    """A user's test of their local fit with `subprocess.run` mocked, as unit tests do (it answers a MagicMock,
+    so Compose looks absent and the fit raises the SDK's ImportError): the mock sees the SDK's calls only."""
+    from unittest import mock
+
+    with mock.patch("subprocess.run") as run:
+        try:
+            local_fit()
+        finally:
+            result["mock_calls"] = [repr(call) for call in run.mock_calls]
+
+
+def mocked_check_output():
+    """A user's test of the SDK's pull step, inside the wrapper's capture where the hook is loaded, with
+    `subprocess.check_output` mocked (the pull "succeeds"): the mock sees the SDK's call, and the pull is its."""
+    from unittest import mock
+
+    with mock.patch("subprocess.check_output") as check_output:
+        try:
+            sdk_pull()
+        finally:
+            result["mock_calls"] = [repr(call) for call in check_output.mock_calls]
+
+
 SCENARIOS = {
     f.__name__: f
     for f in (
@@ -207,6 +231,8 @@ SCENARIOS = {
         local_pipeline,
         local_model_trainer,
         sdk_pull,
+        mocked_run,
+        mocked_check_output,
     )  # fmt: skip
 }
 if os.environ.get("GUEST_START_WHEN"):  # the SDK imported, wait for the test's word (it changes things meanwhile)

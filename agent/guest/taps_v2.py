@@ -77,7 +77,7 @@ def pull_image(original):
         user mocks the subprocess module, the SDK's own step runs (so their mock sees its call)."""
         capture = capture_here()
         logger = capture and getattr(sys.modules.get(original.__module__), "logger", None)
-        if logger is None or (subprocess.Popen, subprocess.check_output) != (Popen, check_output):
+        if logger is None or subprocess.Popen is not Popen or subprocess.check_output is not check_output:
             return original(image)
         return _teed_pull(logger, image, capture)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -217,6 +218,34 @@ def test_smdiag_disable_before_start_or_after_import_is_the_sdk_alone(guests, en
         assert "smdiag" not in hooked.stderr
         assert hooked.result["exception"]["notes"] == []
     assert guests.reports() == []
+
+
+@pytest.mark.bed
+def test_the_recorder_is_not_called_through_a_users_mock_of_subprocess_run(guests, engine, tmp_path):
+    """A user's unit test mocks `subprocess.run` around a local fit that fails (no Compose on PATH, and the
+    mocked `docker compose version` says nothing): the hand-over to the recorder does not go through their
+    mock, and the report names the missing Compose."""
+    no_compose = tmp_path / "bin-without-compose"
+    no_compose.mkdir()
+    (no_compose / "docker").symlink_to(shutil.which("docker"))  # a docker CLI without the compose plugin
+    plain, hooked = guests.both("mocked_run", "guest/train:1", PATH=str(no_compose))
+    assert_same(plain, hooked)
+    assert hooked.result["mock_calls"] == plain.result["mock_calls"]
+    assert "['docker', 'compose', 'version']" in plain.result["mock_calls"][0]
+    assert plain.exception["type"] == "ImportError" and "Docker Compose is not installed" in plain.exception["message"]
+    [note] = hooked.result["exception"]["notes"]
+    assert note.startswith("smdiag: compose_missing:")
+    [report] = guests.reports()
+    assert report["category"] == "compose_missing" and report["call"]["sdk"] == "v2"
+
+
+def test_the_sdks_pull_step_mocked_by_a_user_is_the_sdks_in_a_captured_call(guests):
+    """A user's `subprocess.check_output` mock around the SDK's pull step in a captured call: the guest does not
+    pull in its place (nothing of the real engine's is asked), the mock sees the SDK's one call."""
+    plain, hooked = guests.both("mocked_check_output", "guest/train:1")
+    assert_same(plain, hooked)
+    assert hooked.result["mock_calls"] == plain.result["mock_calls"] == ["call(['docker', 'pull', 'guest/train:1'])"]
+    assert plain.exception is None and guests.reports() == []
 
 
 def test_kernels_disable_turns_a_running_kernel_into_the_sdk_alone_and_leaves_nothing(guests):
