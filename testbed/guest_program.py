@@ -219,6 +219,21 @@ def mocked_check_output():
             result["mock_calls"] = [repr(call) for call in check_output.mock_calls]
 
 
+def two_deploys():
+    """Two local deploys (images ARG0 then ARG1, model tarball ARG2) on one serving port (ARG3), the first
+    endpoint left serving as a notebook that never deleted it; both endpoints stay up at the end (the program
+    ends as a kernel that is shut down: the SDK's serving threads are not joined)."""
+    from sagemaker.model import Model
+
+    session = local_session()
+    session.config = {"local": {"local_code": True, "serving_port": int(args[3])}}
+    for image in args[:2]:
+        model = Model(image_uri=image, model_data="file://" + args[2], role=ROLE, sagemaker_session=session,
+                      code_location="s3://guest-bucket/code")  # fmt: skip
+        model.deploy(initial_instance_count=1, instance_type="local")
+        print("deployed", image, flush=True)
+
+
 SCENARIOS = {
     f.__name__: f
     for f in (
@@ -233,6 +248,7 @@ SCENARIOS = {
         sdk_pull,
         mocked_run,
         mocked_check_output,
+        two_deploys,
     )  # fmt: skip
 }
 if os.environ.get("GUEST_START_WHEN"):  # the SDK imported, wait for the test's word (it changes things meanwhile)
@@ -251,3 +267,7 @@ finally:
     sys.setprofile(None)
     with open(result_path, "w") as out:
         json.dump(result, out, default=repr)
+if scenario == "two_deploys":  # its endpoints' threads never end: leave them running, as a shut-down kernel does
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

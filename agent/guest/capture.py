@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextvars
 import os
 import threading
-import traceback
 import weakref
 from collections import deque
 from dataclasses import dataclass, field
@@ -74,7 +73,7 @@ class Capture:
     def note_pull_error(self, image, error: str) -> None:
         self.pull_errors.append(PullError(image=image, error=error, time=time()))
 
-    def facts(self, exc: BaseException) -> FailureFacts:
+    def facts(self, raised: RaisedException) -> FailureFacts:
         """What this call hands the recorder: only what this process alone can see."""
         guarded("serving", self._keep_serving_stderr)
         runs = list(self.runs)
@@ -82,12 +81,7 @@ class Capture:
         return FailureFacts(
             call=Call(**{**vars(self.call), "images": list(dict.fromkeys(images))}),
             started=self.started,
-            exception=RaisedException(
-                type=type(exc).__name__,
-                message=str(exc),
-                errno=getattr(exc, "errno", None),
-                traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-            ),
+            exception=raised,
             compose_files=[run.compose_file for run in runs if run.compose_file],
             compose_stream=[line for run in runs for line in run.lines],
             pull_errors=list(self.pull_errors),

@@ -17,7 +17,7 @@ from subprocess import run
 
 from .capture import Capture
 from .config import AGENT, log_error
-from .facts import FailureFacts
+from .facts import FailureFacts, RaisedException
 
 RECORD_TIMEOUT_S = 180
 """Evidence collection bounds each of its steps; this bounds the whole."""
@@ -25,13 +25,8 @@ RECORD_TIMEOUT_S = 180
 
 def report(capture: Capture, exc: BaseException) -> None:
     """Write the report and tell the user (called guarded: our trouble never replaces their exception)."""
-    facts = capture.facts(exc)
-    facts.container_root = facts.container_root or sdk_container_root()
-    try:
-        answer = record(facts)
-    except Exception as problem:  # noqa: BLE001 - logged; the user learns why no report follows
-        log_error("record", problem)
-        print(f"smdiag: no failure report: {type(problem).__name__} (logged; see `smdiag doctor`)", file=sys.stderr)
+    answer = _recorded(capture.facts(RaisedException.of(exc)))
+    if answer is None:
         return
     repair = "; to repair it, run `smdiag fix`" if answer.get("remedy") else ""
     note = f"smdiag: {answer['category']}: {answer['summary']} (details: smdiag last-failure{repair})"
@@ -45,6 +40,31 @@ def report(capture: Capture, exc: BaseException) -> None:
         f"  report: {answer['path']} (run `smdiag last-failure`)",
         file=sys.stderr,
     )
+
+
+def report_answered_elsewhere(capture: Capture, port: int, holders: list[str]) -> None:
+    """A deploy the SDK calls a success, on another endpoint: the one case where the guest adds to a call that
+    raised nothing (the SDK is wrong there). The report, and one line on stderr."""
+    holder = ", ".join(holders) or "a process outside the engine"
+    said = f"deploy() returned, but /ping on port {port} was answered by {holder}: this call's container did not start"
+    facts = capture.facts(RaisedException(type="", message=said))
+    facts.answered_by = holders
+    answer = _recorded(facts)
+    line = f"smdiag: the endpoint answering on port {port} is not the one just deployed ({holder})"
+    if answer:
+        line += f" [{answer['category']}] report: {answer['path']} (run `smdiag last-failure`)"
+    print(line, file=sys.stderr)
+
+
+def _recorded(facts: FailureFacts) -> dict | None:
+    """The recorder's answer; None when it failed (logged, and the user learns why no report follows)."""
+    facts.container_root = facts.container_root or sdk_container_root()
+    try:
+        return record(facts)
+    except Exception as problem:  # noqa: BLE001 - logged; the user learns why no report follows
+        log_error("record", problem)
+        print(f"smdiag: no failure report: {type(problem).__name__} (logged; see `smdiag doctor`)", file=sys.stderr)
+        return None
 
 
 def record(facts: FailureFacts) -> dict:

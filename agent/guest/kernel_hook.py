@@ -39,7 +39,8 @@ def watch() -> None:
 def activate() -> bool:
     """Load the guest when the agent it hands reports to is there; True when it is active."""
     try:
-        # Lazy, both: the .pth imports this module at every interpreter start; only an SDK import pays more.
+        # Lazy, json and the guest below: the .pth imports this module at every interpreter start, and only
+        # a kernel that imports the SDK pays for more.
         import json
 
         config_path = os.path.join(HOOK_DIR, "config.json")

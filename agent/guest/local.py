@@ -20,16 +20,16 @@ LOCAL_CONTAINER = "LOCAL_CONTAINER"
 """The name of v3's (and v2 ModelTrainer's) `Mode.LOCAL_CONTAINER` member."""
 
 
-def call(kind: str, class_name: str, instance_type=None, image=None, endpoint=None, **pipeline) -> Call:
-    """The call as the report names it: anything that is not a plain string (a pipeline variable, a mock)
-    is left out."""
+def call(kind: str, class_name: str, instance_type=None, image=None, endpoint=None, **where_in_pipeline) -> Call:
+    """The call as the report names it (`where_in_pipeline`: pipeline, step, step_type): anything that is not a
+    plain string (a pipeline variable, a mock) is left out."""
     return Call(
         kind=kind,
         class_name=class_name,
         instance_type=_text(instance_type),
         images=[image] if _text(image) else [],
         endpoint=_text(endpoint),
-        **{name: _text(value) for name, value in pipeline.items()},
+        **{name: _text(value) for name, value in where_in_pipeline.items()},
     )
 
 

@@ -5,7 +5,9 @@ of what the SDK loses, and otherwise behaves as the SDK's own step:
 - `_pull_image` runs the same `docker pull`, its stderr copied to ours as it arrives (the SDK leaves it to
   the terminal, and its exception does not say why);
 - `_HostingContainer.start` marks the serving thread as the call's own, and `_wait_for_serving_container`
-  polls as the SDK does but gives up as soon as that thread (its container) has ended.
+  polls as the SDK does but gives up as soon as that thread (its container) has ended; when /ping answers
+  although this call's container is not running (an earlier endpoint holds the port), it waits for that
+  container's end and reports that the endpoint answering is another.
 """
 
 from __future__ import annotations
@@ -16,14 +18,17 @@ import os
 import subprocess
 import sys
 import threading
-from subprocess import CalledProcessError, Popen, check_output
+from subprocess import CalledProcessError, Popen, check_output, run
 
+from . import handover
 from .capture import SERVING, Capture, Run, capture_here
 from .config import guarded, log_error
+from .local import instance_dict
 
 KEPT_PULL_ERROR_BYTES = 16384
 PING_TIMEOUT_S = 5.0
 """Bounds each /ping of a captured deploy: whatever holds the port may accept and never answer."""
+DOCKER_PS_TIMEOUT_S = 10
 
 
 def stream_output(original):
@@ -163,6 +168,7 @@ class _Ping:
         self.perform = module._perform_request
         self.http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=PING_TIMEOUT_S, read=PING_TIMEOUT_S))
         self.url = "http://%s:%d/ping" % (module.get_docker_host(), serving_port)
+        self.port = serving_port
 
 
 def _wait_for_own_container(ping: _Ping, capture: Capture) -> None:
@@ -176,6 +182,49 @@ def _wait_for_own_container(ping: _Ping, capture: Capture) -> None:
         ping.logger.info("Checking if serving container is up, attempt: %s", attempt)
         _, code = ping.perform(ping.url, ping.http)
         if code == 200:
+            guarded("serving", _confirm_own_endpoint, ping, capture, attempt)
             return
         ping.logger.info("Container still not up, got: %s", code)
         capture.serving.join(5)
+
+
+def _confirm_own_endpoint(ping: _Ping, capture: Capture, waited: int) -> None:
+    """/ping answered: this call's container, unless it is not running and others hold the serving port (an
+    earlier endpoint still serving). Then this call's container cannot bind the port: once its compose gave up
+    (within the SDK's own limit), the report and one line on stderr say that the endpoint answering is another."""
+    ours = _own_containers(capture.serving)
+    running = _running_containers()
+    if not ours or running is None or ours & set(running):
+        return
+    holders = [name for name, ports in running.items() if f":{ping.port}->" in ports]
+    capture.serving.join(max(ping.limit - waited, 0))
+    if not capture.serving.is_alive():
+        capture.serving_failed = True
+        handover.report_answered_elsewhere(capture, ping.port, holders)
+
+
+def _own_containers(serving) -> set[str]:
+    """The container names in the compose file the SDK's serving thread runs."""
+    # Lazy: PyYAML is the SDK's dependency (its local mode writes the file with it); the guest loads without it.
+    import yaml
+
+    command = instance_dict(serving).get("command")
+    compose_file = Run(command).compose_file
+    if compose_file is None:
+        return set()
+    with open(compose_file, encoding="utf-8") as handle:
+        services = (yaml.safe_load(handle) or {}).get("services") or {}
+    return {service["container_name"] for service in services.values() if service.get("container_name")}
+
+
+def _running_containers() -> dict[str, str] | None:
+    """The engine's running containers and the ports each publishes, as the docker CLI the SDK drives tells
+    them; None when it cannot (then the SDK's answer stands)."""
+    try:
+        listing = ["docker", "ps", "--format", "{{.Names}}\t{{.Ports}}"]
+        done = run(listing, capture_output=True, text=True, timeout=DOCKER_PS_TIMEOUT_S)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    return dict(line.partition("\t")[::2] for line in done.stdout.splitlines() if line)

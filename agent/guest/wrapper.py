@@ -29,4 +29,5 @@ class FailureFacts:
         data = dataclasses.asdict(facts.FailureFacts.from_json(text))
         data["call"]["class"] = data["call"].pop("class_name")
         data["compose_output"], data["containers"] = data.pop("compose_stream"), data.pop("kept_containers")
+        del data["answered_by"]
         return cls(**data)

@@ -137,8 +137,9 @@ def disable(state_dir: Path, patterns: list[str]) -> dict:
                 pth.unlink()
                 removed.append(str(pth))
     hook_dir = StateDir(state_dir).kernel_hook
-    ours = [hook_dir / "config.json", *(hook_dir / name for name in [*hook_files(), *LEGACY_FILES])]
-    for path in [*ours, *_stale_files(hook_dir, hook_files())]:
+    files = hook_files()
+    ours = [hook_dir / "config.json", *(hook_dir / name for name in files), *_stale_files(hook_dir, files)]
+    for path in ours:
         if path.exists():
             _unlink_with_bytecode(path)
             removed.append(str(path))

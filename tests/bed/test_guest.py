@@ -248,6 +248,42 @@ def test_the_sdks_pull_step_mocked_by_a_user_is_the_sdks_in_a_captured_call(gues
     assert plain.exception is None and guests.reports() == []
 
 
+SERVE = "mkdir -p /www && echo {name} > /www/ping && echo serving {name} && exec httpd -f -p 8080 -h /www"
+"""Answers the SDK's GET /ping with 200 (and the model's name), as a model server does."""
+
+
+@pytest.mark.bed
+def test_a_deploy_answered_by_an_earlier_endpoint_on_its_port_is_reported_and_that_endpoint_left_serving(
+    guests, engine, tmp_path
+):
+    """The SDK returns from the second deploy: its /ping is answered by the first endpoint, which holds the
+    port, while the second's container cannot bind it. Predictions would go to the first model: the guest
+    says so on one line and writes the report; the first endpoint goes on serving, untouched."""
+    with engine.client() as client:
+        for name in ("one", "two"):
+            guests.images.build(client, f"guest/serve-{name}:1", scripts={"serve": SERVE.format(name=name)})
+    port = bed.free_port()
+    model = str(bed.model_tarball(tmp_path))
+    hooked = guests.run("hooked", "two_deploys", "guest/serve-one:1", "guest/serve-two:1", model, str(port))
+    assert hooked.exception is None
+    deployed = re.findall(r"deployed (\S+)", hooked.stdout)  # after the SDK's "!" of each deploy's progress
+    assert deployed == ["guest/serve-one:1", "guest/serve-two:1"]  # the SDK's success, twice
+    with engine.client() as client:
+        [first] = client.containers.list(filters={"ancestor": "guest/serve-one:1"})
+        [second] = client.containers.list(all=True, filters={"ancestor": "guest/serve-two:1"})
+        assert second.status in ("created", "exited") and "port is already allocated" in second.attrs["State"]["Error"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=30) as answer:
+        assert answer.read() == b"one\n"
+    ours = [line for line in hooked.stderr.splitlines() if line.startswith("smdiag")]
+    assert len(ours) == 1, hooked.stderr
+    [line] = ours
+    assert line.startswith(f"smdiag: the endpoint answering on port {port} is not the one just deployed ({first.name})")
+    [report] = guests.reports()
+    assert report["category"] == "port_in_use" and report["call"]["kind"] == "deploy"
+    assert "[port_in_use] report: " + str(guests.state / "failures" / report["id"]) in line
+    assert second.name in [c["name"] for c in report["containers"]]
+
+
 def test_kernels_disable_turns_a_running_kernel_into_the_sdk_alone_and_leaves_nothing(guests):
     """No engine here: the SDK's `docker pull` fails for real ("Cannot connect to the Docker daemon")."""
     image = "127.0.0.1:1/guest/absent:1"

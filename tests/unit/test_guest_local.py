@@ -9,7 +9,7 @@ import docker
 
 from agent.guest import local
 from agent.guest.capture import Capture, Run
-from agent.guest.facts import Call, FailureFacts, KeptContainer
+from agent.guest.facts import Call, FailureFacts, KeptContainer, RaisedException
 from agent.guest.taps_v3 import _CapturedPull
 
 
@@ -109,7 +109,7 @@ def test_a_capture_becomes_the_facts_the_recorder_reads_back():
     try:
         raise RuntimeError("Failed to run")
     except RuntimeError as exc:
-        facts = capture.facts(exc)
+        facts = capture.facts(RaisedException.of(exc))
     assert facts.call.images == ["guest/train:1", "guest/base:1"] and facts.call.sdk == "v2"
     assert facts.compose_files == ["/tmp/c/docker-compose.yaml"]
     assert facts.compose_stream == ["Creating algo-1 ... done", "algo-1 | Traceback"]
