@@ -48,8 +48,13 @@ class Run:
 
     @property
     def compose_file(self) -> str | None:
-        args = list(self.args) if isinstance(self.args, (list, tuple)) else []
-        return args[args.index("-f") + 1] if "-f" in args[:-1] else None
+        return compose_file(self.args)
+
+
+def compose_file(args) -> str | None:
+    """The compose file a compose command line names (`-f FILE`)."""
+    args = list(args) if isinstance(args, (list, tuple)) else []
+    return args[args.index("-f") + 1] if "-f" in args[:-1] else None
 
 
 @dataclass

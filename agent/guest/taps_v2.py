@@ -21,7 +21,7 @@ import threading
 from subprocess import CalledProcessError, Popen, check_output, run
 
 from . import handover
-from .capture import SERVING, Capture, Run, capture_here
+from .capture import SERVING, Capture, Run, capture_here, compose_file
 from .config import guarded, log_error
 from .local import instance_dict
 
@@ -208,11 +208,10 @@ def _own_containers(serving) -> set[str]:
     # Lazy: PyYAML is the SDK's dependency (its local mode writes the file with it); the guest loads without it.
     import yaml
 
-    command = instance_dict(serving).get("command")
-    compose_file = Run(command).compose_file
-    if compose_file is None:
+    path = compose_file(instance_dict(serving).get("command"))
+    if path is None:
         return set()
-    with open(compose_file, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8") as handle:
         services = (yaml.safe_load(handle) or {}).get("services") or {}
     return {service["container_name"] for service in services.values() if service.get("container_name")}
 
