@@ -195,28 +195,28 @@ def sdk_pull():
         _pull_image(args[0])
 
 
-def mocked_run():
-    """A user's test of their local fit with `subprocess.run` mocked, as unit tests do (it answers a MagicMock,
-    so Compose looks absent and the fit raises the SDK's ImportError): the mock sees the SDK's calls only."""
+def mocked(name: str, scenario) -> None:
+    """`scenario` as a user's unit test runs it, with `name` (a function of the subprocess module) mocked; the
+    calls the mock saw go to the result."""
     from unittest import mock
 
-    with mock.patch("subprocess.run") as run:
+    with mock.patch(name) as mocked_function:
         try:
-            local_fit()
+            scenario()
         finally:
-            result["mock_calls"] = [repr(call) for call in run.mock_calls]
+            result["mock_calls"] = [repr(call) for call in mocked_function.mock_calls]
+
+
+def mocked_run():
+    """A local fit with `subprocess.run` mocked (it answers a MagicMock, so Compose looks absent and the fit
+    raises the SDK's ImportError): the mock sees the SDK's calls only."""
+    mocked("subprocess.run", local_fit)
 
 
 def mocked_check_output():
-    """A user's test of the SDK's pull step, inside the wrapper's capture where the hook is loaded, with
-    `subprocess.check_output` mocked (the pull "succeeds"): the mock sees the SDK's call, and the pull is its."""
-    from unittest import mock
-
-    with mock.patch("subprocess.check_output") as check_output:
-        try:
-            sdk_pull()
-        finally:
-            result["mock_calls"] = [repr(call) for call in check_output.mock_calls]
+    """The SDK's pull step, inside the wrapper's capture where the hook is loaded, with `subprocess.check_output`
+    mocked (the pull "succeeds"): the mock sees the SDK's call, and the pull is its."""
+    mocked("subprocess.check_output", sdk_pull)
 
 
 def two_deploys():
