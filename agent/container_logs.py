@@ -166,3 +166,26 @@ def tracebacks(lines: list[str]) -> list[tuple[str, list[tuple[str, str]]]]:
 
 def is_user_code(path: str) -> bool:
     return path.startswith(USER_CODE) or not (LIBRARY_CODE.search(path) or path.startswith("/usr/"))
+
+
+# ---------------------------------------------------------------------------------------------- guest
+
+
+def follow_output(api, container_id: str) -> Iterable[list[str]]:
+    """A running container's output from its first line to its end, as the engine streams it to a client
+    attached from the container's creation: the complete lines of each chunk as it arrives, the unterminated
+    last one at the end. For a container the engine removes at its exit (SDK v3's `auto_remove` model
+    servers) this is the only way to read it; nothing when it is gone already. The guest (agent.guest.taps_v3)
+    reads it in the user's process through docker-py's low-level `api`."""
+    import docker.errors  # lazy: the guest's copy of this module loads where docker-py may be absent
+
+    try:
+        stream = api.attach(container_id, stdout=True, stderr=True, stream=True, logs=True)
+    except docker.errors.NotFound:
+        return
+    pending = b""
+    for chunk in stream:
+        *complete, pending = (pending + chunk).split(b"\n")
+        yield [line.decode("utf-8", errors="replace") for line in complete]
+    if pending:
+        yield [pending.decode("utf-8", errors="replace")]

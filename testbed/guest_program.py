@@ -190,9 +190,48 @@ def sdk_pull():
     """The SDK's own pull step, inside the wrapper's capture where the hook is loaded (as in a local fit)."""
     from sagemaker.local.image import _pull_image
 
-    wrapper = sys.modules.get("smdiag_autowrap")
+    wrapper = sys.modules.get("smdiag_agent.guest.install")
     with wrapper.explained("fit") if wrapper and not wrapper.disabled() else contextlib.nullcontext():
         _pull_image(args[0])
+
+
+def mocked(name: str, scenario) -> None:
+    """`scenario` as a user's unit test runs it, with `name` (a function of the subprocess module) mocked; the
+    calls the mock saw go to the result."""
+    from unittest import mock
+
+    with mock.patch(name) as mocked_function:
+        try:
+            scenario()
+        finally:
+            result["mock_calls"] = [repr(call) for call in mocked_function.mock_calls]
+
+
+def mocked_run():
+    """A local fit with `subprocess.run` mocked (it answers a MagicMock, so Compose looks absent and the fit
+    raises the SDK's ImportError): the mock sees the SDK's calls only."""
+    mocked("subprocess.run", local_fit)
+
+
+def mocked_check_output():
+    """The SDK's pull step, inside the wrapper's capture where the hook is loaded, with `subprocess.check_output`
+    mocked (the pull "succeeds"): the mock sees the SDK's call, and the pull is its."""
+    mocked("subprocess.check_output", sdk_pull)
+
+
+def two_deploys():
+    """Two local deploys (images ARG0 then ARG1, model tarball ARG2) on one serving port (ARG3), the first
+    endpoint left serving as a notebook that never deleted it; both endpoints stay up at the end (the program
+    ends as a kernel that is shut down: the SDK's serving threads are not joined)."""
+    from sagemaker.model import Model
+
+    session = local_session()
+    session.config = {"local": {"local_code": True, "serving_port": int(args[3])}}
+    for image in args[:2]:
+        model = Model(image_uri=image, model_data="file://" + args[2], role=ROLE, sagemaker_session=session,
+                      code_location="s3://guest-bucket/code")  # fmt: skip
+        model.deploy(initial_instance_count=1, instance_type="local")
+        print("deployed", image, flush=True)
 
 
 SCENARIOS = {
@@ -207,6 +246,9 @@ SCENARIOS = {
         local_pipeline,
         local_model_trainer,
         sdk_pull,
+        mocked_run,
+        mocked_check_output,
+        two_deploys,
     )  # fmt: skip
 }
 if os.environ.get("GUEST_START_WHEN"):  # the SDK imported, wait for the test's word (it changes things meanwhile)
@@ -225,3 +267,7 @@ finally:
     sys.setprofile(None)
     with open(result_path, "w") as out:
         json.dump(result, out, default=repr)
+if scenario == "two_deploys":  # its endpoints' threads never end: leave them running, as a shut-down kernel does
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

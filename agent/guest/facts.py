@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import traceback
 from dataclasses import dataclass, field
 
 LEGACY_NAMES = {"compose_output": "compose_stream", "class": "class_name"}
@@ -39,9 +40,15 @@ class RaisedException:
     """The SDK's exception as it left the call."""
 
     type: str
+    """Empty when the call returned, wrongly (see `FailureFacts.answered_by`): the message then says why."""
     message: str
     errno: int | None = None
     traceback: str = ""
+
+    @classmethod
+    def of(cls, exc: BaseException) -> RaisedException:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return cls(type=type(exc).__name__, message=str(exc), errno=getattr(exc, "errno", None), traceback=text)
 
 
 @dataclass
@@ -82,6 +89,9 @@ class FailureFacts:
     """The call's own serving container was seen to die while the SDK waited for it."""
     kept_containers: list[KeptContainer] = field(default_factory=list)
     container_root: str | None = None
+    answered_by: list[str] | None = None
+    """Set when a deploy returned although its own serving container did not run: the SDK's /ping was answered
+    by another endpoint, these containers publishing the serving port (none: a process outside the engine)."""
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=str)

@@ -1,7 +1,8 @@
 """`smdiag kernels`: failure reports in every notebook Python environment, installing nothing into them.
 
 Each environment gets one file, `smdiag-kernel-hook.pth` in its site-packages, whose single line puts
-`<state>/kernel-hook/` at the end of sys.path and imports the stdlib-only hook there (agent.kernel_hook):
+`<state>/kernel-hook/` at the end of sys.path and starts the stdlib-only hook there (agent.guest.kernel_hook),
+which loads the hook directory's copy of the guest package (`smdiag_agent.guest`) at the first SDK import:
 the users' packages do not change, and removing the hook directory or the agent makes the line a no-op.
 Which environments and which site-packages is pure planning; writing and verifying touch the edges.
 `enable` is a transaction (agent.journal): each file's old bytes are registered before it is written, so
@@ -27,12 +28,24 @@ log = get_logger("kernels")
 
 PTH_NAME = "smdiag-kernel-hook.pth"
 HOOK_MODULE = "smdiag_kernel_hook"
-WRAPPER_MODULE = "smdiag_autowrap"
+PACKAGE = "smdiag_agent"
+"""The agent's package as the hook directory holds it: a name no user's package has."""
+AGENT = Path(__file__).resolve().parent.parent
+LEGACY_FILES = ("smdiag_autowrap.py",)
+"""What an older `kernels enable` wrote beside the hook: its one-module wrapper."""
 VERIFY_TIMEOUT_S = 30
-SOURCES = {
-    f"{HOOK_MODULE}.py": Path(__file__).parent.parent / "guest" / "kernel_hook.py",
-    f"{WRAPPER_MODULE}.py": Path(__file__).parent.parent / "guest" / "wrapper.py",
-}
+
+
+def hook_files() -> dict[str, Path]:
+    """Each file of the hook directory (its path there) and its source: the hook, and the guest package with
+    the agent's `__init__.py` and `container_logs.py`, which the guest imports relatively."""
+    files = {
+        f"{HOOK_MODULE}.py": AGENT / "guest" / "kernel_hook.py",
+        f"{PACKAGE}/__init__.py": AGENT / "__init__.py",
+        f"{PACKAGE}/container_logs.py": AGENT / "container_logs.py",
+    }
+    files.update({f"{PACKAGE}/guest/{source.name}": source for source in sorted((AGENT / "guest").glob("*.py"))})
+    return files
 
 
 def environments(patterns: list[str]) -> list[Path]:
@@ -66,11 +79,11 @@ def hook_enabled(env: Path) -> bool:
 
 
 def pth_line(hook_dir: Path) -> str:
-    """The .pth line: importing the hook only when its file is there, on Python 3.10 or newer."""
+    """The .pth line: starting the hook only when its file is there, on Python 3.10 or newer."""
     return (
         f"import os, sys; hook = {str(hook_dir)!r}; sys.version_info >= (3, 10) and "
         f"os.path.isfile(os.path.join(hook, {HOOK_MODULE + '.py'!r})) and "
-        f"(sys.path.append(hook) or __import__({HOOK_MODULE!r}))\n"
+        f"(sys.path.append(hook) or __import__({HOOK_MODULE!r}).watch())\n"
     )
 
 
@@ -87,13 +100,20 @@ def enable(state_dir: Path, patterns: list[str], agent_python: Path) -> dict:
             journal.replay()
         journal.begin(command="kernels enable")
         try:
-            if not hook_dir.exists():
-                journal.will("created", path=str(hook_dir))
-            for name, source in SOURCES.items():
+            files = hook_files()
+            directories = [hook_dir, *sorted({(hook_dir / name).parent for name in files} - {hook_dir})]
+            for directory in directories:
+                if not directory.exists():
+                    journal.will("created", path=str(directory))
+                    directory.mkdir()
+                directory.chmod(0o755)  # kernels of other users read it
+            for name, source in files.items():
                 _write(journal, hook_dir / name, source.read_bytes())
+            for stale in _stale_files(hook_dir, files):
+                journal.will("restore", **restore_inline(stale))
+                _unlink_with_bytecode(stale)
             config = {"agent_python": str(agent_python), "state_dir": str(state_dir)}
             _write(journal, hook_dir / "config.json", json.dumps(config, indent=2) + "\n")
-            hook_dir.chmod(0o755)
             line = pth_line(hook_dir)
             results = [_enable_one(journal, env, line) for env in environments(patterns)]
         except BaseException:
@@ -117,17 +137,32 @@ def disable(state_dir: Path, patterns: list[str]) -> dict:
                 pth.unlink()
                 removed.append(str(pth))
     hook_dir = StateDir(state_dir).kernel_hook
-    cache = hook_dir / "__pycache__"
-    compiled = [p for module in (HOOK_MODULE, WRAPPER_MODULE) for p in cache.glob(f"{module}.*.pyc")]
-    for path in [hook_dir / "config.json", *(hook_dir / name for name in SOURCES), *compiled]:
+    files = hook_files()
+    ours = [hook_dir / "config.json", *(hook_dir / name for name in files), *_stale_files(hook_dir, files)]
+    for path in ours:
         if path.exists():
-            path.unlink()
+            _unlink_with_bytecode(path)
             removed.append(str(path))
-    for directory in (cache, hook_dir):
+    for directory in sorted({p.parent for p in ours} | {p.parent / "__pycache__" for p in ours}, reverse=True):
         with contextlib.suppress(OSError):
             directory.rmdir()  # only when empty: nothing of anyone else's goes
     log.info("kernels.disabled", removed=removed)
     return {"ok": True, "removed": removed}
+
+
+def _stale_files(hook_dir: Path, files: dict[str, Path]) -> list[Path]:
+    """Modules an older enable wrote that this one does not: its one-module wrapper, or a module the guest
+    package no longer has."""
+    package = [p for p in (hook_dir / PACKAGE).rglob("*.py") if "__pycache__" not in p.parts]
+    legacy = [hook_dir / name for name in LEGACY_FILES]
+    return [p for p in [*legacy, *package] if p.exists() and str(p.relative_to(hook_dir)) not in files]
+
+
+def _unlink_with_bytecode(path: Path) -> None:
+    """The module and what Python compiled of it (a removed module must not import from its bytecode)."""
+    path.unlink()
+    for compiled in (path.parent / "__pycache__").glob(f"{path.stem}.*.pyc"):
+        compiled.unlink()
 
 
 def _write(journal: Journal, path: Path, data: str | bytes) -> bool:

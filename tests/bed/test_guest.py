@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -217,6 +218,70 @@ def test_smdiag_disable_before_start_or_after_import_is_the_sdk_alone(guests, en
         assert "smdiag" not in hooked.stderr
         assert hooked.result["exception"]["notes"] == []
     assert guests.reports() == []
+
+
+@pytest.mark.bed
+def test_the_recorder_is_not_called_through_a_users_mock_of_subprocess_run(guests, engine, tmp_path):
+    """A user's unit test mocks `subprocess.run` around a local fit that fails (no Compose on PATH, and the
+    mocked `docker compose version` says nothing): the hand-over to the recorder does not go through their
+    mock, and the report names the missing Compose."""
+    no_compose = tmp_path / "bin-without-compose"
+    no_compose.mkdir()
+    (no_compose / "docker").symlink_to(shutil.which("docker"))  # a docker CLI without the compose plugin
+    plain, hooked = guests.both("mocked_run", "guest/train:1", PATH=str(no_compose))
+    assert_same(plain, hooked)
+    assert hooked.result["mock_calls"] == plain.result["mock_calls"]
+    assert "['docker', 'compose', 'version']" in plain.result["mock_calls"][0]
+    assert plain.exception["type"] == "ImportError" and "Docker Compose is not installed" in plain.exception["message"]
+    [note] = hooked.result["exception"]["notes"]
+    assert note.startswith("smdiag: compose_missing:")
+    [report] = guests.reports()
+    assert report["category"] == "compose_missing" and report["call"]["sdk"] == "v2"
+
+
+def test_the_sdks_pull_step_mocked_by_a_user_is_the_sdks_in_a_captured_call(guests):
+    """A user's `subprocess.check_output` mock around the SDK's pull step in a captured call: the guest does not
+    pull in its place (nothing of the real engine's is asked), the mock sees the SDK's one call."""
+    plain, hooked = guests.both("mocked_check_output", "guest/train:1")
+    assert_same(plain, hooked)
+    assert hooked.result["mock_calls"] == plain.result["mock_calls"] == ["call(['docker', 'pull', 'guest/train:1'])"]
+    assert plain.exception is None and guests.reports() == []
+
+
+SERVE = "mkdir -p /www && echo {name} > /www/ping && echo serving {name} && exec httpd -f -p 8080 -h /www"
+"""Answers the SDK's GET /ping with 200 (and the model's name), as a model server does."""
+
+
+@pytest.mark.bed
+def test_a_deploy_answered_by_an_earlier_endpoint_on_its_port_is_reported_and_that_endpoint_left_serving(
+    guests, engine, tmp_path
+):
+    """The SDK returns from the second deploy: its /ping is answered by the first endpoint, which holds the
+    port, while the second's container cannot bind it. Predictions would go to the first model: the guest
+    says so on one line and writes the report; the first endpoint goes on serving, untouched."""
+    with engine.client() as client:
+        for name in ("one", "two"):
+            guests.images.build(client, f"guest/serve-{name}:1", scripts={"serve": SERVE.format(name=name)})
+    port = bed.free_port()
+    model = str(bed.model_tarball(tmp_path))
+    hooked = guests.run("hooked", "two_deploys", "guest/serve-one:1", "guest/serve-two:1", model, str(port))
+    assert hooked.exception is None
+    deployed = re.findall(r"deployed (\S+)", hooked.stdout)  # after the SDK's "!" of each deploy's progress
+    assert deployed == ["guest/serve-one:1", "guest/serve-two:1"]  # the SDK's success, twice
+    with engine.client() as client:
+        [first] = client.containers.list(filters={"ancestor": "guest/serve-one:1"})
+        [second] = client.containers.list(all=True, filters={"ancestor": "guest/serve-two:1"})
+        assert second.status in ("created", "exited") and "port is already allocated" in second.attrs["State"]["Error"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=30) as answer:
+        assert answer.read() == b"one\n"
+    ours = [line for line in hooked.stderr.splitlines() if line.startswith("smdiag")]
+    assert len(ours) == 1, hooked.stderr
+    [line] = ours
+    assert line.startswith(f"smdiag: the endpoint answering on port {port} is not the one just deployed ({first.name})")
+    [report] = guests.reports()
+    assert report["category"] == "port_in_use" and report["call"]["kind"] == "deploy"
+    assert "[port_in_use] report: " + str(guests.state / "failures" / report["id"]) in line
+    assert second.name in [c["name"] for c in report["containers"]]
 
 
 def test_kernels_disable_turns_a_running_kernel_into_the_sdk_alone_and_leaves_nothing(guests):

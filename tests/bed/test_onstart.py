@@ -29,7 +29,7 @@ BUDGET_S = 240
 KERNEL_PROGRAM = (TESTBED / "guest_fit.py").read_text()
 KERNEL_START = (
     "import json, sys; print(json.dumps({'hook': 'smdiag_kernel_hook' in sys.modules, "
-    "'wrapper': 'smdiag_autowrap' in sys.modules}))"
+    "'wrapper': 'smdiag_agent.guest.install' in sys.modules}))"
 )
 
 
@@ -210,7 +210,7 @@ def test_kernels_start_as_before_with_the_hook_and_with_the_agent_removed(notebo
     # The wrapper needs nothing but the standard library: in the bare environment it loads on the attempt
     # to import the SDK, and that import fails exactly as it did before.
     bare = nb.kernel(nb.plain_env, "-c", "import sys\ntry:\n import sagemaker\nexcept ImportError as e: print(e)\n"
-                     "print('smdiag_autowrap' in sys.modules)")  # fmt: skip
+                     "print('smdiag_agent.guest.install' in sys.modules)")  # fmt: skip
     assert bare.stdout.splitlines() == ["No module named 'sagemaker'", "True"] and bare.stderr == ""
 
     probe = "import sys, sagemaker.estimator as e; print(hasattr(e.EstimatorBase.fit, '__smdiag_wrapped__'))"

@@ -55,18 +55,42 @@ class V3Guests:
         self.runs = 0
         self.roots: list[Path] = []
 
-    def run(self, where: str, image: str, **env: str) -> Run:
+    def start(self, where: str, image: str, **env: str) -> subprocess.Popen:
         self.runs += 1
         root = self.work / f"run{self.runs}"
         root.mkdir()
         self.roots.append(root)
         result = self.work / f"run{self.runs}.json"
-        done = subprocess.run(
+        return subprocess.Popen(
             [str(self.envs[where] / "bin" / "python"), str(PROGRAM), str(result), image, str(self.data), str(root)],
-            env={**self.env, **env}, cwd=self.work, capture_output=True, text=True, timeout=600,
+            env={**self.env, **env}, cwd=self.work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        assert done.returncode == 0, done.stderr[-3000:]
-        return Run(done.stdout, done.stderr, json.loads(result.read_text()), VARYING)
+
+    def finish(self, process: subprocess.Popen) -> Run:
+        stdout, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr[-3000:]
+        return Run(stdout, stderr, json.loads(Path(process.args[2]).read_text()), VARYING)
+
+    def run(self, where: str, image: str, **env: str) -> Run:
+        return self.finish(self.start(where, image, **env))
+
+    def opt_out_of_telemetry(self) -> None:
+        """The SDK's telemetry off (its log lines come from another thread, in any order)."""
+        config = Path(self.env["HOME"]) / ".config" / "sagemaker" / "config.yaml"
+        config.parent.mkdir(parents=True)
+        config.write_text("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")
+
+    def run_hooked_turned_off(self, how: str, **env: str) -> Run:
+        """A hooked run whose guest is turned off once the SDK is imported: by `SMDIAG_DISABLE=1` set in the
+        program, or by `smdiag kernels disable` while it waits."""
+        if how == "SMDIAG_DISABLE_AFTER_IMPORT":
+            return self.run("hooked", IMAGE, SMDIAG_DISABLE_AFTER_IMPORT="1", **env)
+        go = self.work / f"go{self.runs}"
+        running = self.start("hooked", IMAGE, GUEST_START_WHEN=str(go), **env)
+        bed.wait_for(lambda: go.with_suffix(".ready").exists() or running.poll() is not None, timeout=300)
+        assert kernels.disable(self.state, [str(self.envs["hooked"])])["ok"]
+        go.touch()
+        return self.finish(running)
 
     def both(self, image: str, **env: str) -> tuple[Run, Run]:
         return self.run("plain", image, **env), self.run("hooked", image, **env)
@@ -146,6 +170,50 @@ def test_a_broken_training_script_is_named_by_last_failure_and_no_planted_key_is
             assert value not in text, path
 
 
+def assert_same_outside(plain: Run, hooked: Run) -> None:
+    assert_same(plain, hooked)
+    outcomes = [run.normalized(json.dumps(run.result["outside"])) for run in (plain, hooked)]
+    assert outcomes[1] == outcomes[0]
+
+
+@pytest.mark.parametrize("how", ["hooked", "SMDIAG_DISABLE_AFTER_IMPORT", "kernels disable"])
+def test_each_step_the_guest_taps_is_the_sdks_own_outside_a_local_call(guests, how):
+    """With the engine mocked as the SDK's own unit tests do (`docker.from_env` a MagicMock, then
+    `client.api.pull.assert_called_once_with(...)`): `_get_docker_client` hands out the SDK's client untouched,
+    and every other tapped step returns and calls what it does without the hook; on, or turned off late."""
+    guests.opt_out_of_telemetry()
+    plain = guests.run("plain", IMAGE, GUEST_CALL="taps")
+    if how == "hooked":
+        hooked = guests.run("hooked", IMAGE, GUEST_CALL="taps")
+    else:
+        hooked = guests.run_hooked_turned_off(how, GUEST_CALL="taps")
+    assert_same_outside(plain, hooked)
+    outside = plain.result["outside"]
+    assert outside["mocked_client"]["returned"].startswith("(True, [call('guest/image', tag='1', stream=True)])")
+    server = outside["model_server"]["returned"]
+    assert server.startswith("('MagicMock', [call.ping(),") and "call.images.pull('guest/image:1')" in server
+    assert "call.containers.run('guest/image:1', 'serve'" in server
+    assert outside["pull_steps"]["returned"].count("call(['docker', 'pull', 'guest/image:1'])") == 2
+    assert outside["stream_output"] == {"returned": "0"} and "one\ntwo\n" in plain.stdout
+    assert "Giving up" in outside["wait_for_serving"]["message"]
+    assert guests.reports() == []
+
+
+@pytest.mark.parametrize("how", ["SMDIAG_DISABLE_AFTER_IMPORT", "kernels disable"])
+def test_each_entry_point_the_guest_wraps_is_the_sdks_own_once_turned_off_in_a_running_kernel(guests, how):
+    """Local calls the SDK refuses at once (before any container): with the guest turned off after the SDK was
+    imported and patched, each raises the SDK's own exception, with no note and no report."""
+    guests.opt_out_of_telemetry()
+    plain = guests.run("plain", IMAGE, GUEST_CALL="entry_points")
+    hooked = guests.run_hooked_turned_off(how, GUEST_CALL="entry_points")
+    assert_same_outside(plain, hooked)
+    outside = plain.result["outside"]
+    assert list(outside) == ["train", "build", "deploy", "deploy_local", "create_training_job",
+                             "create_processing_job", "create_transform_job", "create_endpoint"]  # fmt: skip
+    assert all("raised" in outcome and outcome["notes"] == [] for outcome in outside.values())
+    assert "smdiag" not in hooked.stderr and guests.reports() == []
+
+
 def test_a_dead_engine_is_daemon_down(guests, engine, smdiag):
     engine.kill()  # a crash: the socket stays, refusing connections
     hooked = guests.run("hooked", IMAGE)
@@ -170,9 +238,7 @@ CRASH_ON_SIGNAL = (
 @pytest.fixture
 def serving(guests, make_engine, images, registry, moto_endpoint):
     """Serve runs (GUEST_CALL=serve) against a bed engine, with AWS in moto and the SDK's telemetry off."""
-    config = Path(guests.env["HOME"]) / ".config" / "sagemaker" / "config.yaml"
-    config.parent.mkdir(parents=True)
-    config.write_text("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")
+    guests.opt_out_of_telemetry()
     guests.env.update(GUEST_CALL="serve", AWS_ENDPOINT_URL=moto_endpoint, SAGEMAKER_VALIDATE_ROLE="false", **PLANTED)
     daemon, _disk = make_engine()
     guests.env["DOCKER_HOST"] = daemon.host
