@@ -14,6 +14,7 @@ from agent import inputs
 from agent.experiments import data
 from agent.experiments.runner import Progress, Result, finish, grid, no_progress, reported
 from agent.frameworks import ENTRY_POINTS, HYPERPARAMETERS, REGION, SERVING_ENTRY_POINTS, VERSIONS, image_uris
+from agent.guest.install import install as install_guest
 
 ROLE = "arn:aws:iam::111111111111:role/local-mode"
 """Local mode needs a role string of the right shape, never a real one."""
@@ -61,10 +62,8 @@ def round_trip(trip, data_dir: Path, quick: bool, settings, progress: Progress =
     `trip` is what that major's user writes for each stage."""
     import numpy as np  # optional (smdiag[frameworks]): imported where the data is handled
 
-    from agent.guest import wrapper as autowrap  # importing the guest installs its SDK patches: only this run may
-
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
-    autowrap.install()
+    install_guest()
     framework = trip.framework
     result = Result(framework, "local")
     x_test, y_test = data.load(data_dir / "test_data.csv")
