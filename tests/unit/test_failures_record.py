@@ -28,7 +28,7 @@ def test_the_recorder_installs_nothing(hermetic_env):
     own pure modules."""
     program = f"""
 import json, sys
-FACTS = ("agent.guest.facts",)
+FACTS, GUEST = ("agent.guest.facts",), ("agent.autowrap",)
 before = list(sys.meta_path)
 import agent.failures.classify
 classify_loaded = sorted(m for m in sys.modules if m.startswith("agent") or m in ("psutil", "docker", "yaml"))
@@ -37,7 +37,7 @@ from agent.failures import record
 from agent.settings import Settings
 answer = record.record({json.dumps(SDK_CONFIG_ERROR)!r}, Settings.load())
 print(json.dumps({{"meta_path_unchanged": sys.meta_path == before, "classify_loaded": classify_loaded,
-                  "guest": [m for m in sys.modules if m == "agent.autowrap" or m.startswith("agent.guest.") and m not in FACTS],
+                  "guest": [m for m in sys.modules if m in GUEST or m.startswith("agent.guest.") and m not in FACTS],
                   "category": answer["category"]}}))
 """
     done = subprocess.run([sys.executable, "-c", program], env=hermetic_env, capture_output=True, text=True)
