@@ -267,7 +267,7 @@ def _not_started(e: Lines) -> Finding | None:
     """The engine's own reason for a container it could not create or start."""
     hit = e.find(STARTING, PATTERNS["port_in_use"])
     if hit:
-        return Finding("port_in_use", f"the serving port is taken: {hit.line}")
+        return Finding("port_in_use", _port_taken(e, hit.line))
     hit = e.find([*STARTING, "container"], r"exec format error")
     if hit:
         return Finding("wrong_architecture", f"the image is for another CPU architecture: {hit.line}")
@@ -280,6 +280,16 @@ def _not_started(e: Lines) -> Finding | None:
         return None  # the engine ran out of room: a disk's story, told by _disk
     hit = hit or e.find(["compose"], PATTERNS["container_not_started"])
     return hit and Finding("container_not_started", f"the engine could not start the container: {hit.line}")
+
+
+def _port_taken(e: Lines, said: str) -> str:
+    """What the engine said; for a deploy the SDK called a success, whose endpoint answered instead, too."""
+    if e.evidence.answered_by is None:
+        return f"the serving port is taken: {said}"
+    holders = ", ".join(e.evidence.answered_by) or "a process outside the engine"
+    own = next((c.name for c in e.containers if c.error and c.error.strip() == said), None)
+    which = f"this call's container {own}" if own else "this call's container"
+    return f"deploy() returned, but its /ping was answered by {holders}: {which} could not start: {said}"
 
 
 def _oom(e: Lines) -> Finding | None:

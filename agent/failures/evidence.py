@@ -348,7 +348,7 @@ def gather(facts: FailureFacts, settings: Settings) -> tuple[Evidence, dict[str,
     finally:
         gathering.close()
     evidence = Evidence(
-        facts.call, facts.exception, **found, serving_failed=facts.serving_failed,
+        facts.call, facts.exception, **found, serving_failed=facts.serving_failed, answered_by=facts.answered_by,
         platform=platform.detect(settings).kind, evidence_errors=errors, evidence_seconds=seconds,
     )  # fmt: skip
     return evidence, gathering.full_logs

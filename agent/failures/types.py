@@ -115,6 +115,9 @@ class Evidence:
     df_h: str = ""
     serving_failed: bool = False
     """The call's own serving container was seen to die while the SDK waited for it (from the guest)."""
+    answered_by: list[str] | None = None
+    """Set when a deploy returned although its own container did not run (from the guest): the containers
+    publishing the serving port, whose endpoint answered the SDK's /ping instead."""
     platform: str | None = None
     """agent.platform's kind (`studio`, `notebook_instance`, ...): on Studio the engine's disk is the host's."""
     evidence_errors: dict[str, str] = field(default_factory=dict)
@@ -137,6 +140,7 @@ class Evidence:
             disks=[Disk(**{"path": "", **_known(Disk, d)}) for d in data.get("disks") or []],
             df_h=data.get("df_h") or "",
             serving_failed=bool(data.get("serving_failed")),
+            answered_by=data.get("answered_by"),
             platform=data.get("platform"),
         )
 
@@ -189,6 +193,7 @@ class Report:
             **({"compose": dataclasses.asdict(e.compose)} if e.compose else {}),
             "disks": [dataclasses.asdict(disk) for disk in e.disks],
             "df_h": e.df_h,
+            **({"answered_by": e.answered_by} if e.answered_by is not None else {}),
             **({"evidence_errors": e.evidence_errors} if e.evidence_errors else {}),
             "category": d.category,
             "summary": d.summary,

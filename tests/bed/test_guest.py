@@ -282,6 +282,8 @@ def test_a_deploy_answered_by_an_earlier_endpoint_on_its_port_is_reported_and_th
     assert report["category"] == "port_in_use" and report["call"]["kind"] == "deploy"
     assert "[port_in_use] report: " + str(guests.state / "failures" / report["id"]) in line
     assert second.name in [c["name"] for c in report["containers"]]
+    assert f"answered by {first.name}" in report["summary"] and f"container {second.name}" in report["summary"]
+    assert report["answered_by"] == [first.name]
 
 
 def test_kernels_disable_turns_a_running_kernel_into_the_sdk_alone_and_leaves_nothing(guests):

@@ -495,3 +495,24 @@ def test_a_call_that_went_to_a_down_engine_is_daemon_down(exception):
     diagnosis = classify(evidence(exception=exception, docker=ENGINE_DOWN))
     assert diagnosis.category == "daemon_down" and "Connection refused" in diagnosis.summary
     assert diagnosis.remedy.name == "start_engine"
+
+
+BIND_REFUSED = (
+    "driver failed programming external connectivity on endpoint tmpx-algo-1-ab (3f2a): "
+    "Bind for 0.0.0.0:8080 failed: port is already allocated"
+)
+"""The engine's State.Error for a serving container whose port an earlier endpoint holds."""
+
+
+def test_a_deploy_answered_by_another_endpoint_names_the_holder_and_its_own_container():
+    """Issue 30: the SDK called the deploy a success; the report says whose endpoint answered, and which
+    container of this call could not start."""
+    own = named(name="tmpx-algo-1-ab", status="created", exit_code=None, error=BIND_REFUSED)
+    answered = {"call": {"kind": "deploy", "sdk": "v2"}, "exception": {"type": "", "message": "deploy() returned"},
+                "containers": [own], "answered_by": ["tmpy-algo-1-cd"]}  # fmt: skip
+    diagnosis = classify(evidence(**answered))
+    assert diagnosis.category == "port_in_use" and diagnosis.remedy.to_dict() == {"name": "leftover_containers",
+                                                                                  "port": 8080}  # fmt: skip
+    assert "answered by tmpy-algo-1-cd" in diagnosis.summary and "container tmpx-algo-1-ab" in diagnosis.summary
+    refused = classify(evidence(call={"kind": "deploy", "sdk": "v2"}, containers=[own]))
+    assert refused.summary == f"the serving port is taken: {BIND_REFUSED}"
