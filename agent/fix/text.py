@@ -71,7 +71,7 @@ def format_doctor(report: dict, style: Style = PLAIN) -> str:
     rows += [Row(*row) for row in studio.rows(report.get("platform"), report.get("studio"))]
     named = [(row, check_name(row.check, row.item)) for row in rows]
     width = max(len(name) for _row, name in named)
-    lines = [f"{style.mark(_row_state(row, report))} {name:<{width}}  {row.text}" for row, name in named]
+    lines = [f"{style.mark(_row_state(row, report, rows))} {name:<{width}}  {row.text}" for row, name in named]
     for problem in report["problems"]:
         lines += ["", *problem_lines(problem, style)]
     for step in report.get("next_steps", []):
@@ -118,11 +118,15 @@ def verdict_line(report: dict, style: Style = PLAIN) -> str:
     return f"{style.mark('ok')} {style.paint(line, 'green')}" if style.terminal else line
 
 
-def _row_state(row: Row, report: dict) -> str:
-    """A problem about this row (one about no row in particular is about each of its check's rows), else a
-    next step about it, else fine or not applicable here."""
-    if any(p["check"] == row.check and p.get("item") in (None, row.item) for p in report["problems"]):
-        return "problem"
+def _row_state(row: Row, report: dict, rows: list[Row]) -> str:
+    """A problem about this row, else a next step about it, else fine or not applicable here. A problem
+    about no row in particular is about its check's rows that have no item of their own (Studio's disks
+    beside the notebook's), or all of its check's rows when each has one (one per environment)."""
+    general = {r.check for r in rows if r.item is None}
+    for problem in report["problems"]:
+        item = problem.get("item")
+        if problem["check"] == row.check and (item == row.item or (item is None and row.check not in general)):
+            return "problem"
     if row.item and any(row.item in step["items"] for step in report.get("next_steps", [])):
         return "next"
     return "ok" if row.applies else "na"

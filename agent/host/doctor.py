@@ -48,6 +48,7 @@ CHECK_NAMES = {
     "platform": "platform",
     "studio": "Studio app",
     "engine_disk": "Docker disk use",
+    "disk": "space disk",
 }
 """What a person reads for each check id (`--json` keeps the ids)."""
 DISK_NAMES = {**DISK_ROLES, "docker_root": "Docker's disk"}

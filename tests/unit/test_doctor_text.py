@@ -169,6 +169,12 @@ def test_rows_are_named_for_a_person_and_no_two_disks_share_a_name():
     assert "Docker data-root" in names and "failure wrapper" in names and "on-start script" in names
 
 
+def test_a_problem_about_every_environment_marks_each_environments_row():
+    bare = report(sdk_environments=[OWN, env(PYTHON3, None, hook=False, loaded=None)])
+    assert [p["check"] for p in bare["problems"]] == ["sagemaker_sdk"]
+    assert rows(format_doctor(bare))["SageMaker SDK"] == ["!!", "!!"]
+
+
 def test_a_full_disk_marks_its_own_row_and_the_problem_says_which_disk():
     full_tmp = report(disks=[disk("docker_root", "/d"), disk("tmp", "/tmp", 97.0), disk("ebs", "/e")])
     text = format_doctor(full_tmp)
@@ -206,3 +212,20 @@ def test_marks_and_colour_only_on_a_terminal():
     no_colour = format_doctor(down, Style.for_output(True, {"TERM": "xterm", "NO_COLOR": "1"}))
     assert "\033[" not in no_colour and no_colour.splitlines()[0].startswith("✗  Docker engine ")
     assert format_doctor(down, Style.for_output(True, {"TERM": "dumb"})) == plain
+
+
+def test_in_a_studio_space_the_spaces_disks_have_a_name_and_a_full_one_says_which():
+    home = "/home/sagemaker-user"
+    space = {
+        "app_type": "JupyterLab", "local_mode": True, "api_version": "1.41",
+        "proxy": {"host": "unix:///docker/proxy.sock", "expected": "unix:///docker/proxy.sock", "socket_exists": True,
+                  "expected_exists": True, "unversioned_status": 301},
+        "engine": {"reachable": True, "version": "25.0.8", "api_version": "1.41", "disk_usage": None, "error": None},
+        "disks": [disk("home", home, 97.0), {"role": "container_root", "path": f"{home}/tmp", "exists": False}],
+        "compose": {"v2": ["docker", "compose"], "v3": ["docker", "compose"], "plugin_version": "v2.29.2"},
+    }  # fmt: skip
+    text = format_doctor(report(studio=space, platform={"kind": "studio", "label": "SageMaker Studio JupyterLab"}))
+    names = rows(text)
+    assert names["space disk"][0] == "!!" and "disk" not in names
+    assert names["Docker's disk"] == names["temp dir"] == names["EBS volume"] == ["ok"]  # the notebook's: fine
+    assert f"\n!! space disk: home (the space's EBS volume) {home} is 97% full" in text
