@@ -270,8 +270,7 @@ def next_steps(facts: dict) -> list[NextStep]:
         steps.append(
             NextStep(
                 "failure_reports",
-                f"failure reports are off in {where}: a local-mode call that fails there gets no report; "
-                "turn them on with",
+                f"off in {where}: a local-mode call that fails there gets no report; turn them on with",
                 TURN_REPORTS_ON,
                 "then restart the kernel",
                 tuple(off),
@@ -282,7 +281,7 @@ def next_steps(facts: dict) -> list[NextStep]:
             steps.append(
                 NextStep(
                     "failure_reports",
-                    f"failure reports do not load in {env['environment']}: {env['hook_error']}; a local-mode call "
+                    f"not loaded in {env['environment']}: {env['hook_error']}; a local-mode call "
                     "that fails there gets no report: run local mode from an environment where they are on",
                     items=(env["environment"],),
                 )

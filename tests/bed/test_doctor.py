@@ -251,7 +251,7 @@ def test_doctor_reads_the_sdk_and_the_hook_of_every_notebook_environment(smdiag,
     off = f"-> SageMaker SDK     {v3}: sagemaker 3.27.0 (v3); failure reports off (smdiag kernels enable would cover"
     assert f"{off} ModelTrainer" in text
     assert f"{bare}: not installed" in text
-    assert f"\n-> failure reports: failure reports are off in {v3}: a local-mode call that fails there gets no " \
+    assert f"\n-> failure reports: off in {v3}: a local-mode call that fails there gets no " \
            "report; turn them on with\n      smdiag kernels enable\n   then restart the kernel\n" in text  # fmt: skip
     assert text.splitlines()[-1].endswith(" — next: `smdiag kernels enable`, then restart the kernel")
 
@@ -298,7 +298,7 @@ def test_reports_are_not_on_where_kernels_enable_failed_to_load_the_hook(smdiag,
     assert "failure reports on" not in text
     assert f"-> SageMaker SDK     {old.resolve()}: sagemaker 2.257.7 (v2); failure reports off: the hook is there, " \
            "but its python does not load it" in text  # fmt: skip
-    assert f"\n-> failure reports: failure reports do not load in {old.resolve()}: {env['hook_error']}" in text
+    assert f"\n-> failure reports: not loaded in {old.resolve()}: {env['hook_error']}" in text
 
 
 def test_a_host_with_problems_ends_with_the_verdict_and_the_command_that_repairs_what_it_can(smdiag, tmp_path):
