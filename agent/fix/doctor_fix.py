@@ -18,6 +18,7 @@ NETWORK_PROBE = "stale_network"
 """Doctor has no check of its own for the `sagemaker-local` network: whenever the engine answers, this
 remedy looks (its plan is empty when the network is Compose's own or absent)."""
 DOCTOR_FIX = "sudo smdiag doctor --fix"
+"""The command a user runs to repair what doctor found (its remedies write where only root may)."""
 
 
 def doctor_remedies(report: dict, only: set[str] | None, yes: bool) -> tuple[list[str], list[str]]:
@@ -50,7 +51,7 @@ def verdict(report: dict) -> dict:
         "repairable": len(repairable),
         "fix_command": (DOCTOR_FIX + (" --yes" if restarts else "")) if repairable else None,
         "restarts_docker": restarts,
-        "repairs": [check_name(p["check"], p.get("item")) for p in repairable],
+        "repairs": [p["check"] for p in repairable],
     }
 
 
@@ -62,7 +63,7 @@ def doctor_offer(report: dict) -> str | None:
     count = found["repairable"]
     return (
         f"`{found['fix_command']}` repairs {count} problem{'s' if count > 1 else ''} `smdiag doctor` found "
-        f"on this host: {', '.join(found['repairs'])}"
+        f"on this host: {', '.join(map(check_name, found['repairs']))}"
     )
 
 

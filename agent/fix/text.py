@@ -71,7 +71,8 @@ def format_doctor(report: dict, style: Style = PLAIN) -> str:
     rows += [Row(*row) for row in studio.rows(report.get("platform"), report.get("studio"))]
     named = [(row, check_name(row.check, row.item)) for row in rows]
     width = max(len(name) for _row, name in named)
-    lines = [f"{style.mark(_row_state(row, report, rows))} {name:<{width}}  {row.text}" for row, name in named]
+    general = {row.check for row in rows if row.item is None}
+    lines = [f"{style.mark(_row_state(row, report, general))} {name:<{width}}  {row.text}" for row, name in named]
     for problem in report["problems"]:
         lines += ["", *problem_lines(problem, style)]
     for step in report.get("next_steps", []):
@@ -118,11 +119,11 @@ def verdict_line(report: dict, style: Style = PLAIN) -> str:
     return f"{style.mark('ok')} {style.paint(line, 'green')}" if style.terminal else line
 
 
-def _row_state(row: Row, report: dict, rows: list[Row]) -> str:
+def _row_state(row: Row, report: dict, general: set[str]) -> str:
     """A problem about this row, else a next step about it, else fine or not applicable here. A problem
     about no row in particular is about its check's rows that have no item of their own (Studio's disks
-    beside the notebook's), or all of its check's rows when each has one (one per environment)."""
-    general = {r.check for r in rows if r.item is None}
+    beside the notebook's), or about each of its check's rows when all have one (`general`: the checks
+    with a row of no item)."""
     for problem in report["problems"]:
         item = problem.get("item")
         if problem["check"] == row.check and (item == row.item or (item is None and row.check not in general)):

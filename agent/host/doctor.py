@@ -1,7 +1,8 @@
 """`smdiag doctor`: is this host ready for SageMaker local mode, and if not, what to do about it.
 
-`gather` touches the edges (engine, filesystems, compose CLI, AWS config); `diagnose` is pure and turns
-the gathered facts into problems, each with its fix.
+`gather` touches the edges (engine, filesystems, compose CLI, AWS config, and each notebook environment's
+interpreter, started to see it load the failure-report hook); `diagnose` and `next_steps` are pure and turn
+the gathered facts into problems, each with its fix, and steps worth taking though local mode runs.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class Problem:
     commands: tuple[str, ...] = ()
     """The fix as lines a user can copy, in order."""
     item: str | None = None
-    """Which of the check's rows it is about (a disk's role) when the check has several; None: all of them."""
+    """Which of the check's rows it is about (a disk's role) when the check has several; None: no one row."""
 
 
 @dataclass(frozen=True)
@@ -304,11 +305,11 @@ def _with_hooks_verified(environments: list[dict]) -> list[dict]:
     if to_check:
         with ThreadPoolExecutor(max_workers=min(len(to_check), HOOK_CHECKS_AT_ONCE)) as pool:
             seen = dict(zip(map(str, to_check), pool.map(kernels._verify, to_check), strict=True))
-    unchecked = (None, None)
-    return [
-        {**env, **dict(zip(("hook_loaded", "hook_error"), seen.get(env["environment"], unchecked), strict=True))}
-        for env in environments
-    ]
+    verified = []
+    for env in environments:
+        loaded, error = seen.get(env["environment"], (None, None))
+        verified.append({**env, "hook_loaded": loaded, "hook_error": error})
+    return verified
 
 
 def _engine(engine: Engine) -> dict:

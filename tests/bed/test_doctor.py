@@ -323,7 +323,7 @@ def test_a_host_with_problems_ends_with_the_verdict_and_the_command_that_repairs
     rep = report(smdiag("doctor", "--json", env={"DOCKER_HOST": gone}))
     assert [(p["check"], p["remedy"]) for p in rep["problems"]] == [("engine", "start_engine"), ("aws", None)]
     assert rep["verdict"] == {"ready": False, "problems": 2, "repairable": 1, "fix_command": "sudo smdiag doctor --fix",
-                              "restarts_docker": False, "repairs": ["Docker engine"]}  # fmt: skip
+                              "restarts_docker": False, "repairs": ["engine"]}  # fmt: skip
     assert [d["role"] for d in rep["disks"]] == ["docker_root", "tmp", "ebs"]
 
 

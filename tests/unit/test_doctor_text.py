@@ -87,11 +87,11 @@ def test_the_verdict_counts_the_problems_doctor_fix_repairs_and_names_its_comman
                                  "restarts_docker": False, "repairs": []}  # fmt: skip
     down = report(engine=ENGINE_DOWN, **NO_REGION_OFF_NOTEBOOK)
     assert verdict(down) == {"ready": False, "problems": 2, "repairable": 1, "fix_command": "sudo smdiag doctor --fix",
-                             "restarts_docker": False, "repairs": ["Docker engine"]}  # fmt: skip
+                             "restarts_docker": False, "repairs": ["engine"]}  # fmt: skip
     # Moving the data-root restarts Docker: doctor --fix applies it only with --yes, so the command says so.
     moved = verdict(report(engine=ENGINE_DOWN, docker_root=ON_ROOT))
     assert moved["fix_command"] == "sudo smdiag doctor --fix --yes" and moved["restarts_docker"]
-    assert moved["repairs"] == ["Docker engine", "Docker data-root"]
+    assert moved["repairs"] == ["engine", "docker_root"]
 
 
 def test_a_problem_with_no_automatic_remedy_is_not_counted_as_repaired():
