@@ -25,6 +25,12 @@ from agent.redact import SECRET_NAME, Redactor
 
 # ---------------------------------------------------------------------------------------------- storage
 
+TURN_REPORTS_ON = (
+    "turn failure reports on: `smdiag kernels enable`, then restart the kernel; or, for this session only, "
+    "`%load_ext agent` in the notebook"
+)
+"""How a failed local-mode call gets its report: every message that finds none says it."""
+
 
 def failures_dir(state_dir: Path) -> Path:
     return state_dir / "failures"
@@ -107,10 +113,7 @@ def last_report(state_dir: Path) -> tuple[Path, dict]:
             return entry, json.loads((entry / "report.json").read_text())
         except (OSError, ValueError):
             continue
-    raise Failed(
-        f"no failure has been recorded in {directory}",
-        "failures are recorded when a local-mode fit/deploy fails with `import agent.autowrap` active",
-    )
+    raise Failed(f"no failure has been recorded in {directory}", TURN_REPORTS_ON)
 
 
 def format_report(report: dict, log_lines: int = 20) -> str:

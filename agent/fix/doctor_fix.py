@@ -1,14 +1,15 @@
 """`smdiag doctor --fix`: the remedies doctor's problem records name, applied in a fixed order, then doctor
-asked again. Which remedy a problem calls for is doctor's finding (its record's `remedy`), not decided here."""
+asked again. Which remedy a problem calls for is doctor's finding (its record's `remedy`), not decided here.
+Also what doctor --fix would repair, for doctor's verdict and for `smdiag fix` when it has nothing to fix."""
 
 from __future__ import annotations
 
 from agent.engine import Engine
-from agent.errors import BadInput
+from agent.errors import BadInput, Failed
 from agent.fix.registry import REMEDIES
 from agent.fix.remedy import Confirm, Context, FixOptions
-from agent.fix.run import apply_remedy, check_options
-from agent.host.doctor import run_doctor
+from agent.fix.run import NOTHING_TO_FIX, apply_remedy, check_options, load_report, run_fix
+from agent.host.doctor import check_name, run_doctor
 from agent.settings import Settings
 
 DOCTOR_CHECKS = ("compose", "engine", "network", "docker_root")
@@ -16,6 +17,8 @@ DOCTOR_CHECKS = ("compose", "engine", "network", "docker_root")
 NETWORK_PROBE = "stale_network"
 """Doctor has no check of its own for the `sagemaker-local` network: whenever the engine answers, this
 remedy looks (its plan is empty when the network is Compose's own or absent)."""
+DOCTOR_FIX = "sudo smdiag doctor --fix"
+"""The command a user runs to repair what doctor found (its remedies write where only root may)."""
 
 
 def doctor_remedies(report: dict, only: set[str] | None, yes: bool) -> tuple[list[str], list[str]]:
@@ -35,6 +38,52 @@ def doctor_remedies(report: dict, only: set[str] | None, yes: bool) -> tuple[lis
         else:
             remedies.append(name)
     return remedies, suggestions
+
+
+def verdict(report: dict) -> dict:
+    """Whether the host is ready for local mode, and how many of its problems `doctor --fix` repairs, with
+    the command that does (--yes when one of them restarts Docker: it is applied only then). Pure."""
+    repairable = [p for p in report["problems"] if p.get("remedy") and p["check"] in DOCTOR_CHECKS]
+    restarts = any(REMEDIES[p["remedy"]].needs_yes for p in repairable)
+    return {
+        "ready": not report["problems"],
+        "problems": len(report["problems"]),
+        "repairable": len(repairable),
+        "fix_command": (DOCTOR_FIX + (" --yes" if restarts else "")) if repairable else None,
+        "restarts_docker": restarts,
+        "repairs": [p["check"] for p in repairable],
+    }
+
+
+def doctor_offer(report: dict) -> str | None:
+    """What `doctor --fix` would repair on this host, in a sentence; None when nothing. Pure."""
+    found = verdict(report)
+    if not found["repairable"]:
+        return None
+    count = found["repairable"]
+    return (
+        f"`{found['fix_command']}` repairs {count} problem{'s' if count > 1 else ''} `smdiag doctor` found "
+        f"on this host: {', '.join(map(check_name, found['repairs']))}"
+    )
+
+
+def fix_or_offer(
+    settings: Settings, engine: Engine, report_id: str | None, options: FixOptions, confirm: Confirm
+) -> tuple[int, dict]:
+    """`smdiag fix`: the remedy a report names (agent.fix.run). Where it has nothing to fix (no report
+    recorded, or no automatic remedy for its cause), it says what `doctor --fix` would repair here."""
+    check_options(options)
+    try:
+        _path, report = load_report(settings.state_dir, report_id)
+    except Failed as none_recorded:  # load_report's only Failed: an unknown REPORT_ID is bad input
+        offer = doctor_offer(run_doctor(settings, engine))
+        if offer is None:
+            raise
+        raise Failed(none_recorded.problem, f"{none_recorded.fix}; meanwhile {offer}") from None
+    code, result = run_fix(settings, engine, report, options, confirm)
+    if code == NOTHING_TO_FIX:
+        result["doctor_fix"] = doctor_offer(run_doctor(settings, engine))
+    return code, result
 
 
 def run_doctor_fix(

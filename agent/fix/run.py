@@ -20,6 +20,8 @@ from agent.guard.plan import parse_duration
 from agent.log import get_logger
 from agent.settings import Settings
 
+NOTHING_TO_FIX = 3
+"""`smdiag fix`'s exit code when the report's cause has no automatic remedy."""
 NO_REMEDY = "no automatic remedy for this cause"
 NOT_RECORDED = (
     "no automatic remedy recorded with this report (it was recorded before smdiag named remedies): "
@@ -28,18 +30,16 @@ NOT_RECORDED = (
 
 
 def run_fix(
-    settings: Settings, engine: Engine, report_id: str | None, options: FixOptions, confirm: Confirm
+    settings: Settings, engine: Engine, report: dict, options: FixOptions, confirm: Confirm
 ) -> tuple[int, dict]:
     """Repair the cause a report names. (exit code, result): 0 fixed and verified, 1 not, 3 no remedy."""
-    check_options(options)
-    _path, report = load_report(settings.state_dir, report_id)
     chosen = report.get("remedy")
     result = {"report": report.get("id"), "category": report.get("category"), "summary": report.get("summary"),
               "remedy": chosen["name"] if chosen else None, "actions": [], "verified": False,
               "dry_run": options.dry_run}  # fmt: skip
     if not chosen:
         result.update(hint=report.get("hint"), detail=NO_REMEDY if "remedy" in report else NOT_RECORDED)
-        return 3, result
+        return NOTHING_TO_FIX, result
     remedy = REMEDIES.get(chosen["name"])
     if remedy is None:
         raise Failed(f"report {report.get('id')} names remedy {chosen['name']!r}, which this smdiag does not know",
@@ -51,6 +51,8 @@ def run_fix(
 
 
 def load_report(state_dir: Path, report_id: str | None) -> tuple[Path, dict]:
+    """The report to fix: the one named, else the newest. Bad input for a name that is no report; Failed
+    when none was recorded."""
     if report_id is None:
         return store.last_report(state_dir)
     path = store.failures_dir(state_dir) / report_id
@@ -67,7 +69,7 @@ def apply_remedy(ctx: Context, remedy: Remedy, confirm: Confirm) -> dict:
     with fileops.exclusive_lock(lock(ctx.settings)):
         plan = remedy.plan(remedy.gather(ctx))
         outcome = {"actions": [{**asdict(a), "done": False} for a in plan.actions], "blocked": plan.blocked,
-                   "verified": False, "detail": plan.blocked}  # fmt: skip
+                   "verified": False, "detail": plan.blocked, "dry_run": ctx.options.dry_run}  # fmt: skip
         if plan.blocked or ctx.options.dry_run:
             return outcome
         changes = [a for a in plan.actions if a.changes]

@@ -1,20 +1,249 @@
-"""What `smdiag fix`, `smdiag fix --undo` and `smdiag doctor --fix` print (their `--json` is the result itself)."""
+"""What `smdiag doctor`, `smdiag doctor --fix`, `smdiag fix` and `smdiag fix --undo` print (their `--json` is
+the result itself).
+
+Doctor's text: a row per check under the name a person reads, each problem with its fix and the commands to
+copy on lines of their own, the next steps, then the verdict with the next command. Marks and colour go to
+a terminal only: piped or in a file, the text is plain words.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from agent import disks
+from agent.fix.doctor_fix import verdict
 from agent.fix.run import NO_REMEDY
+from agent.host import studio
+from agent.host.doctor import WRAPPED_CALLS, check_name
+
+MARKS = {
+    "ok": ("ok", "✓", "green"),
+    "problem": ("!!", "✗", "red"),
+    "next": ("->", "!", "yellow"),
+    "na": ("--", "-", "dim"),
+}
+"""Each row's state: its plain mark, its mark on a terminal, and its colour there."""
+SGR = {"green": "32", "red": "31", "yellow": "33", "dim": "2", "bold": "1"}
+COMMAND_INDENT = " " * 6
+
+
+@dataclass(frozen=True)
+class Style:
+    """Marks and colour for a terminal (colour unless NO_COLOR is set); plain words for a pipe or a file."""
+
+    terminal: bool = False
+    colour: bool = False
+
+    @classmethod
+    def for_output(cls, is_terminal: bool, environ: Mapping[str, str] = os.environ) -> Style:
+        terminal = is_terminal and environ.get("TERM") != "dumb"
+        return cls(terminal, terminal and "NO_COLOR" not in environ)
+
+    def mark(self, state: str) -> str:
+        plain, glyph, colour = MARKS[state]
+        return self.paint(glyph.ljust(len(plain)), colour) if self.terminal else plain
+
+    def paint(self, text: str, colour: str) -> str:
+        return f"\033[{SGR[colour]}m{text}\033[0m" if self.colour else text
+
+
+PLAIN = Style()
+
+
+# ---------------------------------------------------------------------------------------------- doctor
+
+
+class Row(NamedTuple):
+    check: str
+    applies: bool
+    text: str
+    item: str | None = None
+    """Which of the check's rows (a disk's role, an environment), for the problems and steps about it."""
+
+
+def format_doctor(report: dict, style: Style = PLAIN) -> str:
+    """The report as a person reads it: a row per check, each problem and next step with what to run, then
+    the verdict. Plain marks: "ok" fine, "!!" a problem below, "->" a next step below, "--" not here."""
+    rows = [*_engine_rows(report), *_disk_rows(report["disks"]), *_environment_rows(report)]
+    rows += [Row(*row) for row in studio.rows(report.get("platform"), report.get("studio"))]
+    named = [(row, check_name(row.check, row.item)) for row in rows]
+    width = max(len(name) for _row, name in named)
+    general = {row.check for row in rows if row.item is None}
+    lines = [f"{style.mark(_row_state(row, report, general))} {name:<{width}}  {row.text}" for row, name in named]
+    for problem in report["problems"]:
+        lines += ["", *problem_lines(problem, style)]
+    for step in report.get("next_steps", []):
+        lines += ["", f"{style.mark('next')} {check_name(step['check'])}: {step['step']}"]
+        lines += _command_lines(step["commands"], style) + ([f"   {step['then']}"] if step["then"] else [])
+    return "\n".join([*lines, "", verdict_line(report, style)])
+
+
+def problem_lines(problem: dict, style: Style = PLAIN) -> list[str]:
+    """A problem under its check's name, its fix, and the fix's commands each on a line of its own."""
+    name = check_name(problem["check"], problem.get("item"))
+    head = f"{style.mark('problem')} {name}: {problem['problem']}"
+    return [head, f"   fix: {problem['fix']}", *_command_lines(problem.get("commands", ()), style)]
+
+
+def _command_lines(commands: list[str] | tuple[str, ...], style: Style) -> list[str]:
+    return [COMMAND_INDENT + style.paint(command, "bold") for command in commands]
+
+
+def verdict_line(report: dict, style: Style = PLAIN) -> str:
+    """Ready or not for local mode, and the next command: `doctor --fix` when it repairs some problem."""
+    found = verdict(report)
+    count = found["problems"]
+    if count:
+        repairable = found["repairable"]
+        if repairable:
+            which = "it" if count == 1 else f"all {count} of them" if repairable == count else f"{repairable} of them"
+            then = f"`{found['fix_command']}` repairs {which}" + (
+                " (Docker restarts)" if found["restarts_docker"] else ""
+            )
+        else:
+            then = f"fix {'it' if count == 1 else 'them'} as shown above, then run `smdiag doctor` again"
+        line = f"not ready for SageMaker local mode: {count} problem{'s' if count > 1 else ''} — {then}"
+        return f"{style.mark('problem')} {style.paint(line, 'red')}" if style.terminal else line
+    where = ", ".join(env["environment"] for env in report["sdk_environments"] if env["version"])
+    line = f"ready for SageMaker local mode (the SDK is in {where})"
+    steps = report.get("next_steps", [])
+    with_commands = [step for step in steps if step["commands"]]
+    if with_commands:
+        step = with_commands[0]
+        line += f" — next: `{step['commands'][0]}`" + (f", {step['then']}" if step["then"] else "")
+    elif steps:
+        line += f" — {len(steps)} next step{'s' if len(steps) > 1 else ''} above"
+    return f"{style.mark('ok')} {style.paint(line, 'green')}" if style.terminal else line
+
+
+def _row_state(row: Row, report: dict, general: set[str]) -> str:
+    """A problem about this row, else a next step about it, else fine or not applicable here. A problem
+    about no row in particular is about its check's rows that have no item of their own (Studio's disks
+    beside the notebook's), or about each of its check's rows when all have one (`general`: the checks
+    with a row of no item)."""
+    for problem in report["problems"]:
+        item = problem.get("item")
+        if problem["check"] == row.check and (item == row.item or (item is None and row.check not in general)):
+            return "problem"
+    if row.item and any(row.item in step["items"] for step in report.get("next_steps", [])):
+        return "next"
+    return "ok" if row.applies else "na"
+
+
+def _engine_rows(report: dict) -> list[Row]:
+    eng, comp, config, root = report["engine"], report["compose"], report["daemon_config"], report["docker_root"]
+    if eng["reachable"]:
+        store = ", containerd image store" if eng["containerd_image_store"] else ""
+        engine_text = (
+            f"Docker {eng['version']} (API {eng['api_version']}) at {eng['host']}, "
+            f"data-root {eng['root_dir']} ({eng['storage_driver']}{store})"
+        )
+    else:
+        engine_text = f"unreachable at {eng['host']}"
+    compose_text = (
+        f"SageMaker SDK v2 will run: {' '.join(comp['command'])}" if comp["command"] else "SageMaker SDK v2 finds none"
+    )
+    if not config["exists"]:
+        config_text = f"{config['path']} (absent: Docker's defaults)"
+    else:
+        config_text = config["path"] + (f", data-root {config['data_root']}" if config["data_root"] else "")
+    volume = "on the EBS volume" if root["on_ebs_volume"] else "on the root volume" if root["on_root_volume"] else ""
+    return [
+        Row("engine", eng["reachable"], engine_text),
+        Row("compose", bool(comp["command"]), compose_text),
+        Row("daemon_config", config["exists"], config_text),
+        Row("docker_root", eng["reachable"], f"{root['path']} (from {root['source']}) {volume}".rstrip()),
+    ]
+
+
+def _disk_rows(disk_facts: list[dict]) -> list[Row]:
+    rows = []
+    for disk in disk_facts:
+        if not disk["exists"]:
+            rows.append(Row("disk", False, f"{disk['path']}: not present", disk["role"]))
+            continue
+        usage = (
+            f"{disk['percent']:.0f}% used, {disks.human_bytes(disk['free'])} free of "
+            f"{disks.human_bytes(disk['total'])} ({disk['device']} on {disk['mountpoint']})"
+        )
+        rows.append(Row("disk", True, f"{disk['path']}: {usage}", disk["role"]))
+    return rows
+
+
+def _environment_rows(report: dict) -> list[Row]:
+    aws, nb = report["aws"], report["notebook"]
+    credentials = f"from {aws['credentials_source']}" if aws["credentials"] else "none"
+    if nb["is_notebook_instance"]:
+        host_text = " ".join(
+            filter(None, ["SageMaker notebook instance", nb["name"], f"({nb['platform'] or nb['os']})"])
+        )
+    else:
+        host_text = f"not a SageMaker notebook instance ({nb['os'] or 'unknown OS'})"
+    errors = report["wrapper"]["count"]
+    return [
+        *(
+            Row("sagemaker_sdk", bool(env["version"]), _sdk_text(env), env["environment"])
+            for env in report["sdk_environments"]
+        ),
+        Row(
+            "aws",
+            bool(aws["region"] or aws["credentials"]),
+            f"region {aws['region'] or 'not set'}; credentials {credentials}",
+        ),
+        Row("host", nb["is_notebook_instance"], host_text),
+        Row("state_dir", True, report["state_dir"]["path"]),
+        Row("onstart", report["onstart"] is not None, _onstart_text(report["onstart"])),
+        Row("wrapper", True, f"{errors} error{'' if errors == 1 else 's'} of its own logged in users' kernels"),
+    ]
+
+
+def _sdk_text(env: dict) -> str:
+    where = env["environment"] + (" (smdiag's own)" if env["own"] else "")
+    if not env["version"]:
+        return f"{where}: not installed"
+    covered = WRAPPED_CALLS.get(env["major"])
+    if covered is None:
+        return (
+            f"{where}: sagemaker {env['version']} (major {env['major'] or '?'}, unknown to smdiag); "
+            "the failure wrapper does not cover it: its local-mode failures are not reported"
+        )
+    if env["own"]:
+        wrapper = "failure reports built in (smdiag health)"
+    elif env.get("hook_loaded"):
+        wrapper = f"failure reports on ({covered})"
+    elif env["hook"]:
+        wrapper = "failure reports off: the hook is there, but its python does not load it"
+    else:
+        wrapper = f"failure reports off (smdiag kernels enable would cover {covered})"
+    return f"{where}: sagemaker {env['version']} (v{env['major']}); {wrapper}"
+
+
+def _onstart_text(record: dict | None) -> str:
+    if record is None:
+        return "the lifecycle on-start script has not run here"
+    steps = ", ".join(f"{s['step']} {s['state']}" for s in record["steps"])
+    total = f" in {record['total_s']:g}s" if record["total_s"] is not None else " (unfinished)"
+    background = f"; background migration {record['background']['state']}" if record["background"] else ""
+    return f"last run {record['started']}{total}: {steps}{background}"
+
+
+# ---------------------------------------------------------------------------------------------- fix
 
 
 def format_fix(result: dict) -> str:
     lines = [f"report {result['report']}: {result['category']}: {result.get('summary') or ''}".rstrip()]
     if result["remedy"] is None:
         said = "no automatic remedy" if result["detail"] == NO_REMEDY else result["detail"]
-        return "\n".join([*lines, f"{said}; what to do:", f"  {result.get('hint')}"])
+        lines += [f"{said}; what to do:", f"  {result.get('hint')}"]
+        return "\n".join(lines + ([result["doctor_fix"]] if result.get("doctor_fix") else []))
     lines += _format_outcome(result["remedy"], result)
     return "\n".join(lines)
 
 
-def format_doctor_fix(result: dict) -> str:
+def format_doctor_fix(result: dict, style: Style = PLAIN) -> str:
     lines = []
     for outcome in result["remedies"]:
         lines += _format_outcome(outcome["remedy"], outcome)
@@ -22,9 +251,9 @@ def format_doctor_fix(result: dict) -> str:
     if not result["remedies"]:
         lines.append("nothing to repair automatically")
     if result["problems"]:
-        lines += ["", "still a problem:"] + [
-            f"  {p['check']}: {p['problem']}\n    fix: {p['fix']}" for p in result["problems"]
-        ]
+        lines += ["", "found, nothing changed (dry run):" if result["dry_run"] else "still a problem:"]
+        for problem in result["problems"]:
+            lines += problem_lines(problem, style)
     elif not result["dry_run"]:
         lines.append("no problem left" + ("" if result["healthy"] else " in the checks repaired"))
     return "\n".join(lines)

@@ -1,7 +1,8 @@
 """`smdiag doctor`: is this host ready for SageMaker local mode, and if not, what to do about it.
 
-`gather` touches the edges (engine, filesystems, compose CLI, AWS config); `diagnose` is pure and turns
-the gathered facts into problems, each with its fix.
+`gather` touches the edges (engine, filesystems, compose CLI, AWS config, and each notebook environment's
+interpreter, started to see it load the failure-report hook); `diagnose` and `next_steps` are pure and turn
+the gathered facts into problems, each with its fix, and steps worth taking though local mode runs.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ import contextlib
 import json
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from agent import disks, platform
 from agent.engine import Engine
 from agent.errors import SmdiagError
-from agent.host import compose, onstart, sdk, studio
+from agent.host import compose, kernels, onstart, sdk, studio
 from agent.host import facts as host
 from agent.log import get_logger
 from agent.settings import DEFAULT_DOCKER_ROOT, Settings
@@ -25,10 +27,51 @@ log = get_logger("doctor")
 
 DISK_ROLES = {"docker_root": "Docker data-root", "tmp": "temp dir", "ebs": "EBS volume"}
 DISK_FIXES = {
-    "docker_root": "prune least recently used images: smdiag diskguard once (or keep it pruned: smdiag diskguard run)",
-    "tmp": "delete leftovers in /tmp: local mode stages data and model artifacts there",
-    "ebs": "increase the notebook's volume size (stop it, Edit, Volume size) or delete files from it",
+    "docker_root": "prune the least recently used images with smdiag diskguard once, or keep them pruned with "
+    "smdiag diskguard run",
+    "tmp": "delete what local mode left in the temp dir: it stages data and model artifacts there",
+    "ebs": "increase the notebook's volume size: stop the notebook, then Edit, Volume size; or delete files from it",
 }
+DISK_COMMANDS = {"docker_root": ("smdiag diskguard once",)}
+
+CHECK_NAMES = {
+    "engine": "Docker engine",
+    "compose": "Docker Compose",
+    "daemon_config": "Docker config",
+    "docker_root": "Docker data-root",
+    "sagemaker_sdk": "SageMaker SDK",
+    "aws": "AWS setup",
+    "host": "host",
+    "state_dir": "smdiag state",
+    "onstart": "on-start script",
+    "wrapper": "failure wrapper",
+    "failure_reports": "failure reports",
+    "platform": "platform",
+    "studio": "Studio app",
+    "engine_disk": "Docker disk use",
+    "disk": "space disk",
+}
+"""What a person reads for each check id (`--json` keeps the ids)."""
+DISK_NAMES = {**DISK_ROLES, "docker_root": "Docker's disk"}
+"""A disk row's name: its role, but Docker's data-root is a check of its own."""
+
+HOOK_CHECKS_AT_ONCE = 16
+"""Environments whose interpreter is started at the same time to see whether it loads the hook."""
+
+WRAPPED_CALLS = {
+    2: "fit, deploy, predict, transform, processing, local pipelines, ModelTrainer",
+    3: "ModelTrainer, ModelBuilder local serving, sagemaker-core local jobs and endpoints",
+}
+"""What the failure wrapper (agent.autowrap's PATCHES_BY_MAJOR) reports, per SDK major: doctor names it."""
+TURN_REPORTS_ON = ("smdiag kernels enable",)
+"""The command that turns failure reports on in every notebook environment (then restart the kernel)."""
+
+
+def check_name(check: str, item: str | None = None) -> str:
+    """A check's name in text output: the disk's role for a disk row, else the check's own name."""
+    if check == "disk" and item in DISK_NAMES:
+        return DISK_NAMES[item]
+    return CHECK_NAMES.get(check, check)
 
 
 @dataclass(frozen=True)
@@ -38,13 +81,31 @@ class Problem:
     fix: str
     remedy: str | None = None
     """The remedy `smdiag doctor --fix` applies for it (agent.fix's registry names it); None: none is automatic."""
+    commands: tuple[str, ...] = ()
+    """The fix as lines a user can copy, in order."""
+    item: str | None = None
+    """Which of the check's rows it is about (a disk's role) when the check has several; None: no one row."""
+
+
+@dataclass(frozen=True)
+class NextStep:
+    """Not a problem (local mode runs), but worth doing: e.g. failure reports are off in an environment."""
+
+    check: str
+    step: str
+    commands: tuple[str, ...] = ()
+    then: str = ""
+    """What to do after the commands (e.g. restart the kernel)."""
+    items: tuple[str, ...] = ()
+    """The rows (environments) it is about."""
 
 
 def run_doctor(settings: Settings, engine: Engine) -> dict:
     """Gather the facts, diagnose them, and return the report (`healthy` is False when problems exist)."""
     facts = gather(settings, engine)
     problems = diagnose(facts, settings.high_pct)
-    report = {"healthy": not problems, **facts, "problems": [asdict(p) for p in problems]}
+    report = {"healthy": not problems, **facts, "problems": [asdict(p) for p in problems],
+              "next_steps": [asdict(step) for step in next_steps(facts)]}  # fmt: skip
     log.info("doctor.finished", healthy=report["healthy"], problems=[p.check for p in problems])
     return report
 
@@ -65,7 +126,7 @@ def gather(settings: Settings, engine: Engine) -> dict:
             _disk("ebs", settings.ebs_mount),
         ],
         "compose": compose.probe_compose().to_dict(),
-        "sdk_environments": sdk.environments(settings),
+        "sdk_environments": _with_hooks_verified(sdk.environments(settings)),
         "aws": host.aws_facts(use_instance_metadata=notebook["is_notebook_instance"]),
         "notebook": notebook,
         "platform": plat.to_dict(),
@@ -81,7 +142,9 @@ def diagnose(facts: dict, high_pct: float) -> list[Problem]:
     problems: list[Problem] = []
     eng = facts["engine"]
     if not eng["reachable"] and not facts.get("studio"):  # on Studio, studio.problems says why and what to do
-        problems.append(Problem("engine", eng["error"], eng["fix"], _engine_remedy(eng["error"])))
+        remedy = _engine_remedy(eng["error"])
+        commands = ("sudo smdiag doctor --fix --only engine",) if remedy else ()
+        problems.append(Problem("engine", eng["error"], eng["fix"], remedy, commands))
 
     sdks = [env for env in facts["sdk_environments"] if env["version"]]
     majors = {env["major"] for env in sdks}
@@ -92,8 +155,9 @@ def diagnose(facts: dict, high_pct: float) -> list[Problem]:
             Problem(
                 "sagemaker_sdk",
                 f"{found or 'no notebook environment has the SageMaker SDK'}: local mode cannot run anywhere",
-                "pip install 'sagemaker>=2.250,<3' (v2, the book's) or 'sagemaker>=3.27,<4' into a notebook "
-                "environment, or pip install 'smdiag[sagemaker]' into smdiag's own",
+                "install SDK v2 (the book's) or v3 into the notebook environment you run local mode from, with one "
+                "of these; into smdiag's own: pip install 'smdiag[sagemaker]'",
+                commands=("pip install 'sagemaker>=2.250,<3'", "pip install 'sagemaker>=3.27,<4'"),
             )
         )
 
@@ -105,7 +169,7 @@ def diagnose(facts: dict, high_pct: float) -> list[Problem]:
             Problem(
                 "compose",
                 "the docker CLI is not on PATH: SageMaker local mode fails with FileNotFoundError",
-                "install the Docker CLI (Debian: docker.io; Amazon Linux: docker)",
+                "install the Docker CLI: the package docker.io on Debian, docker on Amazon Linux",
             )
         )
     elif comp["command"] is None and not (v3_alone and comp["plugin_version"]):
@@ -115,10 +179,11 @@ def diagnose(facts: dict, high_pct: float) -> list[Problem]:
             Problem(
                 "compose",
                 f"SageMaker SDK v2 local mode will fail with 'Docker Compose is not installed'{detail}",
-                "run `smdiag doctor --fix` (it adds a `docker-compose` that runs the plugin)"
+                "`smdiag doctor --fix` adds a docker-compose that runs the plugin"
                 if seen
                 else "install docker-compose on PATH, or the Docker Compose v2 plugin",
                 "compose_shim" if seen else None,
+                ("sudo smdiag doctor --fix --only compose",) if seen else (),
             )
         )
 
@@ -139,8 +204,10 @@ def diagnose(facts: dict, high_pct: float) -> list[Problem]:
             Problem(
                 "docker_root",
                 f"Docker's data-root {root['path']} is on the small root volume, which local-mode images fill",
-                f"move it onto the EBS volume {ebs['path']}: sudo smdiag bootstrap (see --dry-run first)",
+                f"move it onto the EBS volume {ebs['path']} with smdiag bootstrap, which restarts Docker; "
+                "see what it would do first with --dry-run",
                 "bootstrap",
+                ("sudo smdiag bootstrap --dry-run", "sudo smdiag bootstrap"),
             )
         )
 
@@ -152,6 +219,8 @@ def diagnose(facts: dict, high_pct: float) -> list[Problem]:
                     f"{DISK_ROLES[disk['role']]} {disk['path']} is {disk['percent']:.0f}% full "
                     f"({disks.human_bytes(disk['free'])} free, threshold {high_pct:g}%)",
                     DISK_FIXES[disk["role"]],
+                    commands=DISK_COMMANDS.get(disk["role"], ()),
+                    item=disk["role"],
                 )
             )
 
@@ -160,7 +229,8 @@ def diagnose(facts: dict, high_pct: float) -> list[Problem]:
             Problem(
                 "aws",
                 "no AWS region is configured: the SageMaker SDK raises NoRegionError",
-                "set AWS_DEFAULT_REGION (e.g. export AWS_DEFAULT_REGION=us-east-1) or run `aws configure`",
+                "set AWS_DEFAULT_REGION where the SDK runs, e.g. to us-east-1, or once for all with aws configure",
+                commands=("export AWS_DEFAULT_REGION=us-east-1",),
             )
         )
 
@@ -170,7 +240,7 @@ def diagnose(facts: dict, high_pct: float) -> list[Problem]:
             Problem(
                 "state_dir",
                 f"smdiag's state directory {state['path']} is not writable ({state['error']})",
-                "set SMDIAG_STATE_DIR (or --state-dir) to a writable directory",
+                "point SMDIAG_STATE_DIR, or --state-dir, at a writable directory",
             )
         )
     problems += [Problem(*check) for check in studio.problems(facts.get("studio"), high_pct)]
@@ -190,134 +260,56 @@ def diagnose(facts: dict, high_pct: float) -> list[Problem]:
     return problems
 
 
+def next_steps(facts: dict) -> list[NextStep]:
+    """What is worth doing though local mode runs: failure reports where an environment with the SDK has
+    them off, or has the hook without its interpreter loading it (pure)."""
+    steps = []
+    reported = [env for env in facts["sdk_environments"] if env["major"] in WRAPPED_CALLS and not env["own"]]
+    off = [env["environment"] for env in reported if not env["hook"]]
+    if off:
+        where = off[0] if len(off) == 1 else f"{len(off)} environments ({', '.join(off)})"
+        steps.append(
+            NextStep(
+                "failure_reports",
+                f"off in {where}: a local-mode call that fails there gets no report; turn them on with",
+                TURN_REPORTS_ON,
+                "then restart the kernel",
+                tuple(off),
+            )
+        )
+    for env in reported:
+        if env["hook"] and env.get("hook_loaded") is False:
+            steps.append(
+                NextStep(
+                    "failure_reports",
+                    f"not loaded in {env['environment']}: {env['hook_error']}; a local-mode call "
+                    "that fails there gets no report: run local mode from an environment where they are on",
+                    items=(env["environment"],),
+                )
+            )
+    return steps
+
+
 def _engine_remedy(error: str) -> str | None:
     """Starting Docker repairs an engine that is not running, not a socket that refused us (permission denied:
     the fix is the docker group)."""
     return None if "permission denied" in error.lower() else "start_engine"
 
 
-def format_report(report: dict) -> str:
-    """The report as lines a person reads: one per check, then each problem with its fix.
-
-    Marks: "ok" checked and fine, "!!" a problem below, "--" not applicable here.
-    """
-    failing = {p["check"] for p in report["problems"]}
-    rows = [*_engine_rows(report), *_disk_rows(report["disks"]), *_environment_rows(report)]
-    rows += studio.rows(report.get("platform"), report.get("studio"))
-    lines = [
-        f"{check:<13} {'!!' if check in failing else 'ok' if applies else '--'}  {text}"
-        for check, applies, text in rows
-    ]
-    problems = report["problems"]
-    if problems:
-        lines += ["", f"{len(problems)} problem{'s' if len(problems) > 1 else ''}:"]
-        lines += [f"  {p['check']}: {p['problem']}\n    fix: {p['fix']}" for p in problems]
-    else:
-        where = ", ".join(env["environment"] for env in report["sdk_environments"] if env["version"])
-        lines += ["", f"healthy: ready for SageMaker local mode (the SDK is in {where})"]
-    return "\n".join(lines)
-
-
-Row = tuple[str, bool, str]
-
-
-def _engine_rows(report: dict) -> list[Row]:
-    eng, comp, config, root = report["engine"], report["compose"], report["daemon_config"], report["docker_root"]
-    if eng["reachable"]:
-        store = ", containerd image store" if eng["containerd_image_store"] else ""
-        engine_text = (
-            f"Docker {eng['version']} (API {eng['api_version']}) at {eng['host']}, "
-            f"data-root {eng['root_dir']} ({eng['storage_driver']}{store})"
-        )
-    else:
-        engine_text = f"unreachable at {eng['host']}"
-    compose_text = (
-        f"SageMaker SDK v2 will run: {' '.join(comp['command'])}" if comp["command"] else "SageMaker SDK v2 finds none"
-    )
-    if not config["exists"]:
-        config_text = f"{config['path']} (absent: Docker's defaults)"
-    else:
-        config_text = config["path"] + (f", data-root {config['data_root']}" if config["data_root"] else "")
-    volume = "on the EBS volume" if root["on_ebs_volume"] else "on the root volume" if root["on_root_volume"] else ""
-    return [
-        ("engine", eng["reachable"], engine_text),
-        ("compose", bool(comp["command"]), compose_text),
-        ("daemon_config", config["exists"], config_text),
-        ("docker_root", eng["reachable"], f"{root['path']} (from {root['source']}) {volume}".rstrip()),
-    ]
-
-
-def _disk_rows(disk_facts: list[dict]) -> list[Row]:
-    rows = []
-    for disk in disk_facts:
-        label = f"{DISK_ROLES[disk['role']]} {disk['path']}"
-        if not disk["exists"]:
-            rows.append(("disk", False, f"{label}: not present"))
-            continue
-        usage = (
-            f"{disk['percent']:.0f}% used, {disks.human_bytes(disk['free'])} free of "
-            f"{disks.human_bytes(disk['total'])} ({disk['device']} on {disk['mountpoint']})"
-        )
-        rows.append(("disk", True, f"{label}: {usage}"))
-    return rows
-
-
-def _environment_rows(report: dict) -> list[Row]:
-    aws, nb = report["aws"], report["notebook"]
-    credentials = f"from {aws['credentials_source']}" if aws["credentials"] else "none"
-    if nb["is_notebook_instance"]:
-        host_text = " ".join(
-            filter(None, ["SageMaker notebook instance", nb["name"], f"({nb['platform'] or nb['os']})"])
-        )
-    else:
-        host_text = f"not a SageMaker notebook instance ({nb['os'] or 'unknown OS'})"
-    return [
-        *(("sagemaker_sdk", bool(env["version"]), _sdk_text(env)) for env in report["sdk_environments"]),
-        (
-            "aws",
-            bool(aws["region"] or aws["credentials"]),
-            f"region {aws['region'] or 'not set'}; credentials {credentials}",
-        ),
-        ("host", nb["is_notebook_instance"], host_text),
-        ("state_dir", True, report["state_dir"]["path"]),
-        ("onstart", report["onstart"] is not None, _onstart_text(report["onstart"])),
-        ("wrapper", True, f"{report['wrapper']['count']} error(s) of its own logged in users' kernels"),
-    ]
-
-
-def _sdk_text(env: dict) -> str:
-    where = env["environment"] + (" (smdiag's own)" if env["own"] else "")
-    if not env["version"]:
-        return f"{where}: not installed"
-    covered = WRAPPED_CALLS.get(env["major"])
-    if covered is None:
-        return (
-            f"{where}: sagemaker {env['version']} (major {env['major'] or '?'}, unknown to smdiag); "
-            "the failure wrapper does not cover it: its local-mode failures are not reported"
-        )
-    if env["own"]:
-        wrapper = "failure reports built in (smdiag health)"
-    elif env["hook"]:
-        wrapper = f"failure reports on ({covered})"
-    else:
-        wrapper = f"failure reports off (smdiag kernels enable would cover {covered})"
-    return f"{where}: sagemaker {env['version']} (v{env['major']}); {wrapper}"
-
-
-WRAPPED_CALLS = {
-    2: "fit, deploy, predict, transform, processing, local pipelines, ModelTrainer",
-    3: "ModelTrainer, ModelBuilder local serving, sagemaker-core local jobs and endpoints",
-}
-"""What the failure wrapper (agent.autowrap's PATCHES_BY_MAJOR) reports, per SDK major: doctor names it."""
-
-
-def _onstart_text(record: dict | None) -> str:
-    if record is None:
-        return "the lifecycle on-start script has not run here"
-    steps = ", ".join(f"{s['step']} {s['state']}" for s in record["steps"])
-    total = f" in {record['total_s']:g}s" if record["total_s"] is not None else " (unfinished)"
-    background = f"; background migration {record['background']['state']}" if record["background"] else ""
-    return f"last run {record['started']}{total}: {steps}{background}"
+def _with_hooks_verified(environments: list[dict]) -> list[dict]:
+    """Each environment with `hook_loaded` (and `hook_error`): whether its interpreter, started as a kernel
+    starts, was seen to load the hook. Checked only where the hook file is there and the SDK is, each
+    interpreter started at the same time: many environments cost about what the slowest one does."""
+    to_check = [Path(env["environment"]) for env in environments if env["hook"] and env["version"]]
+    seen: dict[str, tuple[bool, str | None]] = {}
+    if to_check:
+        with ThreadPoolExecutor(max_workers=min(len(to_check), HOOK_CHECKS_AT_ONCE)) as pool:
+            seen = dict(zip(map(str, to_check), pool.map(kernels._verify, to_check), strict=True))
+    verified = []
+    for env in environments:
+        loaded, error = seen.get(env["environment"], (None, None))
+        verified.append({**env, "hook_loaded": loaded, "hook_error": error})
+    return verified
 
 
 def _engine(engine: Engine) -> dict:

@@ -1,7 +1,11 @@
 """`smdiag doctor` through the real CLI, against real engines and real (full) disks."""
 
+import glob
 import json
 import os
+import pty
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -67,8 +71,9 @@ def test_healthy_when_the_docker_root_is_on_the_ebs_volume(smdiag, make_engine, 
     result = smdiag("doctor", env={**REGION, "DOCKER_HOST": daemon.host, "SMDIAG_EBS_MOUNT": str(disk.path),
                                    "TMPDIR": str(tmp.path)})  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "healthy: ready for SageMaker local mode" in result.stdout
+    assert result.stdout.splitlines()[-1].startswith("ready for SageMaker local mode (the SDK is in ")
     assert f"data-root {daemon.data_root} (overlay2)" in result.stdout
+    assert "!!" not in result.stdout
 
 
 @pytest.mark.bed
@@ -88,8 +93,10 @@ def test_dead_socket_exits_1_with_one_line_and_no_traceback(smdiag, tmp_path):
     result = smdiag("doctor", env={"DOCKER_HOST": f"unix://{tmp_path}/gone.sock"})
     assert result.returncode == 1
     assert "Traceback" not in result.stdout + result.stderr
-    [line] = [ln for ln in result.stdout.splitlines() if ln.startswith("  engine:")]
-    assert line == f"  engine: cannot reach the Docker engine at unix://{tmp_path}/gone.sock: No such file or directory"
+    [line] = [ln for ln in result.stdout.splitlines() if ln.startswith("!! Docker engine:")]
+    assert line == (
+        f"!! Docker engine: cannot reach the Docker engine at unix://{tmp_path}/gone.sock: No such file or directory"
+    )
     rep = report(smdiag("doctor", "--json", env={"DOCKER_HOST": f"unix://{tmp_path}/gone.sock"}))
     assert rep["engine"]["reachable"] is False and "start Docker" in rep["engine"]["fix"]
 
@@ -203,13 +210,13 @@ def test_a_socket_the_user_may_not_open_points_at_the_docker_group(smdiag, make_
     assert engine["fix"] == "run with sudo, or add your user to the docker group"
 
 
-def notebook_env(root: Path, name: str, sdk: str | None) -> Path:
-    """A real Python environment (a venv) with the SageMaker SDK's wheel `sdk` in its site-packages, as pip
-    installs it (without dependencies: doctor reads the distribution's metadata, it imports nothing)."""
+def notebook_env(root: Path, name: str, sdk: str | None, python: str = sys.executable) -> Path:
+    """A real Python environment (a venv of `python`) with the SageMaker SDK's wheel `sdk` in its site-packages,
+    as pip installs it (without dependencies: doctor reads the distribution's metadata, it imports nothing)."""
     env = root / name
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    subprocess.run([python, "-m", "venv", "--without-pip", str(env)], check=True)
     if sdk:
-        site = env / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+        site = next(env.glob("lib/python3.*/site-packages"))
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site),
                         f"sagemaker=={sdk}"], check=True, capture_output=True)  # fmt: skip
     return env
@@ -229,15 +236,126 @@ def test_doctor_reads_the_sdk_and_the_hook_of_every_notebook_environment(smdiag,
     result = smdiag("doctor", "--json", env=notebook)
     found = {Path(e["environment"]).name: e for e in report(result)["sdk_environments"] if not e["own"]}
     assert found["v2"] | {"environment": None} == {"environment": None, "version": "2.257.7", "major": 2,
-                                                    "hook": True, "own": False}  # fmt: skip
+                                                    "hook": True, "own": False, "hook_loaded": True,
+                                                    "hook_error": None}  # fmt: skip
     assert (found["v3"]["version"], found["v3"]["major"], found["v3"]["hook"]) == ("3.27.0", 3, False)
+    assert found["v3"]["hook_loaded"] is None  # no hook there: no interpreter started to look
     assert found["bare"]["version"] is None
+    # Reports off where the SDK is: a next step with its command, not a problem (the exit code stays 0).
+    assert result.returncode == 0 and report(result)["problems"] == []
+    [step] = report(result)["next_steps"]
+    assert step["check"] == "failure_reports" and step["items"] == [str(v3)]
+    assert step["commands"] == ["smdiag kernels enable"] and step["then"] == "then restart the kernel"
     text = smdiag("doctor", "-v", env=notebook).stdout  # -v after the subcommand is accepted
-    assert f"{v2}: sagemaker 2.257.7 (v2); failure reports on" in text
-    assert f"{v3}: sagemaker 3.27.0 (v3); failure reports off (smdiag kernels enable would cover ModelTrainer" in text
+    assert f"ok SageMaker SDK     {v2}: sagemaker 2.257.7 (v2); failure reports on" in text
+    off = f"-> SageMaker SDK     {v3}: sagemaker 3.27.0 (v3); failure reports off (smdiag kernels enable would cover"
+    assert f"{off} ModelTrainer" in text
     assert f"{bare}: not installed" in text
+    assert f"\n-> failure reports: off in {v3}: a local-mode call that fails there gets no " \
+           "report; turn them on with\n      smdiag kernels enable\n   then restart the kernel\n" in text  # fmt: skip
+    assert text.splitlines()[-1].endswith(" — next: `smdiag kernels enable`, then restart the kernel")
 
     enabled = smdiag("kernels", "enable", "--envs", str(v3), env=notebook)
     assert enabled.returncode == 0, enabled.stdout + enabled.stderr
     text = smdiag("doctor", "-v", env=notebook).stdout
     assert f"{v3}: sagemaker 3.27.0 (v3); failure reports on (ModelTrainer, ModelBuilder local serving" in text
+    assert "->" not in text and text.splitlines()[-1] == f"ready for SageMaker local mode (the SDK is in " \
+           f"{sys.prefix}, {v2.resolve()}, {v3.resolve()})"  # fmt: skip
+
+
+def python_older_than_3_10() -> str:
+    """An interpreter older than 3.10 on this machine (pyenv keeps several here): the hook's .pth line
+    does nothing there, as in an old conda environment of a notebook instance."""
+    candidates = [shutil.which(f"python3.{minor}") for minor in (9, 8, 7)]
+    candidates += sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.[6-9].*/bin/python3")), reverse=True)
+    for candidate in filter(None, candidates):
+        probe = subprocess.run([candidate, "-c", "import sys; print(sys.version_info < (3, 10))"],
+                               capture_output=True, text=True)  # fmt: skip
+        if probe.stdout.strip() == "True":
+            return candidate
+    if os.environ.get("CI") == "true":
+        pytest.fail("the bed needs a Python older than 3.10 (e.g. pyenv's 3.9)", pytrace=False)
+    pytest.skip("no Python older than 3.10 on this machine")
+
+
+@pytest.mark.bed
+def test_reports_are_not_on_where_kernels_enable_failed_to_load_the_hook(smdiag, tmp_path):
+    """`kernels enable` writes the hook into an environment whose interpreter never loads it, and says
+    FAILED there: doctor agrees (the file is there, the interpreter was seen not to load it)."""
+    old = notebook_env(tmp_path / "envs", "old", "2.257.7", python=python_older_than_3_10())
+    notebook = {**REGION, "SMDIAG_CONDA_ENVS": f"{tmp_path}/envs/*"}
+    enabled = smdiag("kernels", "enable", env=notebook)
+    assert enabled.returncode == 1 and f"{old.resolve()}: FAILED: its python started without loading the hook" \
+        in enabled.stdout  # fmt: skip
+
+    rep = report(smdiag("doctor", "--json", env=notebook))
+    [env] = [e for e in rep["sdk_environments"] if not e["own"]]
+    assert env["hook"] is True and env["hook_loaded"] is False
+    assert env["hook_error"] == "its python started without loading the hook (Python older than 3.10?)"
+    [step] = rep["next_steps"]
+    assert step["items"] == [str(old.resolve())] and env["hook_error"] in step["step"]
+    text = smdiag("doctor", env=notebook).stdout
+    assert "failure reports on" not in text
+    assert f"-> SageMaker SDK     {old.resolve()}: sagemaker 2.257.7 (v2); failure reports off: the hook is there, " \
+           "but its python does not load it" in text  # fmt: skip
+    assert f"\n-> failure reports: not loaded in {old.resolve()}: {env['hook_error']}" in text
+
+
+def test_a_host_with_problems_ends_with_the_verdict_and_the_command_that_repairs_what_it_can(smdiag, tmp_path):
+    """No engine (smdiag can start one) and no region (the user sets it): two problems, one repaired by
+    `doctor --fix`, each fix's command on a line of its own; --json keeps the check ids and adds the verdict."""
+    gone = f"unix://{tmp_path}/gone.sock"
+    result = smdiag("doctor", env={"DOCKER_HOST": gone})
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[-1] == "not ready for SageMaker local mode: 2 problems — `sudo smdiag doctor --fix` repairs 1 of them"
+    engine = lines.index(f"!! Docker engine: cannot reach the Docker engine at {gone}: No such file or directory")
+    assert lines[engine + 1].startswith("   fix: start Docker")
+    assert lines[engine + 2] == "      sudo smdiag doctor --fix --only engine"
+    aws = lines.index("!! AWS setup: no AWS region is configured: the SageMaker SDK raises NoRegionError")
+    assert lines[aws + 2] == "      export AWS_DEFAULT_REGION=us-east-1"
+    names = {re.split(r"\s{2,}", line[3:])[0] for line in lines[: lines.index("")]}
+    assert {"Docker engine", "Docker data-root", "Docker's disk", "temp dir", "EBS volume", "failure wrapper",
+            "on-start script", "smdiag state", "SageMaker SDK", "AWS setup"} <= names  # fmt: skip
+    assert not names & {"docker_root", "onstart", "wrapper", "disk", "state_dir", "sagemaker_sdk", "daemon_config"}
+    assert "\033[" not in result.stdout and "✗" not in result.stdout  # piped: plain text
+
+    rep = report(smdiag("doctor", "--json", env={"DOCKER_HOST": gone}))
+    assert [(p["check"], p["remedy"]) for p in rep["problems"]] == [("engine", "start_engine"), ("aws", None)]
+    assert rep["verdict"] == {"ready": False, "problems": 2, "repairable": 1, "fix_command": "sudo smdiag doctor --fix",
+                              "restarts_docker": False, "repairs": ["engine"]}  # fmt: skip
+    assert [d["role"] for d in rep["disks"]] == ["docker_root", "tmp", "ebs"]
+
+
+def on_a_terminal(smdiag_args: tuple[str, ...], env: dict) -> tuple[int, str]:
+    """`smdiag *args` with its stdout on a terminal: what the terminal showed, and the exit code."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "agent", *smdiag_args], env=env, stdin=subprocess.DEVNULL,
+                            stdout=slave, stderr=subprocess.PIPE)  # fmt: skip
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the last writer closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    return proc.wait(timeout=120), shown.decode().replace("\r\n", "\n")
+
+
+def test_on_a_terminal_doctor_shows_marks_and_colour(hermetic_env, tmp_path):
+    env = {k: v for k, v in {**hermetic_env, "TERM": "xterm", "DOCKER_HOST": f"unix://{tmp_path}/gone.sock"}.items()
+           if k != "NO_COLOR"}  # fmt: skip
+    code, shown = on_a_terminal(("doctor",), env)
+    assert code == 1
+    assert shown.startswith("\033[31m✗ \033[0m Docker engine ") and "\033[32m✓ \033[0m temp dir " in shown
+    assert "\033[1msudo smdiag doctor --fix --only engine\033[0m" in shown
+    assert shown.rstrip("\n").splitlines()[-1] == (
+        "\033[31m✗ \033[0m \033[31mnot ready for SageMaker local mode: 2 problems — `sudo smdiag doctor --fix` "
+        "repairs 1 of them\033[0m"
+    )
+    code, shown = on_a_terminal(("doctor",), {**env, "NO_COLOR": "1"})
+    assert code == 1 and "\033[" not in shown and shown.startswith("✗  Docker engine ")

@@ -376,6 +376,58 @@ def test_a_cause_without_an_automatic_remedy_is_exit_3_with_its_hint(tmp_path, h
     assert "fix it at the file and line shown" in result(done)["hint"] and inventory(daemon) == before
     text = user.smdiag("fix", "--yes")
     assert text.returncode == 3 and "no automatic remedy" in text.stdout and "train.py, line 3" in text.stdout
+    assert "doctor --fix" not in text.stdout and result(done)["doctor_fix"] is None  # doctor has nothing to repair
+
+    # With the engine down, doctor has a remedy to offer, and fix says so.
+    daemon.kill()
+    text = user.smdiag("fix", "--yes")
+    assert text.returncode == 3 and "train.py, line 3" in text.stdout
+    assert text.stdout.splitlines()[-1] == (
+        "`sudo smdiag doctor --fix` repairs 1 problem `smdiag doctor` found on this host: Docker engine"
+    )
+
+
+def test_fix_without_a_report_says_how_reports_get_turned_on_and_what_doctor_fix_repairs(smdiag, tmp_path):
+    gone = {"DOCKER_HOST": f"unix://{tmp_path}/gone.sock"}
+    done = smdiag("fix", "--yes", env=gone)
+    assert done.returncode == 1 and done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith("smdiag: no failure has been recorded in ")
+    assert "turn failure reports on: `smdiag kernels enable`, then restart the kernel; or, for this session only, " \
+           "`%load_ext agent` in the notebook" in line and "autowrap" not in line  # fmt: skip
+    assert line.endswith("; meanwhile `sudo smdiag doctor --fix` repairs 1 problem `smdiag doctor` found on this "
+                         "host: Docker engine)")  # fmt: skip
+    error = result(smdiag("fix", "--yes", "--json", env=gone))
+    assert error["ok"] is False and "`sudo smdiag doctor --fix` repairs 1 problem" in error["fix"]
+    assert not (tmp_path / "state" / "fix").exists()  # nothing was repaired, nothing journaled
+
+
+def test_fix_without_a_report_on_a_host_doctor_finds_nothing_to_repair_only_says_how_reports_get_turned_on(
+    smdiag, make_engine
+):
+    daemon, _disk = make_engine(size_mb=300)
+    done = smdiag("fix", "--yes", env={"DOCKER_HOST": daemon.host})
+    assert done.returncode == 1 and "no failure has been recorded" in done.stderr
+    assert "`smdiag kernels enable`, then restart the kernel" in done.stderr and "doctor --fix" not in done.stderr
+
+
+def test_doctor_fix_dry_run_says_nothing_changed_and_changes_nothing(smdiag, tmp_path):
+    """The engine is down: doctor --fix would start it; dry, it says how and that nothing changed."""
+    started = tmp_path / "started"
+    gone = {"DOCKER_HOST": f"unix://{tmp_path}/gone.sock"}
+    done = smdiag("doctor", "--fix", "--dry-run", "--start-cmd", f"touch {started}", env=gone)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:2] == [
+        "remedy: start_engine (dry run: nothing changed)",
+        f"  [todo] start Docker (`touch {started}`) and wait until it answers",
+    ]
+    assert "NOT fixed" not in done.stdout and "None" not in done.stdout and not started.exists()
+    assert "found, nothing changed (dry run):" in lines and "!! Docker engine: cannot reach the Docker engine at " \
+        f"unix://{tmp_path}/gone.sock: No such file or directory" in lines  # fmt: skip
+    planned = result(smdiag("doctor", "--fix", "--dry-run", "--start-cmd", f"touch {started}", "--json", env=gone))
+    [remedy] = planned["remedies"]
+    assert remedy["remedy"] == "start_engine" and remedy["dry_run"] is True and planned["dry_run"] is True
 
 
 # ---------------------------------------------------------------------------------------------- serving port

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -34,14 +35,16 @@ def doctor(
 ) -> None:
     """Check this host for SageMaker local mode: engine, compose, disks, SDK, AWS setup.
 
-    Exit 0 when healthy, 1 when it found a problem (each printed with its fix).
-    With --fix: exit 0 when no problem is left in the checks it repairs, 1 otherwise.
+    Ends with the verdict and the next command. Exit 0 when ready, 1 when it found a problem (each printed
+    with its fix). With --fix: exit 0 when no problem is left in the checks it repairs, 1 otherwise.
     """
+    on_terminal = sys.stdout.isatty()  # asked here: while the command runs, its stdout goes to stderr
 
     def action(settings: Settings) -> Outcome:
         from agent.engine import Engine
-        from agent.host.doctor import format_report, run_doctor
+        from agent.fix.text import Style
 
+        style = Style.for_output(on_terminal)
         settings = settings.replace(docker_host=docker_host)
         if fix:
             from agent.fix.doctor_fix import run_doctor_fix
@@ -52,13 +55,18 @@ def doctor(
                 code, result = run_doctor_fix(
                     settings, engine, options, set(only) if only else None, ask_first(yes), yes
                 )
-            return code, result, format_doctor_fix(result)
+            return code, result, format_doctor_fix(result, style)
         if only or yes or dry_run:
             raise BadInput("--only, --yes and --dry-run go with --fix", "add --fix, or leave them out")
 
+        from agent.fix.doctor_fix import verdict
+        from agent.fix.text import format_doctor
+        from agent.host.doctor import run_doctor
+
         with Engine.for_settings(settings) as engine:
             report = run_doctor(settings, engine)
-        return (0 if report["healthy"] else 1), report, format_report(report)
+        report["verdict"] = verdict(report)
+        return (0 if report["healthy"] else 1), report, format_doctor(report, style)
 
     execute(ctx, as_json, action)
 

@@ -48,11 +48,11 @@ def failures_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """List the stored failure reports, newest first. Exit 0."""
 
     def action(settings: Settings) -> Outcome:
-        from agent.failures.store import list_reports
+        from agent.failures.store import TURN_REPORTS_ON, list_reports
 
         reports = list_reports(settings.state_dir)
         lines = [f"{r['time']}  {r['call'] or '?':7} {r['category']:20} {r['summary']}" for r in reports]
-        return 0, reports, "\n".join(lines) if lines else "no failures recorded"
+        return 0, reports, "\n".join(lines) if lines else f"no failures recorded; {TURN_REPORTS_ON}"
 
     execute(ctx, as_json, action)
 

@@ -56,8 +56,8 @@ def fix(
 
     def action(settings: Settings) -> Outcome:
         from agent.engine import Engine
+        from agent.fix.doctor_fix import fix_or_offer
         from agent.fix.history import undo_last
-        from agent.fix.run import run_fix
         from agent.fix.text import format_fix, format_undo
 
         settings = settings.replace(docker_host=docker_host)
@@ -68,7 +68,7 @@ def fix(
             raise BadInput("give a REPORT_ID or --last, not both", "drop one of them")
         options = fix_options(bin_dir, dry_run, yes, stop_cmd, start_cmd, min_age)
         with Engine.for_settings(settings) as engine:
-            code, result = run_fix(settings, engine, report_id, options, ask_first(yes))
+            code, result = fix_or_offer(settings, engine, report_id, options, ask_first(yes))
         return code, result, format_fix(result)
 
     execute(ctx, as_json, action)
