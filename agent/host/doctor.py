@@ -304,7 +304,7 @@ def _with_hooks_verified(environments: list[dict]) -> list[dict]:
     seen: dict[str, tuple[bool, str | None]] = {}
     if to_check:
         with ThreadPoolExecutor(max_workers=min(len(to_check), HOOK_CHECKS_AT_ONCE)) as pool:
-            seen = dict(zip(map(str, to_check), pool.map(kernels._verify, to_check), strict=True))
+            seen = dict(zip(map(str, to_check), pool.map(kernels.verify_hook, to_check), strict=True))
     verified = []
     for env in environments:
         loaded, error = seen.get(env["environment"], (None, None))

@@ -191,11 +191,11 @@ def _enable_one(journal: Journal, env: Path, line: str) -> dict:
     except OSError as exc:
         result["error"] = f"cannot write {PTH_NAME}: {exc}"
         return result
-    result["hook_loaded"], result["error"] = _verify(env)
+    result["hook_loaded"], result["error"] = verify_hook(env)
     return result
 
 
-def _verify(env: Path) -> tuple[bool, str | None]:
+def verify_hook(env: Path) -> tuple[bool, str | None]:
     """Start the environment's interpreter as a kernel would and ask whether the hook is loaded."""
     probe = f"import sys; print({HOOK_MODULE!r} in sys.modules)"
     try:
