@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from agent.cli.inputs import new_path_option
+
 StateDirOption = Annotated[
     Path | None,
     typer.Option(
@@ -42,6 +44,7 @@ BinDirOption = Annotated[
         "--bin-dir",
         envvar="SMDIAG_BIN_DIR",
         metavar="DIR",
+        callback=new_path_option(absolute=True),
         help="Where the docker-compose shim goes (env SMDIAG_BIN_DIR; default /usr/local/bin).",
     ),
 ]

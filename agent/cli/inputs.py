@@ -8,7 +8,11 @@ The checks the library makes too (a writable path, an installed package or SDK) 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+import typer
 
 from agent.errors import BadInput, Failed
 
@@ -54,3 +58,29 @@ def can_ask_before_repairing(yes: bool, dry_run: bool) -> None:
     """A repair asks on the terminal before it changes anything, unless told --yes (or only --dry-run)."""
     if not (yes or dry_run or sys.stdin.isatty()):
         raise BadInput("no terminal to ask before repairing", "pass --yes to repair, or --dry-run to see the plan")
+
+
+def new_path_option(absolute: bool = False) -> Callable[[typer.Context, typer.CallbackParam, Path | None], Path | None]:
+    """The callback of every option naming a path smdiag writes or makes (agent.inputs.new_path: its
+    directory must exist), `absolute` when the path is used from elsewhere (a unit, a shim on PATH).
+
+    A refusal takes the path bad settings take (agent.cli.base_command.Invocation): the command reports it,
+    in one line or as JSON, before any work."""
+
+    def check(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
+        from agent.inputs import new_path
+
+        flag = param.opts[0]
+        try:
+            if value is not None and absolute and not value.is_absolute():
+                raise BadInput(f"{flag} {value} is not an absolute path", "give the full path, from /")
+            if value is not None:
+                new_path(value, flag)
+        except BadInput as exc:
+            if ctx.obj is None:  # no command to report it (`--help` parses no further)
+                raise typer.BadParameter(exc.one_line()) from None
+            if ctx.obj.settings_error is None:
+                ctx.obj = ctx.obj._replace(settings=None, settings_error=exc)
+        return value
+
+    return check

@@ -9,6 +9,7 @@ import typer
 
 from agent.cli.base_command import Outcome, execute
 from agent.cli.cmdoptions import DockerHostOption, JsonFlag, StartCmdOption, StopCmdOption
+from agent.cli.inputs import new_path_option
 from agent.cli.progress_bars import progress_bar
 from agent.errors import BadInput
 
@@ -22,13 +23,19 @@ def bootstrap(
     ctx: typer.Context,
     target: Annotated[
         Path | None,
-        typer.Option("--target", metavar="DIR", help="Where the data-root goes (default <EBS mount>/docker)."),
+        typer.Option(
+            "--target",
+            metavar="DIR",
+            callback=new_path_option(absolute=True),
+            help="Where the data-root goes (default <EBS mount>/docker).",
+        ),
     ] = None,
     daemon_config: Annotated[
         Path | None,
         typer.Option(
             "--daemon-config",
             metavar="FILE",
+            callback=new_path_option(),
             help="dockerd's daemon.json (env SMDIAG_DOCKER_CONFIG; default /etc/docker/daemon.json).",
         ),
     ] = None,
@@ -37,6 +44,7 @@ def bootstrap(
         typer.Option(
             "--sysconfig",
             metavar="FILE",
+            callback=new_path_option(),
             help="Amazon Linux OPTIONS file (env SMDIAG_SYSCONFIG; default /etc/sysconfig/docker).",
         ),
     ] = None,

@@ -13,7 +13,7 @@ import typer
 
 from agent.cli.base_command import Outcome, command_group, execute
 from agent.cli.cmdoptions import FrameworksOption, JsonFlag
-from agent.cli.inputs import chosen_frameworks
+from agent.cli.inputs import chosen_frameworks, new_path_option
 from agent.cli.progress_bars import health_progress
 from agent.errors import Failed
 
@@ -35,7 +35,13 @@ def health(
     ] = "auto",
     quick: Annotated[bool, typer.Option("--quick", help="Few epochs, quick bar (RMSE <= 400).")] = False,
     plot: Annotated[
-        Path | None, typer.Option("--plot", metavar="FILE.png", help="Draw the data and each model's line to FILE.png.")
+        Path | None,
+        typer.Option(
+            "--plot",
+            metavar="FILE.png",
+            callback=new_path_option(),
+            help="Draw the data and each model's line to FILE.png.",
+        ),
     ] = None,
     scripts: Annotated[
         Path | None,
@@ -78,10 +84,13 @@ def _interrupted_by_sigterm() -> Iterator[None]:
 data_app = command_group("The seed's synthetic dataset.")
 
 
-@data_app.command("generate")
+@data_app.command("generate", short_help="Write the dataset's four CSV files")
 def data_generate(
     ctx: typer.Context,
-    out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Directory for the four CSV files.")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", metavar="DIR", callback=new_path_option(), help="Directory for the four CSV files."),
+    ],
     as_json: JsonFlag = False,
 ) -> None:
     """Write all_data, training_data, validation_data and test_data CSVs (y, x; no header). Exit 0."""
@@ -98,7 +107,7 @@ def data_generate(
     execute(ctx, as_json, action)
 
 
-@data_app.command("upload")
+@data_app.command("upload", short_help="Generate the dataset and upload it to S3")
 def data_upload(
     ctx: typer.Context,
     bucket: Annotated[str, typer.Option("--bucket", metavar="BUCKET", help="S3 bucket.")],
