@@ -22,6 +22,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import psutil
 
@@ -32,7 +33,7 @@ from agent.errors import Failed, SmdiagError
 from agent.fix.compose_shim import SHIM_MARK
 from agent.guard import daemon
 from agent.host import kernels
-from agent.journal import Journal, restore_inline, signals_blocked, signals_unwind
+from agent.journal import Interrupted, Journal, restore_inline, signals_blocked, signals_unwind
 from agent.log import get_logger
 from agent.settings import DEFAULT_DOCKER_ROOT, Settings
 
@@ -58,6 +59,8 @@ class Facts:
     links: dict[Path, str | None]
     """Each bin dir's `smdiag`: its target when it is smdiag's link, None when it is something else."""
     reports: int
+    agent_env: bool
+    """The agent's own environment (on-start.sh's venv) is in the state dir."""
     onstart: bool
     """The lifecycle script ran here (it installs smdiag again at the next start)."""
     data_root: str | None
@@ -107,6 +110,7 @@ def gather(settings: Settings, patterns: list[str], bin_dirs: list[Path]) -> Fac
         shims=shims,
         links=links,
         reports=len(list(state.failures.glob("*/report.json"))),
+        agent_env=state.venv.exists(),
         onstart=state.onstart_status.exists(),
         data_root=data_root,
         original_root=original,
@@ -143,8 +147,8 @@ def plan(facts: Facts) -> tuple[list[dict], list[dict]]:
 def kept(facts: Facts) -> list[dict]:
     """What stays on purpose, each {path, what}. Pure."""
     state = facts.settings.state_dir
-    found = [{"path": str(state), "what": f"the state dir: {_count(facts.reports, 'failure report')}, logs, "
-              f"the agent's own environment; remove it when done with them: rm -rf {state}"}]  # fmt: skip
+    holds = [_count(facts.reports, "failure report"), "logs", *(["the agent's own environment"] * facts.agent_env)]
+    found = [{"path": str(state), "what": f"the state dir ({', '.join(holds)}); once done with them: rm -rf {state}"}]
     if facts.data_root:
         found.append({"path": facts.data_root, "what": "Docker's data-root, with its images and containers"})
     found += [{"path": str(path), "what": "a data-root copy bootstrap kept aside"} for path in facts.set_aside]
@@ -161,33 +165,46 @@ def move_back(facts: Facts) -> list[str]:
     if not root:
         return []
     before = facts.backups.get(str(settings.daemon_config), [])
-    undo_config = (f'set "data-root" back to "{original}"' if original != str(DEFAULT_DOCKER_ROOT)
-                   else 'remove the "data-root" line')  # fmt: skip
-    steps = ["stop Docker: sudo systemctl stop docker (or: sudo service docker stop)",
-             f"in {settings.daemon_config}, {undo_config}"
-             + (f" (its copy from before bootstrap: {before[0]})" if before else "")]  # fmt: skip
+    undo_config = (
+        f'set "data-root" back to "{original}"'
+        if original != str(DEFAULT_DOCKER_ROOT)
+        else 'remove the "data-root" line'
+    )
+    steps = [
+        "stop Docker: sudo systemctl stop docker (or: sudo service docker stop)",
+        f"in {settings.daemon_config}, {undo_config}"
+        + (f" (its copy from before bootstrap: {before[0]})" if before else ""),
+    ]
     sysconfig = facts.backups.get(str(settings.sysconfig), [])
     if sysconfig:
         steps.append(f"put {settings.sysconfig} back from {sysconfig[0]} (bootstrap took out its data-root flag)")
     dropin = settings.systemd_dir / DROPIN_NAME
     if any(path == dropin for path, _what in facts.bootstrap_files):
         steps.append(f"sudo rm {dropin} && sudo systemctl daemon-reload")
-    steps += [f"copy the images back: sudo rsync -aHAX --delete {root}/ {original}/ (or skip it: Docker then "
-              "starts empty, and pulls again)", "start Docker: sudo systemctl start docker (or: sudo service "
-              f"docker start), then check: docker info --format '{{{{.DockerRootDir}}}}' says {original}"]  # fmt: skip
+    steps += [
+        f"copy the images back: sudo rsync -aHAX --delete {root}/ {original}/ (or skip it: Docker then "
+        "starts empty, and pulls again)",
+        "start Docker: sudo systemctl start docker (or: sudo service "
+        f"docker start), then check: docker info --format '{{{{.DockerRootDir}}}}' says {original}",
+    ]
     local = settings.sagemaker_config
     if any(path == local for path, _what in facts.bootstrap_files):
         steps.append(f"optional: in {local}, remove local: container_root: (local mode then writes under /tmp)")
+    if facts.onstart:
+        steps.append(
+            "on a notebook instance, a restart with the lifecycle configuration detached does all of this "
+            f"but the copy: the root volume, with /etc, starts fresh, and Docker starts empty on {original}"
+        )
     return steps
 
 
 def run_uninstall(settings: Settings, patterns: list[str], bin_dirs: list[Path], dry_run: bool) -> dict:
     """Remove what `plan` names, in one journaled run (nothing removed, with --dry-run); what went, what was
     left alone, what was kept, and how to move the data-root back."""
-    journal = Journal(settings.state.root / "uninstall" / "journal.json")
-    handlers = _undo_handlers(settings)
     if dry_run:
         return _result(gather(settings, patterns, bin_dirs), dry_run, undone=[])
+    journal = Journal(settings.state.root / "uninstall" / "journal.json")
+    handlers = _undo_handlers(settings)
     with fileops.exclusive_lock(journal.path.with_name("lock")):
         undone = journal.replay(handlers) if journal.load() is not None else []
         facts = gather(settings, patterns, bin_dirs)
@@ -223,13 +240,31 @@ def _remove(facts: Facts, patterns: list[str], journal: Journal, handlers: dict)
                 if target is not None:
                     journal.will("command", action="relink", path=str(link), target=target)
                     link.unlink(missing_ok=True)
-        except BaseException as exc:
-            with signals_blocked():
-                journal.replay(handlers)
-            if isinstance(exc, SmdiagError):
-                raise Failed(f"uninstall failed, and put back what it had removed: {exc.problem}", exc.fix) from None
-            raise
+        except BaseException as cause:
+            _put_back(journal, handlers, cause)
     journal.commit()
+
+
+def _put_back(journal: Journal, handlers: dict, cause: BaseException) -> NoReturn:
+    """Undo what went, then raise Failed naming the cause (Ctrl-C and SIGTERM too: they exit 1 like any
+    failure). A put-back that fails leaves the journal for the next uninstall, which replays it first."""
+    if isinstance(cause, SmdiagError):
+        reason = cause.problem
+    elif isinstance(cause, (Interrupted, KeyboardInterrupt)):
+        reason = f"interrupted ({cause or 'SIGINT'})"
+    else:
+        reason = f"{type(cause).__name__}: {cause}"
+    log.error("uninstall.putting_back", cause=reason)
+    try:
+        with signals_blocked():  # a second Ctrl-C must not leave the put-back half done
+            journal.replay(handlers)
+    except Exception as exc:  # noqa: BLE001 - reported together with the original cause
+        raise Failed(
+            f"uninstall failed ({reason}) and putting back what it had removed failed too: {exc}",
+            "run `smdiag uninstall` again: it puts back what is in its journal first",
+        ) from cause
+    fix = cause.fix if isinstance(cause, SmdiagError) and cause.fix else "see the log for details"
+    raise Failed(f"uninstall failed, and put back what it had removed: {reason}", fix) from cause
 
 
 def _undo_handlers(settings: Settings) -> dict:
@@ -288,8 +323,10 @@ def format_result(result: dict) -> str:
         lines.append(f"Docker's data-root stays at {result['data_root']}. To move it back:")
         lines += [f"  {n}. {step}" for n, step in enumerate(result["move_back"], 1)]
     if result["reinstalled_at_start"]:
-        lines.append("the notebook's lifecycle configuration installs smdiag again at its next start: detach it from "
-                     "the notebook instance (SageMaker console: Notebook instances > Edit) to keep it off")  # fmt: skip
+        lines.append(
+            "the lifecycle configuration installs smdiag again at the next start: detach it from the "
+            "notebook instance or Studio space to keep smdiag off"
+        )
     if result["dry_run"]:
         lines.append(NOTHING_CHANGED)
     return "\n".join(lines)
@@ -333,7 +370,7 @@ def _data_root(text: str | None, source: Path) -> str | None:
 def _bootstrap_files(settings: Settings, data_root: str | None) -> list[tuple[Path, str]]:
     """The files bootstrap wrote that stay (they serve the data-root, which stays), with what each does."""
     found = []
-    if data_root and Path(data_root, MARKER).exists():
+    if data_root:
         found.append((settings.daemon_config, f"points Docker at {data_root} (edited by bootstrap)"))
     dropin = settings.systemd_dir / DROPIN_NAME
     if dropin.exists():

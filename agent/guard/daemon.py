@@ -172,8 +172,8 @@ def format_stop(result: dict) -> str:
     elif result["systemd"]:
         said = f"diskguard was not running; its unit {UNIT} is disabled"
     else:
-        said = "diskguard was not running: nothing stopped"
-    return said + "\n`smdiag diskguard start` starts it again"
+        return "diskguard was not running: nothing stopped"
+    return said + "\nimages are no longer pruned; `smdiag diskguard start` starts it again"
 
 
 def _interpreter(pid: int) -> str | None:
