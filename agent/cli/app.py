@@ -89,7 +89,7 @@ def load_settings(
 
     try:
         if state_dir is not None:
-            new_path(state_dir, "--state-dir")  # the rule of every path option (agent.cli.inputs)
+            new_path(state_dir, "--state-dir")  # the rule of every path option
             # Every process smdiag starts follows the flag too: the failure recorder that local mode's wrapper
             # runs (`smdiag failures record`) knows the state dir only from its environment.
             os.environ["SMDIAG_STATE_DIR"] = str(state_dir)

@@ -60,9 +60,11 @@ def can_ask_before_repairing(yes: bool, dry_run: bool) -> None:
         raise BadInput("no terminal to ask before repairing", "pass --yes to repair, or --dry-run to see the plan")
 
 
-def new_path_option(absolute: bool = False) -> Callable[[typer.Context, typer.CallbackParam, Path | None], Path | None]:
-    """The callback of every option naming a path smdiag writes or makes (agent.inputs.new_path: its
-    directory must exist), `absolute` when the path is used from elsewhere (a unit, a shim on PATH).
+def new_path_callback(
+    absolute: bool = False,
+) -> Callable[[typer.Context, typer.CallbackParam, Path | None], Path | None]:
+    """The callback of every option naming a path smdiag writes or makes (agent.cli.cmdoptions.NewPathOption):
+    agent.inputs.new_path's rule (its directory must exist), and with `absolute` a full path.
 
     A refusal takes the path bad settings take (agent.cli.base_command.Invocation): the command reports it,
     in one line or as JSON, before any work."""
@@ -70,16 +72,15 @@ def new_path_option(absolute: bool = False) -> Callable[[typer.Context, typer.Ca
     def check(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
         from agent.inputs import new_path
 
+        if value is None:
+            return None
         flag = param.opts[0]
         try:
-            if value is not None and absolute and not value.is_absolute():
+            if absolute and not value.is_absolute():
                 raise BadInput(f"{flag} {value} is not an absolute path", "give the full path, from /")
-            if value is not None:
-                new_path(value, flag)
+            new_path(value, flag)
         except BadInput as exc:
-            if ctx.obj is None:  # no command to report it (`--help` parses no further)
-                raise typer.BadParameter(exc.one_line()) from None
-            if ctx.obj.settings_error is None:
+            if ctx.obj.settings_error is None:  # set by the app's callback, which runs before this
                 ctx.obj = ctx.obj._replace(settings=None, settings_error=exc)
         return value
 

@@ -127,8 +127,9 @@ def running_guard(settings: Settings) -> dict:
     if pid is not None:
         with contextlib.suppress(psutil.Error):
             argv = psutil.Process(pid).cmdline() or None
-    return {"unit": str(unit) if unit.exists() else None, "systemd": unit.exists() and systemd_available(settings),
-            "pid": pid, "argv": argv}  # fmt: skip
+    there = unit.exists()
+    return {"unit": str(unit) if there else None, "systemd": there and systemd_available(settings), "pid": pid,
+            "argv": argv}  # fmt: skip
 
 
 def stop(settings: Settings, remove_unit: bool = False) -> dict:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from agent.cli.base_command import Outcome, execute
-from agent.cli.cmdoptions import EnvsOption, JsonFlag
-from agent.cli.inputs import env_patterns, new_path_option
+from agent.cli.cmdoptions import EnvsOption, JsonFlag, NewPathOption
+from agent.cli.inputs import env_patterns
 
 if TYPE_CHECKING:
     from agent.settings import Settings
@@ -17,19 +16,19 @@ if TYPE_CHECKING:
 # Library modules are imported inside the command: start-up time (see agent.cli.commands).
 
 
+BinDirsOption = NewPathOption(
+    "--bin-dir",
+    "DIR",
+    "Where smdiag's link and shim are (env SMDIAG_BIN_DIR; default /usr/local/bin and ~/.local/bin).",
+    absolute=True,
+    envvar="SMDIAG_BIN_DIR",
+)
+
+
 def uninstall(
     ctx: typer.Context,
     envs: EnvsOption = None,
-    bin_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--bin-dir",
-            envvar="SMDIAG_BIN_DIR",
-            metavar="DIR",
-            callback=new_path_option(absolute=True),
-            help="Where smdiag's link and shim are (env SMDIAG_BIN_DIR; default /usr/local/bin and ~/.local/bin).",
-        ),
-    ] = None,
+    bin_dir: BinDirsOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what it would remove; change nothing.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
