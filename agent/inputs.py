@@ -15,12 +15,23 @@ from agent.errors import BadInput
 from agent.host import sdk
 
 
+def new_path(path: Path, flag: str) -> None:
+    """The one rule for every path option naming something smdiag writes or makes: the path itself may be
+    new, the directory it goes in must exist. A mistyped parent is refused, never created (mkdir -p would
+    make the typo); a relative path is taken from the current directory."""
+    parent = path.parent
+    if not parent.is_dir():
+        why = "is not a directory" if parent.exists() else "does not exist"
+        raise BadInput(f"{flag} {path}: the directory {parent} {why}", f"create it first, or give another {flag}")
+
+
 def output_dir(path: Path, flag: str) -> None:
-    """`path` is a directory this process can write into (made when missing, as the command would)."""
+    """`path` is a directory this process can write into (made when missing: its parent must exist)."""
+    new_path(path, flag)
     if path.exists() and not path.is_dir():
         raise BadInput(f"{flag} {path} is a file, not a directory", "give a directory path; a missing one is made")
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(exist_ok=True)
         _probe(path)
     except OSError as exc:
         raise BadInput(
@@ -32,8 +43,7 @@ def output_file(path: Path, flag: str) -> None:
     """`path` can be written: its directory exists and is writable, and it is not itself a directory."""
     if path.is_dir():
         raise BadInput(f"{flag} {path} is a directory", "give a file path, e.g. DIR/name.png")
-    if not path.parent.is_dir():
-        raise BadInput(f"{flag} {path}: the directory {path.parent} does not exist", "create it, or give another path")
+    new_path(path, flag)
     try:
         _probe(path.parent)
     except OSError as exc:

@@ -3,19 +3,62 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from agent import __version__
 from agent.cli.base_command import PLAIN_HELP, Invocation
 from agent.cli.cmdoptions import StateDirOption, VerboseFlag
-from agent.cli.commands import bootstrap, diskguard, doctor, failures, fix, health, images, kernels
+from agent.cli.commands import bootstrap, diskguard, doctor, failures, fix, health, images, kernels, uninstall
 from agent.errors import BadInput
+
+START_HERE = "start here: smdiag doctor"
+
+
+class OneLineHelp(TyperGroup):
+    """A group whose `--help` lists each command on the line it was given (`short_help`), else with its help's
+    first sentence whole: click would cut it mid-phrase at 45 characters. Plain text: typer's rich panels
+    would need rich markup (see PLAIN_HELP)."""
+
+    sections: dict[str, list[str]] = {}
+    """Heading -> command names, in order; empty: one "Commands" section."""
+
+    def format_commands(self, ctx, formatter) -> None:
+        sections = self.sections or {"Commands": self.list_commands(ctx)}
+        for heading, names in sections.items():
+            with formatter.section(heading):
+                formatter.write_dl([(name, first_sentence(self.commands[name])) for name in names])
+
+
+class SmdiagHelp(OneLineHelp):
+    """`smdiag --help`: the commands by what a user does with them, ending with where to start."""
+
+    sections = {
+        "Daily use": ["doctor", "last-failure", "fix", "failures", "kernels", "paths"],
+        "Setup, as root": ["bootstrap", "diskguard", "uninstall"],
+        "Smoke tests": ["health", "data", "images"],
+    }
+
+    def format_epilog(self, ctx, formatter) -> None:
+        formatter.write_paragraph()
+        formatter.write_text(START_HERE)
+
+
+def first_sentence(command) -> str:
+    """A command's line in its group's `--help`: its short help, else the first sentence of its help, whole."""
+    if command.short_help:
+        return command.short_help
+    paragraph = " ".join((command.help or "").strip().split("\n\n")[0].split())
+    return re.split(r"(?<=\.)\s", paragraph, maxsplit=1)[0].removesuffix(".")
+
 
 app = typer.Typer(
     name="smdiag",
+    cls=SmdiagHelp,
     help="Bootstrap and diagnostics for SageMaker notebook instances and local-mode Docker hosts.",
     no_args_is_help=True,
     add_completion=False,
@@ -41,13 +84,15 @@ def load_settings(
 ) -> None:
     # Imported when a command runs, not for --help: agent.log loads structlog and rich (start-up time).
     from agent import log
+    from agent.inputs import new_path
     from agent.settings import Settings
 
-    if state_dir is not None:
-        # Every process smdiag starts follows the flag too: the failure recorder that local mode's wrapper
-        # runs (`smdiag failures record`) knows the state dir only from its environment.
-        os.environ["SMDIAG_STATE_DIR"] = str(state_dir)
     try:
+        if state_dir is not None:
+            new_path(state_dir, "--state-dir")  # the rule of every path option
+            # Every process smdiag starts follows the flag too: the failure recorder that local mode's wrapper
+            # runs (`smdiag failures record`) knows the state dir only from its environment.
+            os.environ["SMDIAG_STATE_DIR"] = str(state_dir)
         settings = Settings.load(state_dir=state_dir)
     except BadInput as exc:
         ctx.obj = Invocation(settings=None, settings_error=exc, log_file=None)
@@ -55,24 +100,25 @@ def load_settings(
     ctx.obj = Invocation(settings, None, log.configure(settings.log_file, verbose=verbose))
 
 
-# In the order `smdiag --help` lists them.
-COMMANDS: dict[str, Callable[..., None]] = {
-    "doctor": doctor.doctor,
-    "paths": doctor.paths,
-    "fix": fix.fix,
-    "bootstrap": bootstrap.bootstrap,
-    "last-failure": failures.last_failure,
-    "health": health.health,
+# Each command with its line in `smdiag --help` (SmdiagHelp.sections orders them).
+COMMANDS: dict[str, tuple[Callable[..., None], str]] = {
+    "doctor": (doctor.doctor, "Check this host for local mode; each problem with its fix"),
+    "paths": (doctor.paths, "Print where smdiag keeps its state"),
+    "fix": (fix.fix, "Repair what the newest failure report names"),
+    "bootstrap": (bootstrap.bootstrap, "Move Docker's data-root onto the EBS volume"),
+    "last-failure": (failures.last_failure, "Show the newest failure report: its cause and fix"),
+    "health": (health.health, "Train, deploy and test three small models"),
+    "uninstall": (uninstall.uninstall, "Remove what smdiag added (try --dry-run first)"),
 }
-GROUPS: dict[str, typer.Typer] = {
-    "failures": failures.failures_app,
-    "data": health.data_app,
-    "diskguard": diskguard.diskguard_app,
-    "images": images.images_app,
-    "kernels": kernels.kernels_app,
+GROUPS: dict[str, tuple[typer.Typer, str]] = {
+    "failures": (failures.failures_app, "List the stored failure reports"),
+    "data": (health.data_app, "Generate or upload the smoke tests' dataset"),
+    "diskguard": (diskguard.diskguard_app, "Keep Docker's disk from filling: start, stop, status"),
+    "images": (images.images_app, "Build local mode's framework images, offline"),
+    "kernels": (kernels.kernels_app, "Turn failure reports on or off in notebook kernels"),
 }
 
-for name, command in COMMANDS.items():
-    app.command(name)(command)
-for name, group in GROUPS.items():
-    app.add_typer(group, name=name)
+for name, (command, line) in COMMANDS.items():
+    app.command(name, short_help=line)(command)
+for name, (group, line) in GROUPS.items():
+    app.add_typer(group, name=name, short_help=line, cls=OneLineHelp)

@@ -10,6 +10,18 @@ from typing import Annotated
 
 import typer
 
+from agent.cli.inputs import new_path_callback
+
+
+def NewPathOption(flag: str, metavar: str, help: str, absolute: bool = False, envvar: str | None = None):
+    """The type of an option naming a path smdiag writes or makes: every such option is declared with this,
+    so that each one follows the same rule for a missing directory (agent.inputs.new_path)."""
+    return Annotated[
+        Path | None,
+        typer.Option(flag, envvar=envvar, metavar=metavar, callback=new_path_callback(absolute), help=help),
+    ]
+
+
 StateDirOption = Annotated[
     Path | None,
     typer.Option(
@@ -36,15 +48,13 @@ FrameworksOption = Annotated[
 
 # How a repair is made: `smdiag fix`, `doctor --fix`, and bootstrap's moving of the data-root.
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Repair without asking.")]
-BinDirOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--bin-dir",
-        envvar="SMDIAG_BIN_DIR",
-        metavar="DIR",
-        help="Where the docker-compose shim goes (env SMDIAG_BIN_DIR; default /usr/local/bin).",
-    ),
-]
+BinDirOption = NewPathOption(
+    "--bin-dir",
+    "DIR",
+    "Where the docker-compose shim goes (env SMDIAG_BIN_DIR; default /usr/local/bin).",
+    absolute=True,
+    envvar="SMDIAG_BIN_DIR",
+)
 StopCmdOption = Annotated[
     str | None, typer.Option("--stop-cmd", metavar="COMMAND", help="Shell command that stops Docker.")
 ]

@@ -8,7 +8,11 @@ The checks the library makes too (a writable path, an installed package or SDK) 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+import typer
 
 from agent.errors import BadInput, Failed
 
@@ -54,3 +58,30 @@ def can_ask_before_repairing(yes: bool, dry_run: bool) -> None:
     """A repair asks on the terminal before it changes anything, unless told --yes (or only --dry-run)."""
     if not (yes or dry_run or sys.stdin.isatty()):
         raise BadInput("no terminal to ask before repairing", "pass --yes to repair, or --dry-run to see the plan")
+
+
+def new_path_callback(
+    absolute: bool = False,
+) -> Callable[[typer.Context, typer.CallbackParam, Path | None], Path | None]:
+    """The callback of every option naming a path smdiag writes or makes (agent.cli.cmdoptions.NewPathOption):
+    agent.inputs.new_path's rule (its directory must exist), and with `absolute` a full path.
+
+    A refusal takes the path bad settings take (agent.cli.base_command.Invocation): the command reports it,
+    in one line or as JSON, before any work."""
+
+    def check(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
+        from agent.inputs import new_path
+
+        if value is None:
+            return None
+        flag = param.opts[0]
+        try:
+            if absolute and not value.is_absolute():
+                raise BadInput(f"{flag} {value} is not an absolute path", "give the full path, from /")
+            new_path(value, flag)
+        except BadInput as exc:
+            if ctx.obj.settings_error is None:  # set by the app's callback, which runs before this
+                ctx.obj = ctx.obj._replace(settings=None, settings_error=exc)
+        return value
+
+    return check

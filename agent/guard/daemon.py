@@ -1,5 +1,6 @@
 """The guard: `smdiag diskguard run` (the daemon), `diskguard start` (keeping exactly one running, however
-often it is called) and `diskguard status` (whether it runs, what it last did).
+often it is called), `diskguard stop` (the off switch, also uninstall's) and `diskguard status` (whether it
+runs, what it last did).
 
 The daemon applies diskguard's policy whenever the engine reports a pull or a container's life changing.
 Under systemd it is a unit that restarts on failure; elsewhere (a container, a host without an init
@@ -98,7 +99,7 @@ def start(settings: Settings, use_systemd: bool | None = None) -> dict:
         changed = _start_unit(settings, unit_text(argv, settings))
     else:
         if running is not None and _interpreter(running) not in (None, sys.executable):
-            _stop(running)
+            _stop(settings, running)
             running, changed = None, True
         if running is None:
             _spawn(argv, files.guard_output)
@@ -113,20 +114,91 @@ def start(settings: Settings, use_systemd: bool | None = None) -> dict:
     return result
 
 
+def running_guard(settings: Settings) -> dict:
+    """What `stop` stops, and what `resume` needs to start it again as it was: the unit (when its file is
+    there, and whether systemd runs it), the running guard's pid and command line (None when none runs)."""
+    unit = settings.systemd_dir / UNIT
+    if guard_pid(settings.state) == -1:  # a guard between taking its lock and writing its pid
+        wait_until(lambda: guard_pid(settings.state) != -1, START_TIMEOUT_S)
+    pid = guard_pid(settings.state)
+    if pid == -1:
+        raise Failed(f"a guard holds {GuardFiles(settings.state).run_lock} but wrote no pid", "run this again")
+    argv = None
+    if pid is not None:
+        with contextlib.suppress(psutil.Error):
+            argv = psutil.Process(pid).cmdline() or None
+    there = unit.exists()
+    return {"unit": str(unit) if there else None, "systemd": there and systemd_available(settings), "pid": pid,
+            "argv": argv}  # fmt: skip
+
+
+def stop(settings: Settings, remove_unit: bool = False) -> dict:
+    """Stop the guard wherever it runs: its unit is disabled as well as stopped (no boot starts it again until
+    `diskguard start`), a detached `run` is terminated. With `remove_unit` the unit file goes too (uninstall).
+    Safe to re-run: with no guard running it stops nothing. What it found and did."""
+    found = running_guard(settings)
+    unit = settings.systemd_dir / UNIT
+    if found["systemd"]:
+        _systemctl("disable", "--now", UNIT)
+    if remove_unit and found["unit"]:
+        unit.unlink(missing_ok=True)
+        if found["systemd"]:
+            _systemctl("daemon-reload")
+    left = guard_pid(settings.state)
+    if left is not None:
+        _stop(settings, left)  # a detached guard, or one its unit's stop left behind
+    result = {**found, "stopped": found["pid"] is not None, "unit_removed": bool(remove_unit and found["unit"])}
+    log.info("guard.stopped", **result)
+    return result
+
+
+def resume(settings: Settings, stopped: dict) -> str | None:
+    """Start the guard again as `running_guard` found it before a `stop` (the undo of uninstall's): its unit,
+    whose file is back by then, or the same detached command line."""
+    if stopped["systemd"]:
+        _systemctl("daemon-reload")
+        _systemctl("enable", "--now", UNIT)
+    elif stopped["argv"]:
+        _spawn(stopped["argv"], GuardFiles(settings.state).guard_output)
+    else:
+        return None
+    return f"started the guard again (pid {_wait_for_guard(GuardFiles(settings.state))})"
+
+
+def format_stop(result: dict) -> str:
+    """What `diskguard stop` says: what it stopped, and how to have it back."""
+    if result["stopped"]:
+        how = f"systemd unit {UNIT}, now disabled" if result["systemd"] else "detached"
+        said = f"diskguard stopped (pid {result['pid']}, {how})"
+    elif result["systemd"]:
+        said = f"diskguard was not running; its unit {UNIT} is disabled"
+    else:
+        return "diskguard was not running: nothing stopped"
+    return said + "\nimages are no longer pruned; `smdiag diskguard start` starts it again"
+
+
 def _interpreter(pid: int) -> str | None:
     with contextlib.suppress(psutil.Error, IndexError):
         return psutil.Process(pid).cmdline()[0]
     return None
 
 
-def _stop(pid: int) -> None:
-    with contextlib.suppress(psutil.Error):
+def _stop(settings: Settings, pid: int) -> None:
+    """Terminate the guard `pid`, killing it if it lingers; done when it no longer holds the guard lock (a
+    process nobody reaps stays a zombie, but its lock goes with its exit)."""
+    try:
         process = psutil.Process(pid)
         process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except psutil.TimeoutExpired:
+        if not wait_until(lambda: guard_pid(settings.state) != pid, STOP_TIMEOUT_S):
             process.kill()
+            wait_until(lambda: guard_pid(settings.state) != pid, STOP_TIMEOUT_S)
+    except psutil.NoSuchProcess:
+        return
+    except psutil.AccessDenied:
+        raise Failed(
+            f"the guard (pid {pid}) runs as another user, which this one may not stop",
+            "run it as root: sudo smdiag diskguard stop",
+        ) from None
 
 
 def _start_unit(settings: Settings, text: str) -> bool:

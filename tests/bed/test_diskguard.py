@@ -228,6 +228,25 @@ def following(state: StateDir) -> bool | None:
     return None if events is None else events["following"]
 
 
+def test_stop_ends_the_detached_guard_says_so_and_a_second_stop_stops_nothing(make_engine, smdiag, tmp_path):
+    daemon, _disk = make_engine(size_mb=300)
+    env = {"DOCKER_HOST": daemon.host, "SMDIAG_SYSTEMD_DIR": str(tmp_path / "no-units")}
+    started = smdiag("diskguard", "start", "--no-systemd", "--json", env=env)
+    assert started.returncode == 0, started.stderr
+    pid = json.loads(started.stdout)["pid"]
+    assert json.loads(smdiag("diskguard", "status", "--json", env=env).stdout)["guard_pid"] == pid
+    stopped = smdiag("diskguard", "stop", env=env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stdout.splitlines() == [
+        f"diskguard stopped (pid {pid}, detached)",
+        "images are no longer pruned; `smdiag diskguard start` starts it again",
+    ]
+    assert smdiag("diskguard", "status", env=env).stdout.startswith("diskguard run: not running")
+    again = smdiag("diskguard", "stop", "--json", env=env)
+    assert again.returncode == 0 and json.loads(again.stdout)["stopped"] is False
+    assert smdiag("diskguard", "stop", env=env).stdout == "diskguard was not running: nothing stopped\n"
+
+
 def test_run_answers_a_pull_at_once_remembers_use_and_survives_an_engine_restart(
     make_engine, images, registry, smdiag, hermetic_env
 ):

@@ -1,6 +1,7 @@
 """Behaviour every command shares: version, bad input, JSON errors, light start-up."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -126,6 +127,8 @@ def bad_inputs(tmp_path):
         (["images", "build", "--framework", "caffe"], {}, None),
         (["kernels", "enable", "--envs", no_envs], {}, None),
         (["kernels", "disable", "--envs", no_envs], {}, None),
+        (["uninstall", "--bin-dir", "relative/bin"], {}, None),
+        (["uninstall", "--envs", no_envs, "--dry-run"], {}, None),
     ]
 
 
@@ -168,8 +171,8 @@ def test_an_unexpected_error_is_one_line_naming_the_log_and_the_traceback_is_onl
 COMMANDS = [
     ["doctor"], ["bootstrap"], ["last-failure"], ["health"], ["failures", "list"], ["failures", "record"],
     ["data", "generate"], ["data", "upload"], ["diskguard", "once"], ["diskguard", "run"], ["diskguard", "status"],
-    ["diskguard", "make-room"], ["diskguard", "start"], ["images", "build"], ["kernels", "enable"],
-    ["kernels", "disable"],
+    ["diskguard", "make-room"], ["diskguard", "start"], ["diskguard", "stop"], ["images", "build"],
+    ["kernels", "enable"], ["kernels", "disable"], ["uninstall"],
 ]  # fmt: skip
 
 
@@ -183,6 +186,90 @@ def test_help_shows_defaults_env_variables_and_readable_metavars(smdiag):
         shown = smdiag(*command, "--help").stdout
         assert "Usage: smdiag" in shown and "<bool>" not in shown and "<list" not in shown, command
     assert "env SMDIAG_STATE_DIR" in smdiag("--help").stdout
+
+
+def help_text(smdiag, *command: str) -> str:
+    """`--help` as an 80-column terminal shows it."""
+    done = smdiag(*command, "--help", env={"COLUMNS": "80"})
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_help_lists_each_command_once_on_one_line_by_what_it_is_for_and_says_where_to_start(smdiag):
+    from agent.cli.app import COMMANDS, GROUPS
+
+    shown = help_text(smdiag)
+    sections = {}
+    for block in shown.split("\n\n"):
+        heading, *rows = block.splitlines()
+        if heading in ("Daily use:", "Setup, as root:", "Smoke tests:"):
+            sections[heading] = rows
+    assert list(sections) == ["Daily use:", "Setup, as root:", "Smoke tests:"], shown
+    rows = [row for section in sections.values() for row in section]
+    assert all(re.fullmatch(r"  [a-z-]+ +\S.*", row) for row in rows), shown  # one line each: none wraps
+    assert sorted(row.split()[0] for row in rows) == sorted([*COMMANDS, *GROUPS])
+    assert not [row for row in rows if "..." in row] and shown.rstrip().splitlines()[-1] == "start here: smdiag doctor"
+    assert "doctor" in sections["Daily use:"][0] and "uninstall" in " ".join(sections["Setup, as root:"])
+
+
+def test_no_group_cuts_a_commands_description_mid_phrase(smdiag):
+    from agent.cli.app import GROUPS
+
+    for group in GROUPS:
+        listed = help_text(smdiag, group).split("Commands:\n")[1]
+        assert "..." not in listed and listed.strip(), (group, listed)
+
+
+def test_help_imports_no_library_module(hermetic_env):
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "agent", "--help"], env=hermetic_env,
+                          capture_output=True, text=True)  # fmt: skip
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    agent_modules = {name for name in imported if name.startswith("agent")}
+    assert agent_modules and all(name.startswith("agent.cli") or name in ("agent", "agent.errors")
+                                 for name in agent_modules), agent_modules  # fmt: skip
+    assert not {name.split(".")[0] for name in imported} & {"docker", "psutil", "yaml", "structlog", "boto3"}
+
+
+def path_options(tmp_path: Path, missing: Path) -> list[tuple[list[str], dict[str, str]]]:
+    """Every path option of every command, given a path whose directory does not exist: (argv, env)."""
+    env_dir = tmp_path / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
+    return [
+        (["--state-dir", str(missing / "state"), "paths"], {}),
+        (["data", "generate", "--out", str(missing / "data")], {}),
+        (["health", "--framework", "sklearn", "--plot", str(missing / "h.png")], {}),
+        (["health", "--framework", "sklearn", "--scripts", str(missing / "scripts")], {}),
+        (["bootstrap", "--dry-run", "--target", str(missing / "docker")], {}),
+        (["bootstrap", "--dry-run", "--daemon-config", str(missing / "daemon.json")], {}),
+        (["bootstrap", "--dry-run", "--sysconfig", str(missing / "docker")], {}),
+        (["fix", "--dry-run", "--bin-dir", str(missing / "bin")], {}),
+        (["doctor", "--fix", "--dry-run", "--bin-dir", str(missing / "bin")], {}),
+        (["doctor", "--fix", "--dry-run"], {"SMDIAG_BIN_DIR": str(missing / "bin")}),
+        (["uninstall", "--dry-run", "--bin-dir", str(missing / "bin")], {}),
+        (["diskguard", "once", "--path", str(missing / "disk")], {}),
+        (["kernels", "enable", "--envs", str(env_dir), "--agent-python", str(missing / "python")], {}),
+    ]
+
+
+def test_every_path_option_refuses_a_missing_directory_alike_and_creates_nothing(hermetic_env, tmp_path):
+    """The rule (agent.inputs.new_path): a path smdiag writes may be new, the directory it goes in must exist;
+    a path it reads must exist. Either way a missing directory is named, in one line, before any work."""
+    missing = tmp_path / "no-such-dir"
+    for args, env in path_options(tmp_path, missing):
+        done = subprocess.run([sys.executable, "-m", "agent", *args], env={**hermetic_env, **env},
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        what = f"{args} {env}: {done.stderr!r}"
+        assert done.returncode == 2 and done.stderr.count("\n") == 1 and str(missing) in done.stderr, what
+        assert "does not exist" in done.stderr or "is not a directory" in done.stderr, what
+        assert not missing.exists(), what
+
+
+def test_a_new_path_in_an_existing_directory_is_made(smdiag, tmp_path):
+    out = tmp_path / "new-data"
+    done = smdiag("--state-dir", str(tmp_path / "new-state"), "data", "generate", "--out", str(out), "--json")
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(json.loads(done.stdout)["rows"])
+    assert (tmp_path / "new-state" / "logs").is_dir()
 
 
 @pytest.fixture(scope="session")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from agent.cli.base_command import Outcome, execute
-from agent.cli.cmdoptions import DockerHostOption, JsonFlag, StartCmdOption, StopCmdOption
+from agent.cli.cmdoptions import DockerHostOption, JsonFlag, NewPathOption, StartCmdOption, StopCmdOption
 from agent.cli.progress_bars import progress_bar
 from agent.errors import BadInput
 
@@ -18,28 +17,20 @@ if TYPE_CHECKING:
 # Library modules are imported inside the commands: start-up time (see agent.cli.commands).
 
 
+TargetOption = NewPathOption("--target", "DIR", "Where the data-root goes (default <EBS mount>/docker).", absolute=True)
+DaemonConfigOption = NewPathOption(
+    "--daemon-config", "FILE", "dockerd's daemon.json (env SMDIAG_DOCKER_CONFIG; default /etc/docker/daemon.json)."
+)
+SysconfigOption = NewPathOption(
+    "--sysconfig", "FILE", "Amazon Linux OPTIONS file (env SMDIAG_SYSCONFIG; default /etc/sysconfig/docker)."
+)
+
+
 def bootstrap(
     ctx: typer.Context,
-    target: Annotated[
-        Path | None,
-        typer.Option("--target", metavar="DIR", help="Where the data-root goes (default <EBS mount>/docker)."),
-    ] = None,
-    daemon_config: Annotated[
-        Path | None,
-        typer.Option(
-            "--daemon-config",
-            metavar="FILE",
-            help="dockerd's daemon.json (env SMDIAG_DOCKER_CONFIG; default /etc/docker/daemon.json).",
-        ),
-    ] = None,
-    sysconfig: Annotated[
-        Path | None,
-        typer.Option(
-            "--sysconfig",
-            metavar="FILE",
-            help="Amazon Linux OPTIONS file (env SMDIAG_SYSCONFIG; default /etc/sysconfig/docker).",
-        ),
-    ] = None,
+    target: TargetOption = None,
+    daemon_config: DaemonConfigOption = None,
+    sysconfig: SysconfigOption = None,
     docker_host: DockerHostOption = None,
     stop_cmd: StopCmdOption = None,
     start_cmd: StartCmdOption = None,

@@ -1,4 +1,4 @@
-"""`smdiag diskguard once|run|status|make-room|start`: keep Docker's disk under a threshold."""
+"""`smdiag diskguard once|run|status|make-room|start|stop`: keep Docker's disk under a threshold."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def _policy(
     )
 
 
-@diskguard_app.command("once")
+@diskguard_app.command("once", short_help="Prune once, to the low watermark when over the high one")
 def diskguard_once(
     ctx: typer.Context,
     path: PathOption = None,
@@ -83,7 +83,7 @@ def diskguard_once(
     execute(ctx, as_json, action)
 
 
-@diskguard_app.command("run")
+@diskguard_app.command("run", short_help="Guard continuously (what `start` runs)")
 def diskguard_run(
     ctx: typer.Context,
     path: PathOption = None,
@@ -115,13 +115,15 @@ def diskguard_run(
             guard = Guard(settings, engine, policy, path, interval)
             signal.signal(signal.SIGTERM, guard.shutdown)
             signal.signal(signal.SIGINT, guard.shutdown)
+            # A guard started again by a rollback inherits its blocked signals (agent.journal.signals_blocked).
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
             guard.serve()
         return 0, {"stopped": True}, "diskguard: stopped"
 
     execute(ctx, as_json, action)
 
 
-@diskguard_app.command("status")
+@diskguard_app.command("status", short_help="Show the disk's use now and what the guard last did")
 def diskguard_status(ctx: typer.Context, docker_host: DockerHostOption = None, as_json: JsonFlag = False) -> None:
     """Show what diskguard watches, measured now: the disk holding the engine's data-root, or on a Studio
     space the engine's own accounting (docker system df) against the home volume's size; beside it whether
@@ -143,7 +145,7 @@ def diskguard_status(ctx: typer.Context, docker_host: DockerHostOption = None, a
     execute(ctx, as_json, action)
 
 
-@diskguard_app.command("make-room")
+@diskguard_app.command("make-room", short_help="Free the room an image needs before pulling it")
 def diskguard_make_room(
     ctx: typer.Context,
     image: Annotated[
@@ -174,7 +176,7 @@ def diskguard_make_room(
     execute(ctx, as_json, action)
 
 
-@diskguard_app.command("start")
+@diskguard_app.command("start", short_help="Start the guard (a systemd unit where systemd runs)")
 def diskguard_start(
     ctx: typer.Context,
     docker_host: DockerHostOption = None,
@@ -196,5 +198,22 @@ def diskguard_start(
         result = start(settings.replace(docker_host=docker_host), systemd)
         how = "already running" if result["already_running"] else "started"
         return 0, result, f"diskguard {how} (pid {result['pid']}, {result['manager']})"
+
+    execute(ctx, as_json, action)
+
+
+@diskguard_app.command("stop", short_help="Stop the guard (its systemd unit too)")
+def diskguard_stop(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Stop the guard: its systemd unit is stopped and disabled (no boot starts it), a detached guard is
+    terminated. Images are no longer pruned until `smdiag diskguard start`. Safe to re-run.
+
+    Exit 0 when no guard runs any more, 1 when one could not be stopped.
+    """
+
+    def action(settings: Settings) -> Outcome:
+        from agent.guard.daemon import format_stop, stop
+
+        result = stop(settings)
+        return 0, result, format_stop(result)
 
     execute(ctx, as_json, action)

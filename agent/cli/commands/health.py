@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from agent.cli.base_command import Outcome, command_group, execute
-from agent.cli.cmdoptions import FrameworksOption, JsonFlag
+from agent.cli.cmdoptions import FrameworksOption, JsonFlag, NewPathOption
 from agent.cli.inputs import chosen_frameworks
 from agent.cli.progress_bars import health_progress
 from agent.errors import Failed
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from agent.settings import Settings
 
 # Library modules are imported inside the commands: start-up time (see agent.cli.commands).
+
+
+PlotOption = NewPathOption("--plot", "FILE.png", "Draw the data and each model's line to FILE.png.")
 
 
 def health(
@@ -34,9 +37,7 @@ def health(
         typer.Option("--sdk", metavar="MAJOR", help="Local mode's SDK: v2, v3 or auto (the one installed here)."),
     ] = "auto",
     quick: Annotated[bool, typer.Option("--quick", help="Few epochs, quick bar (RMSE <= 400).")] = False,
-    plot: Annotated[
-        Path | None, typer.Option("--plot", metavar="FILE.png", help="Draw the data and each model's line to FILE.png.")
-    ] = None,
+    plot: PlotOption = None,
     scripts: Annotated[
         Path | None,
         typer.Option("--scripts", metavar="DIR", help="Run your copies of the entry scripts from this directory."),
@@ -76,12 +77,13 @@ def _interrupted_by_sigterm() -> Iterator[None]:
 
 
 data_app = command_group("The seed's synthetic dataset.")
+OutOption = NewPathOption("--out", "DIR", "Directory for the four CSV files.")
 
 
-@data_app.command("generate")
+@data_app.command("generate", short_help="Write the dataset's four CSV files")
 def data_generate(
     ctx: typer.Context,
-    out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Directory for the four CSV files.")],
+    out: OutOption,
     as_json: JsonFlag = False,
 ) -> None:
     """Write all_data, training_data, validation_data and test_data CSVs (y, x; no header). Exit 0."""
@@ -98,7 +100,7 @@ def data_generate(
     execute(ctx, as_json, action)
 
 
-@data_app.command("upload")
+@data_app.command("upload", short_help="Generate the dataset and upload it to S3")
 def data_upload(
     ctx: typer.Context,
     bucket: Annotated[str, typer.Option("--bucket", metavar="BUCKET", help="S3 bucket.")],

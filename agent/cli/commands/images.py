@@ -21,7 +21,7 @@ images_app = command_group(
 )
 
 
-@images_app.command("build")
+@images_app.command("build", short_help="Build the three frameworks' images, tagged for local mode")
 def images_build(
     ctx: typer.Context,
     framework: FrameworksOption = "all",

@@ -22,7 +22,7 @@ kernels_app = command_group(
 )
 
 
-@kernels_app.command("enable")
+@kernels_app.command("enable", short_help="Turn failure reports on in every environment's kernels")
 def kernels_enable(
     ctx: typer.Context,
     envs: EnvsOption = None,
@@ -50,7 +50,7 @@ def kernels_enable(
     execute(ctx, as_json, action)
 
 
-@kernels_app.command("disable")
+@kernels_app.command("disable", short_help="Turn them off: the hook leaves every environment")
 def kernels_disable(ctx: typer.Context, envs: EnvsOption = None, as_json: JsonFlag = False) -> None:
     """Remove the hook from each environment and the hook directory (running kernels pass through). Exit 0."""
 
