@@ -47,14 +47,16 @@ print("fit_s", time.perf_counter() - started, file=sys.stderr)
 """
 OWN_WORK = """
 import timeit
-import sagemaker, smdiag_autowrap as wrapper
+import sagemaker
+from smdiag_agent.guest import capture, config, local
 from sagemaker.estimator import Estimator, EstimatorBase
 from sagemaker.local import LocalSession
 estimator = Estimator(image_uri="x", role="arn:aws:iam::111111111111:role/dummy", instance_count=1,
                       instance_type="local", sagemaker_session=LocalSession())
-fit, run, line = EstimatorBase.fit.__wrapped__, wrapper._Run([]), b"x" * 80 + b"\\n"
-describe = min(timeit.repeat(lambda: wrapper._local_capture("fit", fit, estimator, (), {}), number=1000, repeat=5))
-keep = min(timeit.repeat(lambda: wrapper._guarded("stream", run.keep, line), number=1000, repeat=5))
+fit, run, line = EstimatorBase.fit.__wrapped__, capture.Run([]), b"x" * 80 + b"\\n"
+is_local = local.method("fit")
+describe = min(timeit.repeat(lambda: is_local(fit, (estimator,), {}), number=1000, repeat=5))
+keep = min(timeit.repeat(lambda: config.guarded("stream", run.keep, line), number=1000, repeat=5))
 print("own_s", describe / 1000, keep / 1000)
 """
 
@@ -124,7 +126,8 @@ def main() -> None:
     hook_import_s = sum(
         int(line.split("|")[1]) / 1e6
         for line in importtime.stderr.splitlines()
-        if line.startswith("import time:") and line.split("|")[-1].strip() in ("smdiag_kernel_hook", "smdiag_autowrap")
+        if line.startswith("import time:")
+        and line.split("|")[-1].strip().startswith(("smdiag_kernel_hook", "smdiag_agent"))
     )
     label, ratio = "hook's own modules at import", 1 + hook_import_s / import_cpu["plain"]
     print(f"{label:34} {import_cpu['plain']:>12.3f}s {import_cpu['plain'] + hook_import_s:>9.3f}s {ratio:>7.4f}  "

@@ -116,6 +116,13 @@ def last_report(state_dir: Path) -> tuple[Path, dict]:
     raise Failed(f"no failure has been recorded in {directory}", TURN_REPORTS_ON)
 
 
+def _raised(exception: dict) -> str:
+    """The SDK's exception; a call the SDK wrongly let return (a deploy answered by another endpoint) has none."""
+    if not exception.get("type"):
+        return f"exception: none, the call returned ({exception.get('message')})"
+    return f"exception: {exception['type']}: {exception.get('message')}"
+
+
 def format_report(report: dict, log_lines: int = 20) -> str:
     call = report.get("call") or {}
     class_name = call.get("class_name", call.get("class"))  # a report stored before the typed facts: "class"
@@ -124,7 +131,7 @@ def format_report(report: dict, log_lines: int = 20) -> str:
         f"category: {report.get('category')}",
         f"summary:  {report.get('summary')}",
         f"hint:     {report.get('hint')}",
-        f"exception: {(report.get('exception') or {}).get('type')}: {(report.get('exception') or {}).get('message')}",
+        _raised(report.get("exception") or {}),
     ]
     if call.get("step"):
         lines.append(f"step:     {call['step']} of local pipeline {call.get('pipeline')}")

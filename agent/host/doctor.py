@@ -62,7 +62,7 @@ WRAPPED_CALLS = {
     2: "fit, deploy, predict, transform, processing, local pipelines, ModelTrainer",
     3: "ModelTrainer, ModelBuilder local serving, sagemaker-core local jobs and endpoints",
 }
-"""What the failure wrapper (agent.autowrap's PATCHES_BY_MAJOR) reports, per SDK major: doctor names it."""
+"""What the failure wrapper (agent.guest.patches.PATCHES_BY_MAJOR) reports, per SDK major: doctor names it."""
 TURN_REPORTS_ON = ("smdiag kernels enable",)
 """The command that turns failure reports on in every notebook environment (then restart the kernel)."""
 
@@ -370,7 +370,7 @@ def _disk(role: str, path: Path) -> dict:
 
 
 def _wrapper_errors(path: Path) -> dict:
-    """The errors agent.autowrap logged instead of raising them into a user's call (one JSON line each)."""
+    """The errors the guest (agent.guest) logged instead of raising them into a user's call (one JSON line each)."""
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from agent.failures import store
+
 REPORT_KEYS = {
     "id", "time", "time_epoch", "call", "exception", "docker", "containers", "pull_errors", "compose_output",
     "compose_file", "disks", "df_h", "evidence_seconds", "category", "summary", "hint", "remedy",
@@ -77,3 +79,11 @@ def test_facts_from_an_older_guest_are_read_and_a_down_engine_it_went_to_is_the_
     assert (answer["category"], answer["remedy"]) == ("daemon_down", "start_engine")
     assert report["remedy"] == {"name": "start_engine"} and report["call"]["class_name"] == "Estimator"
     assert report["compose_output"] == facts["compose_output"]
+
+
+def test_a_call_that_returned_is_shown_as_such_not_as_an_empty_exception():
+    """Issue 30: a deploy the SDK let return on another endpoint has no exception to show."""
+    returned = {"exception": {"type": "", "message": "deploy() returned, but /ping on port 8080 was answered by x"}}
+    assert "exception: none, the call returned (deploy() returned, but" in store.format_report(returned)
+    raised = {"exception": {"type": "RuntimeError", "message": "Failed to run"}}
+    assert "exception: RuntimeError: Failed to run" in store.format_report(raised)
