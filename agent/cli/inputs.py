@@ -7,7 +7,6 @@ The checks the library makes too (a writable path, an installed package or SDK) 
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,12 +51,6 @@ def env_patterns(envs: list[str] | None, settings: Settings, none_is_failure: bo
             "set SMDIAG_CONDA_ENVS, or pass --envs GLOB",
         )
     return patterns
-
-
-def can_ask_before_repairing(yes: bool, dry_run: bool) -> None:
-    """A repair asks on the terminal before it changes anything, unless told --yes (or only --dry-run)."""
-    if not (yes or dry_run or sys.stdin.isatty()):
-        raise BadInput("no terminal to ask before repairing", "pass --yes to repair, or --dry-run to see the plan")
 
 
 def new_path_callback(

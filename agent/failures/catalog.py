@@ -314,6 +314,13 @@ CATALOG: dict[str, Category] = {
         "write (it exists on SageMaker's managed jobs): upgrade the SDK, or use a container/toolkit version "
         "that matches it"
     ),
+    "aws_credentials": Category(
+        "the SDK itself needed AWS credentials and found none usable: local mode logs in to ECR to pull an ECR "
+        "image it does not have. On a notebook instance the execution role gives them (check with `aws sts "
+        "get-caller-identity` in a terminal); elsewhere run `aws configure`, or set AWS_PROFILE or "
+        "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; or have the image locally under that exact URI (`smdiag images "
+        "build`, or docker tag) so that local mode does not pull it"
+    ),
     "sdk_config": Category(
         "the SDK refused its configuration before any container ran: fix the setting the error names (local "
         'files need sagemaker_session.config = {"local": {"local_code": True}}; get_execution_role() works '

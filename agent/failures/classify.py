@@ -187,6 +187,10 @@ PATTERNS = {
         r"is not supported locally",
         r"could not find local (training job|endpoint|model|transform job|processing job)",
     ),
+    "aws_credentials": _any(
+        r"NoCredentialsError", r"Unable to locate credentials", r"PartialCredentialsError", r"ExpiredToken",
+        r"security token included in the request is (invalid|expired)", r"InvalidClientTokenId",
+    ),
     "sdk_config": _any(
         r"is not a role", r"get_execution_role", r"local_code", r"region", r"NoRegionError", r"must specify",
         r"is required", r"invalid", r"only supported", r"not supported",
@@ -406,6 +410,12 @@ def _host_side(e: Lines) -> Finding | None:
     hit = e.find(["exception"], PATTERNS["not_supported_locally"])
     if hit:
         return Finding("not_supported_locally", f"not supported in local mode: {hit.line}")
+    hit = e.find(["exception"], PATTERNS["aws_credentials"])
+    if hit:
+        ecr_login = "_ecr_login_if_needed" in str(e.exception.traceback or "")
+        images = ", ".join(e.evidence.call.images) or "its image"
+        what = f"to log in to ECR and pull {images}" if ecr_login else "for an AWS call"
+        return Finding("aws_credentials", f"the SDK found no usable AWS credentials {what}: {hit.line}")
     hit = e.find(["exception"], PATTERNS["sdk_config"])
     if hit is None and kind in ("ValueError", "TypeError", "KeyError") and not e.containers:
         hit = Hit("exception", e.lines["exception"][0])

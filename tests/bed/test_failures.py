@@ -265,6 +265,19 @@ def test_the_sdks_own_pull_keeps_the_engines_error(make_engine, local_mode):
     assert "connection refused" in done.stderr  # in the summary the user sees
 
 
+def test_an_ecr_image_without_aws_credentials_is_aws_credentials_naming_the_image(make_engine, local_mode, tmp_path):
+    """The SDK logs in to ECR for an ECR image the engine lacks; with no credentials anywhere its own call
+    fails before any container (a first-time user's failure: it was reported as unknown)."""
+    daemon, _disk = make_engine()
+    image = "111111111111.dkr.ecr.us-east-1.amazonaws.com/smdiag-test/absent:1"
+    none = {"AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials")}
+    done, raised, report = local_mode("fit", image, host=daemon.host, env=none)
+    assert raised["type"] == "NoCredentialsError", done.stderr[-3000:]  # the SDK's own exception, unchanged
+    assert report["category"] == "aws_credentials" and image in report["summary"]
+    assert "Unable to locate credentials" in report["summary"] and report["remedy"] is None
+    assert "[aws_credentials]" in done.stderr
+
+
 def test_a_stopped_engine_is_daemon_down_and_the_report_is_still_written(make_engine, images, local_mode):
     daemon, _disk = make_engine()
     image = train_image(images, daemon, "smdiag-test/fine:1", "echo ok")

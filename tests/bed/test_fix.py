@@ -377,6 +377,8 @@ def test_a_cause_without_an_automatic_remedy_is_exit_3_with_its_hint(tmp_path, h
     text = user.smdiag("fix", "--yes")
     assert text.returncode == 3 and "no automatic remedy" in text.stdout and "train.py, line 3" in text.stdout
     assert "doctor --fix" not in text.stdout and result(done)["doctor_fix"] is None  # doctor has nothing to repair
+    asked = user.smdiag("fix")  # no terminal, no --yes: nothing to repair, so nothing to ask
+    assert asked.returncode == 3 and "no automatic remedy" in asked.stdout and "--yes" not in asked.stderr
 
     # With the engine down, doctor has a remedy to offer, and fix says so.
     daemon.kill()

@@ -375,6 +375,12 @@ REAL_CASES = {
                "'/tmp/tmpab/model/model.bin'\")]"),
         "host_permission", "Permission denied",
     ),
+    "ECR login without AWS credentials (seen on the bed and by a first-time user, SDK 2.257.7)": (
+        raised("NoCredentialsError", "Unable to locate credentials",
+               traceback='  File "/env/lib/python3.11/site-packages/sagemaker/local/image.py", line 1210, in '
+                         "_ecr_login_if_needed\nbotocore.exceptions.NoCredentialsError: Unable to locate credentials"),
+        "aws_credentials", "to log in to ECR",
+    ),
 }  # fmt: skip
 
 
@@ -516,3 +522,26 @@ def test_a_deploy_answered_by_another_endpoint_names_the_holder_and_its_own_cont
     assert "answered by tmpy-algo-1-cd" in diagnosis.summary and "container tmpx-algo-1-ab" in diagnosis.summary
     refused = classify(evidence(call={"kind": "deploy", "sdk": "v2"}, containers=[own]))
     assert refused.summary == f"the serving port is taken: {BIND_REFUSED}"
+
+
+ECR_LOGIN_TRACEBACK = """Traceback (most recent call last):
+  File "/opt/conda/lib/python3.10/site-packages/sagemaker/local/image.py", line 1210, in _ecr_login_if_needed
+    auth = ecr.get_authorization_token(registryIds=[image.split(".")[0]])
+  File "/opt/conda/lib/python3.10/site-packages/botocore/auth.py", line 418, in add_auth
+    raise NoCredentialsError()
+botocore.exceptions.NoCredentialsError: Unable to locate credentials
+"""
+
+
+def test_no_credentials_for_the_sdks_ecr_login_is_aws_credentials_naming_the_image():
+    """A local fit of an ECR image the engine does not have, in a kernel without AWS credentials: the SDK's
+    own ECR login fails before any container (seen by a first-time user: it was `unknown`)."""
+    image = "111111111111.dkr.ecr.us-east-1.amazonaws.com/smdiag/train:1"
+    diagnosis = classify(evidence(
+        call={"kind": "fit", "sdk": "v2", "images": [image]},
+        exception={"type": "NoCredentialsError", "message": "Unable to locate credentials",
+                   "traceback": ECR_LOGIN_TRACEBACK},
+    ))  # fmt: skip
+    assert diagnosis.category == "aws_credentials" and diagnosis.remedy is None
+    assert f"to log in to ECR and pull {image}: NoCredentialsError: Unable to locate credentials" in diagnosis.summary
+    assert "execution role" in diagnosis.hint and "images build" in diagnosis.hint

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,7 +17,6 @@ from agent.cli.cmdoptions import (
     StopCmdOption,
     YesOption,
 )
-from agent.cli.inputs import can_ask_before_repairing
 from agent.errors import BadInput
 
 if TYPE_CHECKING:
@@ -77,19 +77,21 @@ def fix(
 def fix_options(
     bin_dir: Path | None, dry_run: bool, yes: bool, stop_cmd: str | None, start_cmd: str | None, min_age: str
 ) -> FixOptions:
-    """The repair's options from its flags, once it is sure it may ask before changing anything."""
+    """The repair's options from its flags."""
     from agent.fix.remedy import DEFAULT_BIN_DIR, FixOptions
 
-    can_ask_before_repairing(yes, dry_run)
     return FixOptions(bin_dir or DEFAULT_BIN_DIR, dry_run, stop_cmd, start_cmd, min_age)
 
 
 def ask_first(yes: bool) -> Callable[[Plan], bool]:
-    """Asks on the terminal (stderr) before a plan's changes, unless --yes."""
+    """Asks on the terminal (stderr) before a plan's changes, unless --yes. Asked only when there is something
+    to change: a cause with no automatic remedy needs neither a terminal nor --yes to be shown."""
 
     def confirm(plan: Plan) -> bool:
         if yes:
             return True
+        if not sys.stdin.isatty():
+            raise BadInput("no terminal to ask before repairing", "pass --yes to repair, or --dry-run to see the plan")
         for step in plan.actions:
             typer.echo(f"  {step.detail}", err=True)
         return typer.confirm(f"{plan.remedy}: go ahead?", err=True)
