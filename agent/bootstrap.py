@@ -44,7 +44,7 @@ from agent.dataroot import (
 )
 from agent.engine import Engine, validate_host
 from agent.errors import BadInput, Failed, SmdiagError
-from agent.journal import Interrupted, Journal, signals_blocked, signals_unwind
+from agent.journal import Journal, cause_in_words, signals_blocked, signals_unwind
 from agent.log import get_logger
 from agent.service import DockerService, detect_service
 from agent.settings import DEFAULT_DOCKER_HOST, Settings
@@ -251,12 +251,7 @@ def _bootstrap(settings, options, engine: Engine, service, journal, progress) ->
 def _rollback(journal: Journal, service: DockerService, settings: Settings, cause: BaseException) -> NoReturn:
     """Put the old config back and Docker running on the old root; raise Failed naming the cause (also for
     Ctrl-C and SIGTERM, which then exit 1 like any failure)."""
-    if isinstance(cause, SmdiagError):
-        reason = cause.problem
-    elif isinstance(cause, (Interrupted, KeyboardInterrupt)):
-        reason = f"interrupted ({cause or 'SIGINT'})"
-    else:
-        reason = f"{type(cause).__name__}: {cause}"
+    reason = cause_in_words(cause)
     old_root = journal.data.get("old_root")
     log.error("bootstrap.rolling_back", cause=reason, phase=journal.data.get("phase"))
     try:

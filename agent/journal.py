@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from agent import fileops
-from agent.errors import Failed
+from agent.errors import Failed, SmdiagError
 
 TIERS = ("restore", "command", "created")
 Handlers = dict[str, Callable[[dict], str | None]]
@@ -44,6 +44,15 @@ Handlers = dict[str, Callable[[dict], str | None]]
 
 class Interrupted(BaseException):
     """SIGTERM/SIGHUP inside `signals_unwind`: unwinds through the caller's rollback as Ctrl-C does."""
+
+
+def cause_in_words(cause: BaseException) -> str:
+    """Why a transaction is being undone, as its rollback's message says it."""
+    if isinstance(cause, SmdiagError):
+        return cause.problem
+    if isinstance(cause, (Interrupted, KeyboardInterrupt)):
+        return f"interrupted ({cause or 'SIGINT'})"
+    return f"{type(cause).__name__}: {cause}"
 
 
 class Journal:

@@ -33,7 +33,7 @@ from agent.errors import Failed, SmdiagError
 from agent.fix.compose_shim import SHIM_MARK
 from agent.guard import daemon
 from agent.host import kernels
-from agent.journal import Interrupted, Journal, restore_inline, signals_blocked, signals_unwind
+from agent.journal import Journal, cause_in_words, restore_inline, signals_blocked, signals_unwind
 from agent.log import get_logger
 from agent.settings import DEFAULT_DOCKER_ROOT, Settings
 
@@ -248,12 +248,7 @@ def _remove(facts: Facts, patterns: list[str], journal: Journal, handlers: dict)
 def _put_back(journal: Journal, handlers: dict, cause: BaseException) -> NoReturn:
     """Undo what went, then raise Failed naming the cause (Ctrl-C and SIGTERM too: they exit 1 like any
     failure). A put-back that fails leaves the journal for the next uninstall, which replays it first."""
-    if isinstance(cause, SmdiagError):
-        reason = cause.problem
-    elif isinstance(cause, (Interrupted, KeyboardInterrupt)):
-        reason = f"interrupted ({cause or 'SIGINT'})"
-    else:
-        reason = f"{type(cause).__name__}: {cause}"
+    reason = cause_in_words(cause)
     log.error("uninstall.putting_back", cause=reason)
     try:
         with signals_blocked():  # a second Ctrl-C must not leave the put-back half done
