@@ -4,13 +4,14 @@ A notebook's 2 vCPUs are shared with its kernels: `smdiag last-failure`, `smdiag
 `smdiag --help` should cost little more than starting Python (goal: last-failure at most 0.3 s of CPU
 on an idle machine, issue 29). Each command runs in a fresh interpreter (`python -m agent`, what the
 `smdiag` console script runs) against a private state dir holding one report stored as the recorder
-stores it; its CPU time is the child's user + system time (os.wait4), the median of `--runs` runs taken
-in turns, so that the machine's load falls on every command alike. `--baseline DIR` measures another
-checkout (e.g. `git worktree add /tmp/before <commit>`) in the same turns; `--imports` adds, per
-command, the packages its imports spent the most time in (`-X importtime`, self time summed per
-top-level package).
+stores it, with its bytecode written (as pip's install does); its CPU time is the child's user + system
+time (os.wait4), the median of `--runs` runs taken in turns, so that the machine's load falls on every
+command alike. `--compare DIR` measures another checkout (e.g. `git worktree add /tmp/before <commit>`)
+in the same turns, a column each; `--imports` adds, per command, the packages its imports spent the
+most time in (`-X importtime`: each module's own time, a standard-library module's counted to the
+package that imported it).
 
-    python3 -m bench.startup [--runs N] [--baseline DIR] [--imports]
+    python3 -m bench.startup [--runs N] [--compare DIR ...] [--imports]
 """
 
 from __future__ import annotations
@@ -61,20 +62,23 @@ PULL_NO_SPACE = {
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=21, help="runs per command (the median is shown)")
-    parser.add_argument("--baseline", type=Path, help="another smdiag checkout, measured in the same turns")
+    parser.add_argument("--compare", type=Path, action="append", default=[], metavar="DIR",
+                        help="another smdiag checkout, measured in the same turns (repeatable)")  # fmt: skip
     parser.add_argument("--imports", action="store_true", help="also where each command's imports spend time")
     args = parser.parse_args()
-    checkouts = {"this checkout": REPO, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
+    checkouts = {"this checkout": REPO, **{path.name: path.resolve() for path in args.compare}}
     with tempfile.TemporaryDirectory(prefix="smdiag-bench-startup-") as work:
         env = hermetic_environment(Path(work))
+        # Bytecode as an installed smdiag has it (pip compiles it): written by a first run, not counted.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         evidence = Evidence.from_dict(PULL_NO_SPACE)
         save(Report(time.time(), evidence, classify(evidence)), {}, Path(env["SMDIAG_STATE_DIR"]))
         runs: dict[tuple[str, str], list[float]] = {}
-        for _ in range(args.runs):
+        for _ in range(1 + args.runs):
             for checkout, root in checkouts.items():
                 for label, smdiag_args in COMMANDS.items():
                     runs.setdefault((checkout, label), []).append(cpu_seconds(root, smdiag_args, env))
-        medians = {key: statistics.median(values) for key, values in runs.items()}
+        medians = {key: statistics.median(values[1:]) for key, values in runs.items()}
         print_table(medians, checkouts, args.runs)
         if args.imports:
             for checkout, root in checkouts.items():
@@ -103,15 +107,16 @@ def cpu_seconds(root: Path, smdiag_args: list[str] | None, env: dict[str, str]) 
 
 
 def print_table(medians: dict[tuple[str, str], float], checkouts: dict[str, Path], runs: int) -> None:
+    widths = {checkout: max(13, len(checkout)) for checkout in checkouts}
     header = f"{'CPU seconds, median of ' + str(runs):30}"
-    for checkout in checkouts:
-        header += f" {checkout:>14} {'x python':>9}"
+    for checkout, width in widths.items():
+        header += f" {checkout:>{width + 1}} {'x python':>9}"
     print(header)
     for label in COMMANDS:
         row = f"{label:30}"
-        for checkout in checkouts:
+        for checkout, width in widths.items():
             cpu = medians[(checkout, label)]
-            row += f" {cpu:>13.3f}s {cpu / medians[(checkout, 'python -c pass')]:>8.1f}x"
+            row += f" {cpu:>{width}.3f}s {cpu / medians[(checkout, 'python -c pass')]:>8.1f}x"
         print(row)
     goal = medians[("this checkout", f"smdiag {GOAL_COMMAND}")]
     verdict = "met" if goal <= GOAL_CPU_S else "MISSED"
