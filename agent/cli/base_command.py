@@ -22,8 +22,7 @@ if TYPE_CHECKING:
     from agent.redact import Redactor
     from agent.settings import Settings
 
-# agent.log (structlog, rich) and agent.redact are imported where they are used: `--help` needs neither
-# (start-up time).
+# agent.log and agent.redact are imported where they are used: `--help` needs neither (start-up time).
 
 Outcome = tuple[int, Any, str]
 """What a command's body returns: exit code, JSON-able result, text for people."""
