@@ -6,8 +6,6 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import psutil
-
 
 @dataclass(frozen=True)
 class FsUsage:
@@ -31,6 +29,8 @@ def fs_usage(path: str | os.PathLike[str]) -> FsUsage | None:
     real = os.path.realpath(path)
     if not os.path.exists(real):
         return None
+    import psutil  # loaded where a disk is measured: `last-failure` needs only human_bytes (start-up time)
+
     usage = psutil.disk_usage(real)
     mountpoint, device, fstype = _mount_of(real)
     return FsUsage(
@@ -52,6 +52,8 @@ def same_filesystem(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> boo
 def _mount_of(real_path: str) -> tuple[str, str, str]:
     """The mount that holds an absolute, symlink-free path: the longest mount point above it (the last
     one mounted wins when several share a mount point, as the kernel's view does)."""
+    import psutil  # as in fs_usage, its only caller
+
     best = ("/", "", "")
     for part in psutil.disk_partitions(all=True):
         mp = part.mountpoint

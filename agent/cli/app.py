@@ -82,13 +82,14 @@ def load_settings(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    # Imported when a command runs, not for --help: agent.log loads structlog and rich (start-up time).
+    # Imported when a command runs, not for --help (start-up time; agent.log loads structlog at its first event).
     from agent import log
-    from agent.inputs import new_path
     from agent.settings import Settings
 
     try:
         if state_dir is not None:
+            from agent.inputs import new_path  # only with the flag: it loads the SDK lookup (start-up time)
+
             new_path(state_dir, "--state-dir")  # the rule of every path option
             # Every process smdiag starts follows the flag too: the failure recorder that local mode's wrapper
             # runs (`smdiag failures record`) knows the state dir only from its environment.

@@ -16,12 +16,15 @@ import re
 import secrets
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent import fileops
 from agent.disks import human_bytes
 from agent.errors import Failed
-from agent.failures.types import ComposeFile, Report
 from agent.redact import SECRET_NAME, Redactor
+
+if TYPE_CHECKING:  # annotations only: `last-failure` reads a report without building one (start-up time)
+    from agent.failures.types import ComposeFile, Report
 
 # ---------------------------------------------------------------------------------------------- storage
 
