@@ -199,7 +199,8 @@ PATTERNS = {
 """The lines that name each cause, as the SDK, the engine, compose and the containers print them (the
 real texts are in tests/unit/test_classify.py, with the public report each comes from)."""
 ENGINE_SPOKE = _any(
-    r"Failed to run: \[", r"\['docker(?:-compose)?',", r"Docker is not available", r"DockerException",
+    r"Failed to run: \[", r"Failed to run docker,", r"\['docker(?:-compose)?',", r"Docker is not available",
+    r"DockerException",
     r"/site-packages/docker/", PATTERNS["daemon_down"], PATTERNS["socket_permission"],
 )  # fmt: skip
 """An exception that came from the engine: compose's or the docker CLI's failure as the SDK raises it, v3's

@@ -175,7 +175,7 @@ def test_a_failing_processing_script_is_script_error_with_file_and_line(user, sm
     image = build(user, "ep/process:1", train="exit 0")
     stderr, raised, report = user("process", image)
     assert raised["type"] == "RuntimeError" and "Failed to run" in raised["message"], stderr[-3000:]
-    assert report["call"]["kind"] == "process" and report["call"]["class"] == "ScriptProcessor"
+    assert report["call"]["kind"] == "process" and report["call"]["class_name"] == "ScriptProcessor"
     assert report["category"] == "script_error"
     assert "/opt/ml/processing/input/code/prep.py, line 7" in report["summary"]
     assert "smdiag: local-mode process failed [script_error]" in stderr

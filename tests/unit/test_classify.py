@@ -468,6 +468,16 @@ def test_a_script_whose_own_port_is_taken_is_the_scripts_error_not_the_serving_p
 ENGINE_DOWN = {"error": "cannot reach the Docker engine at unix:///var/run/docker.sock: Connection refused"}
 
 
+def test_the_sdks_own_docker_cli_call_on_a_stopped_engine_is_daemon_down():
+    """SDK v2 asks the docker CLI whether it has an ECR image before it logs in (`docker images -q`); with the
+    engine down its `_check_output` raises a bare Exception (seen on the bed, health --mode local): the call
+    went to the engine, so the engine's state is the cause."""
+    image = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+    exception = {"type": "Exception", "message": f"Failed to run docker,images,-q,{image}"}
+    diagnosis = classify(evidence(call={"kind": "fit", "sdk": "v2"}, exception=exception, docker=ENGINE_DOWN))
+    assert diagnosis.category == "daemon_down" and diagnosis.remedy.to_dict() == {"name": "start_engine"}
+
+
 @pytest.mark.parametrize(
     "call, exception",
     [
