@@ -266,7 +266,7 @@ REMOTE: dict[str, Category] = {
     ),
     "job_disk_full": _managed(
         "the job's storage volume is full: raise {volume} (default 30 GB); keep checkpoints out of /opt/ml/model "
-        "and write large files under /opt/ml (the volume's mount), not under / or /tmp"
+        "and write large files on the volume (/opt/ml, or the mount the log names), not elsewhere under /"
     ),
     "job_out_of_memory": _managed(
         "the job ran out of memory (exit 137 is the kernel's OOM killer; CUDA out of memory is the GPU's): a "

@@ -100,16 +100,17 @@ class Job:
         for host in self.hosts:
             self.lines[f"log:{host.stream}"] = [container_logs.unprefixed(line) for line in host.lines]
 
-    def find(self, sources: tuple[str, ...], pattern: str) -> Hit | None:
-        """The first line matching `pattern` in the named sources, in order; `logs` stands for every host's stream,
-        the first failing host's first."""
+    def find(self, sources: tuple[str, ...], pattern: str, last: bool = False) -> Hit | None:
+        """The first line matching `pattern` in the named sources, in order (each source's last with `last`);
+        `logs` stands for every host's stream, the first failing host's first."""
         regex = re.compile(pattern, re.I)
         for source in sources:
             names = [f"log:{host.stream}" for host in self.hosts] if source == "logs" else [source]
             for name in names:
-                for line in self.lines.get(name, []):
-                    if line and regex.search(line):
-                        return Hit(name, line.strip())
+                lines = self.lines.get(name, [])
+                for at in reversed(range(len(lines))) if last else range(len(lines)):
+                    if lines[at] and regex.search(lines[at]):
+                        return Hit(name, _with_detail(lines, at))
         return None
 
     @property
@@ -163,6 +164,12 @@ class Job:
         most = self.config("StoppingCondition", limit)
         parts = [f"training {ran} s" if ran is not None else "", f"{limit} {most}" if most is not None else ""]
         return " of ".join(filter(None, parts))
+
+
+def _with_detail(lines: list[str], at: int) -> str:
+    """The line, and the next one when it only names the error (`InstallModuleError:` then its command)."""
+    line = lines[at].strip()
+    return f"{line} {lines[at + 1].strip()}" if line.endswith(":") and at + 1 < len(lines) else line
 
 
 def _parsed_refusal(message: str) -> dict | None:
@@ -248,7 +255,7 @@ def _debugger_stall(job: Job) -> Finding | None:
     waited = job.status in RUNNING and job.evidence.exception.type
     if not (job.status == "Stopped" or waited):
         return None
-    hit = job.find(LOGS, REMOTE_PATTERNS["debugger"])
+    hit = job.find(LOGS, REMOTE_PATTERNS["debugger"], last=True)
     stalled = f"{job.status} {job.secondary}".strip()
     return hit and Finding("debugger_hook_stall", f"{job.what} stalled ({stalled}) with the smdebug hook on: "
                            f"{job.where(hit)}")  # fmt: skip

@@ -33,7 +33,7 @@ REMOTE_PATTERNS = {
         r"not authorized to pull", r"failed to pull", r"repository \S+ not found", r"Requested image \S+ not found",
     ),
     "entry_point": _any(
-        r'exec: "?[\w./-]+"?: executable file not found', r"\[FATAL tini \(\d+\)\] exec \S+ failed",
+        r'exec: \\?"?[\w./-]+\\?"?: executable file not found', r"\[FATAL tini \(\d+\)\] exec \S+ failed",
         r"No module named '?[\w.-]*/", r'Command "[^"]*-m [\w.-]*/[\w./-]*"',
     ),
     "model_data": _any(r"Failed to (extract|download) model data"),
@@ -52,6 +52,7 @@ REMOTE_PATTERNS = {
         r"/opt/ml/input/data/\S*.*(No such file|not found|does not exist)",
         r"(No such file|FileNotFoundError).*/opt/ml/input/data/",
     ),
+    "model_load": _any(r"Load model failed", r"Worker died", r"Backend worker process died", r"Failed to load model"),
     "framework": r"module '(tensorflow|torch|mxnet|sklearn|xgboost|keras)' has no attribute",
     "memory": _any(
         r"exit ?code:? ?137\b", r"CUDA out of memory", r"OutOfMemoryError", r"\bMemoryError\b", r"SIGKILL",
@@ -120,7 +121,7 @@ def _serving(job: Job) -> Finding | None:
     if hit:
         return Finding("model_framework_mismatch", f"{job.what} failed, the model server's framework lacks what "
                        f"the model uses: {job.where(hit)}")  # fmt: skip
-    hit = job.find(SAID, PATTERNS["model_fn_failed"])
+    hit = job.find(SAID, REMOTE_PATTERNS["model_load"])
     if hit is None:
         return None
     cause = next(filter(None, (container_logs.traceback_summary(h.lines) for h in job.hosts)), None)
@@ -149,9 +150,9 @@ def _script_error(job: Job) -> Finding | None:
     host, found = next(((h, t) for h in job.hosts if (t := container_logs.script_traceback(h.lines))), (None, None))
     if host is None or found is None:
         hit = job.find(("reason",), REMOTE_PATTERNS["script"])
-        first = next((h for h in job.hosts if h.first_error), None)
-        if hit is None and first is None:
+        if hit is None:
             return None
+        first = next((h for h in job.hosts if h.first_error), None)
         said = f"{first.first_error} (log stream {first.stream})" if first else hit.line
         unread = job.evidence.evidence_errors.get("logs")
         return Finding("job_script_error", f"{job.what} failed: {said}" + (f" (logs not read: {unread})" if unread
