@@ -68,7 +68,8 @@ SMDEBUG = [
 
 # id: (evidence, category, quoted in the summary, named in the hint)
 CASES = {
-    "T01": (refused("ResourceLimitExceeded", T01), "quota_exceeded", T01[:90], "'ml.p3.2xlarge for training job usage'"),
+    "T01": (refused("ResourceLimitExceeded", T01), "quota_exceeded", T01[:90],
+            "'ml.p3.2xlarge for training job usage'"),
     "T03": (
         refused("ResourceLimitExceeded", f"The account-level service limit {T03} and a request delta of 1 Instances.",
                 "CreateHyperParameterTuningJob", resource="tuning", parameters={"max_parallel_jobs": 3}),
@@ -85,8 +86,8 @@ CASES = {
                      "SecondaryStatusTransitions": [{"Status": "Pending",
                                                      "StatusMessage": "Training job waiting for capacity"}],
                      "ResourceConfig": {"InstanceType": "ml.g5.12xlarge", "InstanceCount": 1}}},
-            {"type": "TimeoutExceededError", "message": "Timeout exceeded while waiting for TrainingJob. Final Resource "
-             "State: InProgress. Increase the timeout and try again."}, sdk="v3",
+            {"type": "TimeoutExceededError", "message": "Timeout exceeded while waiting for TrainingJob. Final "
+             "Resource State: InProgress. Increase the timeout and try again."}, sdk="v3",
         ),
         "insufficient_capacity", "Pending - Training job waiting for capacity", "Compute(instance_type=)",
     ),
@@ -112,8 +113,9 @@ CASES = {
         "entry_point", 'exec: "train": executable file not found in $PATH', "chmod +x",
     ),
     "T24": (
-        failed('ClientError: Artifact upload failed:API error (400): OCI runtime create failed: container_linux.go:349: '
-               'starting container process caused "exec: \\"train\\": executable file not found in $PATH": unknown'),
+        failed('ClientError: Artifact upload failed:API error (400): OCI runtime create failed: container_linux.go:'
+               '349: starting container process caused "exec: \\"train\\": executable file not found in $PATH": '
+               "unknown"),
         "entry_point", "OCI runtime create failed", "chmod +x",
     ),
     "T28": (
@@ -124,9 +126,10 @@ CASES = {
     ),
     "T33": (
         failed('AlgorithmError: InstallModuleError:\nCommand "/usr/bin/python -m pip install -r requirements.txt"',
-               [host(1, ["WARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) after "
-                         "connection broken by 'ConnectTimeoutError(<pip._vendor.urllib3.connection.HTTPSConnection "
-                         "object at 0x7f2c>, 'Connection to pypi.org timed out. (connect timeout=15)')': /simple/torch/"])],
+               [host(1, ["WARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) "
+                         "after connection broken by 'ConnectTimeoutError(<pip._vendor.urllib3.connection."
+                         "HTTPSConnection object at 0x7f2c>, 'Connection to pypi.org timed out. (connect timeout=15)')'"
+                         ": /simple/torch/"])],
                **VPC),
         "job_network", "Connection to pypi.org timed out", "NAT gateway",
     ),
@@ -237,7 +240,8 @@ CASES = {
     "O20": (
         failed("The primary container for production variant AllTraffic did not pass the ping health check.",
                resource="endpoint", logs=[host(1, [
-                   "2021-03-01T10:00:00,123 [INFO ] W-9000-model_1-stdout MODEL_LOG - Traceback (most recent call last):",
+                   "2021-03-01T10:00:00,123 [INFO ] W-9000-model_1-stdout MODEL_LOG - Traceback (most recent call "
+                   "last):",
                    '2021-03-01T10:00:00,124 [INFO ] W-9000-model_1-stdout MODEL_LOG -   File "/opt/ml/model/code/'
                    'inference.py", line 12, in model_fn',
                    "2021-03-01T10:00:00,125 [INFO ] W-9000-model_1-stdout MODEL_LOG - FileNotFoundError: model.pth",
@@ -379,10 +383,17 @@ def test_a_completed_spot_job_that_resumed_from_its_checkpoints_is_completed():
 
 def test_without_a_describe_the_reason_the_sdks_exception_repeats_is_read():
     message = V2_FAILED.format(name=JOB, reason="ClientError: Data download failed:Insufficient disk space") + "url"
-    built = evidence({"job": None}, {"type": "UnexpectedStatusException", "message": message},
-                     evidence_errors={"describe": "AccessDeniedException: ... (needs sagemaker:DescribeTrainingJob)"})
+    built = evidence({"job": None}, {"type": "UnexpectedStatusException", "message": message})
+    built.evidence_errors["describe"] = "AccessDeniedException: ... (needs sagemaker:DescribeTrainingJob)"
     diagnosis = classify(built)
     assert diagnosis.category == "job_disk_full" and "Data download failed:Insufficient disk space" in diagnosis.summary
+
+
+def test_an_empty_reason_with_logs_unread_says_why_they_are_missing():
+    built = failed(GENERIC)
+    built.evidence_errors["logs"] = "AccessDeniedException: ... (needs logs:GetLogEvents)"
+    diagnosis = classify(built)
+    assert diagnosis.category == "job_script_error" and "needs logs:GetLogEvents" in diagnosis.summary
 
 
 def test_the_hint_speaks_the_callers_sdk_and_both_when_none_called():
@@ -398,10 +409,11 @@ def test_the_hint_speaks_the_callers_sdk_and_both_when_none_called():
 def test_every_remote_category_has_a_case_here_and_a_hint():
     named = {category for built, category, *_ in [*CASES.values(), *MORE.values()]}
     assert named == set(catalog.REMOTE)
-    assert all(category.hint and category.remedy(Evidence.from_dict({})) is None for category in catalog.REMOTE.values())
+    none = Evidence.from_dict({})
+    assert all(category.hint and category.remedy(none) is None for category in catalog.REMOTE.values())
 
 
 def test_a_local_call_is_still_classified_by_the_local_rules():
     local = Evidence.from_dict({"call": {"kind": "fit"}, "exception": {"type": "RuntimeError", "message": "x"},
-                                "containers": [{"name": "a", "exit_code": 1, "logs": ["ValueError: bad"]}]})  # fmt: skip
+                                "containers": [{"name": "a", "exit_code": 1, "logs": ["ValueError: x"]}]})  # fmt: skip
     assert classify(local).category == "script_error"
