@@ -23,7 +23,7 @@ from agent import container_logs
 from agent.failures import catalog
 from agent.failures.classify import Finding, Hit, _any, diagnosis
 from agent.failures.remote_rules import FAILED_RULES, REMOTE_PATTERNS, unknown
-from agent.failures.types import Diagnosis, Evidence, HostLog
+from agent.failures.types import Diagnosis, Evidence, HostLog, RemoteEvidence
 
 CLIENT_ERROR = re.compile(
     r"An error occurred \((?P<code>[\w.]+)\) when calling the (?P<operation>\w+) operation(?: \([^)]*\))?: "
@@ -70,9 +70,7 @@ LOGS = ("logs",)
 class Job:
     """A managed call's evidence by source, with the Describe's facts the rules measure against."""
 
-    def __init__(self, evidence: Evidence) -> None:
-        remote = evidence.remote
-        assert remote is not None
+    def __init__(self, evidence: Evidence, remote: RemoteEvidence) -> None:
         self.evidence, self.remote = evidence, remote
         self.describe = remote.job or {}
         self.parameters = remote.parameters or {}
@@ -126,7 +124,7 @@ class Job:
         return f"{hit.line} (on {host}, log stream {stream})" if host != stream else f"{hit.line} (log stream {stream})"
 
     def config(self, *path: str):
-        """A value of the Describe's configuration (or the guest's parameters when there was no Describe)."""
+        """A value of the Describe's configuration, by its keys (None where the Describe has none)."""
         value = self.describe
         for key in path:
             value = value.get(key) if isinstance(value, dict) else None
@@ -172,6 +170,10 @@ def _with_detail(lines: list[str], at: int) -> str:
     return f"{line} {lines[at + 1].strip()}" if line.endswith(":") and at + 1 < len(lines) else line
 
 
+def _last_line(lines: list[str]) -> str:
+    return next((line for line in reversed(lines) if line.strip()), "")
+
+
 def _parsed_refusal(message: str) -> dict | None:
     found = CLIENT_ERROR.search(message)
     return found and {key: found.group(key).strip() for key in ("code", "operation", "message")}
@@ -184,7 +186,7 @@ def _first_failing(host: HostLog) -> tuple:
 
 def classify_remote(evidence: Evidence) -> Diagnosis:
     """One category for a managed call, a summary quoting its evidence line, and its hint. Pure."""
-    job = Job(evidence)
+    job = Job(evidence, evidence.remote)
     finding = next(filter(None, (rule(job) for rule in RULES)), None) or unknown(job)
     return diagnosis(finding, evidence)
 
@@ -256,8 +258,10 @@ def _debugger_stall(job: Job) -> Finding | None:
     if not (job.status == "Stopped" or waited):
         return None
     hit = job.find(LOGS, REMOTE_PATTERNS["debugger"], last=True)
+    if hit is None or not re.search(REMOTE_PATTERNS["debugger"], _last_line(job.lines[hit.source]), re.I):
+        return None  # the hook's lines, then training went on: SageMaker Debugger is on in most v2 jobs
     stalled = f"{job.status} {job.secondary}".strip()
-    return hit and Finding("debugger_hook_stall", f"{job.what} stalled ({stalled}) with the smdebug hook on: "
+    return Finding("debugger_hook_stall", f"{job.what} stalled ({stalled}) with the smdebug hook on: "
                            f"{job.where(hit)}")  # fmt: skip
 
 
@@ -285,6 +289,8 @@ def _stopped(job: Job) -> Finding | None:
     seen = job.find(("status", "reason"), r"Interrupted|MaxWaitTimeExceeded")
     if not (job.spot and seen) or (job.status == "Completed" and job.checkpoint):
         return None
+    if job.status == "Failed" and "MaxWaitTimeExceeded" not in seen.line:
+        return None  # interrupted once, then failed of its own cause
     kept = f"checkpoints in {job.checkpoint}" if job.checkpoint else "no CheckpointConfig: it restarts from scratch"
     waited = job.seconds("MaxWaitTimeInSeconds") if "MaxWait" in seen.line else ""
     return Finding("spot_interrupted", f"managed spot {job.what} ({job.status}): {seen.line}; {kept}"

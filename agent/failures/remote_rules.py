@@ -135,7 +135,7 @@ def _distributed(job: Job) -> Finding | None:
     hit = job.find(("logs",), REMOTE_PATTERNS["collective"])
     if job.instance_count < 2 or hit is None:
         return None
-    first = job.hosts[0]
+    first = job.hosts[0] if job.hosts[0].first_error else next(h for h in job.hosts if hit.source == f"log:{h.stream}")
     traceback = container_logs.script_traceback(first.lines)
     if traceback and not re.search(REMOTE_PATTERNS["collective"], traceback[0], re.I):
         return None

@@ -375,6 +375,20 @@ def test_a_client_error_while_the_job_failed_is_the_jobs_failure():
     assert classify(built).category == "job_disk_full"
 
 
+def test_a_job_stopped_at_its_max_runtime_that_trained_on_after_the_debugger_hook_is_max_runtime():
+    logs = [SMDEBUG[0], "Epoch 1/10", "Epoch 2/10", "Epoch 3/10 - loss: 0.41"]
+    job = {"TrainingJobStatus": "Stopped", "SecondaryStatus": "MaxRuntimeExceeded", "DebugHookConfig": {}}
+    built = evidence({"job": job, "logs": [host(1, logs)]})
+    assert classify(built).category == "max_runtime"
+
+
+def test_a_spot_job_interrupted_once_that_then_failed_in_its_script_is_the_scripts():
+    interrupted = [{"Status": "Interrupted", "StatusMessage": "spot reclaimed"}]
+    logs = [host(1, traceback("/opt/ml/code/train.py", 9, "ValueError: nan loss"))]
+    built = failed(GENERIC, logs, EnableManagedSpotTraining=True, SecondaryStatusTransitions=interrupted)
+    assert classify(built).category == "job_script_error"
+
+
 def test_a_completed_spot_job_that_resumed_from_its_checkpoints_is_completed():
     built, *_ = CASES["T54"]
     built.remote.job["CheckpointConfig"] = {"S3Uri": "s3://bucket/ckpt"}
