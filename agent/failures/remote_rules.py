@@ -101,7 +101,7 @@ def _keys(job: Job) -> str:
 
 def _instance(job: Job) -> str:
     instance = job.resources.get("InstanceType") or job.parameters.get("instance_type")
-    return f" (on {instance})" if instance else ""
+    return f" (instance type {instance})" if instance else ""
 
 
 def _network(job: Job) -> Finding | None:
@@ -191,7 +191,7 @@ FAILED_RULES = (
     _simple("service_error", ("reason", "status"), REMOTE_PATTERNS["service"], "on SageMaker's side"),
     _simple("job_image", ("reason", "status"), REMOTE_PATTERNS["image"], "its image could not be used"),
     _simple("entry_point", SAID, REMOTE_PATTERNS["entry_point"], "the container could not start the program"),
-    _simple("model_data", ("reason",), REMOTE_PATTERNS["model_data"], "the model's artifact"),
+    _simple("model_data", ("reason",), REMOTE_PATTERNS["model_data"], "its model's artifact is unusable"),
     _simple("job_disk_full", SAID, REMOTE_PATTERNS["disk"], "its storage volume is full", _volume),
     _network,
     _simple("job_access_denied", SAID, REMOTE_PATTERNS["access"], "an action was refused", _keys),

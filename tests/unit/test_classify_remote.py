@@ -293,7 +293,7 @@ MORE = {
         "instance_type_not_offered", "Value 'ml.p5.48xlarge' at 'resourceConfig.instanceType'", "no quota raises it",
     ),
     "exit 137": (failed('AlgorithmError: ExecuteUserScriptError:\nExitCode 137\nErrorMessage ""', **P3),
-                 "job_out_of_memory", "ExitCode 137 (on ml.p3.2xlarge)", "larger instance_type="),
+                 "job_out_of_memory", "ExitCode 137 (instance type ml.p3.2xlarge)", "larger instance_type="),
     "InternalServerError": (failed("InternalServerError: We encountered an internal error. Please try again."),
                             "service_error", "We encountered an internal error", "AWS Support"),
     "hardware repaired, NCCL errors after": (
