@@ -40,12 +40,12 @@ REMOTE_PATTERNS = {
     "disk": _any(ENOSPC, r"Insufficient disk space", r"root folder '/' has only", r"additional volume is mounted"),
     "network": _any(
         r"Unable to execute request to S3", r"ListObjectsV2 failed", r"Could not connect to the endpoint URL",
-        r"ConnectTimeoutError", r"timed out", r"Network is unreachable", r"Temporary failure in name resolution",
-        r"Failed to establish a new connection",
+        r"ConnectTimeoutError", r"Connection to \S+ timed out", r"Network is unreachable",
+        r"Temporary failure in name resolution", r"Failed to establish a new connection",
     ),
     "access": _any(
-        r"AccessDenied", r"Access Denied", r"\b403\b", r"Forbidden", r"not authorized to perform", r"KMS\w*Exception",
-        r"kms:\w+", r"explicit deny",
+        r"AccessDenied", r"Access Denied", r"\(403\)", r"403 Forbidden", r"status code:? 403",
+        r"not authorized to perform", r"KMS\w*Exception", r"kms:\w+", r"explicit deny",
     ),
     "input": _any(
         r"No S3 objects found under S3 URL", r"Data download failed", r"no file found in path /opt/ml/input/data",
@@ -55,8 +55,8 @@ REMOTE_PATTERNS = {
     "model_load": _any(r"Load model failed", r"Worker died", r"Backend worker process died", r"Failed to load model"),
     "framework": r"module '(tensorflow|torch|mxnet|sklearn|xgboost|keras)' has no attribute",
     "memory": _any(
-        r"exit ?code:? ?137\b", r"CUDA out of memory", r"OutOfMemoryError", r"\bMemoryError\b", r"SIGKILL",
-        r"signal 9\b", r"Out of memory",
+        r"exit ?code:? ?137\b", r"CUDA out of memory", r"OutOfMemoryError", r"\bMemoryError\b",
+        r"Out of memory: Killed process",
     ),
     "crash": _any(r"exit ?code:? ?139\b", r"Segmentation fault", r"SIGSEGV", r"signal 11\b"),
     "collective": _any(

@@ -368,6 +368,13 @@ def test_the_families_without_a_case(case):
     assert fix in diagnosis.hint, diagnosis.hint
 
 
+def test_a_step_403_or_an_nccl_time_out_in_a_vpc_is_no_permission_or_route_problem():
+    logs = ["epoch 2 step 403 loss 0.2", "[E ProcessGroupNCCL.cpp:475] Watchdog: collective operation timed out",
+            *traceback("/opt/ml/code/train.py", 5, "RuntimeError: shapes differ")]  # fmt: skip
+    built = failed(GENERIC, [host(1, logs, "RuntimeError: shapes differ", 9.0)], **VPC)
+    assert classify(built).category == "job_script_error"
+
+
 def test_a_client_error_while_the_job_failed_is_the_jobs_failure():
     built = failed("ClientError: Data download failed:Insufficient disk space")
     expired = "An error occurred (ExpiredToken) when calling the DescribeTrainingJob operation: expired"
