@@ -72,16 +72,19 @@ class Job:
 
     def __init__(self, evidence: Evidence, remote: RemoteEvidence) -> None:
         self.evidence, self.remote = evidence, remote
-        self.describe = remote.job or {}
+        described = remote.job or {}
+        trial = described.get("FailedTrainingJob") or {}  # a tuning job's first failed training job
+        self.describe = {**trial, **described}
         self.parameters = remote.parameters or {}
         exception = evidence.exception
         message = str(exception.message or "")
         self.refusal = remote.refusal or _parsed_refusal(message)
         said = SDK_REASON.search(message) if re.search(r"Reason: ", message) else None
-        self.reason = str(self.describe.get("FailureReason") or self.describe.get("ExitMessage") or "")
+        reasons = (trial.get("FailureReason"), described.get("FailureReason"), described.get("ExitMessage"))
+        self.reason = "\n".join(str(reason) for reason in reasons if reason)
         self.reason = self.reason or (said.group("reason").strip() if said else "")
         stated = SDK_STATUS.search(message)
-        self.status = next((self.describe[k] for k in STATUS_KEYS if self.describe.get(k)), None)
+        self.status = next((described[k] for k in STATUS_KEYS if described.get(k)), None)  # its own, not a trial's
         self.status = self.status or (stated.group("status") if stated and said else None)
         self.secondary = str(self.describe.get("SecondaryStatus") or "")
         transitions = self.describe.get("SecondaryStatusTransitions") or []
@@ -133,7 +136,8 @@ class Job:
     @property
     def resources(self) -> dict:
         found = self.config("ResourceConfig") or self.config("ProcessingResources", "ClusterConfig")
-        return found or self.config("TransformResources") or {}
+        variants = self.config("EndpointConfig", "ProductionVariants") or [{}]
+        return found or self.config("TransformResources") or variants[0]
 
     @property
     def instance_count(self) -> int:

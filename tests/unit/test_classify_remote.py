@@ -375,6 +375,30 @@ def test_a_step_403_or_an_nccl_time_out_in_a_vpc_is_no_permission_or_route_probl
     assert classify(built).category == "job_script_error"
 
 
+def test_a_tuning_jobs_failure_is_its_first_failed_training_jobs():
+    trial = {"TrainingJobName": "tune-001-abc", "TrainingJobStatus": "Failed",
+             "FailureReason": "ClientError: Data download failed:Insufficient disk space",
+             "ResourceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 5}}  # fmt: skip
+    job = {"HyperParameterTuningJobStatus": "Failed", "FailedTrainingJob": trial,
+           "FailureReason": "No training job succeeded after 5 attempts. Please take a look at the training job "
+                            "failures to get more details."}  # fmt: skip
+    diagnosis = classify(evidence({"resource": "tuning", "job": job}))
+    assert diagnosis.category == "job_disk_full" and "(VolumeSizeInGB 5)" in diagnosis.summary
+    completed = {"HyperParameterTuningJobStatus": "Completed", "FailedTrainingJob": trial}
+    assert classify(evidence({"resource": "tuning", "job": completed}, {"type": "", "message": ""})).category == (
+        "job_completed"
+    )
+
+
+def test_an_endpoint_out_of_memory_names_its_variants_instance_type():
+    variants = {"ProductionVariants": [{"VariantName": "AllTraffic", "InstanceType": "ml.t2.medium"}]}
+    logs = [host(1, ["torch.cuda.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"])]
+    built = failed("The primary container for production variant AllTraffic did not pass the ping health check.",
+                   logs, resource="endpoint", EndpointConfig=variants)  # fmt: skip
+    diagnosis = classify(built)
+    assert diagnosis.category == "job_out_of_memory" and "ml.t2.medium" in diagnosis.summary
+
+
 def test_a_client_error_while_the_job_failed_is_the_jobs_failure():
     built = failed("ClientError: Data download failed:Insufficient disk space")
     expired = "An error occurred (ExpiredToken) when calling the DescribeTrainingJob operation: expired"
