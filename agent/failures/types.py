@@ -17,7 +17,8 @@ from agent.guest.facts import Call, FailureFacts, KeptContainer, PullError, Rais
 
 __all__ = [
     "Call", "ComposeFile", "ComposeFound", "Container", "Diagnosis", "Disk", "DockerFacts", "Evidence",
-    "FailureFacts", "KeptContainer", "Limits", "PullError", "RaisedException", "Remedy", "Report",
+    "FailureFacts", "HostLog", "KeptContainer", "Limits", "PullError", "RaisedException", "Remedy",
+    "RemoteEvidence", "Report",
 ]  # fmt: skip
 
 
@@ -96,6 +97,27 @@ class Disk:
     percent: float | None = None
 
 
+@dataclass(frozen=True)
+class HostLog:
+    stream: str  # "<job>/algo-2-1700000000"
+    host: str | None  # "algo-2" (from the stream name), None when not a per-host stream
+    lines: list[str]  # the stream's last lines, bounded (REMOTE_LOG_LINES = 200), oldest first
+    first_error: str | None = None  # the first line naming an error (Traceback's last, "Error", exit code, SIGABRT)
+    first_error_time: float | None = None  # its event timestamp, epoch seconds
+
+
+@dataclass(frozen=True)
+class RemoteEvidence:
+    resource: str
+    name: str | None
+    region: str | None
+    parameters: dict  # the guest's RemoteCall.parameters
+    job: dict | None = None  # the Describe* response, JSON-safe (datetimes as epoch floats), ResponseMetadata dropped
+    logs: list[HostLog] = field(default_factory=list)  # one per host stream, read
+    refusal: dict | None = None  # Create-time refusal parsed from the exception: {"code", "operation", "message"}
+    quota: dict | None = None  # on ResourceLimitExceeded only: {"name", "value", "code"} from Service Quotas
+
+
 @dataclass
 class Evidence:
     """A failure's evidence by source: each rule of agent.failures.classify reads only the sources its cause
@@ -122,6 +144,8 @@ class Evidence:
     """agent.platform's kind (`studio`, `notebook_instance`, ...): on Studio the engine's disk is the host's."""
     evidence_errors: dict[str, str] = field(default_factory=dict)
     evidence_seconds: dict[str, float] = field(default_factory=dict)
+    remote: RemoteEvidence | None = None
+    """A managed (remote) call's evidence; None for a local-mode call."""
 
     @classmethod
     def from_dict(cls, data: dict) -> Evidence:
@@ -142,6 +166,7 @@ class Evidence:
             serving_failed=bool(data.get("serving_failed")),
             answered_by=data.get("answered_by"),
             platform=data.get("platform"),
+            remote=_remote(data["remote"]) if data.get("remote") else None,
         )
 
 
@@ -201,6 +226,13 @@ class Report:
             "remedy": d.remedy and d.remedy.to_dict(),
         }
         return report
+
+
+def _remote(data: dict) -> RemoteEvidence:
+    """A managed call's evidence written as a report holds it."""
+    logs = [HostLog(**{"stream": "", "host": None, "lines": [], **_known(HostLog, h)}) for h in data.get("logs") or []]
+    known = {"resource": "", "name": None, "region": None, "parameters": {}, **_known(RemoteEvidence, data)}
+    return RemoteEvidence(**{**known, "logs": logs})
 
 
 def _known(kind, data: dict | None) -> dict:
