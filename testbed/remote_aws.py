@@ -152,10 +152,11 @@ class ManagedAws:
         job.failure_reason = state.failure_reason
         if resource == "training":
             job.secondary_status = state.secondary_status or state.status
-            start = job.creation_time
-            job.secondary_status_transitions = [
-                {"Status": status, "StatusMessage": message, "StartTime": start} for status, message in state.transitions
-            ] or job.secondary_status_transitions
+            transitions = [
+                {"Status": status, "StatusMessage": message, "StartTime": job.creation_time}
+                for status, message in state.transitions
+            ]
+            job.secondary_status_transitions = transitions or job.secondary_status_transitions
             if state.training_seconds is not None:
                 job.training_time_in_seconds = state.training_seconds
         for attribute, value in state.extra.items():
