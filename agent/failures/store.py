@@ -191,14 +191,6 @@ def _not_gathered(report: dict) -> list[str]:
 
 # ------------------------------------------------------------------------------ managed jobs and endpoints
 
-_STATUS_KEYS = {
-    "training": "TrainingJobStatus",
-    "processing": "ProcessingJobStatus",
-    "transform": "TransformJobStatus",
-    "endpoint": "EndpointStatus",
-    "tuning": "HyperParameterTuningJobStatus",
-}
-
 
 def _remote_title(remote: dict) -> str:
     what = "endpoint" if remote.get("resource") == "endpoint" else f"{remote.get('resource')} job"
@@ -208,10 +200,13 @@ def _remote_title(remote: dict) -> str:
 def _remote_lines(report: dict, log_lines: int) -> list[str]:
     """A managed job's section: its status, FailureReason, the Create refusal and the quota, and the host
     that failed first (its first error line and its last lines), then the other hosts in one line each."""
+    from agent.remote.evidence import KINDS  # only for a managed job's report
+
     remote, lines = report["remote"], []
     job = remote.get("job") or {}
-    if job:
-        status = job.get(_STATUS_KEYS.get(remote.get("resource"), ""))
+    kind = KINDS.get(remote.get("resource"))
+    if job and kind is not None:
+        status = job.get(kind.status)
         secondary = job.get("SecondaryStatus")
         lines.append(f"status:   {status}" + (f" / {secondary}" if secondary and secondary != status else ""))
         trial = job.get("FailedTrainingJob") or {}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import queue
 import re
 import threading
 import time
@@ -20,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from agent.failures.types import HostLog, RemoteEvidence
-from agent.remote.aws import AwsUnavailable, Deadline, client, error_code, is_unavailable, why_not
+from agent.remote.aws import AwsUnavailable, Deadline, client, error_code, in_parallel, is_unavailable, why_not
 
 if TYPE_CHECKING:
     from agent.failures.types import FailureFacts
@@ -38,8 +37,6 @@ STREAM_PAGE = 50
 """DescribeLogStreams' largest page."""
 MAX_HOST_STREAMS = 64
 """Streams read per job at most (one per host, more for transform jobs' data logs)."""
-READERS = 8
-"""Streams read at once."""
 MAX_LINE_CHARS = 2000
 
 _CREATE_REFUSAL = re.compile(
@@ -62,22 +59,30 @@ _EPOCH_SUFFIX = re.compile(r"-\d{9,}$")
 
 @dataclasses.dataclass(frozen=True)
 class Kind:
-    """How one kind of resource is read: its Describe call and where its logs are."""
+    """How one kind of resource is read: its Describe call, its status's key, and where its logs are."""
 
     describe: str
     """The boto3 method; its IAM action is sagemaker:<the same in CamelCase>."""
     name_parameter: str
+    status: str
     log_group: str
     """`{name}` in it is the resource's name; streams are then not prefixed by it."""
 
 
 KINDS = {
-    "training": Kind("describe_training_job", "TrainingJobName", "/aws/sagemaker/TrainingJobs"),
-    "processing": Kind("describe_processing_job", "ProcessingJobName", "/aws/sagemaker/ProcessingJobs"),
-    "transform": Kind("describe_transform_job", "TransformJobName", "/aws/sagemaker/TransformJobs"),
-    "endpoint": Kind("describe_endpoint", "EndpointName", "/aws/sagemaker/Endpoints/{name}"),
-    "tuning": Kind("describe_hyper_parameter_tuning_job", "HyperParameterTuningJobName", "/aws/sagemaker/TrainingJobs"),
-}
+    "training": Kind("describe_training_job", "TrainingJobName", "TrainingJobStatus", "/aws/sagemaker/TrainingJobs"),
+    "processing": Kind(
+        "describe_processing_job", "ProcessingJobName", "ProcessingJobStatus", "/aws/sagemaker/ProcessingJobs"
+    ),
+    "transform": Kind(
+        "describe_transform_job", "TransformJobName", "TransformJobStatus", "/aws/sagemaker/TransformJobs"
+    ),
+    "endpoint": Kind("describe_endpoint", "EndpointName", "EndpointStatus", "/aws/sagemaker/Endpoints/{name}"),
+    "tuning": Kind(
+        "describe_hyper_parameter_tuning_job", "HyperParameterTuningJobName", "HyperParameterTuningJobStatus",
+        "/aws/sagemaker/TrainingJobs",
+    ),
+}  # fmt: skip
 
 
 def iam_action(method: str) -> str:
@@ -101,6 +106,12 @@ def gather(
 ) -> tuple[RemoteEvidence, dict[str, str], dict[str, float]]:
     """The evidence, what could not be read and why (by source), and each source's seconds."""
     reading = Reading(resource, region, Deadline(budget_s))
+    return read(reading, name, parameters, exception_message), reading.errors, reading.seconds
+
+
+def read(reading: Reading, name: str | None, parameters: dict, exception_message: str = "") -> RemoteEvidence:
+    """`gather`'s evidence, read within `reading` (which then holds what failed, and whether AWS was silent)."""
+    resource = reading.resource
     refusal = parse_refusal(exception_message)
     found: dict = {"refusal": refusal}
     created = refusal is None or not refusal["operation"].startswith("Create")
@@ -109,13 +120,12 @@ def gather(
     if created and name:
         job = found["job"] = reading.source("describe", _describe_action(resource), _describe, name)
         if job is not None and resource in EXTRA_DESCRIBES:
-            action, read = EXTRA_DESCRIBES[resource]
-            job.update(reading.source("describe", action, read, job) or {})
+            action, extra = EXTRA_DESCRIBES[resource]
+            job.update(reading.source("describe", action, extra, job) or {})
         log_name = _failed_trial(job) if resource == "tuning" else name
         if log_name:
             found["logs"] = reading.source("logs", "logs:GetLogEvents", _host_logs, log_name) or []
-    evidence = RemoteEvidence(resource, name, region or reading.region_asked(), dict(parameters), **found)
-    return evidence, reading.errors, reading.seconds
+    return RemoteEvidence(resource, name, reading.region or reading.region_asked(), dict(parameters), **found)
 
 
 def _describe_action(resource: str) -> str:
@@ -263,38 +273,8 @@ def _host_logs(reading: Reading, name: str) -> list[HostLog]:
         exc.action = "logs:DescribeLogStreams"
         raise
     host_of = _endpoint_host if "{name}" in group_pattern else _job_host
-    tails = _each(lambda stream: _tail(logs, group, stream, reading.deadline), streams)
+    tails = in_parallel(lambda stream: _tail(logs, group, stream, reading.deadline), streams)
     return [_host_log(stream, host_of(stream, prefix), events) for stream, events in zip(streams, tails, strict=True)]
-
-
-def _each(read: Callable, items: list) -> list:
-    """`read(item)` for every item, READERS at a time, in daemon threads (a stalled call never holds the
-    process's exit); an error is raised once all are done."""
-    results: list = [None] * len(items)
-    pending = queue.SimpleQueue()
-    for entry in enumerate(items):
-        pending.put(entry)
-    failures: list[Exception] = []
-
-    def work() -> None:
-        while True:
-            try:
-                index, item = pending.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                results[index] = read(item)
-            except Exception as exc:  # noqa: BLE001 - raised below, in the caller's thread
-                failures.append(exc)
-
-    workers = [threading.Thread(target=work, daemon=True) for _ in range(min(READERS, len(items)))]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    if failures:
-        raise failures[0]
-    return results
 
 
 def _stream_names(logs, group: str, prefix: str, deadline: Deadline) -> list[str]:
