@@ -77,17 +77,27 @@ def client(service: str, region: str | None, deadline: Deadline):
 
 def error_code(error: BaseException) -> str | None:
     """The service's error code of a botocore ClientError ("AccessDeniedException"), else None."""
-    response = getattr(error, "response", None)
-    if isinstance(response, dict):
-        return (response.get("Error") or {}).get("Code") or None
-    return None
+    return _service_error(error)[0]
 
 
 def error_message(error: BaseException) -> str:
+    return _service_error(error)[1]
+
+
+_XML_ERROR = re.compile(r"<Code>(?P<code>[^<]+)</Code>\s*<Message>(?P<message>[^<]*)</Message>")
+"""An XML error body where botocore expected JSON (a proxy's, or moto's IAM refusal): its code and message."""
+
+
+def _service_error(error: BaseException) -> tuple[str | None, str]:
     response = getattr(error, "response", None)
-    if isinstance(response, dict) and (response.get("Error") or {}).get("Message"):
-        return str(response["Error"]["Message"])
-    return str(error)
+    if not isinstance(response, dict):
+        return None, str(error)
+    found = response.get("Error") or {}
+    code, message = found.get("Code"), str(found.get("Message") or error)
+    framed = _XML_ERROR.search(message)
+    if framed is not None:
+        code, message = framed["code"], framed["message"]
+    return code or None, message
 
 
 def is_unavailable(error: BaseException) -> bool:
