@@ -227,9 +227,11 @@ def _remote_lines(report: dict, log_lines: int) -> list[str]:
             lines.append(f"first failing host: {first.get('host')} at {when}Z: {first['first_error']}")
         lines.append(f"log {first.get('stream')}:")
         lines += [f"    | {line}" for line in (first.get("lines") or [])[-log_lines:]] if log_lines else []
-    for host in hosts:
-        if host is not first:
-            lines.append(f"log {host.get('stream')}: " + (host.get("first_error") or "no error line"))
+    others = sorted((h for h in failed if h is not first), key=lambda h: h["first_error_time"])
+    lines += [f"log {host.get('stream')}: {host['first_error']}" for host in others]
+    quiet = len(hosts) - len(others) - (first is not None)
+    if quiet:
+        lines.append(f"{quiet} {'other ' if first is not None else ''}host stream(s) with no error line")
     if job and not hosts and "logs" not in (report.get("evidence_errors") or {}):
-        lines.append("logs:     no log stream (the job ran no container)")
+        lines.append("logs:     no log stream found (the job may have run no container)")
     return lines

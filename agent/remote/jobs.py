@@ -125,7 +125,7 @@ def failed_jobs(
     after = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=since_s)
     found: list[tuple[Listing, dict]] = []
     for listing in LISTINGS:
-        step(f"listing failed {listing.resource} {'endpoints' if listing.resource == 'endpoint' else 'jobs'}")
+        step(f"listing failed {'endpoints' if listing.resource == 'endpoint' else listing.resource + ' jobs'}")
         found += [(listing, summary) for summary in _failed_since(sagemaker, listing, after)]
     step(f"reading {len(found)} Describe{'s' if len(found) != 1 else ''}")
     lines = in_parallel(lambda entry: _job_line(sagemaker, region, *entry), found)

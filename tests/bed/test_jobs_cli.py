@@ -84,6 +84,7 @@ def test_job_names_a_job_stopped_at_its_max_runtime(aws, aws_env, smdiag):
     job = json.loads(done.stdout)["remote"]["job"]
     assert job["TrainingJobStatus"] == "Stopped" and job["SecondaryStatus"] == "MaxRuntimeExceeded"
     assert job["StoppingCondition"]["MaxRuntimeInSeconds"] == 3600 and job["TrainingTimeInSeconds"] == 3600
+    assert json.loads(done.stdout)["category"] == "max_runtime"  # CLASSIFY's rules (r-classify)
     assert "status:   Stopped / MaxRuntimeExceeded" in smdiag("job", "ran-out-of-time", env=aws_env).stdout
 
 
@@ -131,7 +132,8 @@ def test_jobs_failed_lists_the_recent_failures_one_line_each(aws, aws_env, smdia
     assert "listed-failure" in names and "listed-success" not in names
     assert result["classified_from"] == "Describe only"
     line = next(job for job in result["jobs"] if job["name"] == "listed-failure")
-    assert line["resource"] == "training" and line["status"] == "Failed" and line["category"]
+    assert line["resource"] == "training" and line["status"] == "Failed"
+    assert line["category"] == "insufficient_capacity" and "CapacityError" in line["summary"]
     text = smdiag("jobs", "--failed", env=aws_env).stdout
     assert any(row.split()[3] == "listed-failure" for row in text.splitlines() if "listed-failure" in row)
     assert "Describe only" in text

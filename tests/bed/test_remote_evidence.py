@@ -110,7 +110,8 @@ def test_describe_and_every_hosts_logs_name_the_host_that_failed_first(aws, env)
     assert "first failing host: algo-37" in text and "RuntimeError: CUDA out of memory" in text
     assert "ExitCode 1" in text and "status:   Failed" in text
     assert SECRET not in json.dumps(report) and SECRET not in text
-    assert answer["category"] == report["category"]
+    assert answer["category"] == report["category"] == "job_out_of_memory"  # CLASSIFY's rules (r-classify)
+    assert "algo-37" in answer["summary"]
 
 
 def test_a_create_refused_for_its_quota_keeps_the_refusal_and_reads_the_quota(aws, env, sagemaker_quota):
@@ -131,6 +132,7 @@ def test_a_create_refused_for_its_quota_keeps_the_refusal_and_reads_the_quota(aw
     assert remote["job"] is None and remote["logs"] == []  # no job exists: nothing else was asked
     assert "evidence_errors" not in report
     assert "refused:  CreateTrainingJob: ResourceLimitExceeded" in text and "L-2B0FE5EA" in text
+    assert report["category"] == "quota_exceeded" and quota in report["hint"] + report["summary"]
 
 
 def test_a_log_read_the_role_may_not_make_is_recorded_with_its_permission(aws, env):
@@ -174,6 +176,7 @@ def test_an_endpoint_is_read_with_its_config_and_its_instances_logs(aws, env):
     [log] = report["remote"]["logs"]
     assert log["host"] == "i-0a1b2c3d4e5f" and log["first_error"] == "Load model failed: model, error: Worker died."
     assert "managed endpoint ep-load-failed" in text and "first failing host: i-0a1b2c3d4e5f" in text
+    assert report["category"] == "model_load_failed"
 
 
 def test_aws_that_never_answers_still_gets_a_report_within_the_budget(env):
