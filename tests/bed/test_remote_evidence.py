@@ -297,3 +297,11 @@ def silent_listener():
         for connection in accepted:
             connection.close()
         server.close()
+
+
+def test_the_recorder_loads_boto3_only_for_a_remote_call(hermetic_env):
+    """A local-mode failure's recorder starts as lean as before: AWS's SDK is loaded by a remote call alone."""
+    probe = "import sys, agent.record; print(sorted(m for m in ('boto3', 'botocore') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], env=hermetic_env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
