@@ -39,7 +39,7 @@ MAX_HOST_STREAMS = 64
 """Streams read per job at most (one per host, more for transform jobs' data logs)."""
 MAX_LINE_CHARS = 2000
 
-_CREATE_REFUSAL = re.compile(
+_CLIENT_ERROR = re.compile(
     r"An error occurred \((?P<code>[\w.]+)\) when calling the (?P<operation>\w+) operation"
     r"(?: \(reached max retries: \d+\))?: (?P<message>.*)",
     re.DOTALL,
@@ -79,14 +79,16 @@ KINDS = {
     ),
     "endpoint": Kind("describe_endpoint", "EndpointName", "EndpointStatus", "/aws/sagemaker/Endpoints/{name}"),
     "tuning": Kind(
-        "describe_hyper_parameter_tuning_job", "HyperParameterTuningJobName", "HyperParameterTuningJobStatus",
+        "describe_hyper_parameter_tuning_job",
+        "HyperParameterTuningJobName",
+        "HyperParameterTuningJobStatus",
         "/aws/sagemaker/TrainingJobs",
     ),
-}  # fmt: skip
+}
 
 
 def iam_action(method: str) -> str:
-    """boto3's `describe_training_job` on service `sagemaker` → `sagemaker:DescribeTrainingJob`."""
+    """A boto3 method's IAM action name: `describe_training_job` → `DescribeTrainingJob` (of `sagemaker:`)."""
     return "".join(part.capitalize() for part in method.split("_"))
 
 
@@ -134,7 +136,7 @@ def _describe_action(resource: str) -> str:
 
 def parse_refusal(message: str) -> dict | None:
     """A botocore ClientError's code, operation and message, from its text; None for any other text."""
-    found = _CREATE_REFUSAL.search(message or "")
+    found = _CLIENT_ERROR.search(message or "")
     if found is None:
         return None
     return {"code": found["code"], "operation": found["operation"], "message": found["message"].strip()}
