@@ -24,6 +24,7 @@ MAX_LINE = 400
 ACCESS_DENIED_CODES = frozenset(
     {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess", "NotAuthorized"}
 )
+_TAG = re.compile(r"<[^>]*>")
 _ACTION_IN_MESSAGE = re.compile(r"not authorized to perform:? ([a-z0-9-]+:[A-Za-z0-9*]+)")
 
 
@@ -117,11 +118,13 @@ def why_not(error: BaseException, action: str) -> str:
     if isinstance(error, AwsUnavailable):
         line = error.one_line()
     elif code is not None:
-        message = error_message(error)
+        message = _TAG.sub(" ", error_message(error))  # an HTTP error page where the API's answer was due
         line = f"{code}: {message}"
         if code in ACCESS_DENIED_CODES or "not authorized" in message:
             named = _ACTION_IN_MESSAGE.search(message)
             line += f" (needs {named.group(1) if named else action})"
+        else:
+            line += f" (asking {action})"
     elif is_unavailable(error):
         endpoint = getattr(error, "kwargs", {}).get("endpoint_url") or action.partition(":")[0]
         name = type(error).__name__
