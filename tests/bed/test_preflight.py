@@ -259,6 +259,43 @@ def test_unreachable_aws_is_one_line_and_exit_1(preflight):
     assert f"127.0.0.1:{port}" in lines[0]
 
 
+@contextlib.contextmanager
+def listening() -> Iterator[socket.socket]:
+    """A port that takes connections (into the kernel's backlog) and never answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        sock.setblocking(False)
+        yield sock
+
+
+def url(sock: socket.socket) -> str:
+    return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def was_called(sock: socket.socket) -> bool:
+    """Whether a program connected to the `listening` port."""
+    try:
+        sock.accept()[0].close()
+    except BlockingIOError:
+        return False
+    return True
+
+
+def test_a_silent_service_is_unknown_and_the_rest_answers_within_the_deadline(preflight, aws):
+    role = make_role(aws, "pf-silent", TRUST_SAGEMAKER)
+    with listening() as silent_iam:
+        result = preflight("--role", role, env={"AWS_ENDPOINT_URL_IAM": url(silent_iam)})
+        assert was_called(silent_iam)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert row(result.stdout, "execution role").startswith("?? execution role  unknown: no answer")
+    assert row(result.stdout, "default bucket").startswith("ok ")
+    assert result.stdout.rstrip().endswith("(1 check unknown: execution role)")
+
+
+AWS_AT = {"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
 @pytest.mark.parametrize(
     ("args", "said"),
     [
@@ -272,20 +309,21 @@ def test_unreachable_aws_is_one_line_and_exit_1(preflight):
     ],
 )
 def test_bad_input_is_exit_2_one_line_and_no_aws_call(smdiag, args, said):
-    with socket.socket() as listening:
-        listening.bind(("127.0.0.1", 0))
-        listening.listen()
-        listening.setblocking(False)
-        endpoint = f"http://127.0.0.1:{listening.getsockname()[1]}"
-        result = smdiag("doctor", "--remote", *args, env={"AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": REGION,
-                                                          "AWS_ACCESS_KEY_ID": "testing",
-                                                          "AWS_SECRET_ACCESS_KEY": "testing"})  # fmt: skip
-        with pytest.raises(BlockingIOError):
-            listening.accept()  # nobody connected: no AWS call was made
+    with listening() as aws:
+        result = smdiag("doctor", "--remote", *args, env={**AWS_AT, "AWS_ENDPOINT_URL": url(aws)})
+        assert not was_called(aws)
     assert result.returncode == 2
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and said in lines[0] and "(fix: " in lines[0], result.stderr
+
+
+def test_plain_doctor_asks_aws_nothing(smdiag):
+    with listening() as aws:
+        result = smdiag("doctor", "--json", env={**AWS_AT, "AWS_ENDPOINT_URL": url(aws)})
+        assert not was_called(aws)
+    assert "checks" not in json.loads(result.stdout)  # doctor's own report, not the preflight's
+    assert "engine" in json.loads(result.stdout)
 
 
 def test_remote_flags_without_remote_are_bad_input(smdiag):
