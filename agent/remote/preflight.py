@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from agent.fix.text import Style
 
 PREFLIGHT_BUDGET_S = 4.0
-"""All AWS reads of one preflight share this; the command answers within about a second more."""
+"""Seconds all AWS reads of one preflight share (the answer the issue asks for is within 5 s)."""
 QUOTA_NAMES = {"training": "{type} for training job usage", "endpoint": "{type} for endpoint usage"}
 """Service Quotas' names of SageMaker's per-instance-type quotas (service code `sagemaker`)."""
 SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
@@ -39,12 +39,10 @@ CHECK_NAMES = {
 
 _INSTANCE_TYPE = re.compile(r"ml\.[a-z0-9-]+\.[a-z0-9]+")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
-_ROLE_ARN = re.compile(
-    r"arn:aws[a-z-]*:iam::(?P<account>\d{12}):role/(?P<path>(?:[\w+=,.@-]+/)*)(?P<name>[\w+=,.@-]{1,64})"
-)
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::(?P<account>\d{12}):role/(?:[\w+=,.@-]+/)*(?P<name>[\w+=,.@-]{1,64})")
 _ECR_IMAGE = re.compile(
     r"(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
-    r"(?P<repository>[a-z0-9]+(?:[._/-]+[a-z0-9]+)*)(?::(?P<tag>\w[\w.-]{0,127}))?(?:@sha256:[0-9a-f]{64})?"
+    r"(?P<repository>[a-z0-9]+(?:[._/-]+[a-z0-9]+)*)(?::\w[\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
 )
 _ANY_IMAGE = re.compile(
     r"(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*(?::\d+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*"
@@ -107,12 +105,12 @@ def validate(request: Request) -> Request:
     return request
 
 
-def role_parts(arn: str) -> tuple[str, str, str] | None:
-    """(account, path, name) of an IAM role ARN; of the role behind an STS assumed-role ARN, path unknown ("")."""
+def role_parts(arn: str) -> tuple[str, str] | None:
+    """(account, name) of an IAM role ARN, or of the role behind an STS assumed-role ARN."""
     if found := _ROLE_ARN.fullmatch(arn):
-        return found["account"], found["path"], found["name"]
+        return found["account"], found["name"]
     if found := re.fullmatch(r"arn:aws[a-z-]*:sts::(\d{12}):assumed-role/([\w+=,.@-]+)/.+", arn):
-        return found[1], "", found[2]
+        return found[1], found[2]
     return None
 
 
@@ -125,46 +123,32 @@ def quota_names(instance_type: str) -> dict[str, str]:
     return {kind: name.format(type=instance_type) for kind, name in QUOTA_NAMES.items()}
 
 
-def framework_accounts(configs: list[dict], region: str) -> dict[str, set[str]]:
-    """From the SDK's image_uri_config documents: for each account holding framework images in `region`'s
-    ECR (`region` itself) and in every other region, the regions it serves. Pure."""
-    serves: dict[str, set[str]] = {}
-
-    def walk(node) -> None:
+def registries(configs: list[dict]) -> Iterator[dict]:
+    """Every `registries` mapping (region: account holding the images there) in the SDK's image_uri_config
+    documents, however deep each framework nests them (versions, processors, scopes). Pure."""
+    pending: list = list(configs)
+    while pending:
+        node = pending.pop()
         if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "registries" and isinstance(value, dict):
-                    for where, account in value.items():
-                        serves.setdefault(str(account), set()).add(where)
-                else:
-                    walk(value)
+            if isinstance(node.get("registries"), dict):
+                yield node["registries"]
+            pending += [value for key, value in node.items() if key != "registries"]
         elif isinstance(node, list):
-            for value in node:
-                walk(value)
+            pending += node
 
-    for config in configs:
-        walk(config)
+
+def framework_accounts(configs: list[dict]) -> dict[str, set[str]]:
+    """Each account holding SageMaker framework images, with the regions whose images it holds. Pure."""
+    serves: dict[str, set[str]] = {}
+    for mapping in registries(configs):
+        for region, account in mapping.items():
+            serves.setdefault(str(account), set()).add(region)
     return serves
 
 
 def region_equivalents(configs: list[dict], account: str, source: str, target: str) -> set[str]:
-    """The accounts that hold, in `target`, the images `account` holds in `source` (per the SDK's configs)."""
-    found: set[str] = set()
-
-    def walk(node) -> None:
-        if isinstance(node, dict):
-            registries = node.get("registries")
-            if isinstance(registries, dict) and registries.get(source) == account and target in registries:
-                found.add(str(registries[target]))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    for config in configs:
-        walk(config)
-    return found
+    """The accounts that hold, in `target`, the images `account` holds in `source`. Pure."""
+    return {str(m[target]) for m in registries(configs) if m.get(source) == account and target in m}
 
 
 def trusts_sagemaker(document: Mapping | str | None) -> tuple[bool, bool]:
@@ -219,7 +203,7 @@ def checks(request: Request, read: dict) -> list[Check]:
     """Every row, from what was read (`read`: agent.remote.preflight_aws.read_all's answer). Pure."""
     caller = Check("caller", "ok", f"{read['caller']} (account {read['account']}, region {read['region']})")
     rows = [caller, *_instance_rows(request.instance_type, read)]
-    rows.append(_role_row(request.role, read))
+    rows.append(_role_row(read))
     rows.append(_bucket_row(read))
     rows.append(_image_row(request.image, read))
     return rows
@@ -300,7 +284,7 @@ def _increase_command(quota: dict, region: str) -> str:
     )
 
 
-def _role_row(role: str | None, read: dict) -> Check:
+def _role_row(read: dict) -> Check:
     found = read["role"]
     if found is None:
         return Check("role", "na", "not checked: give --role arn:aws:iam::<account>:role/<name>")
@@ -375,8 +359,8 @@ def _image_row(image: str | None, read: dict) -> Check:
         return Check("image", "na", "not checked: give --image <account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>")
     ecr = _ECR_IMAGE.fullmatch(image)
     if ecr is None:
-        return Check("image", "note", f"{image} is not in ECR: SageMaker pulls it only from a private registry "
-                     "in the job's VPC (TrainingImageConfig, RepositoryAccessMode Vpc)")  # fmt: skip
+        return Check("image", "note", f"{image} is not in ECR: SageMaker pulls other registries' images only "
+                     "from a registry in the job's VPC (TrainingImageConfig, RepositoryAccessMode Vpc)")  # fmt: skip
     account, where, region, configs = ecr["account"], ecr["region"], read["region"], read["image_configs"]
     if where != region:
         others = region_equivalents(configs or [], account, where, region)
@@ -392,7 +376,7 @@ def _image_row(image: str | None, read: dict) -> Check:
     if configs is None:
         return Check("image", "unknown", f"unknown: whether account {account} holds SageMaker framework images "
                      "(no SageMaker SDK in smdiag's interpreter to read image_uri_config from)")  # fmt: skip
-    serves = framework_accounts(configs, region)
+    serves = framework_accounts(configs)
     if region in serves.get(account, set()):
         return Check("image", "ok", f"a SageMaker framework image account of {region} ({account})")
     if account in serves:

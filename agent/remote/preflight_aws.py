@@ -184,7 +184,7 @@ def read_running(region: str, instance_type: str, deadline: Deadline) -> dict:
 def read_role(arn: str, asked: bool, account: str, region: str, deadline: Deadline) -> dict:
     """The role (its ARN, name, trust policy), or that it is missing or of another account. `asked` False:
     the session's own role (an assumed-role ARN)."""
-    role_account, _path, name = role_parts(arn)
+    role_account, name = role_parts(arn)
     shown = arn if asked else None
     if role_account != account:
         return {"asked": shown, "other_account": role_account}
