@@ -25,6 +25,11 @@ MAX_QUOTA_PAGES = 40
 """Pages of 100 quotas read at most (SageMaker has a few thousand, one per instance type and job kind)."""
 MAX_JOBS_DESCRIBED = 40
 """Running training jobs whose ResourceConfig is read (each its own call, all at once); beyond: "at least"."""
+CREDENTIALS_REFUSED = frozenset(
+    {"InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException", "SignatureDoesNotMatch",
+     "UnrecognizedClientException", "InvalidAccessKeyId", "AccessDenied"}
+)  # fmt: skip
+"""STS's answers to credentials it does not take (GetCallerIdentity itself needs no permission)."""
 IMAGE_CONFIG_DIRS = ("image_uri_config", "core/image_uri_config")
 """Where the SageMaker SDK keeps its framework images' accounts per region: v2, and v3's sagemaker-core."""
 
@@ -126,7 +131,9 @@ def caller(region: str | None, deadline: Deadline) -> tuple[str, dict]:
             raise AwsUnavailable(
                 f"AWS does not answer ({why})", "check the network, the proxy or AWS_ENDPOINT_URL, and the region"
             ) from exc
-        raise AwsUnavailable(f"AWS refuses these credentials ({why})", "renew them, e.g. aws sso login") from exc
+        if error_code(exc) in CREDENTIALS_REFUSED:
+            raise AwsUnavailable(f"AWS refuses these credentials ({why})", "renew them, e.g. aws sso login") from exc
+        raise AwsUnavailable(f"AWS cannot say who is asking ({why})", "run smdiag doctor --remote again") from exc
     return sts.meta.region_name, identity
 
 

@@ -31,6 +31,11 @@ OTHER_QUOTAS = 250
 @pytest.fixture(scope="module")
 def aws() -> Iterator[ManagedAws]:
     with ManagedAws() as managed:
+        # moto loads a service's backend at its first request (seconds on a loaded machine): before any test.
+        managed.client("sts").get_caller_identity()
+        managed.client("iam").list_roles()
+        managed.client("sagemaker").list_training_jobs()
+        managed.client("service-quotas").list_aws_default_service_quotas(ServiceCode="vpc")
         yield managed
 
 
@@ -305,7 +310,7 @@ AWS_AT = {"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing", "AWS_SEC
         (("--role", f"arn:aws:iam::{ACCOUNT}:user/someone"), "is not an IAM role ARN"),
         (("--image", "s3://bucket/image.tar"), "--image 's3://bucket/image.tar' is not an image URI"),
         (("--region", "useast1"), "--region 'useast1' is not an AWS region name"),
-        (("--fix",), "--fix check this host, not AWS"),
+        (("--fix",), "--fix checks this host, not AWS"),
     ],
 )
 def test_bad_input_is_exit_2_one_line_and_no_aws_call(smdiag, args, said):
@@ -327,9 +332,11 @@ def test_plain_doctor_asks_aws_nothing(smdiag):
 
 
 def test_remote_flags_without_remote_are_bad_input(smdiag):
-    result = smdiag("doctor", "--instance-type", "ml.g5.xlarge")
+    result = smdiag("doctor", "--instance-type", "ml.g5.xlarge", "--region", "us-east-1")
     assert result.returncode == 2
-    assert result.stderr.strip() == "smdiag: --instance-type go with --remote (fix: add --remote, or leave them out)"
+    assert result.stderr.strip() == (
+        "smdiag: --instance-type, --region go with --remote (fix: add --remote, or leave them out)"
+    )
 
 
 def test_json_keeps_the_ids_and_states(preflight, aws):

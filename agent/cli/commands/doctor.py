@@ -69,13 +69,15 @@ def doctor(
             local = {"--fix": fix, "--only": only, "--yes": yes, "--dry-run": dry_run, "--docker-host": docker_host,
                      "--stop-cmd": stop_cmd, "--start-cmd": start_cmd}  # fmt: skip
             if given := [flag for flag, value in local.items() if value]:
-                raise BadInput(f"{', '.join(given)} check this host, not AWS", "leave them out with --remote")
+                verb = "checks" if len(given) == 1 else "check"
+                raise BadInput(f"{', '.join(given)} {verb} this host, not AWS", "leave them out with --remote")
             from agent.remote.preflight import Request, format_preflight, run_preflight
 
             report = run_preflight(Request(instance_type, role, image, region))
             return (0 if report["healthy"] else 1), report, format_preflight(report, style)
         if given := [flag for flag, value in remote_only.items() if value is not None]:
-            raise BadInput(f"{', '.join(given)} go with --remote", "add --remote, or leave them out")
+            verb = "goes" if len(given) == 1 else "go"
+            raise BadInput(f"{', '.join(given)} {verb} with --remote", "add --remote, or leave them out")
         from agent.engine import Engine
 
         settings = settings.replace(docker_host=docker_host)
