@@ -348,8 +348,8 @@ def _bucket_row(read: dict) -> Check:
             "bucket",
             "problem",
             f"{name} is in {where}, not {region}: jobs in {region} cannot read their inputs or code from it",
-            f"give the SDK a bucket in {region} (Session(default_bucket=...), or SageMaker.PythonSDK.Modules."
-            "Session.DefaultS3Bucket in the SageMaker config), or run in " + where,
+            f"give the SDK a bucket of {region}: Session(default_bucket=...), or SageMaker.PythonSDK.Modules."
+            "Session.DefaultS3Bucket in the SageMaker config",
         )
     return Check("bucket", "ok", f"{name} in {where or 'a region S3 did not name'}")
 
@@ -364,12 +364,13 @@ def _image_row(image: str | None, read: dict) -> Check:
     account, where, region, configs = ecr["account"], ecr["region"], read["region"], read["image_configs"]
     if where != region:
         others = region_equivalents(configs or [], account, where, region)
-        there = f"{next(iter(others))}.dkr.ecr.{region}" if len(others) == 1 else f"<account>.dkr.ecr.{region}"
+        copy = image.replace(f"{account}.dkr.ecr.{where}.", f"{min(others) if len(others) == 1 else '<account>'}"
+                             f".dkr.ecr.{region}.", 1)  # fmt: skip
         return Check(
             "image",
             "problem",
             f"{image} is in ECR of {where}, jobs run in {region}: SageMaker pulls only from the job's region",
-            f"use the image's copy in {region} ({there}.amazonaws.com/{ecr['repository']}:...), or run in {where}",
+            f"use the image's copy in {region}, {copy}, or run the job in {where}",
         )
     if account == read["account"]:
         return Check("image", "ok", f"in this account's ECR in {region}")

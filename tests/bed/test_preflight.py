@@ -190,7 +190,7 @@ def test_a_default_bucket_in_another_region(preflight, aws):
     assert result.returncode == 1
     line = row(result.stdout, "default bucket")
     assert line.startswith("!! ") and f"{bucket} is in eu-west-1, not us-west-2" in line
-    assert "Session(default_bucket=...)" in result.stdout
+    assert "fix: give the SDK a bucket of us-west-2: Session(default_bucket=...)" in result.stdout
 
 
 def test_an_image_from_another_region_gets_this_regions_uri(preflight):
@@ -199,7 +199,7 @@ def test_an_image_from_another_region_gets_this_regions_uri(preflight):
     assert result.returncode == 1
     line = row(result.stdout, "image")
     assert line.startswith("!! ") and "is in ECR of eu-west-1, jobs run in us-east-1" in line
-    assert "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training" in result.stdout
+    assert "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.3.0-gpu-py311" in result.stdout
 
 
 def test_an_image_of_another_regions_framework_account(preflight):
