@@ -115,10 +115,19 @@ class Lines:
 
 def classify(evidence: Evidence) -> Diagnosis:
     """One category, a one-line summary quoting the evidence, its hint and its remedy (the catalog's). Pure."""
+    if evidence.remote is not None:
+        from agent.failures import classify_remote  # a managed job's rules: loaded for a managed call only
+
+        return classify_remote.classify_remote(evidence)
     found = Lines(evidence)
     finding = next(filter(None, (rule(found) for rule in RULES)), None)
     if finding is None:
         finding = Finding("unknown", found.lines["exception"][0] or "the call failed")
+    return diagnosis(finding, evidence)
+
+
+def diagnosis(finding: Finding, evidence: Evidence) -> Diagnosis:
+    """The finding as a diagnosis: its summary bounded, the catalog's hint unless the rule knows better."""
     return Diagnosis(
         finding.category,
         finding.summary[:SUMMARY_CHARS],

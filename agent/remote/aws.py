@@ -5,14 +5,19 @@ that `python -m agent.record` and the CLI start lean."""
 
 from __future__ import annotations
 
+import queue
 import re
+import threading
 import time
+from collections.abc import Callable
 
 from agent.errors import SmdiagError
 from agent.redact import process_redactor
 
 CALL_TIMEOUT_S = 5.0
 """The longest one attempt may wait to connect, and then for each read."""
+PARALLEL_CALLS = 8
+"""Calls made at once by `in_parallel` (one client serves them all: boto3's clients are thread-safe)."""
 MAX_LINE = 400
 """A why_not line is cut here: it is one row of a report or a table."""
 
@@ -72,17 +77,27 @@ def client(service: str, region: str | None, deadline: Deadline):
 
 def error_code(error: BaseException) -> str | None:
     """The service's error code of a botocore ClientError ("AccessDeniedException"), else None."""
-    response = getattr(error, "response", None)
-    if isinstance(response, dict):
-        return (response.get("Error") or {}).get("Code") or None
-    return None
+    return _service_error(error)[0]
 
 
 def error_message(error: BaseException) -> str:
+    return _service_error(error)[1]
+
+
+_XML_ERROR = re.compile(r"<Code>(?P<code>[^<]+)</Code>\s*<Message>(?P<message>[^<]*)</Message>")
+"""An XML error body where botocore expected JSON (a proxy's, or moto's IAM refusal): its code and message."""
+
+
+def _service_error(error: BaseException) -> tuple[str | None, str]:
     response = getattr(error, "response", None)
-    if isinstance(response, dict) and (response.get("Error") or {}).get("Message"):
-        return str(response["Error"]["Message"])
-    return str(error)
+    if not isinstance(response, dict):
+        return None, str(error)
+    found = response.get("Error") or {}
+    code, message = found.get("Code"), str(found.get("Message") or error)
+    framed = _XML_ERROR.search(message)
+    if framed is not None:
+        code, message = framed["code"], framed["message"]
+    return code or None, message
 
 
 def is_unavailable(error: BaseException) -> bool:
@@ -118,3 +133,33 @@ def why_not(error: BaseException, action: str) -> str:
         line = f"{type(error).__name__}: {error} (asking {action})"
     line = " ".join(line.split())
     return process_redactor().text(line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…")
+
+
+def in_parallel(read: Callable, items: list) -> list:
+    """`read(item)` for every item, PARALLEL_CALLS at a time, in daemon threads (a stalled call never holds the
+    process's exit); an error is raised once all are done."""
+    results: list = [None] * len(items)
+    pending = queue.SimpleQueue()
+    for entry in enumerate(items):
+        pending.put(entry)
+    failures: list[Exception] = []
+
+    def work() -> None:
+        while True:
+            try:
+                index, item = pending.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                results[index] = read(item)
+            except Exception as exc:  # noqa: BLE001 - raised below, in the caller's thread
+                failures.append(exc)
+
+    workers = [threading.Thread(target=work, daemon=True) for _ in range(min(PARALLEL_CALLS, len(items)))]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    if failures:
+        raise failures[0]
+    return results
