@@ -236,6 +236,8 @@ def _instance_rows(instance_type: str | None, read: dict) -> list[Check]:
         "is not offered for training jobs there", "choose another instance type for training"))  # fmt: skip
     if endpoint is None:
         rows.append(Check("endpoint_quota", "note", f"not offered for endpoints in {region}"))
+    elif isinstance(endpoint["Value"], Unread):
+        rows.append(unknown_row("endpoint_quota", endpoint["Value"], f"default {endpoint['Default']:g} instances"))
     elif endpoint["Value"] <= 0:
         text = f"'{names['endpoint']}' is 0 instances: deploying to {instance_type} would be refused"
         rows.append(Check("endpoint_quota", "note", text, commands=(_increase_command(endpoint, region),)))
@@ -246,6 +248,8 @@ def _instance_rows(instance_type: str | None, read: dict) -> list[Check]:
 
 def _training_quota_row(quota: dict, name: str, read: dict) -> Check:
     value, region = quota["Value"], read["region"]
+    if isinstance(value, Unread):
+        return unknown_row("training_quota", value, f"'{name}', default {quota['Default']:g} instances")
     command = _increase_command(quota, region)
     if value <= 0:
         return Check(

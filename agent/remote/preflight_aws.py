@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from agent.log import get_logger
-from agent.remote.aws import ACCESS_DENIED_CODES, AwsUnavailable, Deadline, client, error_code, is_unavailable, why_not
+from agent.remote.aws import (
+    ACCESS_DENIED_CODES,
+    AwsUnavailable,
+    Deadline,
+    client,
+    error_code,
+    in_parallel,
+    is_unavailable,
+    why_not,
+)
 from agent.remote.preflight import Request, Unread, default_bucket, instances_in_use, quota_names, role_parts
 
 log = get_logger("preflight")
@@ -24,7 +33,7 @@ SERVICE_CODE = "sagemaker"
 MAX_QUOTA_PAGES = 40
 """Pages of 100 quotas read at most (SageMaker has a few thousand, one per instance type and job kind)."""
 MAX_JOBS_DESCRIBED = 40
-"""Running training jobs whose ResourceConfig is read (each its own call, all at once); beyond: "at least"."""
+"""Running training jobs whose ResourceConfig is read (agent.remote.aws.in_parallel); beyond: "at least"."""
 CREDENTIALS_REFUSED = frozenset(
     {"InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException", "SignatureDoesNotMatch",
      "UnrecognizedClientException", "InvalidAccessKeyId", "AccessDenied"}
@@ -95,7 +104,7 @@ def read_all(request: Request, budget_s: float) -> dict:
     if request.instance_type:
         names = quota_names(request.instance_type)
         tasks["quotas"] = (
-            "servicequotas:ListServiceQuotas",
+            "servicequotas:ListAWSDefaultServiceQuotas",
             lambda: read_quotas(region, set(names.values()), deadline),
         )
         tasks["running"] = ("sagemaker:ListTrainingJobs",
@@ -138,23 +147,39 @@ def caller(region: str | None, deadline: Deadline) -> tuple[str, dict]:
 
 
 def read_quotas(region: str, wanted: set[str], deadline: Deadline) -> dict[str, dict]:
-    """The applied SageMaker quotas named in `wanted` that exist in the region (one listing, paginated, ended
-    as soon as all are found)."""
+    """The SageMaker quotas named in `wanted` that exist in the region, found by name in the list of its
+    defaults (every quota the region has; paginated, ended once all are found), each with its applied value
+    ("Value": a number, or the Unread that kept it; a quota never changed has its default)."""
     quotas = client("service-quotas", region, deadline)
     found: dict[str, dict] = {}
     token = None
     for _page in range(MAX_QUOTA_PAGES):
         more = {"NextToken": token} if token else {}
-        page = call("servicequotas:ListServiceQuotas", quotas.list_service_quotas,
+        page = call("servicequotas:ListAWSDefaultServiceQuotas", quotas.list_aws_default_service_quotas,
                     ServiceCode=SERVICE_CODE, MaxResults=100, **more)  # fmt: skip
         for quota in page.get("Quotas", []):
             if quota.get("QuotaName") in wanted:
-                found[quota["QuotaName"]] = {key: quota.get(key) for key in ("QuotaName", "QuotaCode", "Value")}
+                found[quota["QuotaName"]] = {"QuotaName": quota["QuotaName"], "QuotaCode": quota.get("QuotaCode"),
+                                             "Default": quota.get("Value")}  # fmt: skip
         token = page.get("NextToken")
         if not token or wanted <= found.keys():
-            return found
-    more = f"the SageMaker quota list has more than {MAX_QUOTA_PAGES} pages: read no further"
-    raise ReadFailed(Unread("servicequotas:ListServiceQuotas", more, False))
+            break
+    else:
+        more = f"the SageMaker quota list has more than {MAX_QUOTA_PAGES} pages: read no further"
+        raise ReadFailed(Unread("servicequotas:ListAWSDefaultServiceQuotas", more, False))
+
+    def applied(quota: dict) -> float | Unread:
+        try:
+            answer = quotas.get_service_quota(ServiceCode=SERVICE_CODE, QuotaCode=quota["QuotaCode"])
+        except Exception as exc:  # noqa: BLE001 - an unread value is its row's answer
+            if error_code(exc) == "NoSuchResourceException":
+                return quota["Default"]
+            return unread(exc, "servicequotas:GetServiceQuota")
+        return answer["Quota"].get("Value", quota["Default"])
+
+    for quota, value in zip(found.values(), in_parallel(applied, list(found.values())), strict=True):
+        quota["Value"] = value
+    return found
 
 
 def read_running(region: str, instance_type: str, deadline: Deadline) -> dict:
@@ -171,16 +196,8 @@ def read_running(region: str, instance_type: str, deadline: Deadline) -> dict:
         if not token:
             break
     described = names[:MAX_JOBS_DESCRIBED]
-    action = "sagemaker:DescribeTrainingJob"
-    answers = concurrently(
-        {name: (action, lambda name=name: call(action, sagemaker.describe_training_job, TrainingJobName=name))
-         for name in described},
-        deadline,
-    )  # fmt: skip
-    for answer in answers.values():
-        if isinstance(answer, Unread):
-            raise ReadFailed(answer)
-    jobs = list(answers.values())
+    jobs = in_parallel(lambda name: call("sagemaker:DescribeTrainingJob", sagemaker.describe_training_job,
+                                         TrainingJobName=name), described)  # fmt: skip
     return {
         "used": instances_in_use(jobs, instance_type),
         "jobs": [job["TrainingJobName"] for job in jobs if instances_in_use([job], instance_type)],

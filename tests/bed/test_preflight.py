@@ -1,9 +1,9 @@
 """`smdiag doctor --remote`, the preflight before a managed job, through the real CLI against moto: each case's
 state is set in moto (ThreadedMotoServer in this process), and the tests read what the user reads.
 
-moto 5.2 has no ListServiceQuotas (its Service Quotas know VPC defaults only): `sagemaker_quotas` adds the
-action to moto's Service Quotas responses in this process, serving the applied quotas a case sets, paginated
-as the service does (100 a page), the case's quotas after 250 others so that a reader must page."""
+moto 5.2's Service Quotas know VPC's defaults only: `sagemaker_quotas` gives moto's Service Quotas, in this
+process, SageMaker's quotas of a case (their defaults, listed 100 a page as the service does, after 250
+others so that a reader must page; and their applied values)."""
 
 from __future__ import annotations
 
@@ -56,28 +56,41 @@ def quota(name: str, value: float, code: str) -> dict:
 
 @contextlib.contextmanager
 def sagemaker_quotas(applied: dict[str, float]) -> Iterator[None]:
-    """ListServiceQuotas on moto for SageMaker in REGION: OTHER_QUOTAS quotas, then `applied` (name: value)."""
+    """Service Quotas on moto knows SageMaker's quotas in REGION: OTHER_QUOTAS others, then `applied` (name:
+    applied value; each one's default is 0), listed 100 a page as the service does (moto pages nothing)."""
+    from moto.servicequotas.models import ServiceQuotasBackend
     from moto.servicequotas.responses import ServiceQuotasResponse
 
     kinds = ("processing job usage", "transform job usage", "training warm pool usage", "notebook instance usage")
-    listing = [quota(f"ml.x{n}.large for {kinds[n % len(kinds)]}", 4, f"L-0{n:07X}") for n in range(OTHER_QUOTAS)]
-    listing += [quota(name, value, f"L-1{n:07X}") for n, (name, value) in enumerate(applied.items())]
+    defaults = [quota(f"ml.x{n}.large for {kinds[n % len(kinds)]}", 4, f"L-0{n:07X}") for n in range(OTHER_QUOTAS)]
+    defaults += [quota(name, 0, f"L-1{n:07X}") for n, name in enumerate(applied)]
+    values = {f"L-1{n:07X}": value for n, value in enumerate(applied.values())}
+    listed, got = ServiceQuotasResponse.list_aws_default_service_quotas, ServiceQuotasBackend.get_service_quota
 
-    def list_service_quotas(self) -> str:
+    def list_defaults(self) -> str:
         asked = json.loads(self.body)
-        if asked.get("ServiceCode") != "sagemaker" or self.region != REGION:
-            return json.dumps({"Quotas": []})
+        if asked.get("ServiceCode") != "sagemaker":
+            return listed(self)
+        mine = defaults if self.region == REGION else []
         start, size = int(asked.get("NextToken") or 0), int(asked.get("MaxResults") or 100)
-        page = {"Quotas": listing[start : start + size]}
-        if start + size < len(listing):
+        page = {"Quotas": mine[start : start + size]}
+        if start + size < len(mine):
             page["NextToken"] = str(start + size)
         return json.dumps(page)
 
-    ServiceQuotasResponse.list_service_quotas = list_service_quotas
+    def get_applied(self, service_code: str, quota_code: str) -> dict:
+        if service_code != "sagemaker":
+            return got(self, service_code, quota_code)
+        found = next(q for q in defaults if q["QuotaCode"] == quota_code)
+        return {**found, "Value": values.get(quota_code, found["Value"])}
+
+    ServiceQuotasResponse.list_aws_default_service_quotas = list_defaults
+    ServiceQuotasBackend.get_service_quota = get_applied
     try:
         yield
     finally:
-        del ServiceQuotasResponse.list_service_quotas
+        ServiceQuotasResponse.list_aws_default_service_quotas = listed
+        ServiceQuotasBackend.get_service_quota = got
 
 
 def for_type(instance_type: str, training: float | None, endpoint: float | None = 2) -> dict[str, float]:
