@@ -31,7 +31,7 @@ log = get_logger("preflight")
 SERVICE_CODE = "sagemaker"
 """Service Quotas' code for SageMaker."""
 MAX_QUOTA_PAGES = 40
-"""Pages of 100 quotas read at most (SageMaker has a few thousand, one per instance type and job kind)."""
+"""Pages of 100 quotas read at most (SageMaker has one quota per instance type and job kind: many pages)."""
 MAX_JOBS_DESCRIBED = 40
 """Running training jobs whose ResourceConfig is read (agent.remote.aws.in_parallel); beyond: "at least"."""
 CREDENTIALS_REFUSED = frozenset(
