@@ -317,6 +317,9 @@ def _role_row(read: dict) -> Check:
                      f"give --role {found['arn']}")  # fmt: skip
     label = found["arn"] + ("" if asked else " (this session's role)")
     allowed, conditional = trusts_sagemaker(found["trust"])
+    if not allowed and not asked:
+        return Check("role", "note", f"{label} does not let {SAGEMAKER_PRINCIPAL} assume it: jobs need another "
+                     "role (role=... in the SDK); check that one with --role ARN")  # fmt: skip
     if not allowed:
         document = json.dumps(_trust_with_sagemaker(found["trust"]), separators=(",", ":"))
         return Check(
