@@ -195,6 +195,18 @@ def test_a_role_that_does_not_trust_sagemaker_and_one_that_does(preflight, aws):
     assert row(result.stdout, "execution role").startswith(f"ok execution role  {trusting} exists")
 
 
+def test_without_role_the_sessions_own_role_is_checked(preflight, aws):
+    role = make_role(aws, "pf-session", TRUST_SAGEMAKER)
+    session = aws.client("sts").assume_role(RoleArn=role, RoleSessionName="notebook")["Credentials"]
+    as_role = {"AWS_ACCESS_KEY_ID": session["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": session["SecretAccessKey"],
+               "AWS_SESSION_TOKEN": session["SessionToken"]}  # fmt: skip
+    result = preflight(env=as_role)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert row(result.stdout, "execution role").startswith(
+        f"ok execution role  {role} (this session's role) exists and sagemaker.amazonaws.com may assume it"
+    )
+
+
 def test_a_default_bucket_in_another_region(preflight, aws):
     # The default bucket of us-west-2 (the other tests' region keeps its own), made in eu-west-1.
     bucket = f"sagemaker-us-west-2-{ACCOUNT}"
