@@ -223,10 +223,24 @@ def signals_unwind() -> Iterator[None]:
 @contextlib.contextmanager
 def signals_blocked() -> Iterator[None]:
     """Ctrl-C, SIGTERM and SIGHUP wait until the block ends: a rollback is not itself interrupted half
-    done, and a child is not started unseen."""
-    blocked = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    done, and a child is not started unseen. They are held by a handler that notes them, not by the signal
+    mask: a mask is inherited by every child started meanwhile (Docker restarted by a rollback would ignore
+    SIGTERM for good), a handler is reset when the child execs. Outside the main thread, where Python runs no
+    handler, the thread's mask holds them."""
+    held = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    if threading.current_thread() is not threading.main_thread():
+        previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+        return
+    arrived: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: arrived.append(signum)) for sig in held}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for signum in dict.fromkeys(arrived):
+            signal.raise_signal(signum)

@@ -13,7 +13,7 @@ from typer.core import TyperGroup
 from agent import __version__
 from agent.cli.base_command import PLAIN_HELP, Invocation
 from agent.cli.cmdoptions import StateDirOption, VerboseFlag
-from agent.cli.commands import bootstrap, diskguard, doctor, failures, fix, health, images, kernels, uninstall
+from agent.cli.commands import bootstrap, diskguard, doctor, failures, fix, health, images, jobs, kernels, uninstall
 from agent.errors import BadInput
 
 START_HERE = "start here: smdiag doctor"
@@ -39,6 +39,7 @@ class SmdiagHelp(OneLineHelp):
 
     sections = {
         "Daily use": ["doctor", "last-failure", "fix", "failures", "kernels", "paths"],
+        "Managed jobs": ["job", "jobs"],
         "Setup, as root": ["bootstrap", "diskguard", "uninstall"],
         "Smoke tests": ["health", "data", "images"],
     }
@@ -110,6 +111,8 @@ COMMANDS: dict[str, tuple[Callable[..., None], str]] = {
     "last-failure": (failures.last_failure, "Show the newest failure report: its cause and fix"),
     "health": (health.health, "Train, deploy and test three small models"),
     "uninstall": (uninstall.uninstall, "Remove what smdiag added (try --dry-run first)"),
+    "job": (jobs.job, "Diagnose a managed job or endpoint after the fact (from AWS)"),
+    "jobs": (jobs.jobs, "List the region's recently failed managed jobs (--failed)"),
 }
 GROUPS: dict[str, tuple[typer.Typer, str]] = {
     "failures": (failures.failures_app, "List the stored failure reports"),

@@ -333,7 +333,15 @@ def _bounded(source: Source, gathering: Gathering) -> tuple[object, str | None]:
 
 
 def gather(facts: FailureFacts, settings: Settings) -> tuple[Evidence, dict[str, str]]:
-    """The evidence of the failure the guest saw, and each container's full log (for the report's files)."""
+    """The evidence of the failure the guest saw, and each container's full log (for the report's files).
+    A managed (remote) call's is AWS's (agent.remote.evidence): this host's engine, compose and disks are
+    not the job's."""
+    if facts.remote is not None:
+        from agent.remote.evidence import gather_remote  # boto3 and the AWS reads only for a remote call
+
+        remote, errors, seconds = gather_remote(facts, settings)
+        found = Evidence(facts.call, facts.exception, remote=remote, evidence_errors=errors, evidence_seconds=seconds)
+        return found, {}
     gathering = Gathering(facts, settings)
     found: dict[str, object] = {}
     errors: dict[str, str] = {}

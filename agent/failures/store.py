@@ -1,4 +1,4 @@
-"""Failure reports for local-mode calls: where they are stored, how they are listed and shown.
+"""Failure reports for local-mode and managed calls: where they are stored, how they are listed and shown.
 
 agent.failures.evidence gathers a failure's evidence and agent.failures.classify names its cause; `save`
 stores the report (agent.failures.types.Report), redacted once on its way out, under
@@ -129,12 +129,13 @@ def _raised(exception: dict) -> str:
 def format_report(report: dict, log_lines: int = 20) -> str:
     call = report.get("call") or {}
     class_name = call.get("class_name", call.get("class"))  # a report stored before the typed facts: "class"
+    remote = report.get("remote")
+    if remote:
+        return "\n".join([f"{report.get('time')}  {_remote_title(remote)}", *_verdict(report),
+                          *_remote_lines(report, log_lines), *_not_gathered(report)]) + "\n"  # fmt: skip
     lines = [
         f"{report.get('time')}  {call.get('kind')} of {class_name} ({call.get('instance_type')}) failed",
-        f"category: {report.get('category')}",
-        f"summary:  {report.get('summary')}",
-        f"hint:     {report.get('hint')}",
-        _raised(report.get("exception") or {}),
+        *_verdict(report),
     ]
     if call.get("step"):
         lines.append(f"step:     {call['step']} of local pipeline {call.get('pipeline')}")
@@ -154,8 +155,7 @@ def format_report(report: dict, log_lines: int = 20) -> str:
                 f"disk {disk['role']} {disk['path']}: {disk['percent']:.0f}% used, "
                 f"{human_bytes(disk['free'])} free of {human_bytes(disk['total'])}"
             )
-    for source, error in (report.get("evidence_errors") or {}).items():
-        lines.append(f"not gathered: {source}: {error}")
+    lines += _not_gathered(report)
     if report.get("compose_output") and log_lines:
         lines += ["compose:", *(f"    | {line}" for line in report["compose_output"][-log_lines:])]
     for container in report.get("containers") or []:
@@ -172,3 +172,66 @@ def format_report(report: dict, log_lines: int = 20) -> str:
     if report.get("df_h"):
         lines += ["df -h:", *("    " + line for line in report["df_h"].splitlines())]
     return "\n".join(lines) + "\n"
+
+
+def _verdict(report: dict) -> list[str]:
+    """Category, summary, hint, and the exception (none for a job read after the fact: `smdiag job`)."""
+    exception = report.get("exception") or {}
+    return [
+        f"category: {report.get('category')}",
+        f"summary:  {report.get('summary')}",
+        f"hint:     {report.get('hint')}",
+        *([_raised(exception)] if exception.get("type") or exception.get("message") else []),
+    ]
+
+
+def _not_gathered(report: dict) -> list[str]:
+    return [f"not gathered: {source}: {error}" for source, error in (report.get("evidence_errors") or {}).items()]
+
+
+# ------------------------------------------------------------------------------ managed jobs and endpoints
+
+
+def _remote_title(remote: dict) -> str:
+    what = "endpoint" if remote.get("resource") == "endpoint" else f"{remote.get('resource')} job"
+    return f"managed {what} {remote.get('name') or '(not created)'} in {remote.get('region')}"
+
+
+def _remote_lines(report: dict, log_lines: int) -> list[str]:
+    """A managed job's section: its status, FailureReason, the Create refusal and the quota, and the host
+    that failed first (its first error line and its last lines), then the other hosts in one line each."""
+    from agent.remote.evidence import KINDS  # only for a managed job's report
+
+    remote, lines = report["remote"], []
+    job = remote.get("job") or {}
+    kind = KINDS.get(remote.get("resource"))
+    if job and kind is not None:
+        status = job.get(kind.status)
+        secondary = job.get("SecondaryStatus")
+        lines.append(f"status:   {status}" + (f" / {secondary}" if secondary and secondary != status else ""))
+        trial = job.get("FailedTrainingJob") or {}
+        for reason in filter(None, [job.get("FailureReason"), trial.get("FailureReason")]):
+            lines.append(f"reason:   {' '.join(reason.split())}")
+    refusal = remote.get("refusal")
+    if refusal:
+        lines.append(f"refused:  {refusal.get('operation')}: {refusal.get('code')}: {refusal.get('message')}")
+    quota = remote.get("quota")
+    if quota:
+        lines.append(f"quota:    {quota.get('name')}: {quota.get('value')} applied ({quota.get('code')})")
+    hosts = remote.get("logs") or []
+    failed = [h for h in hosts if h.get("first_error_time") is not None]
+    first = min(failed, key=lambda h: h["first_error_time"]) if failed else (hosts[0] if len(hosts) == 1 else None)
+    if first is not None:
+        if first.get("first_error"):
+            when = time.strftime("%H:%M:%S", time.gmtime(first["first_error_time"]))
+            lines.append(f"first failing host: {first.get('host')} at {when}Z: {first['first_error']}")
+        lines.append(f"log {first.get('stream')}:")
+        lines += [f"    | {line}" for line in (first.get("lines") or [])[-log_lines:]] if log_lines else []
+    others = sorted((h for h in failed if h is not first), key=lambda h: h["first_error_time"])
+    lines += [f"log {host.get('stream')}: {host['first_error']}" for host in others]
+    quiet = len(hosts) - len(others) - (first is not None)
+    if quiet:
+        lines.append(f"{quiet} {'other ' if first is not None else ''}host stream(s) with no error line")
+    if job and not hosts and "logs" not in (report.get("evidence_errors") or {}):
+        lines.append("logs:     no log stream found (the job may have run no container)")
+    return lines

@@ -220,6 +220,7 @@ class Report:
             "df_h": e.df_h,
             **({"answered_by": e.answered_by} if e.answered_by is not None else {}),
             **({"evidence_errors": e.evidence_errors} if e.evidence_errors else {}),
+            **({"remote": dataclasses.asdict(e.remote)} if e.remote is not None else {}),
             "category": d.category,
             "summary": d.summary,
             "hint": d.hint,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from agent.fix.remedy import Action, Context, Plan, Remedy, Step
 from agent.service import DockerService, detect_service
+from agent.settings import DEFAULT_DOCKER_HOST
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,9 @@ class EngineFacts:
     answers: bool
     how: str
     """How Docker would be started, in words."""
+    elsewhere: str | None = None
+    """The engine's address when it is not the system's socket and no --start-cmd says how to start it
+    (starting the system's Docker would not make that engine answer)."""
 
 
 class StartEngine(Remedy[EngineFacts]):
@@ -23,11 +27,17 @@ class StartEngine(Remedy[EngineFacts]):
     def gather(self, ctx: Context) -> EngineFacts:
         start_cmd = ctx.options.start_cmd
         how = f"`{start_cmd}`" if start_cmd else _detected(ctx).describe()
-        return EngineFacts(ctx.engine.answers(), how)
+        elsewhere = None if start_cmd or ctx.settings.docker_host == DEFAULT_DOCKER_HOST else ctx.settings.docker_host
+        return EngineFacts(ctx.engine.answers(), how, elsewhere)
 
     def plan(self, facts: EngineFacts) -> Plan:
         plan = Plan(self.name)
-        if not facts.answers:
+        if not facts.answers and facts.elsewhere:
+            plan.blocked = (
+                f"the engine is at {facts.elsewhere} (DOCKER_HOST), not the system's Docker: "
+                "start it there, or pass --start-cmd with the command that does"
+            )
+        elif not facts.answers:
             plan.actions.append(
                 Action("start_engine", facts.how, f"start Docker ({facts.how}) and wait until it answers")
             )

@@ -1,8 +1,9 @@
-"""The SDK's entry points, wrapped: one wrapper for every call that may run in local mode.
+"""The SDK's entry points, wrapped: one wrapper for every call that may run in local mode or as a managed job.
 
-Outside a local call, inside another captured call, and at any moment once the guest is disabled, the
+Outside a described call, inside another captured call, and at any moment once the guest is disabled, the
 wrapper calls the SDK's function and nothing else. In a local call, the call runs with its capture active
-(the taps keep what the SDK loses) and a failure is handed to the recorder, then re-raised unchanged.
+(the taps keep what the SDK loses) and a failure is handed to the recorder, then re-raised unchanged. In a
+managed (remote) call the guest only watches the exception leave: the same hand-over, nothing else.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import functools
 from collections.abc import Iterator
 
 from . import handover, local
-from .capture import ACTIVE, Capture
+from .capture import ACTIVE, Capture, Remote
 from .config import AGENT, disabled, guarded
 from .facts import Call
 
 
 def wrapping(describe, inside: str | None = None):
-    """The replacement maker for an entry point whose locality `describe` reads (see agent.guest.local).
+    """The replacement maker for an entry point whose call `describe` reads: a local `Call` (agent.guest.local),
+    a managed call's `Remote` (agent.guest.remote), or None (the SDK's alone).
     `inside`: the kind of capture this call reports within on its own (a pipeline's step within its
     pipeline's execution: the SDK turns the step's failure into the execution's `Failed` status)."""
 
@@ -49,11 +51,14 @@ def explained(kind: str = "call", **call: object) -> Iterator[Capture]:
 
 
 def _capture(describe, original, args: tuple, kwargs: dict) -> Capture | None:
-    call = describe(original, args, kwargs)
-    if call is None:
+    described = describe(original, args, kwargs)
+    if isinstance(described, Remote):
+        described.call.sdk = AGENT.sdk
+        return Capture(described.call, remote=described)
+    if described is None:
         return None
-    call.sdk = AGENT.sdk
-    return Capture(call, container_root=local.container_root(args[0]))
+    described.sdk = AGENT.sdk
+    return Capture(described, container_root=local.container_root(args[0]))
 
 
 @contextlib.contextmanager

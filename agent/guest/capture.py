@@ -1,7 +1,8 @@
 """One captured call: what the guest keeps while a local SDK call runs, and the facts it becomes on failure.
 
 The capture active in this context (or the one that started this SDK serving thread) is what every tap
-asks for with `capture_here()`: no capture, no tap.
+asks for with `capture_here()`: no capture, no tap. A managed (remote) call's capture keeps nothing while it
+runs: its facts are read from the SDK object once the exception left (`Remote`), and no tap acts for it.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import os
 import threading
 import weakref
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from time import time
 
 from .config import disabled, guarded
-from .facts import Call, FailureFacts, KeptContainer, PullError, RaisedException
+from .facts import Call, FailureFacts, KeptContainer, PullError, RaisedException, RemoteCall
 
 KEPT_LINES = 400
 
@@ -58,6 +60,20 @@ def compose_file(args) -> str | None:
 
 
 @dataclass
+class Remote:
+    """A managed call as a describe function sees it (agent.guest.remote): the `Call`, and how its `RemoteCall`
+    is read from the SDK object's plain attributes after the exception (the job's name is known only then)."""
+
+    call: Call
+    resource: str
+    read: Callable[[], RemoteCall]
+
+    def facts(self) -> RemoteCall:
+        """What the SDK object holds; at least the resource, when reading it failed (logged)."""
+        return guarded("remote", self.read) or RemoteCall(resource=self.resource)
+
+
+@dataclass
 class Capture:
     call: Call
     started: float = field(default_factory=time)
@@ -70,6 +86,8 @@ class Capture:
     """Containers the engine removes before the report (v3's `auto_remove` model servers): state and logs."""
     inner_reports: list[BaseException] = field(default_factory=list)
     """Exceptions an inner capture (a pipeline step) already reported: the outer call does not report them."""
+    remote: Remote | None = None
+    """Set for a managed (remote) call."""
 
     @property
     def kind(self) -> str:
@@ -93,6 +111,7 @@ class Capture:
             serving_failed=self.serving_failed,
             kept_containers=list(self.kept_containers),
             container_root=self.container_root,
+            remote=self.remote.facts() if self.remote else None,
         )
 
     def _keep_serving_stderr(self) -> None:
@@ -109,4 +128,5 @@ def capture_here() -> Capture | None:
     """The call this thread works for: the caller's own, or the one that started this serving thread."""
     if disabled():
         return None
-    return ACTIVE.get() or SERVING.get(threading.current_thread())
+    capture = ACTIVE.get() or SERVING.get(threading.current_thread())
+    return None if capture is None or capture.remote else capture

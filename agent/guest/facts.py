@@ -23,7 +23,8 @@ class Call:
     """The SDK call that failed, as the guest read it from plain attributes and arguments."""
 
     kind: str
-    """fit, deploy, predict, transform, process, train, serve, pipeline, call (an explicit `explained`)."""
+    """fit, deploy, predict, transform, process, train, serve, pipeline, call (an explicit `explained`); for a
+    managed (remote) call also tune and wait (sagemaker-core's waits)."""
     class_name: str | None = None
     instance_type: str | None = None
     images: list[str] = field(default_factory=list)
@@ -76,6 +77,23 @@ class KeptContainer:
 
 
 @dataclass
+class RemoteCall:
+    """A managed (remote) call as the guest read it from the SDK object's plain attributes after it raised."""
+
+    resource: str
+    """training, processing, transform, endpoint or tuning."""
+    name: str | None = None
+    """The job's, endpoint's or tuning job's name the SDK object holds (None: never created)."""
+    region: str | None = None
+    """The SDK session's region (None: the default chain's, as the SDK itself resolves it)."""
+    parameters: dict = field(default_factory=dict)
+    """Plain values read off the object (only those present; never credentials): instance_type, instance_count,
+    volume_size_gb, max_run_s, max_wait_s, spot (bool), checkpoint_s3_uri, entry_point, source_dir, image_uri,
+    role, subnets (list), security_group_ids (list), volume_kms_key, output_kms_key, max_parallel_jobs (tuning),
+    inputs ({channel: s3 uri} when plain strings)."""
+
+
+@dataclass
 class FailureFacts:
     call: Call
     started: float
@@ -92,6 +110,8 @@ class FailureFacts:
     answered_by: list[str] | None = None
     """Set when a deploy returned although its own serving container did not run: the SDK's /ping was answered
     by another endpoint, these containers publishing the serving port (none: a process outside the engine)."""
+    remote: RemoteCall | None = None
+    """Set for a managed (remote) call: then the other fields of the local run are empty."""
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=str)
@@ -110,6 +130,10 @@ class FailureFacts:
         facts.exception = RaisedException(**_known(RaisedException, facts.exception))
         facts.pull_errors = [PullError(**_known(PullError, entry)) for entry in facts.pull_errors]
         facts.kept_containers = [KeptContainer(**_known(KeptContainer, entry)) for entry in facts.kept_containers]
+        if facts.remote is not None:
+            facts.remote = RemoteCall(**_known(RemoteCall, facts.remote))
+            if not isinstance(facts.remote.parameters, dict):
+                facts.remote.parameters = {}
         facts.started = float(facts.started)
         return facts
 

@@ -25,16 +25,16 @@ RECORD_TIMEOUT_S = 180
 
 def report(capture: Capture, exc: BaseException) -> None:
     """Write the report and tell the user (called guarded: our trouble never replaces their exception)."""
-    answer = _recorded(capture.facts(RaisedException.of(exc)))
+    facts = capture.facts(RaisedException.of(exc))
+    answer = _recorded(facts)
     if answer is None:
         return
     repair = "; to repair it, run `smdiag fix`" if answer.get("remedy") else ""
     note = f"smdiag: {answer['category']}: {answer['summary']} (details: smdiag last-failure{repair})"
     with contextlib.suppress(AttributeError):
         exc.add_note(note)
-    step = f" at step {capture.call.step!r}" if capture.call.step else ""
     print(
-        f"\nsmdiag: local-mode {capture.kind} failed{step} [{answer['category']}]\n"
+        f"\nsmdiag: {what_failed(facts)} [{answer['category']}]\n"
         f"  {one_line(answer['summary'])}\n"
         f"  hint: {answer['hint']}\n"
         f"  report: {answer['path']} (run `smdiag last-failure`)",
@@ -56,9 +56,21 @@ def report_answered_elsewhere(capture: Capture, port: int, holders: list[str]) -
     print(line, file=sys.stderr)
 
 
+def what_failed(facts: FailureFacts) -> str:
+    """The call, as the summary's first line names it: `local-mode fit failed`, `managed training job NAME
+    failed`, `managed endpoint NAME failed`."""
+    remote = facts.remote
+    if remote is None:
+        step = f" at step {facts.call.step!r}" if facts.call.step else ""
+        return f"local-mode {facts.call.kind} failed{step}"
+    resource = remote.resource if remote.resource == "endpoint" else f"{remote.resource} job"
+    return " ".join(["managed", resource, *([remote.name] if remote.name else []), "failed"])
+
+
 def _recorded(facts: FailureFacts) -> dict | None:
     """The recorder's answer; None when it failed (logged, and the user learns why no report follows)."""
-    facts.container_root = facts.container_root or sdk_container_root()
+    if facts.remote is None:  # a managed job's containers are not this machine's
+        facts.container_root = facts.container_root or sdk_container_root()
     try:
         return record(facts)
     except Exception as problem:  # noqa: BLE001 - logged; the user learns why no report follows

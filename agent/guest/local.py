@@ -40,7 +40,7 @@ def method(kind: str):
     local = {"train": _trainer, "serve": _builder}.get(kind) or functools.partial(_estimator, kind)
 
     def describe(original, args: tuple, kwargs: dict) -> Call | None:
-        if _class_names(instance_dict(args[0]).get("sagemaker_session")) & PIPELINE_SESSIONS:
+        if class_names(instance_dict(args[0]).get("sagemaker_session")) & PIPELINE_SESSIONS:
             return None
         return local(original, args, kwargs)
 
@@ -58,7 +58,7 @@ def _estimator(kind: str, original, args: tuple, kwargs: dict) -> Call | None:
             return None
     else:
         instance_type = attributes.get("instance_type")
-    local_session = _class_names(attributes.get("sagemaker_session")) & LOCAL_SESSIONS
+    local_session = class_names(attributes.get("sagemaker_session")) & LOCAL_SESSIONS
     if not (isinstance(instance_type, str) and str.startswith(instance_type, "local") or local_session):
         return None
     return call(kind, type(obj).__name__, instance_type, attributes.get("image_uri"), attributes.get("endpoint_name"))
@@ -133,17 +133,23 @@ _REFUSED = object()
 
 
 def _argument(original, args: tuple, kwargs: dict, name: str):
+    bound = arguments(original, args, kwargs)
+    return _REFUSED if bound is None else bound.get(name)
+
+
+def arguments(original, args: tuple, kwargs: dict) -> dict | None:
+    """The call's arguments by name; None when the SDK itself refuses them (its own error follows)."""
     try:
-        return inspect.signature(original).bind(*args, **kwargs).arguments.get(name)
+        return inspect.signature(original).bind(*args, **kwargs).arguments
     except TypeError:
-        return _REFUSED
+        return None
 
 
 def _is_local_container(mode) -> bool:
     return instance_dict(mode).get("_name_") == LOCAL_CONTAINER
 
 
-def _class_names(obj) -> set[str]:
+def class_names(obj) -> set[str]:
     return {cls.__name__ for cls in type(obj).__mro__}
 
 

@@ -13,7 +13,7 @@ import inspect
 import sys
 from importlib import metadata
 
-from . import local, taps_v2, taps_v3
+from . import local, remote, taps_v2, taps_v3
 from .calls import wrapping
 from .config import disabled, guarded
 
@@ -39,7 +39,9 @@ def _replace(owner, name: str, make) -> None:
 
 
 def _method(owner_name: str, name: str, kind: str):
-    return lambda module: _replace(getattr(module, owner_name), name, wrapping(local.method(kind)))
+    """An SDK object's entry point: local (agent.guest.local), or managed too where `remote.KINDS` has its kind."""
+    describe = remote.method(kind) if kind in remote.KINDS else local.method(kind)
+    return lambda module: _replace(getattr(module, owner_name), name, wrapping(describe))
 
 
 def _patch_image(module) -> None:
@@ -63,7 +65,7 @@ def _patch_processors(module) -> None:
     """`Processor.run` and every processor of the module that defines its own `run` (Script, Framework)."""
     for owner in vars(module).values():
         if isinstance(owner, type) and issubclass(owner, module.Processor) and "run" in vars(owner):
-            _replace(owner, "run", wrapping(local.method("process")))
+            _replace(owner, "run", wrapping(remote.method("process")))
 
 
 def _patch_local_pipeline(module) -> None:
@@ -79,8 +81,15 @@ def _patch_local_client(module, jobs: bool) -> None:
 
 
 def _patch_model_builder(module) -> None:
-    for name in ("build", "deploy", "deploy_local"):
+    for name in ("build", "deploy_local"):
         _replace(module.ModelBuilder, name, wrapping(local.method("serve")))
+    _replace(module.ModelBuilder, "deploy", wrapping(remote.method("serve")))
+
+
+def _patch_resources(module) -> None:
+    """sagemaker-core's waits, called by a user on a job or endpoint (inside an SDK call they are its own)."""
+    for owner, name, resource, name_field in RESOURCE_WAITS:
+        _replace(getattr(module, owner), name, wrapping(remote.resource_wait(resource, name_field)))
 
 
 def _patch_local_container_mode(module) -> None:
@@ -95,12 +104,20 @@ LOCAL_CLIENT_CALLS = {
     "create_transform_job": "transform",
     "create_endpoint": "deploy",
 }
+RESOURCE_WAITS = (
+    ("TrainingJob", "wait", "training", "training_job_name"),
+    ("ProcessingJob", "wait", "processing", "processing_job_name"),
+    ("TransformJob", "wait", "transform", "transform_job_name"),
+    ("HyperParameterTuningJob", "wait", "tuning", "hyper_parameter_tuning_job_name"),
+    ("Endpoint", "wait_for_status", "endpoint", "endpoint_name"),
+)
 PATCHES_BY_MAJOR = {
     2: {
         "sagemaker.estimator": _method("EstimatorBase", "fit", "fit"),
         "sagemaker.model": _method("Model", "deploy", "deploy"),
         "sagemaker.base_predictor": _method("Predictor", "predict", "predict"),
         "sagemaker.transformer": _method("Transformer", "transform", "transform"),
+        "sagemaker.tuner": _method("HyperparameterTuner", "fit", "tune"),
         "sagemaker.processing": _patch_processors,
         "sagemaker.modules.train.model_trainer": _method("ModelTrainer", "train", "train"),
         "sagemaker.modules.local_core.local_container": _patch_local_container,
@@ -117,6 +134,7 @@ PATCHES_BY_MAJOR = {
         "sagemaker.core.local.image": _patch_image,
         "sagemaker.core.local.entities": _patch_entities,
         "sagemaker.core.local.local_session": functools.partial(_patch_local_client, jobs=True),
+        "sagemaker.core.resources": _patch_resources,
     },
 }
 

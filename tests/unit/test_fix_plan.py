@@ -25,7 +25,7 @@ from agent.fix.local_mode import is_local_mode_container
 from agent.fix.registry import REMEDIES
 from agent.fix.remedy import Plan, Remedy
 from agent.fix.stale_network import NetworkFacts, network_problem
-from agent.fix.start_engine import EngineFacts
+from agent.fix.start_engine import EngineFacts, StartEngine
 from agent.host.doctor import diagnose
 
 SDK_LABELS = {
@@ -204,3 +204,11 @@ def test_fix_and_doctor_fix_explain_themselves_and_refuse_bad_input_before_any_w
     assert unknown.returncode == 2 and "unknown check" in unknown.stderr and "Traceback" not in unknown.stderr
     stray = smdiag("doctor", "--yes")
     assert stray.returncode == 2 and "go with --fix" in stray.stderr
+
+
+def test_start_engine_does_not_start_the_systems_docker_for_an_engine_at_another_address():
+    elsewhere = StartEngine().plan(EngineFacts(False, "systemd (docker.service)", "unix:///tmp/other.sock"))
+    assert elsewhere.actions == [] and "unix:///tmp/other.sock" in elsewhere.blocked
+    assert "--start-cmd" in elsewhere.blocked
+    here = StartEngine().plan(EngineFacts(False, "systemd (docker.service)"))
+    assert [action.kind for action in here.actions] == ["start_engine"] and here.blocked is None

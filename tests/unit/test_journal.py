@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent.host import kernels
-from agent.journal import Journal, append_line, read_lines, restore_inline
+from agent.journal import Journal, append_line, read_lines, restore_inline, signals_blocked
 from agent.statedir import StateDir
 
 
@@ -154,3 +154,32 @@ def test_a_fix_killed_after_writing_its_shim_is_taken_back_by_fix_undo(tmp_path,
     assert json.loads(undone.stdout)["undone"] == [f"removed {shim}"] and not shim.exists()
     again = smdiag("fix", "--undo", "--json")
     assert again.returncode == 1 and "no fix to undo" in again.stderr
+
+
+def test_a_child_started_while_signals_are_held_still_ends_on_sigterm():
+    """A rollback restarts Docker inside the block: that daemon must still stop when asked."""
+    with signals_blocked():
+        child = subprocess.Popen(["sleep", "600"])
+    try:
+        child.terminate()
+        assert child.wait(timeout=60) == -signal.SIGTERM
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_signal_held_by_the_block_is_delivered_when_it_ends(tmp_path):
+    program = textwrap.dedent(
+        """
+        import os, signal, sys
+        from agent.journal import signals_blocked
+        signal.signal(signal.SIGTERM, lambda *_: print("SIGTERM handled", flush=True))
+        with signals_blocked():
+            os.kill(os.getpid(), signal.SIGTERM)
+            print("block finished", flush=True)
+        print("after the block", flush=True)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["block finished", "SIGTERM handled", "after the block"]

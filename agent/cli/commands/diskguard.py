@@ -115,8 +115,6 @@ def diskguard_run(
             guard = Guard(settings, engine, policy, path, interval)
             signal.signal(signal.SIGTERM, guard.shutdown)
             signal.signal(signal.SIGINT, guard.shutdown)
-            # A guard started again by a rollback inherits its blocked signals (agent.journal.signals_blocked).
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
             guard.serve()
         return 0, {"stopped": True}, "diskguard: stopped"
 

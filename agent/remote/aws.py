@@ -1,0 +1,168 @@
+"""AWS access for smdiag's own reads: the user's credential chain (environment, profile, container or
+instance role; nothing stored), every call bounded by one shared time budget, and failures turned into one
+line that names the permission a refusal lacks. boto3 is imported at the first client, never on import, so
+that `python -m agent.record` and the CLI start lean."""
+
+from __future__ import annotations
+
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable
+
+from agent.errors import SmdiagError
+from agent.redact import process_redactor
+
+CALL_TIMEOUT_S = 5.0
+"""The longest one attempt may wait to connect, and then for each read."""
+PARALLEL_CALLS = 8
+"""Calls made at once by `in_parallel` (one client serves them all: boto3's clients are thread-safe)."""
+MAX_LINE = 400
+"""A why_not line is cut here: it is one row of a report or a table."""
+
+ACCESS_DENIED_CODES = frozenset(
+    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess", "NotAuthorized"}
+)
+_TAG = re.compile(r"<[^>]*>")
+_ACTION_IN_MESSAGE = re.compile(r"not authorized to perform:? ([a-z0-9-]+:[A-Za-z0-9*]+)")
+
+
+class AwsUnavailable(SmdiagError):
+    """AWS cannot be asked at all: no credentials, no region, no answer in time. Exit 1, one line."""
+
+    exit_code = 1
+
+
+class Deadline:
+    """A time budget shared by all calls of one gathering: each call gets what is left, at most
+    CALL_TIMEOUT_S per attempt."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return max(0.0, self._end - time.monotonic())
+
+
+def client(service: str, region: str | None, deadline: Deadline):
+    """A boto3 client for `service` whose attempts end before `deadline`: connect and read timeouts of
+    min(CALL_TIMEOUT_S, what is left), a second attempt only when the budget holds two. `region` None: the
+    default chain's (AWS_REGION / AWS_DEFAULT_REGION, the profile). Raises AwsUnavailable when there is no
+    time left, no region or no credentials, before any request."""
+    left = deadline.left()
+    if left < 0.05:
+        raise AwsUnavailable(f"no time left to ask {service} (budget {deadline.seconds:g} s spent)")
+    import boto3  # lazily: a second of import the recorder and the CLI pay only for a remote call
+    from botocore.config import Config
+
+    timeout = min(CALL_TIMEOUT_S, left)
+    attempts = 2 if left >= 2 * timeout + 1 else 1
+    session = boto3.session.Session(region_name=region)
+    if session.region_name is None:
+        raise AwsUnavailable("no AWS region configured", "pass --region, or set AWS_REGION / AWS_DEFAULT_REGION")
+    if session.get_credentials() is None:
+        raise AwsUnavailable(
+            "no AWS credentials found (environment, profile, container or instance role)",
+            "set AWS_PROFILE or AWS credentials in the environment, or run where a role is attached",
+        )
+    config = Config(
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        retries={"total_max_attempts": attempts, "mode": "standard"},
+        user_agent_extra="smdiag",
+    )
+    return session.client(service, config=config)
+
+
+def error_code(error: BaseException) -> str | None:
+    """The service's error code of a botocore ClientError ("AccessDeniedException"), else None."""
+    return _service_error(error)[0]
+
+
+def error_message(error: BaseException) -> str:
+    return _service_error(error)[1]
+
+
+_XML_ERROR = re.compile(r"<Code>(?P<code>[^<]+)</Code>\s*<Message>(?P<message>[^<]*)</Message>")
+"""An XML error body where botocore expected JSON (a proxy's, or moto's IAM refusal): its code and message."""
+
+
+def _service_error(error: BaseException) -> tuple[str | None, str]:
+    response = getattr(error, "response", None)
+    if not isinstance(response, dict):
+        return None, str(error)
+    found = response.get("Error") or {}
+    code, message = found.get("Code"), str(found.get("Message") or error)
+    framed = _XML_ERROR.search(message)
+    if framed is not None:
+        code, message = framed["code"], framed["message"]
+    return code or None, message
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """AWS gave no answer at all (credentials, region, connection, timeout), as opposed to a refusal."""
+    if isinstance(error, AwsUnavailable):
+        return True
+    names = {cls.__name__ for cls in type(error).__mro__}
+    return bool(names & {"NoCredentialsError", "NoRegionError", "EndpointConnectionError", "ConnectTimeoutError",
+                         "ReadTimeoutError", "ConnectionClosedError", "PartialCredentialsError"})  # fmt: skip
+
+
+def why_not(error: BaseException, action: str) -> str:
+    """One redacted line saying why `action` (an IAM action, "logs:GetLogEvents") could not be done: a
+    refusal names the permission it lacks ("AccessDeniedException: ... (needs logs:GetLogEvents)"), a
+    silence names the endpoint ("no answer from https://logs.us-east-1.amazonaws.com in the time allowed")."""
+    code = error_code(error)
+    if isinstance(error, AwsUnavailable):
+        line = error.one_line()
+    elif code is not None:
+        message = _TAG.sub(" ", error_message(error))  # an HTTP error page where the API's answer was due
+        line = f"{code}: {message}"
+        if code in ACCESS_DENIED_CODES or "not authorized" in message:
+            named = _ACTION_IN_MESSAGE.search(message)
+            line += f" (needs {named.group(1) if named else action})"
+        else:
+            line += f" (asking {action})"
+    elif is_unavailable(error):
+        endpoint = getattr(error, "kwargs", {}).get("endpoint_url") or action.partition(":")[0]
+        name = type(error).__name__
+        if name in {"ReadTimeoutError", "ConnectTimeoutError"}:
+            line = f"no answer from {endpoint} in the time allowed ({name}, asking {action})"
+        else:
+            line = f"{name}: {error} (asking {action})"
+    else:
+        line = f"{type(error).__name__}: {error} (asking {action})"
+    line = " ".join(line.split())
+    return process_redactor().text(line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…")
+
+
+def in_parallel(read: Callable, items: list) -> list:
+    """`read(item)` for every item, PARALLEL_CALLS at a time, in daemon threads (a stalled call never holds the
+    process's exit); an error is raised once all are done."""
+    results: list = [None] * len(items)
+    pending = queue.SimpleQueue()
+    for entry in enumerate(items):
+        pending.put(entry)
+    failures: list[Exception] = []
+
+    def work() -> None:
+        while True:
+            try:
+                index, item = pending.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                results[index] = read(item)
+            except Exception as exc:  # noqa: BLE001 - raised below, in the caller's thread
+                failures.append(exc)
+
+    workers = [threading.Thread(target=work, daemon=True) for _ in range(min(PARALLEL_CALLS, len(items)))]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    if failures:
+        raise failures[0]
+    return results

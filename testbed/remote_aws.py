@@ -1,0 +1,216 @@
+"""Managed SageMaker jobs as the bed has them: moto's `ThreadedMotoServer` inside the test process, so a test
+sets a job's state on moto's own backend (moto completes every job at once, and no API call makes one
+fail) while the SDK, the guest and the recorder reach it over HTTP like AWS.
+
+`ManagedAws.env()` points a program at it; `next_job(JobState)` gives the jobs created while it is open the
+case's state and log streams; `refuse_create(code, message)` makes the Create call refuse as the service
+does; `put_job(name, JobState)` leaves a job behind for `smdiag job NAME` to find after the fact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+"""moto's default account: the one its backend keeps every resource under."""
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/SageMakerRole"
+BUCKET = "smdiag-bed-bucket"
+IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/smdiag-train:1"
+LOG_GROUPS = {
+    "training": "/aws/sagemaker/TrainingJobs",
+    "processing": "/aws/sagemaker/ProcessingJobs",
+    "transform": "/aws/sagemaker/TransformJobs",
+}
+"""The CloudWatch group of each job kind (an endpoint's is `/aws/sagemaker/Endpoints/<name>`)."""
+_CREATES = {
+    "training": ("create_training_job", "training_job_name"),
+    "processing": ("create_processing_job", "processing_job_name"),
+    "transform": ("create_transform_job", "transform_job_name"),
+    "endpoint": ("create_endpoint", "endpoint_name"),
+}
+_STATUS_ATTRIBUTE = {
+    "training": "training_job_status",
+    "processing": "processing_job_status",
+    "transform": "transform_job_status",
+    "endpoint": "endpoint_status",
+}
+
+
+@dataclass
+class JobState:
+    """What a case's job looks like to Describe* and CloudWatch. `logs`: per host (`algo-1`, ...) its lines,
+    each a text or `(seconds after the job started, text)` (a distributed case sets which host failed first)."""
+
+    status: str = "Failed"
+    failure_reason: str | None = None
+    secondary_status: str | None = None
+    """Defaults to `status`."""
+    transitions: list[tuple[str, str]] = field(default_factory=list)
+    """(secondary status, its message), oldest first."""
+    logs: dict[str, list] = field(default_factory=dict)
+    training_seconds: int | None = None
+    extra: dict = field(default_factory=dict)
+    """Other attributes of moto's job object, by moto's attribute name (e.g. `resource_config`)."""
+
+
+class ManagedAws:
+    """One ThreadedMotoServer on a free port for the life of the context (one per test module is enough)."""
+
+    def __init__(self) -> None:
+        self._server = None
+        self.endpoint = ""
+
+    def __enter__(self) -> ManagedAws:
+        from moto.server import ThreadedMotoServer
+
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        self.client("s3").create_bucket(Bucket=BUCKET)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._server.stop()
+
+    def env(self, directory: Path) -> dict[str, str]:
+        """A program's AWS: this server for every service, test keys, the region, no instance metadata, and a
+        SageMaker config (in `directory`) with the SDK's telemetry off (offline it only costs seconds)."""
+        config = directory / "sagemaker-config.yaml"
+        config.write_text("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "SAGEMAKER_USER_CONFIG_OVERRIDE": str(config),
+            "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
+        }
+
+    def client(self, service: str):
+        import boto3
+
+        return boto3.client(
+            service, region_name=REGION, endpoint_url=self.endpoint,
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )  # fmt: skip
+
+    @staticmethod
+    def sagemaker_backend():
+        from moto.sagemaker.models import sagemaker_backends
+
+        return sagemaker_backends[ACCOUNT][REGION]
+
+    @contextlib.contextmanager
+    def next_job(self, state: JobState, resource: str = "training") -> Iterator[list[str]]:
+        """Jobs (or endpoints) of `resource` created inside the context get `state`; yields their names."""
+        created: list[str] = []
+
+        def apply(job) -> None:
+            name = getattr(job, _CREATES[resource][1])
+            created.append(name)
+            self._apply(resource, job, name, state)
+
+        with _after_create(resource, apply):
+            yield created
+
+    @contextlib.contextmanager
+    def refuse_create(self, code: str, message: str, resource: str = "training") -> Iterator[None]:
+        """The Create call of `resource` refused with the service's error code and message (no job is made)."""
+        from moto.core.exceptions import JsonRESTError
+
+        def refuse(*args, **kwargs):
+            raise JsonRESTError(code, message)
+
+        with _replaced_create(resource, refuse):
+            yield
+
+    def put_job(self, name: str, state: JobState, **overrides) -> None:
+        """A training job made as another tool would make it, left in `state` (`overrides`: CreateTrainingJob
+        parameters)."""
+        request = {
+            "TrainingJobName": name,
+            "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+            "RoleArn": ROLE,
+            "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/out"},
+            "ResourceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 86400},
+            **overrides,
+        }
+        self.client("sagemaker").create_training_job(**request)
+        job = self.sagemaker_backend().training_jobs[name]
+        self._apply("training", job, name, state)
+
+    def _apply(self, resource: str, job, name: str, state: JobState) -> None:
+        setattr(job, _STATUS_ATTRIBUTE[resource], state.status)
+        job.failure_reason = state.failure_reason
+        if resource == "training":
+            job.secondary_status = state.secondary_status or state.status
+            transitions = [
+                {"Status": status, "StatusMessage": message, "StartTime": job.creation_time}
+                for status, message in state.transitions
+            ]
+            job.secondary_status_transitions = transitions or job.secondary_status_transitions
+            if state.training_seconds is not None:
+                job.training_time_in_seconds = state.training_seconds
+        for attribute, value in state.extra.items():
+            setattr(job, attribute, value)
+        if state.logs:
+            self._write_logs(resource, name, state.logs)
+
+    @staticmethod
+    def _write_logs(resource: str, name: str, logs: dict[str, list]) -> None:
+        """The host streams as SageMaker names them, written on moto's logs backend (this runs inside the
+        server's own request, which must not call the server back)."""
+        from moto.logs.models import logs_backends
+
+        backend = logs_backends[ACCOUNT][REGION]
+        group = LOG_GROUPS.get(resource) or f"/aws/sagemaker/Endpoints/{name}"
+        if group not in backend.groups:
+            backend.create_log_group(group, tags={})
+        started_ms = int(time.time() * 1000)
+        epoch = started_ms // 1000
+        for host, lines in logs.items():
+            stream = f"AllTraffic/{host}" if resource == "endpoint" else f"{name}/{host}-{epoch}"
+            backend.create_log_stream(group, stream)
+            events = []
+            for index, line in enumerate(lines):
+                seconds, text = line if isinstance(line, tuple) else (index * 0.001, line)
+                events.append({"timestamp": started_ms + int(seconds * 1000), "message": text})
+            backend.put_log_events(group, stream, sorted(events, key=lambda event: event["timestamp"]))
+
+
+@contextlib.contextmanager
+def _after_create(resource: str, then) -> Iterator[None]:
+    """moto's Create of `resource`, followed by `then(the object it made)`."""
+    from moto.sagemaker.models import SageMakerModelBackend
+
+    method, _ = _CREATES[resource]
+    original = getattr(SageMakerModelBackend, method)
+
+    def create(backend, *args, **kwargs):
+        made = original(backend, *args, **kwargs)
+        then(made)
+        return made
+
+    with _replaced_create(resource, create):
+        yield
+
+
+@contextlib.contextmanager
+def _replaced_create(resource: str, replacement) -> Iterator[None]:
+    from moto.sagemaker.models import SageMakerModelBackend
+
+    method, _ = _CREATES[resource]
+    original = SageMakerModelBackend.__dict__[method]
+    setattr(SageMakerModelBackend, method, replacement)
+    try:
+        yield
+    finally:
+        setattr(SageMakerModelBackend, method, original)

@@ -1,0 +1,307 @@
+"""The recorder's evidence of a failed managed job, against moto over HTTP: the Describe, every host's log
+stream (more than one page of streams and of events), the host that failed first, a Create refusal and its
+quota, a source the role may not read, and AWS that never answers. The recorder runs as the guest runs it
+(`python -m agent.record`, the facts on stdin) unless a test reads one source in-process."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+from agent.remote import evidence
+from testbed.remote_aws import ACCOUNT, BUCKET, IMAGE, REGION, ROLE, JobState, ManagedAws
+
+HOSTS = 53
+"""More hosts than one DescribeLogStreams page holds (50)."""
+LINES = 260
+"""More lines per host than one GetLogEvents page (LOG_PAGE_EVENTS) and than the report keeps."""
+SECRET = "hf_Zq8v2LmN4pR7sT1uW3xY5zA6bC9dE0fG"
+
+
+@pytest.fixture(scope="module")
+def aws():
+    with ManagedAws() as managed:
+        yield managed
+
+
+@pytest.fixture
+def env(aws, hermetic_env, tmp_path) -> dict[str, str]:
+    return {**hermetic_env, **aws.env(tmp_path)}
+
+
+def facts(name: str | None, message: str = "", resource: str = "training", **parameters) -> str:
+    """What the guest hands the recorder for a failed managed call."""
+    return json.dumps(
+        {
+            "call": {"kind": "fit", "class_name": "Estimator", "sdk": "v2"},
+            "started": time.time(),
+            "exception": {"type": "UnexpectedStatusException", "message": message},
+            "remote": {"resource": resource, "name": name, "region": REGION, "parameters": parameters},
+        }
+    )
+
+
+def record(text: str, env: dict[str, str], timeout: float = 60) -> tuple[dict, dict, str]:
+    """Run the recorder; its answer, the stored report.json and report.txt."""
+    done = subprocess.run(
+        [sys.executable, "-m", "agent.record"], input=text, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    answer = json.loads(done.stdout)
+    directory = Path(answer["path"])
+    return answer, json.loads((directory / "report.json").read_text()), (directory / "report.txt").read_text()
+
+
+def distributed_logs() -> dict[str, list]:
+    """A 53-host job whose algo-37 dies first (CUDA OOM at 231 s); algo-2 aborts after it (NCCL watchdog, 240 s);
+    every host writes LINES lines, one a second, the errors inside the last lines kept."""
+    logs = {}
+    for n in range(1, HOSTS + 1):
+        lines = [(float(i), f"algo-{n} step {i} loss 0.{i:03d}") for i in range(LINES)]
+        if n == 37:
+            lines[230] = (230.0, "Traceback (most recent call last):")
+            lines[231] = (231.0, "RuntimeError: CUDA out of memory. Tried to allocate 288.00 MiB (GPU 0)")
+        if n == 2:
+            lines[240] = (240.0, "[E ProcessGroupNCCL.cpp:475] Some NCCL operations have failed or timed out. SIGABRT")
+        logs[f"algo-{n}"] = lines
+    return logs
+
+
+def test_describe_and_every_hosts_logs_name_the_host_that_failed_first(aws, env):
+    name = "dist-train-oom"
+    reason = 'AlgorithmError: ExecuteUserScriptError:\nExitCode 1\nErrorMessage ""'
+    aws.put_job(
+        name,
+        JobState(failure_reason=reason, logs=distributed_logs(), training_seconds=140),
+        Environment={"HF_TOKEN": SECRET},
+        ResourceConfig={"InstanceType": "ml.g5.xlarge", "InstanceCount": HOSTS, "VolumeSizeInGB": 50},
+    )
+    message = f"Error for Training job {name}: Failed. Reason: {reason}"
+    started = time.monotonic()
+    answer, report, text = record(facts(name, message, instance_count=HOSTS), env)
+    print(f"recorder: exception -> report on disk in {time.monotonic() - started:.2f} s ({HOSTS} hosts)")
+
+    remote = report["remote"]
+    assert remote["job"]["TrainingJobStatus"] == "Failed" and remote["job"]["FailureReason"] == reason
+    assert remote["job"]["ResourceConfig"]["InstanceCount"] == HOSTS
+    assert isinstance(remote["job"]["CreationTime"], float) and "ResponseMetadata" not in remote["job"]
+    assert remote["parameters"] == {"instance_count": HOSTS}
+    assert sorted(log["host"] for log in remote["logs"]) == sorted(f"algo-{n}" for n in range(1, HOSTS + 1))
+    by_host = {log["host"]: log for log in remote["logs"]}
+    kept = by_host["algo-5"]["lines"]
+    assert len(kept) == evidence.REMOTE_LOG_LINES and kept[-1] == f"algo-5 step {LINES - 1} loss 0.{LINES - 1:03d}"
+    assert kept[0] == f"algo-5 step {LINES - evidence.REMOTE_LOG_LINES} loss 0.{LINES - evidence.REMOTE_LOG_LINES:03d}"
+    assert by_host["algo-37"]["first_error"].startswith("RuntimeError: CUDA out of memory")
+    assert by_host["algo-2"]["first_error"].endswith("SIGABRT")
+    assert by_host["algo-37"]["first_error_time"] < by_host["algo-2"]["first_error_time"]
+    assert by_host["algo-5"]["first_error"] is None
+    assert "evidence_errors" not in report
+    assert "first failing host: algo-37" in text and "RuntimeError: CUDA out of memory" in text
+    assert "ExitCode 1" in text and "status:   Failed" in text
+    assert SECRET not in json.dumps(report) and SECRET not in text
+    assert answer["category"] == report["category"] == "job_out_of_memory"  # CLASSIFY's rules (r-classify)
+    assert "algo-37" in answer["summary"]
+
+
+def test_a_create_refused_for_its_quota_keeps_the_refusal_and_reads_the_quota(aws, env, sagemaker_quota):
+    quota = "ml.p3.2xlarge for training job usage"
+    refused = (
+        f"The account-level service limit '{quota}' is 0 Instances, with current utilization of 0 Instances "
+        "and a request delta of 1 Instances. Please contact AWS support to request an increase for this limit."
+    )
+    with aws.refuse_create("ResourceLimitExceeded", refused), pytest.raises(ClientError) as raised:
+        aws.client("sagemaker").create_training_job(**training_job("never-made"))
+    sagemaker_quota(quota, "L-2B0FE5EA", applied=0.0)
+
+    _, report, text = record(facts("never-made", str(raised.value)), env)
+
+    remote = report["remote"]
+    assert remote["refusal"] == {"code": "ResourceLimitExceeded", "operation": "CreateTrainingJob", "message": refused}
+    assert remote["quota"] == {"name": quota, "value": 0.0, "code": "L-2B0FE5EA"}
+    assert remote["job"] is None and remote["logs"] == []  # no job exists: nothing else was asked
+    assert "evidence_errors" not in report
+    assert "refused:  CreateTrainingJob: ResourceLimitExceeded" in text and "L-2B0FE5EA" in text
+    assert report["category"] == "quota_exceeded" and quota in report["hint"] + report["summary"]
+
+
+def test_a_log_read_the_role_may_not_make_is_recorded_with_its_permission(aws, env):
+    name = "logs-denied"
+    aws.put_job(name, JobState(failure_reason="AlgorithmError: ExitCode 1", logs={"algo-1": ["ValueError: x"]}))
+    keys = user_denied(aws, "no-log-reader", "logs:GetLogEvents")
+    from moto.core.authorization import enable_iam_authentication
+
+    with enable_iam_authentication():
+        _, report, text = record(facts(name), {**env, **keys})
+
+    assert report["remote"]["job"]["FailureReason"] == "AlgorithmError: ExitCode 1"  # Describe was allowed
+    assert report["remote"]["logs"] == []
+    error = report["evidence_errors"]["logs"]
+    assert error.startswith("AccessDenied") and error.endswith("(needs logs:GetLogEvents)")
+    assert keys["AWS_SECRET_ACCESS_KEY"] not in json.dumps(report)
+    assert "not gathered: logs: AccessDenied" in text
+
+
+def test_an_endpoint_is_read_with_its_config_and_its_instances_logs(aws, env):
+    name = "ep-load-failed"
+    state = JobState(
+        failure_reason="The primary container for production variant AllTraffic did not pass the ping health check.",
+        logs={"i-0a1b2c3d4e5f": ["Load model failed: model, error: Worker died."]},
+    )
+    sagemaker = aws.client("sagemaker")
+    sagemaker.create_model(ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={"Image": IMAGE})
+    sagemaker.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}
+        ],
+    )
+    with aws.next_job(state, "endpoint"):
+        sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
+
+    _, report, text = record(facts(name, resource="endpoint"), env)
+
+    job = report["remote"]["job"]
+    assert job["EndpointStatus"] == "Failed" and job["EndpointConfig"]["ProductionVariants"][0]["ModelName"] == name
+    [log] = report["remote"]["logs"]
+    assert log["host"] == "i-0a1b2c3d4e5f" and log["first_error"] == "Load model failed: model, error: Worker died."
+    assert "managed endpoint ep-load-failed" in text and "first failing host: i-0a1b2c3d4e5f" in text
+    assert report["category"] == "model_load_failed"
+
+
+def test_aws_that_never_answers_still_gets_a_report_within_the_budget(env):
+    with silent_listener() as endpoint:
+        _, report, text = record(
+            facts("stalled-job"), {**env, "AWS_ENDPOINT_URL": endpoint}, timeout=evidence.REMOTE_BUDGET_S + 30
+        )
+
+    errors = report["evidence_errors"]
+    assert errors["describe"].startswith("no answer from") and "DescribeTrainingJob" in errors["describe"]
+    assert errors["logs"].startswith("not asked: no answer from")
+    assert sum(report["evidence_seconds"].values()) <= evidence.REMOTE_BUDGET_S
+    assert report["remote"]["job"] is None and "not gathered: describe: no answer" in text
+
+
+def test_the_gathering_of_one_source_is_cut_at_the_budget(env, monkeypatch):
+    """In-process: a budget shorter than one call's timeout still ends the gathering at the budget."""
+    for variable in [v for v in os.environ if v.startswith("AWS_")]:
+        monkeypatch.delenv(variable)
+    with silent_listener() as endpoint:
+        for variable, value in {**env, "AWS_ENDPOINT_URL": endpoint}.items():
+            if variable.startswith("AWS_"):
+                monkeypatch.setenv(variable, value)
+        remote, errors, seconds = evidence.gather("processing", "stalled-processing", REGION, {}, budget_s=1.5)
+    assert remote.job is None and remote.logs == []
+    assert "DescribeProcessingJob" in errors["describe"] or "budget" in errors["describe"]
+    assert seconds["describe"] < 1.5 + 2  # the budget, not one call's timeout (aws.CALL_TIMEOUT_S, 5 s)
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def training_job(name: str) -> dict:
+    return {
+        "TrainingJobName": name,
+        "RoleArn": ROLE,
+        "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+        "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/out"},
+        "ResourceConfig": {"InstanceType": "ml.p3.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+    }
+
+
+def user_denied(aws: ManagedAws, user: str, action: str) -> dict[str, str]:
+    """Keys of an IAM user allowed everything but `action` (moto enforces IAM once asked to)."""
+    iam = aws.client("iam")
+    iam.create_user(UserName=user)
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "*", "Resource": "*"},
+            {"Effect": "Deny", "Action": action, "Resource": "*"},
+        ],
+    }
+    iam.put_user_policy(UserName=user, PolicyName="all-but-one", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+
+
+@pytest.fixture
+def sagemaker_quota(monkeypatch):
+    """sagemaker_quota(name, code, applied): Service Quotas knows that SageMaker quota (moto knows VPC's only)."""
+    from moto.servicequotas.models import ServiceQuotasBackend
+
+    known: dict[str, dict] = {}
+
+    def define(name: str, code: str, applied: float) -> None:
+        known[code] = {
+            "QuotaCode": code,
+            "QuotaName": name,
+            "ServiceCode": "sagemaker",
+            "Value": applied,
+            "QuotaArn": f"arn:aws:servicequotas:{REGION}:{ACCOUNT}:sagemaker/{code}",
+            "Unit": "None",
+            "Adjustable": True,
+            "GlobalQuota": False,
+            "ServiceName": "Amazon SageMaker",
+        }
+
+    listed, got = ServiceQuotasBackend.list_aws_default_service_quotas, ServiceQuotasBackend.get_service_quota
+    monkeypatch.setattr(
+        ServiceQuotasBackend,
+        "list_aws_default_service_quotas",
+        lambda self, code: list(known.values()) if code == "sagemaker" else listed(self, code),
+    )
+    monkeypatch.setattr(
+        ServiceQuotasBackend,
+        "get_service_quota",
+        lambda self, service_code, quota_code: (
+            known[quota_code] if service_code == "sagemaker" else got(self, service_code, quota_code)
+        ),
+    )
+    return define
+
+
+@contextlib.contextmanager
+def silent_listener():
+    """An endpoint that accepts every connection and never answers: AWS stalled."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                accepted.append(server.accept()[0])
+
+    worker = threading.Thread(target=accept, daemon=True)
+    worker.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        worker.join()
+        for connection in accepted:
+            connection.close()
+        server.close()
+
+
+def test_the_recorder_loads_boto3_only_for_a_remote_call(hermetic_env):
+    """A local-mode failure's recorder starts as lean as before: AWS's SDK is loaded by a remote call alone."""
+    probe = "import sys, agent.record; print(sorted(m for m in ('boto3', 'botocore') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], env=hermetic_env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
