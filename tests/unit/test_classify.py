@@ -2,7 +2,7 @@
 
 import pytest
 
-from agent.failures.catalog import CATALOG, REFUSALS
+from agent.failures.catalog import CATALOG, REFUSALS, REMOTE
 from agent.failures.classify import classify
 from agent.failures.types import Evidence
 
@@ -395,7 +395,8 @@ def test_the_real_failures_are_named_with_their_evidence_line(case):
 def test_every_category_has_an_actionable_hint():
     categories = {category for _changes, category, _quoted in REAL_CASES.values()}
     studio_refusals = {refusal.category for refusal in REFUSALS}  # their real texts are in test_studio.py
-    assert categories | {"unknown", "image_not_found", "registry_unreachable"} == set(CATALOG) - studio_refusals
+    local = set(CATALOG) - studio_refusals - set(REMOTE)  # managed jobs' real texts: test_classify_remote.py
+    assert categories | {"unknown", "image_not_found", "registry_unreachable"} == local
 
 
 def test_a_scripts_permission_denied_or_401_is_the_scripts_not_the_registrys():

@@ -202,9 +202,9 @@ def test_help_lists_each_command_once_on_one_line_by_what_it_is_for_and_says_whe
     sections = {}
     for block in shown.split("\n\n"):
         heading, *rows = block.splitlines()
-        if heading in ("Daily use:", "Setup, as root:", "Smoke tests:"):
+        if heading in ("Daily use:", "Managed jobs:", "Setup, as root:", "Smoke tests:"):
             sections[heading] = rows
-    assert list(sections) == ["Daily use:", "Setup, as root:", "Smoke tests:"], shown
+    assert list(sections) == ["Daily use:", "Managed jobs:", "Setup, as root:", "Smoke tests:"], shown
     rows = [row for section in sections.values() for row in section]
     assert all(re.fullmatch(r"  [a-z-]+ +\S.*", row) for row in rows), shown  # one line each: none wraps
     assert sorted(row.split()[0] for row in rows) == sorted([*COMMANDS, *GROUPS])
