@@ -12,8 +12,11 @@ from dataclasses import dataclass
 
 Varying = list[tuple[re.Pattern, str]]
 
-SUMMARY = re.compile(r"\nsmdiag: local-mode \w+ failed \[\w+\]\n(  .*\n){3}")
-"""The wrapper's own summary of a failing call: the one thing the hook adds to stderr."""
+SUMMARY = re.compile(
+    r"\nsmdiag: (local-mode \w+ failed( at step '.*')?|managed (\w+ job|endpoint)( \S+)? failed) \[\w+\]\n(  .*\n){3}"
+)
+"""The wrapper's own summary of a failing call, local (`local-mode fit failed`) or managed (`managed training job
+NAME failed`, `managed endpoint NAME failed`): the one thing the hook adds to stderr."""
 
 
 @dataclass
