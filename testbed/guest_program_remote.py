@@ -34,7 +34,8 @@ def v2_fit():
 
     session = sagemaker.Session(boto_session=boto3.Session(region_name=REGION), default_bucket=BUCKET)
     estimator = Estimator(image_uri=IMAGE, role=ROLE, instance_count=1, instance_type="ml.m5.xlarge",
-                          base_job_name="guest", output_path=f"s3://{BUCKET}/out", sagemaker_session=session)  # fmt: skip
+                          base_job_name="guest", output_path=f"s3://{BUCKET}/out",
+                          sagemaker_session=session)  # fmt: skip
     estimator.fit({"train": f"s3://{BUCKET}/train"})
     print("fit returned", estimator.latest_training_job.job_name)
 

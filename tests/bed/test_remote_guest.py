@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.timeout(600 + bed.SDK_BUILD_TIMEOUT_S)]
 PROGRAM = TESTBED / "guest_program_remote.py"
 FAILED = JobState(
     status="Failed",
-    failure_reason="AlgorithmError: ExecuteUserScriptError:\nExitCode 1\nErrorMessage \"\"",
+    failure_reason='AlgorithmError: ExecuteUserScriptError:\nExitCode 1\nErrorMessage ""',
     logs={"algo-1": ["Traceback (most recent call last):", "ZeroDivisionError: division by zero"]},
 )
 COMPLETED = JobState(status="Completed", secondary_status="Completed", logs={"algo-1": ["training done"]})
@@ -65,8 +65,9 @@ class RemoteGuests:
             self.envs[name] = bed.packages_venv(path, sdk_site) if sdk_site else bed.host_packages_venv(path)
         enabled = kernels.enable(self.state, [str(self.envs["hooked"])], Path(sys.executable))
         assert enabled["ok"], enabled
+        # v3 validates the role with IAM's SimulatePrincipalPolicy, which moto lacks
         self.env = {**env, **aws.env(tmp_path), "HOME": str(tmp_path / "home"), "PYTHONHASHSEED": "0",
-                    "SAGEMAKER_VALIDATE_ROLE": "false"}  # v3 asks IAM's SimulatePrincipalPolicy, which moto lacks  # fmt: skip
+                    "SAGEMAKER_VALIDATE_ROLE": "false"}  # fmt: skip
         self.runs = 0
 
     def run(self, where: str, scenario: str) -> Run:
