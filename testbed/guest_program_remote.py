@@ -40,6 +40,30 @@ def v2_fit():
     print("fit returned", estimator.latest_training_job.job_name)
 
 
+def v2_process():
+    import sagemaker
+    from sagemaker.processing import ScriptProcessor
+
+    with open("process.py", "w") as script:
+        script.write("print('processing')\n")
+    session = sagemaker.Session(boto_session=boto3.Session(region_name=REGION), default_bucket=BUCKET)
+    processor = ScriptProcessor(command=["python3"], image_uri=IMAGE, role=ROLE, instance_count=1,
+                                instance_type="ml.m5.xlarge", sagemaker_session=session)  # fmt: skip
+    processor.run(code="process.py", logs=False)  # moto's DescribeProcessingJob has no ProcessingResources for logs
+    print("run returned")
+
+
+def v2_deploy():
+    import sagemaker
+    from sagemaker.model import Model
+
+    session = sagemaker.Session(boto_session=boto3.Session(region_name=REGION), default_bucket=BUCKET)
+    model = Model(image_uri=IMAGE, model_data=f"s3://{BUCKET}/model.tar.gz", role=ROLE, name="guest-model",
+                  sagemaker_session=session)  # fmt: skip
+    model.deploy(initial_instance_count=1, instance_type="ml.m5.large", endpoint_name="guest-endpoint")
+    print("deploy returned")
+
+
 def v3_train():
     from sagemaker.core.helper.session_helper import Session
     from sagemaker.core.training.configs import Compute, InputData
@@ -69,7 +93,7 @@ def v3_wait():
     print("wait returned")
 
 
-SCENARIOS = {f.__name__: f for f in (v2_fit, v3_train, v3_wait)}
+SCENARIOS = {f.__name__: f for f in (v2_fit, v2_process, v2_deploy, v3_train, v3_wait)}
 try:
     SCENARIOS[scenario]()
 except Exception as exc:  # noqa: BLE001 - what the user's program would have seen

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -82,11 +83,14 @@ class RemoteGuests:
         assert done.returncode == 0, done.stderr[-3000:]
         return Run(done.stdout, done.stderr, json.loads(result.read_text()), VARYING)
 
-    def both(self, scenario: str, state: JobState | None = None, refused: tuple[str, str] | None = None):
-        """The scenario once in each environment, its job given `state`, or its Create refused (code, message)."""
+    def both(self, scenario: str, state: JobState | None = None, refused: tuple[str, str] | None = None,
+             resource: str = "training"):  # fmt: skip
+        """The scenario once in each environment, its job (of `resource`) given `state`, or its Create refused
+        (code, message)."""
         runs = []
         for where in ("plain", "hooked"):
-            with self.aws.refuse_create(*refused) if refused else self.aws.next_job(state) as created:
+            aws = self.aws
+            with aws.refuse_create(*refused, resource) if refused else aws.next_job(state, resource) as created:
                 runs.append(self.run(where, scenario))
             runs[-1].created = [] if refused else list(created)
         return runs
@@ -153,6 +157,23 @@ def test_a_fit_refused_at_create_is_reported_without_a_job(v2):
     assert "(ResourceLimitExceeded) when calling the CreateTrainingJob operation" in plain.exception["message"]
     assert [call[1] for call in plain.api][-1] == "CreateTrainingJob"
     assert_reported_once(v2, hooked, "managed training job failed", "fit")
+
+
+def test_a_failing_managed_processing_job_and_endpoint_are_reported_as_such(v2):
+    plain, hooked = v2.both("v2_process", FAILED, resource="processing")
+    assert_same(plain, hooked)
+    assert plain.exception["type"] == "UnexpectedStatusException" and "Processing job" in plain.exception["message"]
+    [name] = hooked.created
+    assert_reported_once(v2, hooked, f"managed processing job {name} failed", "process")
+
+    for report in v2.state.glob("failures/*"):  # one report per call: the next assertion counts anew
+        shutil.rmtree(report)
+    failed = JobState(status="Failed", failure_reason="The primary container for production variant AllTraffic did "
+                      "not pass the ping health check.")  # fmt: skip
+    plain, hooked = v2.both("v2_deploy", failed, resource="endpoint")
+    assert_same(plain, hooked)
+    assert plain.exception["type"] == "UnexpectedStatusException" and "ping health check" in plain.exception["message"]
+    assert_reported_once(v2, hooked, "managed endpoint guest-endpoint failed", "deploy")
 
 
 QUOTA = (
