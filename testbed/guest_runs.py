@@ -7,6 +7,7 @@ Its asserts are rewritten by pytest (conftest.py registers this module), so a di
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -30,6 +31,11 @@ class Run:
         for pattern, replacement in self.varying:
             text = pattern.sub(replacement, text)
         return text
+
+    @property
+    def api(self) -> list:
+        """The AWS API calls the program recorded (service, operation, parameters), normalized."""
+        return json.loads(self.normalized(json.dumps(self.result["api"])))
 
     @property
     def exception(self) -> dict | None:

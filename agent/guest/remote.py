@@ -177,17 +177,19 @@ def _boto_region(boto_session) -> str | None:
 
 def _estimator(obj, arguments: dict) -> dict:
     """v2's estimators (`EstimatorBase`)."""
-    held = instance_dict(obj)
     return {
-        **{name: held.get(name) for name in ("instance_type", "instance_count", "entry_point", "source_dir")},
-        **{name: held.get(name) for name in ("image_uri", "role", "checkpoint_s3_uri", "subnets")},
-        **{name: held.get(name) for name in ("security_group_ids", "volume_kms_key", "output_kms_key")},
-        "volume_size_gb": held.get("volume_size"),
-        "max_run_s": held.get("max_run"),
-        "max_wait_s": held.get("max_wait"),
-        "spot": held.get("use_spot_instances"),
+        **_attributes(obj, "instance_type", "instance_count", "entry_point", "source_dir", "image_uri", "role",
+                      "checkpoint_s3_uri", "subnets", "security_group_ids", "volume_kms_key", "output_kms_key",
+                      volume_size_gb="volume_size", max_run_s="max_run", max_wait_s="max_wait",
+                      spot="use_spot_instances"),
         "inputs": _channels(arguments.get("inputs"), "training"),
-    }
+    }  # fmt: skip
+
+
+def _attributes(obj, *names: str, **renamed: str) -> dict:
+    """The object's attributes `names`, and each of `renamed` (the report's name = the object's)."""
+    held = instance_dict(obj)
+    return {**{name: held.get(name) for name in names}, **{key: held.get(name) for key, name in renamed.items()}}
 
 
 def _channels(inputs, single: str) -> dict:
@@ -205,24 +207,22 @@ def _named_inputs(inputs, name: str, uri: str) -> dict:
 
 def _processor(obj, arguments: dict) -> dict:
     """v2's processors (`Processor.run` and its subclasses' own)."""
-    held = instance_dict(obj)
     return {
-        **{name: held.get(name) for name in ("instance_type", "instance_count", "image_uri", "role")},
-        **{name: held.get(name) for name in ("volume_kms_key", "output_kms_key")},
-        "volume_size_gb": held.get("volume_size_in_gb"),
-        "max_run_s": held.get("max_runtime_in_seconds"),
-        "subnets": _path(held, "network_config", "subnets"),
-        "security_group_ids": _path(held, "network_config", "security_group_ids"),
+        **_attributes(obj, "instance_type", "instance_count", "image_uri", "role", "volume_kms_key", "output_kms_key",
+                      volume_size_gb="volume_size_in_gb", max_run_s="max_runtime_in_seconds"),
+        "subnets": _path(obj, "network_config", "subnets"),
+        "security_group_ids": _path(obj, "network_config", "security_group_ids"),
         "entry_point": arguments.get("code"),
         "source_dir": arguments.get("source_dir"),
         "inputs": _named_inputs(arguments.get("inputs"), "input_name", "source"),
-    }
+    }  # fmt: skip
 
 
 def _transformer(obj, arguments: dict) -> dict:
-    held = instance_dict(obj)
-    names = ("instance_type", "instance_count", "volume_kms_key", "output_kms_key")
-    return {**{name: held.get(name) for name in names}, "inputs": _channels(arguments.get("data"), "data")}
+    return {
+        **_attributes(obj, "instance_type", "instance_count", "volume_kms_key", "output_kms_key"),
+        "inputs": _channels(arguments.get("data"), "data"),
+    }
 
 
 def _model(obj, arguments: dict) -> dict:
@@ -278,13 +278,8 @@ def _trainer(obj, arguments: dict) -> dict:
 
 def _resource_config(config) -> dict:
     """sagemaker-core's `ResourceConfig` (v3's `Compute`) and processing's `ClusterConfig`."""
-    held = instance_dict(config)
-    return {
-        "instance_type": held.get("instance_type"),
-        "instance_count": held.get("instance_count"),
-        "volume_size_gb": held.get("volume_size_in_gb"),
-        "volume_kms_key": held.get("volume_kms_key_id"),
-    }
+    return _attributes(config, "instance_type", "instance_count", volume_size_gb="volume_size_in_gb",
+                       volume_kms_key="volume_kms_key_id")  # fmt: skip
 
 
 def _builder(obj, arguments: dict) -> dict:

@@ -45,12 +45,6 @@ VARYING = [
 ]
 
 
-class Run(guest_runs.Run):
-    @property
-    def api(self) -> list:
-        return json.loads(self.normalized(json.dumps(self.result["api"])))
-
-
 class RemoteGuests:
     """Two environments of one SDK: `plain`, and `hooked` with the kernel hook enabled; AWS is `aws`, reset
     before each run (its bucket made again)."""
@@ -71,7 +65,7 @@ class RemoteGuests:
                     "SAGEMAKER_VALIDATE_ROLE": "false"}  # fmt: skip
         self.runs = 0
 
-    def run(self, where: str, scenario: str) -> Run:
+    def run(self, where: str, scenario: str) -> guest_runs.Run:
         self.runs += 1
         urllib.request.urlopen(urllib.request.Request(f"{self.aws.endpoint}/moto-api/reset", method="POST")).close()
         self.aws.client("s3").create_bucket(Bucket=BUCKET)
@@ -81,7 +75,7 @@ class RemoteGuests:
             env=self.env, cwd=self.work, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr[-3000:]
-        return Run(done.stdout, done.stderr, json.loads(result.read_text()), VARYING)
+        return guest_runs.Run(done.stdout, done.stderr, json.loads(result.read_text()), VARYING)
 
     def both(self, scenario: str, state: JobState | None = None, refused: tuple[str, str] | None = None,
              resource: str = "training"):  # fmt: skip
@@ -99,13 +93,13 @@ class RemoteGuests:
         return [json.loads(p.read_text()) for p in sorted(self.state.glob("failures/*/report.json"))]
 
 
-def assert_same(plain: Run, hooked: Run) -> None:
+def assert_same(plain: guest_runs.Run, hooked: guest_runs.Run) -> None:
     guest_runs.assert_same_output(plain, hooked)
     assert hooked.api == plain.api
     assert plain.result["exception"] is None or plain.result["exception"]["notes"] == []
 
 
-def assert_reported_once(guests: RemoteGuests, hooked: Run, headline: str, call_kind: str) -> dict:
+def assert_reported_once(guests: RemoteGuests, hooked: guest_runs.Run, headline: str, call_kind: str) -> dict:
     """The note, the summary on stderr naming the managed call, and one report for this call."""
     [note] = hooked.result["exception"]["notes"]
     assert note.startswith("smdiag: ") and "smdiag last-failure" in note
