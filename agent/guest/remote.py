@@ -61,7 +61,7 @@ def method(kind: str):
             parameters = _present(shape.parameters(obj, arguments))
             return RemoteCall(shape.resource, name, _region(shape.session(obj)), parameters)
 
-        image = instance_dict(obj).get("image_uri") or instance_dict(obj).get("training_image")
+        image = _text(instance_dict(obj).get("image_uri")) or _text(instance_dict(obj).get("training_image"))
         call = local.call(kind, type(obj).__name__, shape.instance_type(obj, arguments), image)
         return Remote(call, shape.resource, read)
 
@@ -140,6 +140,11 @@ def _private(obj) -> dict:
 
 def _text(value) -> str | None:
     return value if type(value) is str and value else None
+
+
+def _given(*values):
+    """The first value that is not None (never asks a value for its truth: a pipeline variable may refuse)."""
+    return next((value for value in values if value is not None), None)
 
 
 def _plain(value):
@@ -286,19 +291,20 @@ def _builder(obj, arguments: dict) -> dict:
     """v3's `ModelBuilder.deploy` to an endpoint."""
     held = instance_dict(obj)
     return {
-        "instance_type": arguments.get("instance_type") or held.get("instance_type"),
+        "instance_type": _given(arguments.get("instance_type"), held.get("instance_type")),
         "instance_count": arguments.get("initial_instance_count"),
         "image_uri": held.get("image_uri"),
-        "role": arguments.get("role") or held.get("role_arn"),
+        "role": _given(arguments.get("role"), held.get("role_arn")),
     }
 
 
 def _resource_parameters(job) -> dict:
     """A sagemaker-core resource as its wait last refreshed it."""
     held = instance_dict(job)
-    config = held.get("resource_config") or _path(held, "processing_resources", "cluster_config")
+    configs = (held.get("resource_config"), _path(held, "processing_resources", "cluster_config"),
+               held.get("transform_resources"))  # fmt: skip
     return {
-        **_resource_config(config or held.get("transform_resources")),
+        **_resource_config(next((config for config in configs if instance_dict(config)), None)),
         "max_run_s": _path(held, "stopping_condition", "max_runtime_in_seconds"),
         "role": held.get("role_arn"),
     }
@@ -319,7 +325,7 @@ def _attribute(name: str):
 
 
 def _argument_or_attribute(name: str):
-    return lambda obj, arguments: arguments.get(name) or instance_dict(obj).get(name)
+    return lambda obj, arguments: _given(arguments.get(name), instance_dict(obj).get(name))
 
 
 def _job_name(job) -> str | None:
