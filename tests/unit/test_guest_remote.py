@@ -90,6 +90,8 @@ def test_local_calls_stay_local_and_pipelines_mocks_and_variables_are_the_sdks_a
     assert describe_fit(estimator(pipeline)) is None
     variable = ParameterString(name="TrainInstanceType", default_value="ml.m5.xlarge")
     assert describe_fit(estimator(session, instance_type=variable)) is None
+    image = describe_fit(estimator(session, image_uri=variable))  # managed: the variable is left out of the facts
+    assert image.call.images == [] and "image_uri" not in image.read().parameters
     mocked_session = mock.MagicMock(name="sagemaker_session")
     fitted = estimator(session)
     fitted.sagemaker_session = mocked_session
