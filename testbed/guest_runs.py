@@ -7,13 +7,17 @@ Its asserts are rewritten by pytest (conftest.py registers this module), so a di
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
 Varying = list[tuple[re.Pattern, str]]
 
-SUMMARY = re.compile(r"\nsmdiag: local-mode \w+ failed \[\w+\]\n(  .*\n){3}")
-"""The wrapper's own summary of a failing call: the one thing the hook adds to stderr."""
+SUMMARY = re.compile(
+    r"\nsmdiag: (local-mode \w+ failed( at step '.*')?|managed (\w+ job|endpoint)( \S+)? failed) \[\w+\]\n(  .*\n){3}"
+)
+"""The wrapper's own summary of a failing call, local (`local-mode fit failed`) or managed (`managed training job
+NAME failed`, `managed endpoint NAME failed`): the one thing the hook adds to stderr."""
 
 
 @dataclass
@@ -27,6 +31,11 @@ class Run:
         for pattern, replacement in self.varying:
             text = pattern.sub(replacement, text)
         return text
+
+    @property
+    def api(self) -> list:
+        """The AWS API calls the program recorded (service, operation, parameters), normalized."""
+        return json.loads(self.normalized(json.dumps(self.result["api"])))
 
     @property
     def exception(self) -> dict | None:

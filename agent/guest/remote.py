@@ -61,7 +61,7 @@ def method(kind: str):
             parameters = _present(shape.parameters(obj, arguments))
             return RemoteCall(shape.resource, name, _region(shape.session(obj)), parameters)
 
-        image = instance_dict(obj).get("image_uri") or instance_dict(obj).get("training_image")
+        image = _text(instance_dict(obj).get("image_uri")) or _text(instance_dict(obj).get("training_image"))
         call = local.call(kind, type(obj).__name__, shape.instance_type(obj, arguments), image)
         return Remote(call, shape.resource, read)
 
@@ -142,6 +142,11 @@ def _text(value) -> str | None:
     return value if type(value) is str and value else None
 
 
+def _given(*values):
+    """The first value that is not None (never asks a value for its truth: a pipeline variable may refuse)."""
+    return next((value for value in values if value is not None), None)
+
+
 def _plain(value):
     """A value the report can hold as it is: text, a number, a flag, a list of texts; else None (a pipeline
     variable, a mock, sagemaker-core's `Unassigned`)."""
@@ -177,17 +182,19 @@ def _boto_region(boto_session) -> str | None:
 
 def _estimator(obj, arguments: dict) -> dict:
     """v2's estimators (`EstimatorBase`)."""
-    held = instance_dict(obj)
     return {
-        **{name: held.get(name) for name in ("instance_type", "instance_count", "entry_point", "source_dir")},
-        **{name: held.get(name) for name in ("image_uri", "role", "checkpoint_s3_uri", "subnets")},
-        **{name: held.get(name) for name in ("security_group_ids", "volume_kms_key", "output_kms_key")},
-        "volume_size_gb": held.get("volume_size"),
-        "max_run_s": held.get("max_run"),
-        "max_wait_s": held.get("max_wait"),
-        "spot": held.get("use_spot_instances"),
+        **_attributes(obj, "instance_type", "instance_count", "entry_point", "source_dir", "image_uri", "role",
+                      "checkpoint_s3_uri", "subnets", "security_group_ids", "volume_kms_key", "output_kms_key",
+                      volume_size_gb="volume_size", max_run_s="max_run", max_wait_s="max_wait",
+                      spot="use_spot_instances"),
         "inputs": _channels(arguments.get("inputs"), "training"),
-    }
+    }  # fmt: skip
+
+
+def _attributes(obj, *names: str, **renamed: str) -> dict:
+    """The object's attributes `names`, and each of `renamed` (the report's name = the object's)."""
+    held = instance_dict(obj)
+    return {**{name: held.get(name) for name in names}, **{key: held.get(name) for key, name in renamed.items()}}
 
 
 def _channels(inputs, single: str) -> dict:
@@ -205,24 +212,22 @@ def _named_inputs(inputs, name: str, uri: str) -> dict:
 
 def _processor(obj, arguments: dict) -> dict:
     """v2's processors (`Processor.run` and its subclasses' own)."""
-    held = instance_dict(obj)
     return {
-        **{name: held.get(name) for name in ("instance_type", "instance_count", "image_uri", "role")},
-        **{name: held.get(name) for name in ("volume_kms_key", "output_kms_key")},
-        "volume_size_gb": held.get("volume_size_in_gb"),
-        "max_run_s": held.get("max_runtime_in_seconds"),
-        "subnets": _path(held, "network_config", "subnets"),
-        "security_group_ids": _path(held, "network_config", "security_group_ids"),
+        **_attributes(obj, "instance_type", "instance_count", "image_uri", "role", "volume_kms_key", "output_kms_key",
+                      volume_size_gb="volume_size_in_gb", max_run_s="max_runtime_in_seconds"),
+        "subnets": _path(obj, "network_config", "subnets"),
+        "security_group_ids": _path(obj, "network_config", "security_group_ids"),
         "entry_point": arguments.get("code"),
         "source_dir": arguments.get("source_dir"),
         "inputs": _named_inputs(arguments.get("inputs"), "input_name", "source"),
-    }
+    }  # fmt: skip
 
 
 def _transformer(obj, arguments: dict) -> dict:
-    held = instance_dict(obj)
-    names = ("instance_type", "instance_count", "volume_kms_key", "output_kms_key")
-    return {**{name: held.get(name) for name in names}, "inputs": _channels(arguments.get("data"), "data")}
+    return {
+        **_attributes(obj, "instance_type", "instance_count", "volume_kms_key", "output_kms_key"),
+        "inputs": _channels(arguments.get("data"), "data"),
+    }
 
 
 def _model(obj, arguments: dict) -> dict:
@@ -278,32 +283,28 @@ def _trainer(obj, arguments: dict) -> dict:
 
 def _resource_config(config) -> dict:
     """sagemaker-core's `ResourceConfig` (v3's `Compute`) and processing's `ClusterConfig`."""
-    held = instance_dict(config)
-    return {
-        "instance_type": held.get("instance_type"),
-        "instance_count": held.get("instance_count"),
-        "volume_size_gb": held.get("volume_size_in_gb"),
-        "volume_kms_key": held.get("volume_kms_key_id"),
-    }
+    return _attributes(config, "instance_type", "instance_count", volume_size_gb="volume_size_in_gb",
+                       volume_kms_key="volume_kms_key_id")  # fmt: skip
 
 
 def _builder(obj, arguments: dict) -> dict:
     """v3's `ModelBuilder.deploy` to an endpoint."""
     held = instance_dict(obj)
     return {
-        "instance_type": arguments.get("instance_type") or held.get("instance_type"),
+        "instance_type": _given(arguments.get("instance_type"), held.get("instance_type")),
         "instance_count": arguments.get("initial_instance_count"),
         "image_uri": held.get("image_uri"),
-        "role": arguments.get("role") or held.get("role_arn"),
+        "role": _given(arguments.get("role"), held.get("role_arn")),
     }
 
 
 def _resource_parameters(job) -> dict:
     """A sagemaker-core resource as its wait last refreshed it."""
     held = instance_dict(job)
-    config = held.get("resource_config") or _path(held, "processing_resources", "cluster_config")
+    configs = (held.get("resource_config"), _path(held, "processing_resources", "cluster_config"),
+               held.get("transform_resources"))  # fmt: skip
     return {
-        **_resource_config(config or held.get("transform_resources")),
+        **_resource_config(next((config for config in configs if instance_dict(config)), None)),
         "max_run_s": _path(held, "stopping_condition", "max_runtime_in_seconds"),
         "role": held.get("role_arn"),
     }
@@ -324,7 +325,7 @@ def _attribute(name: str):
 
 
 def _argument_or_attribute(name: str):
-    return lambda obj, arguments: arguments.get(name) or instance_dict(obj).get(name)
+    return lambda obj, arguments: _given(arguments.get(name), instance_dict(obj).get(name))
 
 
 def _job_name(job) -> str | None:
