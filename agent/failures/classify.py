@@ -114,9 +114,13 @@ class Lines:
 
 
 def classify(evidence: Evidence) -> Diagnosis:
-    """One category, a one-line summary quoting the evidence, its hint and its remedy (the catalog's). Pure."""
+    """One category, a one-line summary quoting the evidence, its hint and its remedy (the catalog's). Pure.
+
+    A managed call's rules (agent.failures.classify_remote) are imported here, for a managed call only: they
+    build on this module's Finding and diagnosis (an import at the top would be a cycle), and the recorder of
+    a local failure need not load them."""
     if evidence.remote is not None:
-        from agent.failures import classify_remote  # a managed job's rules: loaded for a managed call only
+        from agent.failures import classify_remote
 
         return classify_remote.classify_remote(evidence)
     found = Lines(evidence)
