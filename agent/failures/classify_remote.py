@@ -21,7 +21,8 @@ import re
 
 from agent import container_logs
 from agent.failures import catalog
-from agent.failures.classify import Finding, Hit, _any, diagnosis
+from agent.failures.classify import Finding, Hit, diagnosis
+from agent.failures.patterns import any_of
 from agent.failures.remote_rules import FAILED_RULES, REMOTE_PATTERNS, unknown
 from agent.failures.types import Diagnosis, Evidence, HostLog, RemoteEvidence
 
@@ -43,18 +44,18 @@ KINDS = {"training": "training job", "processing": "processing job", "transform"
          "endpoint": "endpoint", "tuning": "tuning job"}  # fmt: skip
 
 CLIENT_SIDE = {
-    "credentials": _any(
+    "credentials": any_of(
         r"ExpiredToken", r"RequestExpired", r"security token included in the request is (expired|invalid)",
         r"InvalidClientTokenId", r"UnrecognizedClientException", r"NoCredentialsError",
         r"Unable to locate credentials",
     ),
-    "throttling": _any(r"ThrottlingException", r"Rate exceeded", r"TooManyRequests"),
-    "network": _any(
+    "throttling": any_of(r"ThrottlingException", r"Rate exceeded", r"TooManyRequests"),
+    "network": any_of(
         r"EndpointConnectionError", r"Could not connect to the endpoint URL", r"ConnectTimeoutError",
         r"ReadTimeoutError", r"ConnectionClosedError", r"Connection reset by peer", r"Connect timeout on endpoint",
         r"Read timeout on endpoint",
     ),
-    "wait": _any(r"TimeoutExceededError", r"Timeout exceeded while waiting"),
+    "wait": any_of(r"TimeoutExceededError", r"Timeout exceeded while waiting"),
 }  # fmt: skip
 """The client's own errors while the SDK waited on a job (F16), by what the user renews."""
 RENEW = {
