@@ -22,16 +22,10 @@ import re
 from agent import container_logs
 from agent.failures import catalog
 from agent.failures.classify import Finding, Hit, diagnosis
-from agent.failures.patterns import any_of
+from agent.failures.patterns import any_of, parse_refusal
 from agent.failures.remote_rules import FAILED_RULES, REMOTE_PATTERNS, unknown
 from agent.failures.types import Diagnosis, Evidence, HostLog, RemoteEvidence
 
-CLIENT_ERROR = re.compile(
-    r"An error occurred \((?P<code>[\w.]+)\) when calling the (?P<operation>\w+) operation(?: \([^)]*\))?: "
-    r"(?P<message>.*)",
-    re.S,
-)
-"""botocore's ClientError message."""
 SDK_REASON = re.compile(r"(?:Failure Reason|Reason): (?P<reason>.*?)(?:\. Check troubleshooting guide.*)?$", re.S)
 """The FailureReason as SDK v2's UnexpectedStatusException and v3's FailedStatusError repeat it."""
 SDK_STATUS = re.compile(r"(?:Final Resource State: |: )(?P<status>Failed|Stopped)\b")
@@ -79,7 +73,7 @@ class Job:
         self.parameters = remote.parameters or {}
         exception = evidence.exception
         message = str(exception.message or "")
-        self.refusal = remote.refusal or _parsed_refusal(message)
+        self.refusal = remote.refusal or parse_refusal(message)
         said = SDK_REASON.search(message) if re.search(r"Reason: ", message) else None
         reasons = (trial.get("FailureReason"), described.get("FailureReason"), described.get("ExitMessage"))
         self.reason = "\n".join(str(reason) for reason in reasons if reason)
@@ -177,11 +171,6 @@ def _with_detail(lines: list[str], at: int) -> str:
 
 def _last_line(lines: list[str]) -> str:
     return next((line for line in reversed(lines) if line.strip()), "")
-
-
-def _parsed_refusal(message: str) -> dict | None:
-    found = CLIENT_ERROR.search(message)
-    return found and {key: found.group(key).strip() for key in ("code", "operation", "message")}
 
 
 def _first_failing(host: HostLog) -> tuple:
