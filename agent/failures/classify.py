@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from agent import container_logs
 from agent.failures import catalog
+from agent.failures.patterns import ENOSPC, REQUIREMENTS_FAILED, any_of
 from agent.failures.types import Container, Diagnosis, Evidence
 
 NETWORK_REFUSED = re.compile(
@@ -114,9 +115,13 @@ class Lines:
 
 
 def classify(evidence: Evidence) -> Diagnosis:
-    """One category, a one-line summary quoting the evidence, its hint and its remedy (the catalog's). Pure."""
+    """One category, a one-line summary quoting the evidence, its hint and its remedy (the catalog's). Pure.
+
+    A managed call's rules (agent.failures.classify_remote) are imported here, for a managed call only: they
+    build on this module's Finding and diagnosis (an import at the top would be a cycle), and the recorder of
+    a local failure need not load them."""
     if evidence.remote is not None:
-        from agent.failures import classify_remote  # a managed job's rules: loaded for a managed call only
+        from agent.failures import classify_remote
 
         return classify_remote.classify_remote(evidence)
     found = Lines(evidence)
@@ -136,78 +141,70 @@ def diagnosis(finding: Finding, evidence: Evidence) -> Diagnosis:
     )
 
 
-def _any(*alternatives: str) -> str:
-    return "|".join(alternatives)
-
-
-ENOSPC = _any(r"no space left on device", r"errno 28\b")
 NOT_INSTALLED = r"compose['`]? is not installed"
 PATTERNS = {
-    "docker_missing": _any(r"No such file or directory: '(docker|docker-compose)'", r"docker: command not found"),
-    "socket_permission": _any(
+    "docker_missing": any_of(r"No such file or directory: '(docker|docker-compose)'", r"docker: command not found"),
+    "socket_permission": any_of(
         r"permission denied while trying to connect to the docker daemon", r"docker\.sock.*permission denied",
         r"Error while fetching server API version.*PermissionError",
     ),
-    "daemon_down": _any(
+    "daemon_down": any_of(
         r"cannot connect to the docker daemon",
         r"Error while fetching server API version.*(FileNotFoundError|ConnectionRefusedError|Connection refused)",
     ),
-    "compose_too_old": _any(r"Unsupported config option for services", r"Additional property deploy"),
-    "pull_auth": _any(
+    "compose_too_old": any_of(r"Unsupported config option for services", r"Additional property deploy"),
+    "pull_auth": any_of(
         r"no basic auth credentials", r"authorization token has expired", r"unauthorized", r"pull access denied",
         r"(?<!mounts )denied:", r"ecr:BatchGetImage",
     ),
-    "image_not_found": _any(
+    "image_not_found": any_of(
         r"manifest unknown", r"manifest for .* not found", r"not found: manifest", r"repository does not exist",
         r"no such image", r"could not find image",
     ),
-    "registry_unreachable": _any(
+    "registry_unreachable": any_of(
         r"connection refused", r"no such host", r"i/o timeout", r"dial tcp", r"tls handshake",
         r"network is unreachable", r"server misbehaving",
     ),
-    "port_in_use": _any(r"port is already allocated", r"address already in use"),
-    "container_not_started": _any(
+    "port_in_use": any_of(r"port is already allocated", r"address already in use"),
+    "container_not_started": any_of(
         r"Cannot (start|create) (service|container)", r"Error response from daemon", r"Mounts denied",
         r"invalid volume specification", r"could not select device driver",
     ),
-    "shm_too_small": _any(r"insufficient shared memory", r"unexpected bus error", r"bus error.*shm"),
-    "training_image_served": _any(
+    "shm_too_small": any_of(r"insufficient shared memory", r"unexpected bus error", r"bus error.*shm"),
+    "training_image_served": any_of(
         r"No module named '[\w.]*serving'", r"No such file or directory: '?nginx", r'"?serve"?: executable file not',
         r"serve: not found", r'exec: "serve"',
     ),
-    "model_fn_failed": _any(
+    "model_fn_failed": any_of(
         r"Worker died", r"Backend worker process died", r"Load model failed", r"Failed to load model",
         r"in model_fn", r"model_fn\(",
     ),
-    "container_credentials": _any(
+    "container_credentials": any_of(
         r"NoCredentialsError", r"Unable to locate credentials", r"\(403\) when calling", r"\(AccessDenied\)",
         r"InvalidAccessKeyId", r"ExpiredToken", r"security token included in the request is invalid",
     ),
-    "sdk_container_mismatch": _any(
+    "sdk_container_mismatch": any_of(
         r"/opt/ml/input/config/\S*.*(No such file|not found|does not exist)",
         r"(No such file|FileNotFoundError).*/opt/ml/input/config/",
     ),
-    "requirements_failed": _any(
-        r"InstallModuleError", r"InstallRequirementsError", r"No matching distribution found",
-        r"Could not find a version that satisfies", r"pip install .*-r requirements\.txt",
-    ),
-    "not_supported_locally": _any(
+    "requirements_failed": REQUIREMENTS_FAILED,
+    "not_supported_locally": any_of(
         r"not (currently )?supported (in|for|with) local mode", r"local mode (is )?not supported",
         r"is not supported locally",
         r"could not find local (training job|endpoint|model|transform job|processing job)",
     ),
-    "aws_credentials": _any(
+    "aws_credentials": any_of(
         r"NoCredentialsError", r"Unable to locate credentials", r"PartialCredentialsError", r"ExpiredToken",
         r"security token included in the request is (invalid|expired)", r"InvalidClientTokenId",
     ),
-    "sdk_config": _any(
+    "sdk_config": any_of(
         r"is not a role", r"get_execution_role", r"local_code", r"region", r"NoRegionError", r"must specify",
         r"is required", r"invalid", r"only supported", r"not supported",
     ),
 }  # fmt: skip
 """The lines that name each cause, as the SDK, the engine, compose and the containers print them (the
 real texts are in tests/unit/test_classify.py, with the public report each comes from)."""
-ENGINE_SPOKE = _any(
+ENGINE_SPOKE = any_of(
     r"Failed to run: \[", r"Failed to run docker,", r"\['docker(?:-compose)?',", r"Docker is not available",
     r"DockerException",
     r"/site-packages/docker/", PATTERNS["daemon_down"], PATTERNS["socket_permission"],

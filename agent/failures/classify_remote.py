@@ -21,16 +21,11 @@ import re
 
 from agent import container_logs
 from agent.failures import catalog
-from agent.failures.classify import Finding, Hit, _any, diagnosis
+from agent.failures.classify import Finding, Hit, diagnosis
+from agent.failures.patterns import any_of, parse_refusal
 from agent.failures.remote_rules import FAILED_RULES, REMOTE_PATTERNS, unknown
 from agent.failures.types import Diagnosis, Evidence, HostLog, RemoteEvidence
 
-CLIENT_ERROR = re.compile(
-    r"An error occurred \((?P<code>[\w.]+)\) when calling the (?P<operation>\w+) operation(?: \([^)]*\))?: "
-    r"(?P<message>.*)",
-    re.S,
-)
-"""botocore's ClientError message."""
 SDK_REASON = re.compile(r"(?:Failure Reason|Reason): (?P<reason>.*?)(?:\. Check troubleshooting guide.*)?$", re.S)
 """The FailureReason as SDK v2's UnexpectedStatusException and v3's FailedStatusError repeat it."""
 SDK_STATUS = re.compile(r"(?:Final Resource State: |: )(?P<status>Failed|Stopped)\b")
@@ -43,18 +38,18 @@ KINDS = {"training": "training job", "processing": "processing job", "transform"
          "endpoint": "endpoint", "tuning": "tuning job"}  # fmt: skip
 
 CLIENT_SIDE = {
-    "credentials": _any(
+    "credentials": any_of(
         r"ExpiredToken", r"RequestExpired", r"security token included in the request is (expired|invalid)",
         r"InvalidClientTokenId", r"UnrecognizedClientException", r"NoCredentialsError",
         r"Unable to locate credentials",
     ),
-    "throttling": _any(r"ThrottlingException", r"Rate exceeded", r"TooManyRequests"),
-    "network": _any(
+    "throttling": any_of(r"ThrottlingException", r"Rate exceeded", r"TooManyRequests"),
+    "network": any_of(
         r"EndpointConnectionError", r"Could not connect to the endpoint URL", r"ConnectTimeoutError",
         r"ReadTimeoutError", r"ConnectionClosedError", r"Connection reset by peer", r"Connect timeout on endpoint",
         r"Read timeout on endpoint",
     ),
-    "wait": _any(r"TimeoutExceededError", r"Timeout exceeded while waiting"),
+    "wait": any_of(r"TimeoutExceededError", r"Timeout exceeded while waiting"),
 }  # fmt: skip
 """The client's own errors while the SDK waited on a job (F16), by what the user renews."""
 RENEW = {
@@ -78,7 +73,7 @@ class Job:
         self.parameters = remote.parameters or {}
         exception = evidence.exception
         message = str(exception.message or "")
-        self.refusal = remote.refusal or _parsed_refusal(message)
+        self.refusal = remote.refusal or parse_refusal(message)
         said = SDK_REASON.search(message) if re.search(r"Reason: ", message) else None
         reasons = (trial.get("FailureReason"), described.get("FailureReason"), described.get("ExitMessage"))
         self.reason = "\n".join(str(reason) for reason in reasons if reason)
@@ -176,11 +171,6 @@ def _with_detail(lines: list[str], at: int) -> str:
 
 def _last_line(lines: list[str]) -> str:
     return next((line for line in reversed(lines) if line.strip()), "")
-
-
-def _parsed_refusal(message: str) -> dict | None:
-    found = CLIENT_ERROR.search(message)
-    return found and {key: found.group(key).strip() for key in ("code", "operation", "message")}
 
 
 def _first_failing(host: HostLog) -> tuple:

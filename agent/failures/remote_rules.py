@@ -13,61 +13,62 @@ import re
 from typing import TYPE_CHECKING
 
 from agent import container_logs
-from agent.failures.classify import ENOSPC, PATTERNS, Finding, _any
+from agent.failures.classify import Finding
+from agent.failures.patterns import ENOSPC, REQUIREMENTS_FAILED, any_of
 
 if TYPE_CHECKING:
     from agent.failures.classify_remote import Job
 
 REMOTE_PATTERNS = {
-    "capacity": _any(
+    "capacity": any_of(
         r"CapacityError", r"Unable to provision requested ML compute capacity", r"Insufficient capacity",
         r"waiting for capacity",
     ),
-    "not_offered": _any(
+    "not_offered": any_of(
         r"instance type \S+ is not (supported|available|offered)", r"Invalid value for InstanceType",
         r"'ml\.[\w.]+' at '[\w.]*instanceType' failed to satisfy constraint", r"InstanceType .* not supported",
     ),
-    "spot_config": _any(r"Invalid MaxWaitTimeInSeconds", r"MaxWaitTimeInSeconds.*(EnableManagedSpotTraining|Spot)"),
-    "image": _any(
+    "spot_config": any_of(r"Invalid MaxWaitTimeInSeconds", r"MaxWaitTimeInSeconds.*(EnableManagedSpotTraining|Spot)"),
+    "image": any_of(
         r"Cannot find the requested image", r"TrainingImageConfig", r"image \S+ does not exist",
         r"not authorized to pull", r"failed to pull", r"repository \S+ not found", r"Requested image \S+ not found",
     ),
-    "entry_point": _any(
+    "entry_point": any_of(
         r'exec: \\?"?[\w./-]+\\?"?: executable file not found', r"\[FATAL tini \(\d+\)\] exec \S+ failed",
         r"No module named '?[\w.-]*/", r'Command "[^"]*-m [\w.-]*/[\w./-]*"',
     ),
-    "model_data": _any(r"Failed to (extract|download) model data"),
-    "disk": _any(ENOSPC, r"Insufficient disk space", r"root folder '/' has only", r"additional volume is mounted"),
-    "network": _any(
+    "model_data": any_of(r"Failed to (extract|download) model data"),
+    "disk": any_of(ENOSPC, r"Insufficient disk space", r"root folder '/' has only", r"additional volume is mounted"),
+    "network": any_of(
         r"Unable to execute request to S3", r"ListObjectsV2 failed", r"Could not connect to the endpoint URL",
         r"ConnectTimeoutError", r"Connection to \S+ timed out", r"Network is unreachable",
         r"Temporary failure in name resolution", r"Failed to establish a new connection",
     ),
-    "access": _any(
+    "access": any_of(
         r"AccessDenied", r"Access Denied", r"\(403\)", r"403 Forbidden", r"status code:? 403",
         r"not authorized to perform", r"KMS\w*Exception", r"kms:\w+", r"explicit deny",
     ),
-    "input": _any(
+    "input": any_of(
         r"No S3 objects found under S3 URL", r"Data download failed", r"no file found in path /opt/ml/input/data",
         r"/opt/ml/input/data/\S*.*(No such file|not found|does not exist)",
         r"(No such file|FileNotFoundError).*/opt/ml/input/data/",
     ),
-    "model_load": _any(r"Load model failed", r"Worker died", r"Backend worker process died", r"Failed to load model"),
+    "model_load": any_of(r"Load model failed", r"Worker died", r"Backend worker process died", r"Failed to load model"),
     "framework": r"module '(tensorflow|torch|mxnet|sklearn|xgboost|keras)' has no attribute",
-    "memory": _any(
+    "memory": any_of(
         r"exit ?code:? ?137\b", r"CUDA out of memory", r"OutOfMemoryError", r"\bMemoryError\b",
         r"Out of memory: Killed process",
     ),
-    "crash": _any(r"exit ?code:? ?139\b", r"Segmentation fault", r"SIGSEGV", r"signal 11\b"),
-    "collective": _any(
+    "crash": any_of(r"exit ?code:? ?139\b", r"Segmentation fault", r"SIGSEGV", r"signal 11\b"),
+    "collective": any_of(
         r"NCCL", r"MPI_ABORT", r"watchdog", r"SIGABRT", r"Signal 6\b", r"exitcode ?: ?-6\b", r"ProcessGroupNCCL",
         r"collective operation timeout",
     ),
-    "service": _any(
+    "service": any_of(
         r"InternalServerError", r"Internal (server )?error", r"hardware failure", r"Repairing training cluster",
     ),
-    "debugger": _any(r"smdebug", r"debughookconfig\.json"),
-    "script": _any(r"ExecuteUserScriptError", r"AlgorithmError", r"ErrorMessage", r"ExitCode", r"Exit Code"),
+    "debugger": any_of(r"smdebug", r"debughookconfig\.json"),
+    "script": any_of(r"ExecuteUserScriptError", r"AlgorithmError", r"ErrorMessage", r"ExitCode", r"Exit Code"),
 }  # fmt: skip
 """The lines that name each cause, as SageMaker, the toolkits and the SDKs write them (the real texts are in
 tests/unit/test_classify_remote.py, with the public report each comes from)."""
@@ -196,7 +197,7 @@ FAILED_RULES = (
     _network,
     _simple("job_access_denied", SAID, REMOTE_PATTERNS["access"], "an action was refused", _keys),
     _simple("input_data", SAID, REMOTE_PATTERNS["input"], "its input data was not found"),
-    _simple("job_dependencies", SAID, PATTERNS["requirements_failed"], "installing its dependencies failed"),
+    _simple("job_dependencies", SAID, REQUIREMENTS_FAILED, "installing its dependencies failed"),
     _serving,
     _simple("job_out_of_memory", SAID, REMOTE_PATTERNS["memory"], "out of memory", _instance),
     _simple("job_crashed", SAID, REMOTE_PATTERNS["crash"], "a process crashed", _instance),

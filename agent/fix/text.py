@@ -3,55 +3,19 @@ the result itself).
 
 Doctor's text: a row per check under the name a person reads, each problem with its fix and the commands to
 copy on lines of their own, the next steps, then the verdict with the next command. Marks and colour go to
-a terminal only: piped or in a file, the text is plain words.
+a terminal only (agent.cli.style): piped or in a file, the text is plain words.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from agent import disks
+from agent.cli.style import PLAIN, Style, command_lines, problem_lines
 from agent.fix.doctor_fix import verdict
 from agent.fix.run import NO_REMEDY
 from agent.host import studio
 from agent.host.doctor import WRAPPED_CALLS, check_name
-
-MARKS = {
-    "ok": ("ok", "✓", "green"),
-    "problem": ("!!", "✗", "red"),
-    "next": ("->", "!", "yellow"),
-    "na": ("--", "-", "dim"),
-}
-"""Each row's state: its plain mark, its mark on a terminal, and its colour there."""
-SGR = {"green": "32", "red": "31", "yellow": "33", "dim": "2", "bold": "1"}
-COMMAND_INDENT = " " * 6
-
-
-@dataclass(frozen=True)
-class Style:
-    """Marks and colour for a terminal (colour unless NO_COLOR is set); plain words for a pipe or a file."""
-
-    terminal: bool = False
-    colour: bool = False
-
-    @classmethod
-    def for_output(cls, is_terminal: bool, environ: Mapping[str, str] = os.environ) -> Style:
-        terminal = is_terminal and environ.get("TERM") != "dumb"
-        return cls(terminal, terminal and "NO_COLOR" not in environ)
-
-    def mark(self, state: str) -> str:
-        plain, glyph, colour = MARKS[state]
-        return self.paint(glyph.ljust(len(plain)), colour) if self.terminal else plain
-
-    def paint(self, text: str, colour: str) -> str:
-        return f"\033[{SGR[colour]}m{text}\033[0m" if self.colour else text
-
-
-PLAIN = Style()
-
 
 # ---------------------------------------------------------------------------------------------- doctor
 
@@ -74,22 +38,16 @@ def format_doctor(report: dict, style: Style = PLAIN) -> str:
     general = {row.check for row in rows if row.item is None}
     lines = [f"{style.mark(_row_state(row, report, general))} {name:<{width}}  {row.text}" for row, name in named]
     for problem in report["problems"]:
-        lines += ["", *problem_lines(problem, style)]
+        lines += ["", *_problem_lines(problem, style)]
     for step in report.get("next_steps", []):
         lines += ["", f"{style.mark('next')} {check_name(step['check'])}: {step['step']}"]
-        lines += _command_lines(step["commands"], style) + ([f"   {step['then']}"] if step["then"] else [])
+        lines += command_lines(step["commands"], style) + ([f"   {step['then']}"] if step["then"] else [])
     return "\n".join([*lines, "", verdict_line(report, style)])
 
 
-def problem_lines(problem: dict, style: Style = PLAIN) -> list[str]:
-    """A problem under its check's name, its fix, and the fix's commands each on a line of its own."""
-    name = check_name(problem["check"], problem.get("item"))
-    head = f"{style.mark('problem')} {name}: {problem['problem']}"
-    return [head, f"   fix: {problem['fix']}", *_command_lines(problem.get("commands", ()), style)]
-
-
-def _command_lines(commands: list[str] | tuple[str, ...], style: Style) -> list[str]:
-    return [COMMAND_INDENT + style.paint(command, "bold") for command in commands]
+def _problem_lines(problem: dict, style: Style) -> list[str]:
+    """A problem under its check's name (a disk's by its role), its fix, and the fix's commands."""
+    return problem_lines(check_name(problem["check"], problem.get("item")), problem, style)
 
 
 def verdict_line(report: dict, style: Style = PLAIN) -> str:
@@ -106,7 +64,7 @@ def verdict_line(report: dict, style: Style = PLAIN) -> str:
         else:
             then = f"fix {'it' if count == 1 else 'them'} as shown above, then run `smdiag doctor` again"
         line = f"not ready for SageMaker local mode: {count} problem{'s' if count > 1 else ''} — {then}"
-        return f"{style.mark('problem')} {style.paint(line, 'red')}" if style.terminal else line
+        return style.verdict(line, ready=False)
     where = ", ".join(env["environment"] for env in report["sdk_environments"] if env["version"])
     line = f"ready for SageMaker local mode (the SDK is in {where})"
     steps = report.get("next_steps", [])
@@ -116,7 +74,7 @@ def verdict_line(report: dict, style: Style = PLAIN) -> str:
         line += f" — next: `{step['commands'][0]}`" + (f", {step['then']}" if step["then"] else "")
     elif steps:
         line += f" — {len(steps)} next step{'s' if len(steps) > 1 else ''} above"
-    return f"{style.mark('ok')} {style.paint(line, 'green')}" if style.terminal else line
+    return style.verdict(line, ready=True)
 
 
 def _row_state(row: Row, report: dict, general: set[str]) -> str:
@@ -253,7 +211,7 @@ def format_doctor_fix(result: dict, style: Style = PLAIN) -> str:
     if result["problems"]:
         lines += ["", "found, nothing changed (dry run):" if result["dry_run"] else "still a problem:"]
         for problem in result["problems"]:
-            lines += problem_lines(problem, style)
+            lines += _problem_lines(problem, style)
     elif not result["dry_run"]:
         lines.append("no problem left" + ("" if result["healthy"] else " in the checks repaired"))
     return "\n".join(lines)

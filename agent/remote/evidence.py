@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from agent.failures.patterns import parse_refusal
 from agent.failures.types import HostLog, RemoteEvidence
 from agent.remote.aws import AwsUnavailable, Deadline, client, error_code, in_parallel, is_unavailable, why_not
 
@@ -39,12 +40,6 @@ MAX_HOST_STREAMS = 64
 """Streams read per job at most (one per host, more for transform jobs' data logs)."""
 MAX_LINE_CHARS = 2000
 
-_CLIENT_ERROR = re.compile(
-    r"An error occurred \((?P<code>[\w.]+)\) when calling the (?P<operation>\w+) operation"
-    r"(?: \(reached max retries: \d+\))?: (?P<message>.*)",
-    re.DOTALL,
-)
-"""botocore's ClientError text: "An error occurred (<Code>) when calling the <Operation> operation: <message>"."""
 _QUOTA_NAME = re.compile(r"service limit '(?P<name>[^']+)' is (?P<value>[\d.]+)")
 ERROR_LINE = re.compile(
     r"(?:^|[\s>\]|:])(?:[a-z_]\w*\.)*[A-Z]\w*(?:Error|Exception|Exit|Interrupt)(?::|\s*$)"  # an exception's line
@@ -132,14 +127,6 @@ def read(reading: Reading, name: str | None, parameters: dict, exception_message
 
 def _describe_action(resource: str) -> str:
     return "sagemaker:" + iam_action(KINDS[resource].describe)
-
-
-def parse_refusal(message: str) -> dict | None:
-    """A botocore ClientError's code, operation and message, from its text; None for any other text."""
-    found = _CLIENT_ERROR.search(message or "")
-    if found is None:
-        return None
-    return {"code": found["code"], "operation": found["operation"], "message": found["message"].strip()}
 
 
 @dataclasses.dataclass

@@ -14,12 +14,9 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
 
+from agent.cli.style import Style, command_lines, problem_lines
 from agent.errors import BadInput
-
-if TYPE_CHECKING:
-    from agent.fix.text import Style
 
 PREFLIGHT_BUDGET_S = 4.0
 """Seconds all AWS reads of one preflight share (the answer the issue asks for is within 5 s)."""
@@ -425,18 +422,15 @@ def run_preflight(request: Request, budget_s: float = PREFLIGHT_BUDGET_S) -> dic
 
 def format_preflight(report: dict, style: Style) -> str:
     """doctor's layout: a row per check, each problem with its fix and commands, notes' commands, the verdict."""
-    from agent.fix.text import problem_lines
-
     rows = report["checks"]
     width = max(len(CHECK_NAMES[row["check"]]) for row in rows)
     lines = [f"{_mark(row['state'], style)} {CHECK_NAMES[row['check']]:<{width}}  {row['text']}" for row in rows]
     for row in rows:
-        named = {**row, "check": CHECK_NAMES[row["check"]], "problem": row["text"]}
+        name = CHECK_NAMES[row["check"]]
         if row["state"] == "problem":
-            lines += ["", *problem_lines(named, style)]
+            lines += ["", *problem_lines(name, {**row, "problem": row["text"]}, style)]
         elif row["state"] == "note" and row["commands"]:
-            lines += ["", f"{_mark('note', style)} {named['check']}: {row['text']}"]
-            lines += [" " * 6 + style.paint(command, "bold") for command in row["commands"]]
+            lines += ["", f"{_mark('note', style)} {name}: {row['text']}", *command_lines(row["commands"], style)]
     return "\n".join([*lines, "", verdict_line(report, style)])
 
 
@@ -448,20 +442,14 @@ def verdict_line(report: dict, style: Style) -> str:
             f"not ready for managed jobs{on} in {report['region']}: {count} problem{'s' if count > 1 else ''} — fix "
             f"{'it' if count == 1 else 'them'} as shown above, then run `smdiag doctor --remote` again"
         )
-        return f"{style.mark('problem')} {style.paint(line, 'red')}" if style.terminal else line
+        return style.verdict(line, ready=False)
     line = f"ready for managed jobs{on} in {report['region']}, as far as smdiag could read"
     if unknown:
         names = ", ".join(CHECK_NAMES[check] for check in unknown)
         line += f" ({len(unknown)} check{'s' if len(unknown) > 1 else ''} unknown: {names})"
-    return f"{style.mark('ok')} {style.paint(line, 'green')}" if style.terminal else line
-
-
-UNKNOWN_MARK = ("??", "?", "yellow")
+    return style.verdict(line, ready=True)
 
 
 def _mark(state: str, style: Style) -> str:
-    """doctor's marks; a row that could not be read "??", a note "->"."""
-    if state == "unknown":
-        plain, glyph, colour = UNKNOWN_MARK
-        return style.paint(glyph.ljust(len(plain)), colour) if style.terminal else plain
+    """doctor's marks (a row that could not be read "??"); a note's is a next step's, "->"."""
     return style.mark({"note": "next"}.get(state, state))

@@ -171,6 +171,17 @@ def test_a_type_the_region_does_not_offer(preflight):
     assert "fix: choose another instance type, or a region that offers ml.p5e.48xlarge" in result.stdout
 
 
+def test_the_preflight_prints_doctors_rows_without_loading_the_local_doctor(preflight):
+    """`doctor --remote` checks nothing on this host: its rows and marks load none of the local checks' modules
+    (agent.fix.text alone brought in the engine's, docker-py and botocore's session: most of a second)."""
+    with sagemaker_quotas(for_type("ml.g5.xlarge", 4)):
+        result = preflight("--instance-type", "ml.g5.xlarge", env={"PYTHONPROFILEIMPORTTIME": "1"})
+    loaded = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert result.returncode == 0 and row(result.stdout, "training quota").startswith("ok "), result.stdout
+    assert "agent.remote.preflight" in loaded and "agent.cli.style" in loaded
+    assert loaded & {"agent.fix.text", "agent.host.doctor", "agent.engine", "docker"} == set()
+
+
 # ---------------------------------------------------------------------------------------------- role, bucket, image
 
 

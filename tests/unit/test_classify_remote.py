@@ -6,6 +6,7 @@ import pytest
 
 from agent.failures import catalog
 from agent.failures.classify import classify
+from agent.failures.patterns import parse_refusal
 from agent.failures.types import Evidence
 
 JOB = "pt-2026-12-07-06-00-00-123"
@@ -432,6 +433,18 @@ def test_without_a_describe_the_reason_the_sdks_exception_repeats_is_read():
     built.evidence_errors["describe"] = "AccessDeniedException: ... (needs sagemaker:DescribeTrainingJob)"
     diagnosis = classify(built)
     assert diagnosis.category == "job_disk_full" and "Data download failed:Insufficient disk space" in diagnosis.summary
+
+
+def test_a_create_refused_once_retries_ran_out_reads_the_same_from_the_recorder_and_from_the_exception():
+    """botocore adds "(reached max retries: 4)" once its retries ran out; the refusal the recorder stored and the
+    rules' own reading of the exception (a report without one) are one parse, and name the same cause."""
+    said = ("An error occurred (ThrottlingException) when calling the CreateTrainingJob operation (reached max "
+            "retries: 4): Rate exceeded")  # fmt: skip
+    refusal = parse_refusal(said)
+    assert refusal == {"code": "ThrottlingException", "operation": "CreateTrainingJob", "message": "Rate exceeded"}
+    recorded = classify(evidence({"refusal": refusal}, {"type": "ClientError", "message": said}))
+    unparsed = classify(evidence({}, {"type": "ClientError", "message": said}))
+    assert recorded == unparsed and unparsed.category == "throttled" and "no job exists" in unparsed.summary
 
 
 def test_an_empty_reason_with_logs_unread_says_why_they_are_missing():

@@ -4,8 +4,9 @@ import copy
 import re
 from dataclasses import asdict
 
+from agent.cli.style import Style
 from agent.fix.doctor_fix import verdict
-from agent.fix.text import Style, format_doctor, verdict_line
+from agent.fix.text import format_doctor, verdict_line
 from agent.host.doctor import diagnose, next_steps
 
 GIB = 1024**3

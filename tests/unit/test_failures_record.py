@@ -47,7 +47,7 @@ print(json.dumps({{"meta_path_unchanged": sys.meta_path == before, "classify_loa
     seen = json.loads(done.stdout)
     assert seen["meta_path_unchanged"] and seen["guest"] == [] and seen["category"] == "sdk_config", seen
     pure = {"agent", "agent.container_logs", "agent.guest", "agent.guest.facts", "agent.failures"}
-    pure |= {f"agent.failures.{name}" for name in ("catalog", "classify", "types")}
+    pure |= {f"agent.failures.{name}" for name in ("catalog", "catalog_remote", "classify", "patterns", "types")}
     assert set(seen["classify_loaded"]) <= pure, seen["classify_loaded"]
 
 
