@@ -47,10 +47,6 @@ class RemoteCase:
         """The job's (or endpoint's) name, a prefix for SDK v3 (which adds a timestamp)."""
         return f"case-{self.id.lower()}"
 
-    @property
-    def after_category(self) -> str:
-        return self.job_category or self.category
-
     def state(self) -> JobState:
         """The job as Describe* and CloudWatch show it."""
         extra = {}
