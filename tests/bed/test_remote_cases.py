@@ -23,7 +23,12 @@ from testbed.remote_aws import ManagedAws, Refusal
 from testbed.remote_case import judge
 from testbed.remote_runs import Users, job_flag
 
-pytestmark = [pytest.mark.bed, pytest.mark.timeout(900 + bed.SDK_BUILD_TIMEOUT_S)]
+# One worker runs the module: its programs run once, for all its tests.
+pytestmark = [
+    pytest.mark.bed,
+    pytest.mark.timeout(900 + bed.SDK_BUILD_TIMEOUT_S),
+    pytest.mark.xdist_group("remote-cases"),
+]
 
 V2 = [c for c in remote_cases.CASES if "v2" in c.sdks]
 V3 = [c for c in remote_cases.CASES if "v3" in c.sdks]
