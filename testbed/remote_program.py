@@ -146,7 +146,7 @@ seen: dict = {}
 
 def in_sdk_frame(frame, event, arg):
     if event == "exception" and id(arg[1]) not in seen:
-        seen[id(arg[1])] = time.time()
+        seen[id(arg[1])] = (arg[1], time.time())  # the exception kept: its id is not reused meanwhile
     return in_sdk_frame
 
 
@@ -164,6 +164,7 @@ def run(case: dict) -> dict:
     write_sources(case["call"])
     call = v2_call(case) if sdk == "v2" else v3_call(case)
     before = reports()
+    seen.clear()
     sys.settrace(tracer)
     try:
         call()
@@ -174,7 +175,7 @@ def run(case: dict) -> dict:
             "classes": [c.__name__ for c in type(exc).__mro__],
             "message": str(exc),
             "notes": getattr(exc, "__notes__", []),
-            "raised_at": seen.get(id(exc)),
+            "raised_at": seen.get(id(exc), (None, None))[1],
         }
         return {**raised, "report": new_report(before)}
     sys.settrace(None)
