@@ -92,6 +92,14 @@ class ManagedAws:
     def __exit__(self, *exc_info) -> None:
         self._server.stop()
 
+    def reset(self) -> None:
+        """Every resource gone (moto's own reset), the bed's bucket made again: a new round of the same jobs."""
+        import urllib.request
+
+        reset = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
+        urllib.request.urlopen(reset, timeout=30).close()
+        self.client("s3").create_bucket(Bucket=BUCKET)
+
     def env(self, directory: Path) -> dict[str, str]:
         """A program's AWS: this server for every service, test keys, the region, no instance metadata, and a
         SageMaker config (in `directory`) with the SDK's telemetry off (offline it only costs seconds)."""
