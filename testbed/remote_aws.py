@@ -33,6 +33,12 @@ _CREATES = {
     "transform": ("create_transform_job", "transform_job_name"),
     "endpoint": ("create_endpoint", "endpoint_name"),
 }
+_DESCRIBES = {
+    "training": "describe_training_job",
+    "processing": "describe_processing_job",
+    "transform": "describe_transform_job",
+    "endpoint": "describe_endpoint",
+}
 _STATUS_ATTRIBUTE = {
     "training": "training_job_status",
     "processing": "processing_job_status",
@@ -58,6 +64,14 @@ class JobState:
     """Other attributes of moto's job object, by moto's attribute name (e.g. `resource_config`)."""
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """An API call refused as the service refuses it: its error code and message."""
+
+    code: str
+    message: str
+
+
 class ManagedAws:
     """One ThreadedMotoServer on a free port for the life of the context (one per test module is enough)."""
 
@@ -77,6 +91,14 @@ class ManagedAws:
 
     def __exit__(self, *exc_info) -> None:
         self._server.stop()
+
+    def reset(self) -> None:
+        """Every resource gone (moto's own reset), the bed's bucket made again: a new round of the same jobs."""
+        import urllib.request
+
+        reset = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
+        urllib.request.urlopen(reset, timeout=30).close()
+        self.client("s3").create_bucket(Bucket=BUCKET)
 
     def env(self, directory: Path) -> dict[str, str]:
         """A program's AWS: this server for every service, test keys, the region, no instance metadata, and a
@@ -130,6 +152,52 @@ class ManagedAws:
 
         with _replaced_create(resource, refuse):
             yield
+
+    @contextlib.contextmanager
+    def by_name(self, outcomes: dict[str, JobState | Refusal], resource: str = "training") -> Iterator[list[str]]:
+        """Each Create of `resource` whose name starts with a key of `outcomes` gets that key's outcome: its
+        state, or refused (a program that runs several cases in a row, each named after its case); other
+        Creates are moto's own. Yields the names created."""
+        from moto.core.exceptions import JsonRESTError
+        from moto.sagemaker.models import SageMakerModelBackend
+
+        method, name_key = _CREATES[resource]
+        original = SageMakerModelBackend.__dict__[method]
+        created: list[str] = []
+
+        def create(backend, *args, **kwargs):
+            name = kwargs.get(name_key) or ""
+            outcome = next((o for prefix, o in outcomes.items() if name.startswith(prefix)), None)
+            if isinstance(outcome, Refusal):
+                raise JsonRESTError(outcome.code, outcome.message)
+            made = original(backend, *args, **kwargs)
+            if outcome is not None:
+                created.append(name)
+                self._apply(resource, made, name, outcome)
+            return made
+
+        with _replaced_create(resource, create):
+            yield created
+
+    @contextlib.contextmanager
+    def refuse_describe(self, prefix: str, refusal: Refusal, resource: str = "training") -> Iterator[None]:
+        """Describe* of the jobs named `prefix...` refused (expired credentials, throttling while a job runs)."""
+        from moto.core.exceptions import JsonRESTError
+        from moto.sagemaker.models import SageMakerModelBackend
+
+        method = _DESCRIBES[resource]
+        original = SageMakerModelBackend.__dict__[method]
+
+        def describe(backend, name, *args, **kwargs):
+            if name.startswith(prefix):
+                raise JsonRESTError(refusal.code, refusal.message)
+            return original(backend, name, *args, **kwargs)
+
+        setattr(SageMakerModelBackend, method, describe)
+        try:
+            yield
+        finally:
+            setattr(SageMakerModelBackend, method, original)
 
     def put_job(self, name: str, state: JobState, **overrides) -> None:
         """A training job made as another tool would make it, left in `state` (`overrides`: CreateTrainingJob
