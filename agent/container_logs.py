@@ -132,7 +132,16 @@ def traceback_summary(lines: list[str]) -> str | None:
     if found is None:
         return None
     error, frames = found
-    return f"{error} ({frames[-1][0]}, line {frames[-1][1]})" if frames else error
+    return f"{error} ({where_raised(frames)})" if frames else error
+
+
+def where_raised(frames: list[tuple[str, str]]) -> str:
+    """'train.py, line 41': the user's innermost frame, where the fix is; and the library's line that raised
+    when it is not the user's ('train.py, line 41, raised in .../repository.py, line 486')."""
+    raised = frames[-1]
+    user = next((frame for frame in reversed(frames) if is_user_code(frame[0])), raised)
+    at = f"{user[0]}, line {user[1]}"
+    return at if user is raised else f"{at}, raised in {raised[0]}, line {raised[1]}"
 
 
 def script_traceback(lines: list[str]) -> tuple[str, list[tuple[str, str]]] | None:

@@ -10,6 +10,7 @@ does; `put_job(name, JobState)` leaves a job behind for `smdiag job NAME` to fin
 from __future__ import annotations
 
 import contextlib
+import datetime
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -225,8 +226,9 @@ class ManagedAws:
                 for status, message in state.transitions
             ]
             job.secondary_status_transitions = transitions or job.secondary_status_transitions
-            if state.training_seconds is not None:
+            if state.training_seconds is not None:  # it trained that long: it ended that much after it started
                 job.training_time_in_seconds = state.training_seconds
+                job.training_end_time = job.training_start_time + datetime.timedelta(seconds=state.training_seconds)
         for attribute, value in state.extra.items():
             setattr(job, attribute, value)
         if state.logs:

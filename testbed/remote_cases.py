@@ -107,7 +107,7 @@ FIRST: list[RemoteCase] = [
         "the image was never pushed",
         "job_image",
         evidence=("Cannot find the requested image",),
-        fix=("uri",),
+        fix=("image_uri|training_image",),  # v2's Estimator(image_uri=), v3's ModelTrainer(training_image=)
         where="C",
         refusal=Refusal(
             "ValidationException",
@@ -166,7 +166,7 @@ FIRST: list[RemoteCase] = [
         "entry_point is a path inside a subfolder of source_dir",
         "entry_point",
         evidence=("src/train",),
-        fix=("source_dir", "entry_point"),
+        fix=("source_dir", "entry_point|entry_script"),  # v3: SourceCode(source_dir=, entry_script=)
         failure_reason=toolkit_reason(
             "ExecuteUserScriptError", 1, "/usr/bin/python: No module named src/train", "/usr/bin/python -m src/train"
         ),

@@ -60,6 +60,8 @@ RENEW = {
     "wait": "the SDK's wait timed out: wait longer (wait(timeout=...))",
 }
 LOGS = ("logs",)
+STALL_SILENCE_S = 1800
+"""A stopped job whose every host wrote nothing for this long before its end had stalled."""
 
 
 class Job:
@@ -155,6 +157,16 @@ class Job:
         isolated = self.config("EnableNetworkIsolation") or self.config("NetworkConfig", "EnableNetworkIsolation")
         return subnets or (["network isolation"] if isolated else [])
 
+    def silence(self) -> tuple[float, str] | None:
+        """How long before the job's end (TrainingEndTime, else its last change) no host wrote a line, and the
+        last line written."""
+        ended = self.config("TrainingEndTime") or self.config("LastModifiedTime")
+        timed = [host for host in self.hosts if host.last_time is not None]
+        if not isinstance(ended, (int, float)) or not timed:
+            return None
+        latest = max(timed, key=lambda host: host.last_time)
+        return max(0.0, ended - latest.last_time), _last_line(latest.lines)
+
     def seconds(self, limit: str) -> str:
         """'training 3600 s of MaxRuntimeInSeconds 3600', as far as the Describe says."""
         ran = self.config("TrainingTimeInSeconds")
@@ -247,16 +259,25 @@ def _capacity(job: Job) -> Finding | None:
 
 
 def _debugger_stall(job: Job) -> Finding | None:
-    """A job that stopped or outlasted the SDK's wait with only SageMaker Debugger's hook lines at the end."""
+    """A job that stopped or outlasted the SDK's wait with SageMaker Debugger's hook on, and stalled: its hook's
+    lines are the last, or every host went silent long before the job ended (SageMaker Debugger is on in most
+    v2 jobs: the hook alone, with training going on to the end, is no stall)."""
     waited = job.status in RUNNING and job.evidence.exception.type
     if not (job.status == "Stopped" or waited):
         return None
     hit = job.find(LOGS, REMOTE_PATTERNS["debugger"], last=True)
-    if hit is None or not re.search(REMOTE_PATTERNS["debugger"], _last_line(job.lines[hit.source]), re.I):
-        return None  # the hook's lines, then training went on: SageMaker Debugger is on in most v2 jobs
-    stalled = f"{job.status} {job.secondary}".strip()
-    return Finding("debugger_hook_stall", f"{job.what} stalled ({stalled}) with the smdebug hook on: "
-                           f"{job.where(hit)}")  # fmt: skip
+    if hit is None:
+        return None
+    silence = job.silence()
+    if re.search(REMOTE_PATTERNS["debugger"], _last_line(job.lines[hit.source]), re.I):
+        stalled = ""
+    elif silence is not None and silence[0] >= STALL_SILENCE_S:
+        stalled = f"; no host wrote a line for the last {silence[0] / 60:.0f} min, the last: {silence[1]!r}"
+    else:
+        return None
+    state = f"{job.status} {job.secondary}".strip()
+    return Finding("debugger_hook_stall", f"{job.what} stalled ({state}) with the smdebug hook on: "
+                           f"{job.where(hit)}{stalled}")  # fmt: skip
 
 
 def _client_side(job: Job) -> Finding | None:

@@ -21,9 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import docker.errors
-import yaml
-
 from agent import container_logs, disks, engine, platform
 from agent.errors import SmdiagError
 from agent.failures.types import (
@@ -112,6 +109,8 @@ class Gathering:
     @functools.cached_property
     def services(self) -> list[dict]:
         """container_name and image of every service in the compose files this call wrote."""
+        import yaml  # lazy: a managed call's report never reads compose files
+
         services = []
         for path in self.compose_paths:
             with contextlib.suppress(OSError, yaml.YAMLError, AttributeError):
@@ -197,6 +196,8 @@ def _pull_errors(g: Gathering) -> list[PullError]:
     streamed = _streamed_pull_errors(g)
     if streamed or not _looks_like_pull_failure(g):
         return streamed
+    import docker.errors  # lazy: a managed call's report never asks the engine
+
     images = [*g.facts.call.images, *(s["image"] for s in g.services)]
     errors = []
     deadline = time.monotonic() + PULL_RETRY_S

@@ -159,7 +159,7 @@ def _script_error(job: Job) -> Finding | None:
         return Finding("job_script_error", f"{job.what} failed: {said}" + (f" (logs not read: {unread})" if unread
                        else ""))  # fmt: skip
     error, frames = found
-    at = f" ({frames[-1][0]}, line {frames[-1][1]})" if frames else ""
+    at = f" ({container_logs.where_raised(frames)})" if frames else ""
     place = f" on {host.host}" if host.host and job.instance_count > 1 else ""
     summary = f"{job.what} failed: {error}{at}{place} (log stream {host.stream})"
     return Finding("job_script_error", summary + _reason_note(job.reason))

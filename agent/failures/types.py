@@ -104,6 +104,7 @@ class HostLog:
     lines: list[str]  # the stream's last lines, bounded (REMOTE_LOG_LINES = 200), oldest first
     first_error: str | None = None  # the first line naming an error (Traceback's last, "Error", exit code, SIGABRT)
     first_error_time: float | None = None  # its event timestamp, epoch seconds
+    last_time: float | None = None  # the last line's event timestamp: when the host went silent
 
 
 @dataclass(frozen=True)

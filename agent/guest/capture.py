@@ -66,11 +66,12 @@ class Remote:
 
     call: Call
     resource: str
-    read: Callable[[], RemoteCall]
+    read: Callable[[BaseException | None], RemoteCall]
+    """Given the exception that left the call (None when the call raised nothing)."""
 
-    def facts(self) -> RemoteCall:
+    def facts(self, exc: BaseException | None = None) -> RemoteCall:
         """What the SDK object holds; at least the resource, when reading it failed (logged)."""
-        return guarded("remote", self.read) or RemoteCall(resource=self.resource)
+        return guarded("remote", self.read, exc) or RemoteCall(resource=self.resource)
 
 
 @dataclass
@@ -96,8 +97,9 @@ class Capture:
     def note_pull_error(self, image, error: str) -> None:
         self.pull_errors.append(PullError(image=image, error=error, time=time()))
 
-    def facts(self, raised: RaisedException) -> FailureFacts:
-        """What this call hands the recorder: only what this process alone can see."""
+    def facts(self, raised: RaisedException, exc: BaseException | None = None) -> FailureFacts:
+        """What this call hands the recorder: only what this process alone can see (`exc`: the exception
+        `raised` describes, where a managed call's facts read the name of a job the SDK did not keep)."""
         guarded("serving", self._keep_serving_stderr)
         runs = list(self.runs)
         images = [*self.call.images, *(pull.image for pull in self.pull_errors)]
@@ -111,7 +113,7 @@ class Capture:
             serving_failed=self.serving_failed,
             kept_containers=list(self.kept_containers),
             container_root=self.container_root,
-            remote=self.remote.facts() if self.remote else None,
+            remote=self.remote.facts(exc) if self.remote else None,
         )
 
     def _keep_serving_stderr(self) -> None:

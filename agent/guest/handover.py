@@ -25,7 +25,7 @@ RECORD_TIMEOUT_S = 180
 
 def report(capture: Capture, exc: BaseException) -> None:
     """Write the report and tell the user (called guarded: our trouble never replaces their exception)."""
-    facts = capture.facts(RaisedException.of(exc))
+    facts = capture.facts(RaisedException.of(exc), exc)
     answer = _recorded(facts)
     if answer is None:
         return

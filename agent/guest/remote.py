@@ -40,6 +40,10 @@ class Kind:
     session: Callable[[object], object] = lambda obj: instance_dict(obj).get("sagemaker_session")
     named_by: str | None = None
     """The call's argument that names what it makes, when given (an endpoint's name)."""
+    named_in_frame: tuple[tuple[str, ...], ...] = ()
+    """Where the entry point's own frame holds the name of the job it created (a local variable, a key of a
+    dict in one), for a call that raised before its SDK object kept the job: sagemaker-core's
+    `TrainingJob.create` describes the job it just created, and that Describe may fail."""
 
 
 def method(kind: str):
@@ -55,9 +59,10 @@ def method(kind: str):
             return None
         before = shape.held(obj)
 
-        def read() -> RemoteCall:
+        def read(exc: BaseException | None = None) -> RemoteCall:
             held = shape.held(obj)
             name = _text(arguments.get(shape.named_by)) or (shape.name(held) if held is not before else None)
+            name = name or _named_in_frame(exc, original, shape.named_in_frame)
             parameters = _present(shape.parameters(obj, arguments))
             return RemoteCall(shape.resource, name, _region(shape.session(obj)), parameters)
 
@@ -77,7 +82,7 @@ def resource_wait(resource: str, name_field: str):
         if not _from_sdk(job):
             return None
 
-        def read() -> RemoteCall:
+        def read(exc: BaseException | None = None) -> RemoteCall:
             held = instance_dict(job)
             private = _private(job)
             region = _text(private.get("_region")) or _boto_region(private.get("_session"))
@@ -98,6 +103,26 @@ def _managed(shape: Kind, obj, arguments: dict) -> bool:
         and (instance_type is None or _text(instance_type) is not None)
         and shape.managed(obj, arguments)
     )
+
+
+def _named_in_frame(exc: BaseException | None, original, paths: tuple[tuple[str, ...], ...]) -> str | None:
+    """The job's name as the entry point's own frame held it when `exc` left it, read from the finished frame's
+    plain dicts (no call into the SDK). None when the exception is the Create's refusal: then no job exists."""
+    if exc is None or not paths or str(getattr(exc, "operation_name", "")).startswith("Create"):
+        return None
+    code = getattr(inspect.unwrap(original), "__code__", None)
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code is not code:
+        tb = tb.tb_next
+    if tb is None:
+        return None
+    for path in paths:
+        value = tb.tb_frame.f_locals
+        for key in path:
+            value = value.get(key) if type(value) is dict else None
+        if _text(value):
+            return value
+    return None
 
 
 def _real_session(session) -> bool:
@@ -347,6 +372,7 @@ KINDS = {
                  session=lambda obj: instance_dict(_tuned_estimator(obj)).get("sagemaker_session")),
     "train": Kind("training", lambda obj: _private(obj).get("_latest_training_job"), _training_job_name, _trainer,
                   managed=_mode_is("SAGEMAKER_TRAINING_JOB", "training_mode"),
+                  named_in_frame=(("training_request", "training_job_name"), ("args", "training_job_name")),
                   instance_type=lambda obj, arguments: _path(obj, "compute", "instance_type")),
     "serve": Kind("endpoint", _attribute("endpoint_name"), _text, _builder, named_by="endpoint_name",
                   managed=_to_endpoint, instance_type=_argument_or_attribute("instance_type")),

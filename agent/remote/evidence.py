@@ -308,7 +308,8 @@ def _tail(logs, group: str, stream: str, deadline: Deadline) -> list[tuple[float
 
 def _host_log(stream: str, host: str | None, events: list[tuple[float, str]]) -> HostLog:
     first = next(((when, line) for when, line in events if ERROR_LINE.search(line)), None)
-    return HostLog(stream, host, [line for _, line in events], *(first[::-1] if first else (None, None)))
+    error, error_time = first[::-1] if first else (None, None)
+    return HostLog(stream, host, [line for _, line in events], error, error_time, events[-1][0] if events else None)
 
 
 def _job_host(stream: str, prefix: str) -> str | None:

@@ -299,9 +299,23 @@ def silent_listener():
         server.close()
 
 
-def test_the_recorder_loads_boto3_only_for_a_remote_call(hermetic_env):
-    """A local-mode failure's recorder starts as lean as before: AWS's SDK is loaded by a remote call alone."""
+def test_the_recorder_loads_boto3_only_for_a_remote_call(hermetic_env, env, aws):
+    """A local-mode failure's recorder starts as lean as before: AWS's SDK is loaded by a remote call alone,
+    and a remote call's report loads neither docker-py nor YAML (no engine, no compose file to read)."""
     probe = "import sys, agent.record; print(sorted(m for m in ('boto3', 'botocore') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", probe], env=hermetic_env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+    aws.put_job("lean-recorder", JobState(status="Failed", failure_reason="AlgorithmError: ExitCode 1"))
+    program = f"""
+import json, sys
+from agent.failures import record
+from agent.settings import Settings
+answer = record.record({facts("lean-recorder")!r}, Settings.load())
+print(json.dumps({{"loaded": sorted(m for m in ("docker", "yaml", "boto3") if m in sys.modules),
+                  "category": answer["category"]}}))
+"""
+    done = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["loaded"] == ["boto3"] and seen["category"], seen

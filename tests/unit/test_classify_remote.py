@@ -202,8 +202,9 @@ CASES = {
                          '  File "/opt/conda/lib/python3.8/site-packages/transformers/configuration_utils.py", line '
                          '514, in get_config_dict', "    raise EnvironmentError(msg)",
                          "OSError: Can't load config for 'bert-base-uncased-x'."])]),
-        "job_script_error", "OSError: Can't load config for 'bert-base-uncased-x'. (/opt/conda/lib/python3.8/"
-        "site-packages/transformers/configuration_utils.py, line 514)", "file and line",
+        "job_script_error", "OSError: Can't load config for 'bert-base-uncased-x'. (/opt/ml/code/train.py, line 31, "
+        "raised in /opt/conda/lib/python3.8/site-packages/transformers/configuration_utils.py, line 514)",
+        "file and line",
     ),
     "T66": (
         failed(GENERIC, [host(1, ["epoch 0", *traceback("/opt/ml/code/train.py", 42, "KeyError: 'label'")])]),
@@ -407,11 +408,23 @@ def test_a_client_error_while_the_job_failed_is_the_jobs_failure():
     assert classify(built).category == "job_disk_full"
 
 
+def stopped_with_the_hook(silent_s: float) -> Evidence:
+    """A job stopped at its max runtime, the smdebug hook created, training logged, then `silent_s` of silence."""
+    logs = [SMDEBUG[0], "Epoch 1/10", "1875/1875 - 41s - loss: 0.2971", "Epoch 2/10"]
+    job = {"TrainingJobStatus": "Stopped", "SecondaryStatus": "MaxRuntimeExceeded", "DebugHookConfig": {},
+           "TrainingEndTime": 1765173600.0}  # fmt: skip
+    return evidence({"job": job, "logs": [{**host(1, logs), "last_time": 1765173600.0 - silent_s}]})
+
+
 def test_a_job_stopped_at_its_max_runtime_that_trained_on_after_the_debugger_hook_is_max_runtime():
-    logs = [SMDEBUG[0], "Epoch 1/10", "Epoch 2/10", "Epoch 3/10 - loss: 0.41"]
-    job = {"TrainingJobStatus": "Stopped", "SecondaryStatus": "MaxRuntimeExceeded", "DebugHookConfig": {}}
-    built = evidence({"job": job, "logs": [host(1, logs)]})
-    assert classify(built).category == "max_runtime"
+    assert classify(stopped_with_the_hook(silent_s=5)).category == "max_runtime"
+
+
+def test_a_job_whose_logs_went_silent_with_the_debugger_hook_on_until_its_max_runtime_stalled():
+    diagnosis = classify(stopped_with_the_hook(silent_s=86000))
+    assert diagnosis.category == "debugger_hook_stall", diagnosis
+    assert "1433 min" in diagnosis.summary and "Epoch 2/10" in diagnosis.summary
+    assert "debugger_hook_config=False" in diagnosis.hint
 
 
 def test_a_spot_job_interrupted_once_that_then_failed_in_its_script_is_the_scripts():

@@ -226,7 +226,7 @@ def test_old_and_odd_facts_are_read_tolerantly():
 def test_a_reading_that_fails_still_names_the_resource_and_no_tap_acts_in_a_managed_call(monkeypatch):
     logged = []
     monkeypatch.setattr(config, "log_error", lambda what, exc: logged.append((what, type(exc).__name__)))
-    broken = Remote(Call(kind="fit"), "training", lambda: 1 / 0)
+    broken = Remote(Call(kind="fit"), "training", lambda exc: 1 / 0)
     assert broken.facts() == RemoteCall(resource="training") and logged == [("remote", "ZeroDivisionError")]
     for active, tapped in ((Capture(Call(kind="fit"), remote=broken), False), (Capture(Call(kind="fit")), True)):
         token = ACTIVE.set(active)
