@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -284,3 +285,49 @@ def _replaced_create(resource: str, replacement) -> Iterator[None]:
         yield
     finally:
         setattr(SageMakerModelBackend, method, original)
+
+
+def quota(name: str, value: float, code: str) -> dict:
+    return {"ServiceCode": "sagemaker", "ServiceName": "Amazon SageMaker", "QuotaName": name, "QuotaCode": code,
+            "Value": value, "Unit": "None", "Adjustable": True, "GlobalQuota": False}  # fmt: skip
+
+
+@contextlib.contextmanager
+def sagemaker_quotas(applied: dict[str, float], codes: dict[str, str] | None = None, others: int = 0) -> Iterator[None]:
+    """Service Quotas on moto (which knows VPC's only) knows SageMaker's quotas in REGION, in this process:
+    `others` quotas, then `applied` (name: applied value; each one's default is 0; its code from `codes`, else
+    made up), listed 100 a page as the service does (moto pages nothing)."""
+    from moto.servicequotas.models import ServiceQuotasBackend
+    from moto.servicequotas.responses import ServiceQuotasResponse
+
+    kinds = ("processing job usage", "transform job usage", "training warm pool usage", "notebook instance usage")
+    defaults = [quota(f"ml.x{n}.large for {kinds[n % len(kinds)]}", 4, f"L-0{n:07X}") for n in range(others)]
+    code_of = {name: (codes or {}).get(name, f"L-1{n:07X}") for n, name in enumerate(applied)}
+    defaults += [quota(name, 0, code_of[name]) for name in applied]
+    values = {code_of[name]: value for name, value in applied.items()}
+    listed, got = ServiceQuotasResponse.list_aws_default_service_quotas, ServiceQuotasBackend.get_service_quota
+
+    def list_defaults(self) -> str:
+        asked = json.loads(self.body)
+        if asked.get("ServiceCode") != "sagemaker":
+            return listed(self)
+        mine = defaults if self.region == REGION else []
+        start, size = int(asked.get("NextToken") or 0), int(asked.get("MaxResults") or 100)
+        page = {"Quotas": mine[start : start + size]}
+        if start + size < len(mine):
+            page["NextToken"] = str(start + size)
+        return json.dumps(page)
+
+    def get_applied(self, service_code: str, quota_code: str) -> dict:
+        if service_code != "sagemaker":
+            return got(self, service_code, quota_code)
+        found = next(q for q in defaults if q["QuotaCode"] == quota_code)
+        return {**found, "Value": values.get(quota_code, found["Value"])}
+
+    ServiceQuotasResponse.list_aws_default_service_quotas = list_defaults
+    ServiceQuotasBackend.get_service_quota = get_applied
+    try:
+        yield
+    finally:
+        ServiceQuotasResponse.list_aws_default_service_quotas = listed
+        ServiceQuotasBackend.get_service_quota = got

@@ -1,9 +1,8 @@
 """`smdiag doctor --remote`, the preflight before a managed job, through the real CLI against moto: each case's
 state is set in moto (ThreadedMotoServer in this process), and the tests read what the user reads.
 
-moto 5.2's Service Quotas know VPC's defaults only: `sagemaker_quotas` gives moto's Service Quotas, in this
-process, SageMaker's quotas of a case (their defaults, listed 100 a page as the service does, after 250
-others so that a reader must page; and their applied values)."""
+moto 5.2's Service Quotas know VPC's defaults only: `sagemaker_quotas` (testbed/remote_aws.py) gives them
+SageMaker's quotas of a case, after 250 others so that a reader must page."""
 
 from __future__ import annotations
 
@@ -14,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from testbed import remote_aws
 from testbed.remote_aws import ACCOUNT, REGION, JobState, ManagedAws
 
 TRUST_SAGEMAKER = {
@@ -26,6 +26,10 @@ TRUST_EC2 = {
 }
 OTHER_QUOTAS = 250
 """Quotas listed before a case's own: the reader must follow NextToken to reach them."""
+
+
+def sagemaker_quotas(applied: dict[str, float]):
+    return remote_aws.sagemaker_quotas(applied, others=OTHER_QUOTAS)
 
 
 @pytest.fixture(scope="module")
@@ -47,50 +51,6 @@ def preflight(smdiag, aws, tmp_path):
         return smdiag("doctor", "--remote", *args, env={**aws.env(tmp_path), **(env or {})}, timeout=60)
 
     return run
-
-
-def quota(name: str, value: float, code: str) -> dict:
-    return {"ServiceCode": "sagemaker", "ServiceName": "Amazon SageMaker", "QuotaName": name, "QuotaCode": code,
-            "Value": value, "Unit": "None", "Adjustable": True, "GlobalQuota": False}  # fmt: skip
-
-
-@contextlib.contextmanager
-def sagemaker_quotas(applied: dict[str, float]) -> Iterator[None]:
-    """Service Quotas on moto knows SageMaker's quotas in REGION: OTHER_QUOTAS others, then `applied` (name:
-    applied value; each one's default is 0), listed 100 a page as the service does (moto pages nothing)."""
-    from moto.servicequotas.models import ServiceQuotasBackend
-    from moto.servicequotas.responses import ServiceQuotasResponse
-
-    kinds = ("processing job usage", "transform job usage", "training warm pool usage", "notebook instance usage")
-    defaults = [quota(f"ml.x{n}.large for {kinds[n % len(kinds)]}", 4, f"L-0{n:07X}") for n in range(OTHER_QUOTAS)]
-    defaults += [quota(name, 0, f"L-1{n:07X}") for n, name in enumerate(applied)]
-    values = {f"L-1{n:07X}": value for n, value in enumerate(applied.values())}
-    listed, got = ServiceQuotasResponse.list_aws_default_service_quotas, ServiceQuotasBackend.get_service_quota
-
-    def list_defaults(self) -> str:
-        asked = json.loads(self.body)
-        if asked.get("ServiceCode") != "sagemaker":
-            return listed(self)
-        mine = defaults if self.region == REGION else []
-        start, size = int(asked.get("NextToken") or 0), int(asked.get("MaxResults") or 100)
-        page = {"Quotas": mine[start : start + size]}
-        if start + size < len(mine):
-            page["NextToken"] = str(start + size)
-        return json.dumps(page)
-
-    def get_applied(self, service_code: str, quota_code: str) -> dict:
-        if service_code != "sagemaker":
-            return got(self, service_code, quota_code)
-        found = next(q for q in defaults if q["QuotaCode"] == quota_code)
-        return {**found, "Value": values.get(quota_code, found["Value"])}
-
-    ServiceQuotasResponse.list_aws_default_service_quotas = list_defaults
-    ServiceQuotasBackend.get_service_quota = get_applied
-    try:
-        yield
-    finally:
-        ServiceQuotasResponse.list_aws_default_service_quotas = listed
-        ServiceQuotasBackend.get_service_quota = got
 
 
 def for_type(instance_type: str, training: float | None, endpoint: float | None = 2) -> dict[str, float]:

@@ -19,7 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from agent.remote import evidence
-from testbed.remote_aws import ACCOUNT, BUCKET, IMAGE, REGION, ROLE, JobState, ManagedAws
+from testbed.remote_aws import BUCKET, IMAGE, REGION, ROLE, JobState, ManagedAws, sagemaker_quotas
 
 HOSTS = 53
 """More hosts than one DescribeLogStreams page holds (50)."""
@@ -114,7 +114,7 @@ def test_describe_and_every_hosts_logs_name_the_host_that_failed_first(aws, env)
     assert "algo-37" in answer["summary"]
 
 
-def test_a_create_refused_for_its_quota_keeps_the_refusal_and_reads_the_quota(aws, env, sagemaker_quota):
+def test_a_create_refused_for_its_quota_keeps_the_refusal_and_reads_the_quota(aws, env):
     quota = "ml.p3.2xlarge for training job usage"
     refused = (
         f"The account-level service limit '{quota}' is 0 Instances, with current utilization of 0 Instances "
@@ -122,9 +122,8 @@ def test_a_create_refused_for_its_quota_keeps_the_refusal_and_reads_the_quota(aw
     )
     with aws.refuse_create("ResourceLimitExceeded", refused), pytest.raises(ClientError) as raised:
         aws.client("sagemaker").create_training_job(**training_job("never-made"))
-    sagemaker_quota(quota, "L-2B0FE5EA", applied=0.0)
-
-    _, report, text = record(facts("never-made", str(raised.value)), env)
+    with sagemaker_quotas({quota: 0.0}, codes={quota: "L-2B0FE5EA"}, others=120):
+        _, report, text = record(facts("never-made", str(raised.value)), env)
 
     remote = report["remote"]
     assert remote["refusal"] == {"code": "ResourceLimitExceeded", "operation": "CreateTrainingJob", "message": refused}
@@ -234,42 +233,6 @@ def user_denied(aws: ManagedAws, user: str, action: str) -> dict[str, str]:
     iam.put_user_policy(UserName=user, PolicyName="all-but-one", PolicyDocument=json.dumps(policy))
     key = iam.create_access_key(UserName=user)["AccessKey"]
     return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
-
-
-@pytest.fixture
-def sagemaker_quota(monkeypatch):
-    """sagemaker_quota(name, code, applied): Service Quotas knows that SageMaker quota (moto knows VPC's only)."""
-    from moto.servicequotas.models import ServiceQuotasBackend
-
-    known: dict[str, dict] = {}
-
-    def define(name: str, code: str, applied: float) -> None:
-        known[code] = {
-            "QuotaCode": code,
-            "QuotaName": name,
-            "ServiceCode": "sagemaker",
-            "Value": applied,
-            "QuotaArn": f"arn:aws:servicequotas:{REGION}:{ACCOUNT}:sagemaker/{code}",
-            "Unit": "None",
-            "Adjustable": True,
-            "GlobalQuota": False,
-            "ServiceName": "Amazon SageMaker",
-        }
-
-    listed, got = ServiceQuotasBackend.list_aws_default_service_quotas, ServiceQuotasBackend.get_service_quota
-    monkeypatch.setattr(
-        ServiceQuotasBackend,
-        "list_aws_default_service_quotas",
-        lambda self, code: list(known.values()) if code == "sagemaker" else listed(self, code),
-    )
-    monkeypatch.setattr(
-        ServiceQuotasBackend,
-        "get_service_quota",
-        lambda self, service_code, quota_code: (
-            known[quota_code] if service_code == "sagemaker" else got(self, service_code, quota_code)
-        ),
-    )
-    return define
 
 
 @contextlib.contextmanager
