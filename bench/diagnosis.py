@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from bench.diagnosis_remote import remote_rows
+from bench.diagnosis_row import diagnosis_row
 from testbed import bed, failure_cases
 
 LATENCY_GOAL_S = 2.0
@@ -69,19 +70,8 @@ def local_rows(chosen: list) -> list[dict]:
                 except Exception as exc:  # noqa: BLE001 - a case that cannot be set up is a row, not the end
                     outcome, problems = None, [f"not reproduced: {type(exc).__name__}: {exc}"]
                 report = (outcome.report if outcome else None) or {}
-                rows.append({
-                    "case": case.id,
-                    "source": case.source,
-                    "cause": case.cause,
-                    "expected": case.category,
-                    "category": report.get("category") or "-",
-                    "summary": " ".join((report.get("summary") or "-").split()),
-                    "right": not problems,
-                    "problems": problems,
-                    "latency_s": outcome.latency_s if outcome else None,
-                    "evidence_seconds": report.get("evidence_seconds") or {},
-                    "case_s": time.monotonic() - started,
-                })  # fmt: skip
+                latency = outcome.latency_s if outcome else None
+                rows.append(diagnosis_row(case.id, case, report, problems, latency, time.monotonic() - started))
         finally:
             cases_bed.close()
     return rows

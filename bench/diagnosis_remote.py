@@ -13,6 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.diagnosis_row import diagnosis_row
 from testbed import bed
 from testbed.failure_cases import CACHE
 from testbed.remote_aws import ManagedAws
@@ -49,19 +50,7 @@ def row(sdk: str, run: CaseRun, users: Users) -> dict:
     else:
         report = run.report or {}
         problems = judge(case, run.report)
-    return {
-        "case": f"{case.id} {sdk}",
-        "source": case.source,
-        "cause": case.cause,
-        "expected": case.category,
-        "category": report.get("category") or "-",
-        "summary": " ".join((report.get("summary") or "-").split()),
-        "right": not problems,
-        "problems": problems,
-        "latency_s": run.latency_s,
-        "evidence_seconds": report.get("evidence_seconds") or {},
-        "case_s": None,
-    }
+    return diagnosis_row(f"{case.id} {sdk}", case, report, problems, run.latency_s)
 
 
 def job_answer(run: CaseRun, users: Users) -> dict:
