@@ -121,7 +121,8 @@ HINTS = {
     ),
     "job_script_error": (
         "the script failed: fix it at the file and line quoted, from the job's log (the FailureReason holds at most "
-        "1,024 characters); every host's log is in CloudWatch, /aws/sagemaker/TrainingJobs, <job>/algo-N-*"
+        "1,024 characters); every host's log is in CloudWatch, in the job's log group (/aws/sagemaker/TrainingJobs, "
+        "ProcessingJobs or TransformJobs), one stream per host named after the job"
     ),
     "client_side": (
         "the error was the client's while the SDK waited, not the job's: it may still be running. Renew what "

@@ -60,6 +60,13 @@ RENEW = {
     "wait": "the SDK's wait timed out: wait longer (wait(timeout=...))",
 }
 LOGS = ("logs",)
+CALLER_DENIED = (
+    "your own identity (this notebook's role or your credentials: the ARN the message names) may not make the call "
+    "quoted, not the job's execution role: allow it in that identity's policy (a job's Create also needs "
+    "iam:PassRole on the execution role); an explicit deny is an SCP's or a permissions boundary's: ask the "
+    "account's administrator"
+)
+"""A refused call was the caller's own (the job, if any, did not make it): the hint names the caller's identity."""
 STALL_SILENCE_S = 1800
 """A stopped job whose every host wrote nothing for this long before its end had stalled."""
 
@@ -205,7 +212,13 @@ def _refused(job: Job) -> Finding | None:
     refusal = job.refusal
     if not refusal or re.match(r"(Describe|List|Get)", refusal.get("operation") or ""):
         return None
-    said = f"{refusal.get('operation') or 'the Create call'} was refused, no job exists: {job.lines['refusal'][0]}"
+    operation = refusal.get("operation") or "the Create call"
+    created = (
+        "no job exists"
+        if operation.startswith("Create") or operation == "the Create call"
+        else "before or beside the job"
+    )
+    said = f"{operation} was refused ({created}): {job.lines['refusal'][0]}"
     code = refusal.get("code") or ""
     if code == "ResourceLimitExceeded":
         return Finding("quota_exceeded", said, _quota_hint(job))
@@ -221,7 +234,7 @@ def _refused(job: Job) -> Finding | None:
     if job.find(("refusal",), CLIENT_SIDE["credentials"]):
         return Finding("client_side", said, f"no job was created: {RENEW['credentials']}, then run the call again")
     if code.startswith("AccessDenied") or job.find(("refusal",), REMOTE_PATTERNS["access"]):
-        return Finding("job_access_denied", said)
+        return Finding("job_access_denied", said, CALLER_DENIED)
     return Finding("remote_unknown", said, "SageMaker refused the request: change what the message names, then run "
                    "the call again")  # fmt: skip
 
@@ -250,7 +263,9 @@ def _capacity(job: Job) -> Finding | None:
     """No capacity: a failed job's CapacityError, or a job still waiting for instances when the SDK stopped."""
     if job.status in ("Completed", "Stopped"):
         return None
-    hit = job.find(("reason",), REMOTE_PATTERNS["capacity"]) or job.find(("status",), REMOTE_PATTERNS["capacity"])
+    # a failed job's transitions may tell of capacity it waited for, then got: only its reason says why it failed
+    sources = ("reason",) if job.status == "Failed" else ("reason", "status")
+    hit = job.find(sources, REMOTE_PATTERNS["capacity"])
     if hit is None:
         return None
     waited = "" if job.status == "Failed" else f" (still {job.status or 'waiting'} when the SDK stopped waiting)"
@@ -320,7 +335,9 @@ def _not_failed(job: Job) -> Finding | None:
     ran = job.config("TrainingTimeInSeconds")
     said = f"{job.what} is {state}" + (f" (training {ran} s)" if ran is not None else "")
     if job.status in ("Completed", "InService"):
-        return Finding("job_completed", said)
+        # the user's call raised, yet the job or endpoint its name reads is fine: that is not what failed (a
+        # deploy that raised before its Create reads an earlier endpoint of the same name)
+        return None if job.evidence.exception.type else Finding("job_completed", said)
     return Finding("job_in_progress" if job.status in RUNNING else "job_stopped", said)
 
 

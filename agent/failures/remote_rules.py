@@ -89,6 +89,20 @@ def _simple(category: str, sources: tuple[str, ...], pattern: str, what: str, de
     return rule
 
 
+def _service_error(job: Job) -> Finding | None:
+    """SageMaker's own failure: said by the reason, or by a transition (a cluster repaired on the way) when no
+    host's log holds a traceback through the script (then the script failed of its own cause)."""
+    hit = job.find(("reason",), REMOTE_PATTERNS["service"])
+    if hit is None and not any(_user_traceback(host.lines) for host in job.hosts):
+        hit = job.find(("status",), REMOTE_PATTERNS["service"])
+    return hit and Finding("service_error", f"{job.what} failed, on SageMaker's side: {job.where(hit)}")
+
+
+def _user_traceback(lines: list[str]) -> bool:
+    found = container_logs.script_traceback(lines)
+    return found is not None and any(container_logs.is_user_code(path) for path, _ in found[1])
+
+
 def _volume(job: Job) -> str:
     size = job.resources.get("VolumeSizeInGB") or job.parameters.get("volume_size_gb")
     return f" (VolumeSizeInGB {size})" if size else ""
@@ -179,6 +193,9 @@ def _reason_note(reason: str) -> str:
 
 def unknown(job: Job) -> Finding:
     """Nothing matched: the FailureReason and the first error line of the logs, quoted."""
+    if job.status in ("Completed", "InService"):  # the call raised of its own cause, not the job's
+        raised = job.lines["exception"][0]
+        return Finding("remote_unknown", f"{job.what} is {job.status}, yet the call raised: {raised}")
     first = next((h for h in job.hosts if h.first_error), None)
     parts = [f"FailureReason: {job.reason.strip()}" if job.reason.strip() else "",
             f"first error in the logs: {first.first_error} (log stream {first.stream})" if first else ""]  # fmt: skip
@@ -189,7 +206,7 @@ def unknown(job: Job) -> Finding:
 
 
 FAILED_RULES = (
-    _simple("service_error", ("reason", "status"), REMOTE_PATTERNS["service"], "on SageMaker's side"),
+    _service_error,
     _simple("job_image", ("reason", "status"), REMOTE_PATTERNS["image"], "its image could not be used"),
     _simple("entry_point", SAID, REMOTE_PATTERNS["entry_point"], "the container could not start the program"),
     _simple("model_data", ("reason",), REMOTE_PATTERNS["model_data"], "its model's artifact is unusable"),

@@ -220,7 +220,9 @@ def _remote_lines(report: dict, log_lines: int) -> list[str]:
         lines.append(f"quota:    {quota.get('name')}: {quota.get('value')} applied ({quota.get('code')})")
     hosts = remote.get("logs") or []
     failed = [h for h in hosts if h.get("first_error_time") is not None]
-    first = min(failed, key=lambda h: h["first_error_time"]) if failed else (hosts[0] if len(hosts) == 1 else None)
+    # no host's error line (a stall, a stop at the max runtime): the host that wrote last shows how it ended
+    last_written = max(hosts, key=lambda h: h.get("last_time") or 0.0, default=None)
+    first = min(failed, key=lambda h: h["first_error_time"]) if failed else last_written
     if first is not None:
         if first.get("first_error"):
             when = time.strftime("%H:%M:%S", time.gmtime(first["first_error_time"]))
@@ -231,7 +233,7 @@ def _remote_lines(report: dict, log_lines: int) -> list[str]:
     lines += [f"log {host.get('stream')}: {host['first_error']}" for host in others]
     quiet = len(hosts) - len(others) - (first is not None)
     if quiet:
-        lines.append(f"{quiet} {'other ' if first is not None else ''}host stream(s) with no error line")
+        lines.append(f"{quiet} other host stream(s) with no error line")
     if job and not hosts and "logs" not in (report.get("evidence_errors") or {}):
         lines.append("logs:     no log stream found (the job may have run no container)")
     return lines

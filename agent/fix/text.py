@@ -3,7 +3,7 @@ the result itself).
 
 Doctor's text: a row per check under the name a person reads, each problem with its fix and the commands to
 copy on lines of their own, the next steps, then the verdict with the next command. Marks and colour go to
-a terminal only (agent.cli.style): piped or in a file, the text is plain words.
+a terminal only (agent.style): piped or in a file, the text is plain words.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from agent import disks
-from agent.cli.style import PLAIN, Style, command_lines, problem_lines
 from agent.fix.doctor_fix import verdict
 from agent.fix.run import NO_REMEDY
 from agent.host import studio
 from agent.host.doctor import WRAPPED_CALLS, check_name
+from agent.style import PLAIN, Style, command_lines, problem_lines
 
 # ---------------------------------------------------------------------------------------------- doctor
 

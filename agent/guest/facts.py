@@ -83,7 +83,8 @@ class RemoteCall:
     resource: str
     """training, processing, transform, endpoint or tuning."""
     name: str | None = None
-    """The job's, endpoint's or tuning job's name the SDK object holds (None: never created)."""
+    """The name of the job, endpoint or tuning job this call made (None: it made none, or the SDK object still
+    names an earlier call's)."""
     region: str | None = None
     """The SDK session's region (None: the default chain's, as the SDK itself resolves it)."""
     parameters: dict = field(default_factory=dict)
@@ -91,6 +92,9 @@ class RemoteCall:
     volume_size_gb, max_run_s, max_wait_s, spot (bool), checkpoint_s3_uri, entry_point, source_dir, image_uri,
     role, subnets (list), security_group_ids (list), volume_kms_key, output_kms_key, max_parallel_jobs (tuning),
     inputs ({channel: s3 uri} when plain strings)."""
+    profile: str | None = None
+    """The AWS profile the SDK's boto3 session was made with, by name (a name, never a credential; None: the
+    default chain's): the recorder reads with the same identity."""
 
 
 @dataclass

@@ -19,6 +19,8 @@ from .capture import Capture
 from .config import AGENT, log_error
 from .facts import FailureFacts, RaisedException
 
+CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+"""A profile given by name wins over these in boto3 (they would win over AWS_PROFILE alone)."""
 RECORD_TIMEOUT_S = 180
 """Evidence collection bounds each of its steps; this bounds the whole."""
 
@@ -82,20 +84,31 @@ def _recorded(facts: FailureFacts) -> dict | None:
 def record(facts: FailureFacts) -> dict:
     """The recorder's answer (see agent.failures.record): it runs in the agent's interpreter, so that this
     process (a user's kernel) needs nothing beyond the standard library."""
-    env = dict(os.environ)
-    if AGENT.state_dir:
-        env.setdefault("SMDIAG_STATE_DIR", AGENT.state_dir)
     done = run(
         [AGENT.python, "-m", "agent.record"],
         input=facts.to_json(),
         capture_output=True,
         text=True,
-        env=env,
+        env=recorder_env(facts, os.environ),
         timeout=RECORD_TIMEOUT_S,
     )
     if done.returncode != 0:
         raise RuntimeError((done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1])
     return json.loads(done.stdout)
+
+
+def recorder_env(facts: FailureFacts, environ) -> dict[str, str]:
+    """The recorder's environment: this process's, its state dir, and for a managed call the identity the SDK
+    used: a profile the SDK's session named wins, as boto3 lets a named profile win over credentials in the
+    environment."""
+    env = dict(environ)
+    if AGENT.state_dir:
+        env.setdefault("SMDIAG_STATE_DIR", AGENT.state_dir)
+    if facts.remote is not None and facts.remote.profile:
+        env["AWS_PROFILE"] = facts.remote.profile
+        for variable in CREDENTIAL_VARIABLES:
+            env.pop(variable, None)
+    return env
 
 
 def one_line(text: str, limit: int = 300) -> str:

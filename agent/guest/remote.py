@@ -64,7 +64,9 @@ def method(kind: str):
             name = _text(arguments.get(shape.named_by)) or (shape.name(held) if held is not before else None)
             name = name or _named_in_frame(exc, original, shape.named_in_frame)
             parameters = _present(shape.parameters(obj, arguments))
-            return RemoteCall(shape.resource, name, _region(shape.session(obj)), parameters)
+            session = shape.session(obj)
+            boto_session = instance_dict(session).get("boto_session")
+            return RemoteCall(shape.resource, name, _region(session), parameters, _profile(boto_session))
 
         image = _text(instance_dict(obj).get("image_uri")) or _text(instance_dict(obj).get("training_image"))
         call = local.call(kind, type(obj).__name__, shape.instance_type(obj, arguments), image)
@@ -86,7 +88,10 @@ def resource_wait(resource: str, name_field: str):
             held = instance_dict(job)
             private = _private(job)
             region = _text(private.get("_region")) or _boto_region(private.get("_session"))
-            return RemoteCall(resource, _text(held.get(name_field)), region, _present(_resource_parameters(job)))
+            parameters = _present(_resource_parameters(job))
+            return RemoteCall(
+                resource, _text(held.get(name_field)), region, parameters, _profile(private.get("_session"))
+            )
 
         return Remote(local.call("wait", type(job).__name__), resource, read)
 
@@ -116,8 +121,9 @@ def _named_in_frame(exc: BaseException | None, original, paths: tuple[tuple[str,
         tb = tb.tb_next
     if tb is None:
         return None
+    local_names = dict(tb.tb_frame.f_locals)  # a plain dict (Python 3.13 gives a proxy)
     for path in paths:
-        value = tb.tb_frame.f_locals
+        value = local_names
         for key in path:
             value = value.get(key) if type(value) is dict else None
         if _text(value):
@@ -198,8 +204,18 @@ def _region(session) -> str | None:
 def _boto_region(boto_session) -> str | None:
     """A boto3 session's region where it was given (`boto3.Session(region_name=...)`); None: the default
     chain's (environment, profile), which the recorder resolves the same way."""
+    return _session_variable(boto_session, "region")
+
+
+def _profile(boto_session) -> str | None:
+    """The profile a boto3 session was made with (`boto3.Session(profile_name=...)`), by name."""
+    return _session_variable(boto_session, "profile")
+
+
+def _session_variable(boto_session, name: str) -> str | None:
+    """A value given to a boto3 session when it was made (botocore keeps those apart from what it resolved)."""
     variables = _path(boto_session, "_session", "_session_instance_vars")
-    return _text(variables.get("region")) if isinstance(variables, dict) else None
+    return _text(variables.get(name)) if isinstance(variables, dict) else None
 
 
 # ------------------------------------------------------------------------------------ each entry point's facts

@@ -15,8 +15,8 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 
-from agent.cli.style import Style, command_lines, problem_lines
 from agent.errors import BadInput
+from agent.style import Style, command_lines, problem_lines
 
 PREFLIGHT_BUDGET_S = 4.0
 """Seconds all AWS reads of one preflight share (the answer the issue asks for is within 5 s)."""

@@ -138,7 +138,7 @@ def test_the_preflight_prints_doctors_rows_without_loading_the_local_doctor(pref
         result = preflight("--instance-type", "ml.g5.xlarge", env={"PYTHONPROFILEIMPORTTIME": "1"})
     loaded = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
     assert result.returncode == 0 and row(result.stdout, "training quota").startswith("ok "), result.stdout
-    assert "agent.remote.preflight" in loaded and "agent.cli.style" in loaded
+    assert "agent.remote.preflight" in loaded and "agent.style" in loaded
     assert loaded & {"agent.fix.text", "agent.host.doctor", "agent.engine", "docker"} == set()
 
 

@@ -401,6 +401,35 @@ def test_an_endpoint_out_of_memory_names_its_variants_instance_type():
     assert diagnosis.category == "job_out_of_memory" and "ml.t2.medium" in diagnosis.summary
 
 
+def test_capacity_waited_for_or_a_cluster_repaired_before_a_script_error_is_the_scripts():
+    """Transitions tell what happened on the way; a failed job's reason and logs tell why it failed."""
+    transitions = [{"Status": "Starting", "StatusMessage": "Insufficient capacity error from EC2 while launching "
+                    "instances, retrying!"}, {"Status": "Training", "StatusMessage": "Repairing training cluster due "
+                    "to hardware failure"}]  # fmt: skip
+    logs = [host(1, traceback("/opt/ml/code/train.py", 9, "ValueError: nan loss"), "ValueError: nan loss", 10.0)]
+    built = failed(GENERIC, logs, SecondaryStatusTransitions=transitions)
+    diagnosis = classify(built)
+    assert diagnosis.category == "job_script_error" and "train.py, line 9" in diagnosis.summary, diagnosis
+
+
+def test_a_call_that_raised_beside_an_endpoint_in_service_is_not_told_nothing_failed():
+    """deploy(endpoint_name="prod") raised before its Create: the name reads an earlier endpoint, in service."""
+    raised = {"type": "ValueError", "message": "instance_type must be given"}
+    built = evidence({"resource": "endpoint", "name": "prod", "job": {"EndpointStatus": "InService"}}, raised)
+    diagnosis = classify(built)
+    assert diagnosis.category == "remote_unknown", diagnosis
+    assert "InService, yet the call raised: ValueError: instance_type must be given" in diagnosis.summary
+
+
+def test_the_callers_own_refusal_names_the_callers_identity_not_the_execution_role():
+    """fit() uploading its source to S3 refused: no SageMaker call was made, and the role to fix is the notebook's."""
+    message = "User: arn:aws:sts::111122223333:assumed-role/Notebook/alice is not authorized to perform: s3:PutObject"
+    diagnosis = classify(refused("AccessDenied", message, operation="PutObject"))
+    assert diagnosis.category == "job_access_denied", diagnosis
+    assert diagnosis.summary.startswith("PutObject was refused (before or beside the job): AccessDenied")
+    assert "your own identity" in diagnosis.hint and "give the role" not in diagnosis.hint
+
+
 def test_a_client_error_while_the_job_failed_is_the_jobs_failure():
     built = failed("ClientError: Data download failed:Insufficient disk space")
     expired = "An error occurred (ExpiredToken) when calling the DescribeTrainingJob operation: expired"
@@ -435,8 +464,10 @@ def test_a_spot_job_interrupted_once_that_then_failed_in_its_script_is_the_scrip
 
 
 def test_a_completed_spot_job_that_resumed_from_its_checkpoints_is_completed():
+    """As `smdiag job NAME` reads it: no exception, the job alone."""
     built, *_ = CASES["T54"]
     built.remote.job["CheckpointConfig"] = {"S3Uri": "s3://bucket/ckpt"}
+    built.exception = type(built.exception)(type="", message="")
     assert classify(built).category == "job_completed"
 
 

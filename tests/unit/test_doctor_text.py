@@ -4,10 +4,10 @@ import copy
 import re
 from dataclasses import asdict
 
-from agent.cli.style import Style
 from agent.fix.doctor_fix import verdict
 from agent.fix.text import format_doctor, verdict_line
 from agent.host.doctor import diagnose, next_steps
+from agent.style import Style
 
 GIB = 1024**3
 PYTHON3 = "/home/ec2-user/anaconda3/envs/python3"

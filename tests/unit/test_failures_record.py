@@ -87,3 +87,16 @@ def test_a_call_that_returned_is_shown_as_such_not_as_an_empty_exception():
     assert "exception: none, the call returned (deploy() returned, but" in store.format_report(returned)
     raised = {"exception": {"type": "RuntimeError", "message": "Failed to run"}}
     assert "exception: RuntimeError: Failed to run" in store.format_report(raised)
+
+
+def test_a_stalled_jobs_report_shows_the_last_lines_of_the_host_that_wrote_last():
+    """No host wrote an error line (a stall stopped at the max runtime): the lines that show how it ended are
+    the last host's to write, not none at all."""
+    hosts = [{"stream": f"job/algo-{n}-1", "host": f"algo-{n}", "lines": [f"algo-{n} epoch 2/10"], "last_time": t}
+             for n, t in ((1, 100.0), (2, 250.0), (3, 90.0))]  # fmt: skip
+    report = {"exception": {"type": "", "message": ""}, "category": "debugger_hook_stall",
+              "remote": {"resource": "training", "name": "job", "region": "us-east-1", "logs": hosts,
+                         "job": {"TrainingJobStatus": "Stopped", "SecondaryStatus": "MaxRuntimeExceeded"}}}  # fmt: skip
+    text = store.format_report(report)
+    assert "log job/algo-2-1:" in text and "| algo-2 epoch 2/10" in text, text
+    assert "2 other host stream(s) with no error line" in text

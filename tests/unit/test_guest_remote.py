@@ -209,6 +209,28 @@ def test_the_facts_of_a_managed_call_go_to_the_recorder_and_back(session):
     assert handover.what_failed(facts) == "managed training job guest-job failed"
 
 
+def test_a_named_profile_is_read_and_the_recorder_reads_as_that_profile(tmp_path, monkeypatch):
+    """`boto3.Session(profile_name="prod")`: the recorder asks AWS with that profile, not the environment's keys."""
+    config_file = tmp_path / "config"
+    config_file.write_text("[profile prod]\nregion = eu-central-1\naws_access_key_id = AKIDPROD\n"
+                           "aws_secret_access_key = prod-secret\n")  # fmt: skip
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config_file))
+    prod = sagemaker.Session(boto_session=boto3.Session(profile_name="prod"), sagemaker_config=OPT_OUT,
+                             default_bucket="guest-bucket")  # fmt: skip
+    fitted = estimator(prod)
+    capture = _capture(remote.method("fit"), EstimatorBase.fit, (fitted, "s3://b/train"), {})
+    facts = capture.facts(RaisedException(type="ClientError", message="refused"))
+    assert (facts.remote.profile, facts.remote.region) == ("prod", "eu-central-1")
+    assert "prod-secret" not in facts.to_json() and "AKIDPROD" not in facts.to_json()
+    environ = {"AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "env-secret", "PATH": "/bin"}
+    env = handover.recorder_env(facts, environ)
+    assert env["AWS_PROFILE"] == "prod" and "AWS_ACCESS_KEY_ID" not in env and env["PATH"] == "/bin"
+    assert handover.recorder_env(FailureFacts.from_json(facts.to_json()), environ)["AWS_PROFILE"] == "prod"
+    unnamed = capture.facts(RaisedException(type="ClientError", message="refused"))
+    unnamed.remote.profile = None
+    assert handover.recorder_env(unnamed, environ)["AWS_ACCESS_KEY_ID"] == "AKIDENV"
+
+
 def test_old_and_odd_facts_are_read_tolerantly():
     local_facts = FailureFacts(call=Call(kind="fit"), started=1.0, exception=RaisedException("E", "m"))
     data = json.loads(local_facts.to_json())

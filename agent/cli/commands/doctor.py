@@ -62,7 +62,7 @@ def doctor(
     remote_only = {"--instance-type": instance_type, "--role": role, "--image": image, "--region": region}
 
     def action(settings: Settings) -> Outcome:
-        from agent.cli.style import Style
+        from agent.style import Style
 
         style = Style.for_output(on_terminal)
         if remote:
