@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from agent.errors import SmdiagError
+from agent.errors import BadInput, SmdiagError
 from agent.redact import process_redactor
 
 CALL_TIMEOUT_S = 5.0
@@ -25,6 +25,8 @@ ACCESS_DENIED_CODES = frozenset(
     {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess", "NotAuthorized"}
 )
 _TAG = re.compile(r"<[^>]*>")
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+"""An AWS region's name: us-east-1, ap-southeast-2, us-gov-west-1 (the number may reach two digits)."""
 _ACTION_IN_MESSAGE = re.compile(r"not authorized to perform:? ([a-z0-9-]+:[A-Za-z0-9*]+)")
 
 
@@ -32,6 +34,13 @@ class AwsUnavailable(SmdiagError):
     """AWS cannot be asked at all: no credentials, no region, no answer in time. Exit 1, one line."""
 
     exit_code = 1
+
+
+def check_region(region: str | None) -> None:
+    """BadInput unless `region` (a --region given; None: the AWS config's) looks like an AWS region's name. The
+    one check of a region smdiag's commands make, before any AWS call."""
+    if region is not None and not REGION.fullmatch(region):
+        raise BadInput(f"--region {region!r} is not an AWS region name", "write it like us-east-1 or eu-west-2")
 
 
 class Deadline:

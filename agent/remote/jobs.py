@@ -17,7 +17,15 @@ from agent.errors import BadInput, Failed
 from agent.failures.classify import classify
 from agent.failures.types import Call, Evidence, RaisedException, RemoteEvidence, Report
 from agent.remote import evidence
-from agent.remote.aws import AwsUnavailable, Deadline, client, in_parallel, is_unavailable, why_not
+from agent.remote.aws import (
+    AwsUnavailable,
+    Deadline,
+    check_region,
+    client,
+    in_parallel,
+    is_unavailable,
+    why_not,
+)
 
 if TYPE_CHECKING:
     from agent.settings import Settings
@@ -28,7 +36,6 @@ MAX_FAILED = 50
 """Failed jobs read per kind at most, newest first."""
 NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 """SageMaker's rule for a job's or endpoint's name."""
-REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 POLICY_FIX = "attach the read-only policy of the README's managed-jobs section to your role"
 AFTER_THE_FACT = "job"
 """The Call.kind of a job read after the fact (no SDK call failed in this process)."""
@@ -74,11 +81,6 @@ def check_name(name: str) -> None:
             f"{name!r} is not a SageMaker job or endpoint name",
             "give the name as the console shows it: letters, digits and hyphens, at most 63",
         )
-
-
-def check_region(region: str | None) -> None:
-    if region is not None and not REGION.match(region):
-        raise BadInput(f"--region {region!r} is not an AWS region", "write it like us-east-1 or eu-west-2")
 
 
 def diagnose_job(name: str, resource: str, region: str | None, settings: Settings) -> Report:

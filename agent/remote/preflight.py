@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 from agent.cli.style import Style, command_lines, problem_lines
 from agent.errors import BadInput
+from agent.remote.aws import check_region
 
 PREFLIGHT_BUDGET_S = 4.0
 """Seconds all AWS reads of one preflight share (the answer the issue asks for is within 5 s)."""
@@ -35,7 +36,6 @@ CHECK_NAMES = {
 """What a person reads for each check id (`--json` keeps the ids)."""
 
 _INSTANCE_TYPE = re.compile(r"ml\.[a-z0-9-]+\.[a-z0-9]+")
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::(?P<account>\d{12}):role/(?:[\w+=,.@-]+/)*(?P<name>[\w+=,.@-]{1,64})")
 _ECR_IMAGE = re.compile(
     r"(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
@@ -97,8 +97,7 @@ def validate(request: Request) -> Request:
             f"--image {request.image!r} is not an image URI",
             "give the URI SageMaker pulls, e.g. <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>",
         )
-    if request.region is not None and not _REGION.fullmatch(request.region):
-        raise BadInput(f"--region {request.region!r} is not an AWS region name", "e.g. --region us-east-1")
+    check_region(request.region)
     return request
 
 
@@ -331,8 +330,15 @@ def _role_row(read: dict) -> Check:
     return Check("role", "ok", f"{label} exists and {SAGEMAKER_PRINCIPAL} may assume it{condition}")
 
 
-def _trust_with_sagemaker(document: Mapping | None) -> dict:
-    document = dict(document or {"Version": "2012-10-17"})
+def _trust_with_sagemaker(document: Mapping | str | None) -> dict:
+    """The trust policy `document` (IAM's answer: a mapping, or its JSON text) with a statement letting
+    SageMaker assume the role added. Pure."""
+    if isinstance(document, str):
+        try:
+            document = json.loads(document)
+        except ValueError:
+            document = None
+    document = dict(document if isinstance(document, Mapping) else {"Version": "2012-10-17"})
     statements = document.get("Statement", [])
     statements = [statements] if isinstance(statements, dict) else list(statements)
     allow = {"Effect": "Allow", "Principal": {"Service": SAGEMAKER_PRINCIPAL}, "Action": "sts:AssumeRole"}

@@ -46,14 +46,12 @@ def job(
 
     def action(settings: Settings) -> Outcome:
         from agent.failures.store import format_report
-        from agent.remote.jobs import check_name, check_region, diagnose_job
+        from agent.remote.jobs import diagnose_job
 
         if len(chosen) > 1:
             raise BadInput(f"--{' and --'.join(chosen)} name different kinds", "give at most one of them")
         if logs < 0:
             raise BadInput(f"--logs {logs} is negative", "give a number of lines, e.g. --logs 50")
-        check_name(name)
-        check_region(region)
         report = diagnose_job(name, chosen[0] if chosen else "training", region, settings).to_dict()
         text = format_report(report, logs) + "(read from AWS now; not stored)"
         return 0, report, text
@@ -78,14 +76,13 @@ def jobs(
     def action(settings: Settings) -> Outcome:
         from agent.cli.progress_bars import steps
         from agent.guard.plan import parse_duration
-        from agent.remote.jobs import check_region, failed_jobs
+        from agent.remote.jobs import failed_jobs
 
         if not failed:
             raise BadInput("smdiag jobs lists failed jobs only", "add --failed (e.g. smdiag jobs --failed --since 1d)")
         since_s = parse_duration(since, "--since")
         if since_s <= 0:
             raise BadInput(f"--since {since!r} is no time at all", "write it like 90m, 12h or 7d")
-        check_region(region)
         with steps("jobs") as step:
             lines = failed_jobs(since_s, region, settings, step)
         result = {"since_s": since_s, "classified_from": "Describe only", "jobs": [line.to_dict() for line in lines]}
