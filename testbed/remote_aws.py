@@ -293,17 +293,24 @@ def quota(name: str, value: float, code: str) -> dict:
 
 
 @contextlib.contextmanager
-def sagemaker_quotas(applied: dict[str, float], codes: dict[str, str] | None = None, others: int = 0) -> Iterator[None]:
+def sagemaker_quotas(
+    applied: dict[str, float], codes: dict[str, str] | None = None, others: int = 0,
+    unapplied: dict[str, float] | None = None,
+) -> Iterator[None]:  # fmt: skip
     """Service Quotas on moto (which knows VPC's only) knows SageMaker's quotas in REGION, in this process:
     `others` quotas, then `applied` (name: applied value; each one's default is 0; its code from `codes`, else
-    made up), listed 100 a page as the service does (moto pages nothing)."""
+    made up), listed 100 a page as the service does (moto pages nothing). `unapplied` (name: default): quotas
+    never changed, whose GetServiceQuota answers NoSuchResourceException as the service's does."""
+    from moto.servicequotas.exceptions import NoSuchResource
     from moto.servicequotas.models import ServiceQuotasBackend
     from moto.servicequotas.responses import ServiceQuotasResponse
 
     kinds = ("processing job usage", "transform job usage", "training warm pool usage", "notebook instance usage")
     defaults = [quota(f"ml.x{n}.large for {kinds[n % len(kinds)]}", 4, f"L-0{n:07X}") for n in range(others)]
-    code_of = {name: (codes or {}).get(name, f"L-1{n:07X}") for n, name in enumerate(applied)}
+    unapplied = unapplied or {}
+    code_of = {name: (codes or {}).get(name, f"L-1{n:07X}") for n, name in enumerate([*applied, *unapplied])}
     defaults += [quota(name, 0, code_of[name]) for name in applied]
+    defaults += [quota(name, default, code_of[name]) for name, default in unapplied.items()]
     values = {code_of[name]: value for name, value in applied.items()}
     listed, got = ServiceQuotasResponse.list_aws_default_service_quotas, ServiceQuotasBackend.get_service_quota
 
@@ -322,6 +329,8 @@ def sagemaker_quotas(applied: dict[str, float], codes: dict[str, str] | None = N
         if service_code != "sagemaker":
             return got(self, service_code, quota_code)
         found = next(q for q in defaults if q["QuotaCode"] == quota_code)
+        if quota_code not in values:
+            raise NoSuchResource()
         return {**found, "Value": values.get(quota_code, found["Value"])}
 
     ServiceQuotasResponse.list_aws_default_service_quotas = list_defaults

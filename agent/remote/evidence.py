@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from agent.failures.patterns import parse_refusal
 from agent.failures.types import HostLog, RemoteEvidence
+from agent.remote import quotas
 from agent.remote.aws import AwsUnavailable, Deadline, client, error_code, in_parallel, is_unavailable, why_not
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ def read(reading: Reading, name: str | None, parameters: dict, exception_message
     found: dict = {"refusal": refusal}
     created = refusal is None or not refusal["operation"].startswith("Create")
     if refusal is not None and refusal["code"] == "ResourceLimitExceeded":
-        found["quota"] = reading.source("quota", "servicequotas:ListAWSDefaultServiceQuotas", _quota, refusal)
+        found["quota"] = reading.source("quota", quotas.LIST_ACTION, _quota, refusal)
     if created and name:
         job = found["job"] = reading.source("describe", _describe_action(resource), _describe, name)
         if job is not None and resource in EXTRA_DESCRIBES:
@@ -328,18 +329,17 @@ def _endpoint_host(stream: str, prefix: str) -> str | None:
 
 def _quota(reading: Reading, refusal: dict) -> dict | None:
     """The Service Quotas entry the refusal names ("'ml.p3.2xlarge for training job usage' is 0 Instances"):
-    its code from the defaults' list (by name), its applied value when one is set."""
+    its code from the defaults' list (by name), its applied value (agent.remote.quotas: the default when none
+    was applied). When the value cannot be read, the quota found stays, with the refusal's own value, and why
+    is recorded under `quota`."""
     named = _QUOTA_NAME.search(refusal["message"])
     if named is None:
         return None
-    quotas = reading.client("service-quotas")
-    found = None
-    for page in quotas.get_paginator("list_aws_default_service_quotas").paginate(ServiceCode="sagemaker"):
-        found = next((q for q in page["Quotas"] if q.get("QuotaName") == named["name"]), None)
-        if found is not None or not reading.deadline.left():
-            break
+    found = quotas.find(reading.client("service-quotas"), {named["name"]}, reading.deadline).get(named["name"])
     if found is None:
         return None
-    applied = _asked("servicequotas:GetServiceQuota", quotas.get_service_quota,
-                     ServiceCode="sagemaker", QuotaCode=found["QuotaCode"])["Quota"]  # fmt: skip
-    return {"name": named["name"], "value": applied.get("Value", found.get("Value")), "code": found["QuotaCode"]}
+    value = found["Value"]
+    if isinstance(value, Exception):
+        reading.errors.setdefault("quota", why_not(value, quotas.GET_ACTION))
+        value = float(named["value"])
+    return {"name": named["name"], "value": value, "code": found["QuotaCode"]}

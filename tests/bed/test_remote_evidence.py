@@ -134,6 +134,46 @@ def test_a_create_refused_for_its_quota_keeps_the_refusal_and_reads_the_quota(aw
     assert report["category"] == "quota_exceeded" and quota in report["hint"] + report["summary"]
 
 
+def quota_refusal(quota: str, value: int) -> str:
+    return (
+        f"The account-level service limit '{quota}' is {value} Instances, with current utilization of {value} "
+        "Instances and a request delta of 1 Instances. Please contact AWS support to request an increase for this "
+        "limit."
+    )
+
+
+def test_a_quota_never_changed_is_its_default_as_the_preflight_reads_it(aws, env):
+    """GetServiceQuota answers NoSuchResourceException for a quota never changed: its default applies (the
+    preflight's reading, agent.remote.quotas, shared), the quota is not lost."""
+    quota = "ml.g5.12xlarge for training job usage"
+    refused = quota_refusal(quota, 2)
+    with aws.refuse_create("ResourceLimitExceeded", refused), pytest.raises(ClientError) as raised:
+        aws.client("sagemaker").create_training_job(**training_job("never-made-default"))
+    with sagemaker_quotas({}, codes={quota: "L-3C0FE5EA"}, unapplied={quota: 2.0}, others=120):
+        _, report, text = record(facts("never-made-default", str(raised.value)), env)
+
+    assert report["remote"]["quota"] == {"name": quota, "value": 2.0, "code": "L-3C0FE5EA"}
+    assert "evidence_errors" not in report
+    assert f"quota:    {quota}: 2.0 applied (L-3C0FE5EA)" in text
+
+
+def test_a_quota_value_the_role_may_not_read_keeps_the_quota_found_and_says_why(aws, env):
+    quota = "ml.g5.24xlarge for training job usage"
+    refused = quota_refusal(quota, 0)
+    with aws.refuse_create("ResourceLimitExceeded", refused), pytest.raises(ClientError) as raised:
+        aws.client("sagemaker").create_training_job(**training_job("never-made-denied"))
+    keys = user_denied(aws, "no-quota-value-reader", "servicequotas:GetServiceQuota")
+    from moto.core.authorization import enable_iam_authentication
+
+    with sagemaker_quotas({quota: 0.0}, codes={quota: "L-4D0FE5EA"}), enable_iam_authentication():
+        _, report, _ = record(facts("never-made-denied", str(raised.value)), {**env, **keys})
+
+    assert report["remote"]["quota"] == {"name": quota, "value": 0.0, "code": "L-4D0FE5EA"}  # the refusal's value
+    error = report["evidence_errors"]["quota"]
+    assert error.startswith("AccessDenied") and error.endswith("(needs servicequotas:GetServiceQuota)")
+    assert report["category"] == "quota_exceeded" and "L-4D0FE5EA" in report["hint"] + report["summary"]
+
+
 def test_a_log_read_the_role_may_not_make_is_recorded_with_its_permission(aws, env):
     name = "logs-denied"
     aws.put_job(name, JobState(failure_reason="AlgorithmError: ExitCode 1", logs={"algo-1": ["ValueError: x"]}))
