@@ -55,18 +55,20 @@ class Deadline:
         return max(0.0, self._end - time.monotonic())
 
 
-def client(service: str, region: str | None, deadline: Deadline):
-    """A boto3 client for `service` whose attempts end before `deadline`: connect and read timeouts of
-    min(CALL_TIMEOUT_S, what is left), a second attempt only when the budget holds two. `region` None: the
-    default chain's (AWS_REGION / AWS_DEFAULT_REGION, the profile). Raises AwsUnavailable when there is no
-    time left, no region or no credentials, before any request."""
+def client(service: str, region: str | None, deadline: Deadline, at_most: float = CALL_TIMEOUT_S):
+    """A boto3 client for `service`: connect and read timeouts of min(at_most, CALL_TIMEOUT_S, what is left of
+    `deadline` now), a second attempt only when what is left holds two. The deadline is read once, here: it
+    does not end the calls made later with the client (a caller that loops checks `deadline.left()` itself,
+    and a call may end up to one timeout after the deadline). `region` None: the default chain's (AWS_REGION /
+    AWS_DEFAULT_REGION, the profile). Raises AwsUnavailable when there is no time left, no region or no
+    credentials, before any request."""
     left = deadline.left()
     if left < 0.05:
         raise AwsUnavailable(f"no time left to ask {service} (budget {deadline.seconds:g} s spent)")
     import boto3  # lazily: a second of import the recorder and the CLI pay only for a remote call
     from botocore.config import Config
 
-    timeout = min(CALL_TIMEOUT_S, left)
+    timeout = min(CALL_TIMEOUT_S, at_most, left)
     attempts = 2 if left >= 2 * timeout + 1 else 1
     session = boto3.session.Session(region_name=region)
     if session.region_name is None:

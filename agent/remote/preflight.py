@@ -5,7 +5,9 @@ answer: AwsUnavailable, exit 1), then reads the rest concurrently under one Dead
 the SageMaker quotas of the instance type and what running training jobs use of them, the execution role and
 its trust policy, the default bucket, the framework images' accounts. Turning what was read into rows,
 problems and a verdict is pure (`checks`); a source the caller may not read is a row "unknown: needs
-<action>", never a failure of the whole.
+<action>", never a failure of the whole. But a preflight that could not read what decides (the quota of the
+--instance-type asked for, or every check) is no "ready": not healthy (exit 1), its verdict naming what could
+not be read and why (`undecided`). STS gets at most half the budget, so a slow STS leaves the rest time.
 """
 
 from __future__ import annotations
@@ -414,16 +416,31 @@ def run_preflight(request: Request, budget_s: float = PREFLIGHT_BUDGET_S) -> dic
     read = preflight_aws.read_all(request, budget_s)
     rows = checks(request, read)
     problems = [row for row in rows if row.state == "problem"]
+    unread = undecided(request, rows)
     return {
-        "healthy": not problems,
+        "healthy": not problems and not unread,
         "region": read["region"],
         "account": read["account"],
         "request": asdict(request),
         "checks": [asdict(row) for row in rows],
         "problems": [asdict(row) for row in problems],
         "unknown": [row.check for row in rows if row.state == "unknown"],
+        "undecided": [asdict(row) for row in unread],
         "seconds": read["seconds"],
     }
+
+
+def undecided(request: Request, rows: list[Check]) -> list[Check]:
+    """The unknown rows that leave no verdict (the preflight is then not healthy): every check asked for, when
+    none could be read, else the instance type's and its training quota's when --instance-type was given (what
+    the user asked about). Pure."""
+    unknown = [row for row in rows if row.state == "unknown"]
+    asked = [row for row in rows if row.check != "caller" and row.state != "na"]
+    if asked and len(unknown) == len(asked):
+        return unknown
+    if request.instance_type:
+        return [row for row in unknown if row.check in ("instance_type", "training_quota")]
+    return []
 
 
 def format_preflight(report: dict, style: Style) -> str:
@@ -449,11 +466,23 @@ def verdict_line(report: dict, style: Style) -> str:
             f"{'it' if count == 1 else 'them'} as shown above, then run `smdiag doctor --remote` again"
         )
         return style.verdict(line, ready=False)
+    if report.get("undecided"):
+        return style.verdict(f"cannot tell whether managed jobs{on} in {report['region']} would run: "
+                             f"{_unread_reasons(report['undecided'])}", ready=False)  # fmt: skip
     line = f"ready for managed jobs{on} in {report['region']}, as far as smdiag could read"
     if unknown:
         names = ", ".join(CHECK_NAMES[check] for check in unknown)
         line += f" ({len(unknown)} check{'s' if len(unknown) > 1 else ''} unknown: {names})"
     return style.verdict(line, ready=True)
+
+
+def _unread_reasons(rows: list[dict]) -> str:
+    """ "instance type, training quota not read (needs servicequotas:...)", the checks grouped by reason."""
+    by_reason: dict[str, list[str]] = {}
+    for row in rows:
+        reason = row["text"].removeprefix("unknown: ")
+        by_reason.setdefault(reason, []).append(CHECK_NAMES[row["check"]])
+    return "; ".join(f"{', '.join(names)} not read ({reason})" for reason, names in by_reason.items())
 
 
 def _mark(state: str, style: Style) -> str:

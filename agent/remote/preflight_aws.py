@@ -127,8 +127,9 @@ def read_all(request: Request, budget_s: float) -> dict:
 
 def caller(region: str | None, deadline: Deadline) -> tuple[str, dict]:
     """(region, GetCallerIdentity's answer); AwsUnavailable when AWS does not answer or refuses the
-    credentials themselves (GetCallerIdentity needs no permission)."""
-    sts = client("sts", region, deadline)
+    credentials themselves (GetCallerIdentity needs no permission). STS gets at most half of what is left:
+    a slow STS leaves the other reads time of their own."""
+    sts = client("sts", region, deadline, at_most=deadline.left() / 2)
     try:
         identity = sts.get_caller_identity()
     except Exception as exc:  # noqa: BLE001 - any failure here means AWS cannot be asked

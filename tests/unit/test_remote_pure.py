@@ -62,3 +62,22 @@ def test_a_role_row_with_a_trust_policy_given_as_text_names_the_fix():
                      "name": "r", "trust": json.dumps(TRUST_EC2)}, "account": "123456789012"}  # fmt: skip
     row = preflight._role_row(read)
     assert row.state == "problem" and "ec2.amazonaws.com" in row.commands[0]
+
+
+def rows_of(**states: str) -> list[preflight.Check]:
+    return [preflight.Check("caller", "ok", "me"), *(preflight.Check(c, s, f"{s}: x") for c, s in states.items())]
+
+
+def test_a_preflight_that_read_nothing_it_was_asked_has_no_verdict():
+    rows = rows_of(
+        instance_type="na", training_quota="na", endpoint_quota="na", role="na", bucket="unknown", image="na"
+    )
+    assert [row.check for row in preflight.undecided(preflight.Request(), rows)] == ["bucket"]
+
+
+def test_an_unknown_quota_of_the_type_asked_has_no_verdict_other_unknowns_do():
+    asked = preflight.Request(instance_type="ml.g5.xlarge")
+    rows = rows_of(instance_type="ok", training_quota="unknown", endpoint_quota="unknown", role="unknown", bucket="ok")
+    assert [row.check for row in preflight.undecided(asked, rows)] == ["training_quota"]
+    rows = rows_of(instance_type="ok", training_quota="ok", endpoint_quota="unknown", role="unknown", bucket="ok")
+    assert preflight.undecided(asked, rows) == []
