@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/SageMakerRole"
 BUCKET = "smdiag-bed-bucket"
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/smdiag-train:1"
+STALL_LIMIT_S = 120
+"""The longest a stalled call (`stall_describe`) holds a server thread, should a test never release it."""
 LOG_GROUPS = {
     "training": "/aws/sagemaker/TrainingJobs",
     "processing": "/aws/sagemaker/ProcessingJobs",
@@ -199,6 +202,29 @@ class ManagedAws:
         try:
             yield
         finally:
+            setattr(SageMakerModelBackend, method, original)
+
+    @contextlib.contextmanager
+    def stall_describe(self, prefix: str, resource: str = "training") -> Iterator[threading.Event]:
+        """Describe* of the jobs named `prefix...` answered only once the yielded event is set (set on leaving):
+        a service that takes the request and keeps the caller waiting. moto's server serves each request in a
+        thread of its own, so the other calls are answered meanwhile."""
+        from moto.sagemaker.models import SageMakerModelBackend
+
+        method = _DESCRIBES[resource]
+        original = SageMakerModelBackend.__dict__[method]
+        release = threading.Event()
+
+        def describe(backend, name, *args, **kwargs):
+            if name.startswith(prefix):
+                release.wait(STALL_LIMIT_S)
+            return original(backend, name, *args, **kwargs)
+
+        setattr(SageMakerModelBackend, method, describe)
+        try:
+            yield release
+        finally:
+            release.set()
             setattr(SageMakerModelBackend, method, original)
 
     def put_job(self, name: str, state: JobState, **overrides) -> None:

@@ -44,8 +44,10 @@ def check_region(region: str | None) -> None:
 
 
 class Deadline:
-    """A time budget shared by all calls of one gathering: each call gets what is left, at most
-    CALL_TIMEOUT_S per attempt."""
+    """A time budget shared by one gathering: a clock, nothing more. `client` sizes a client's timeouts from
+    what is left when the client is made; `in_parallel(..., deadline=)` stops starting calls and stops waiting
+    once it is spent; a loop of calls checks `left()` before each. A call already sent is ended only by its
+    client's timeouts."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
@@ -149,31 +151,48 @@ def why_not(error: BaseException, action: str) -> str:
     return process_redactor().text(line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…")
 
 
-def in_parallel(read: Callable, items: list) -> list:
+def in_parallel(read: Callable, items: list, deadline: Deadline | None = None, late: Callable | None = None) -> list:
     """`read(item)` for every item, PARALLEL_CALLS at a time, in daemon threads (a stalled call never holds the
-    process's exit); an error is raised once all are done."""
+    process's exit), results in the items' order. Without a deadline: every call is waited for, and the first
+    error raised once all are done. With `deadline` (and `late`): no call starts once it is spent, the wait
+    ends then, and each item not read by then is `late(item)`; an error is still raised (a `read` that must
+    not fail catches its own)."""
     results: list = [None] * len(items)
     pending = queue.SimpleQueue()
     for entry in enumerate(items):
         pending.put(entry)
     failures: list[Exception] = []
+    done: set[int] = set()
+    lock = threading.Lock()
+    closed = threading.Event()
 
     def work() -> None:
-        while True:
+        while not closed.is_set() and (deadline is None or deadline.left() > 0):
             try:
                 index, item = pending.get_nowait()
             except queue.Empty:
                 return
             try:
-                results[index] = read(item)
+                value = read(item)
             except Exception as exc:  # noqa: BLE001 - raised below, in the caller's thread
                 failures.append(exc)
+                continue
+            with lock:
+                if not closed.is_set():
+                    results[index] = value
+                    done.add(index)
 
     workers = [threading.Thread(target=work, daemon=True) for _ in range(min(PARALLEL_CALLS, len(items)))]
     for worker in workers:
         worker.start()
     for worker in workers:
-        worker.join()
+        worker.join(None if deadline is None else deadline.left())
+    with lock:
+        closed.set()
+        missing = [index for index in range(len(items)) if index not in done]
     if failures:
         raise failures[0]
+    if missing and deadline is not None and late is not None:
+        for index in missing:
+            results[index] = late(items[index])
     return results

@@ -5,6 +5,7 @@ before any AWS call, and AWS unreachable in one line."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 
 import pytest
@@ -137,6 +138,63 @@ def test_jobs_failed_lists_the_recent_failures_one_line_each(aws, aws_env, smdia
     text = smdiag("jobs", "--failed", env=aws_env).stdout
     assert any(row.split()[3] == "listed-failure" for row in text.splitlines() if "listed-failure" in row)
     assert "Describe only" in text
+
+
+def user_denied(aws: ManagedAws, user: str, action: str) -> dict[str, str]:
+    """Keys of an IAM user allowed everything but `action` (moto enforces IAM once asked to)."""
+    iam = aws.client("iam")
+    iam.create_user(UserName=user)
+    statements = [
+        {"Effect": "Allow", "Action": "*", "Resource": "*"},
+        {"Effect": "Deny", "Action": action, "Resource": "*"},
+    ]
+    iam.put_user_policy(UserName=user, PolicyName="all-but-one",
+                        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}))  # fmt: skip
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+
+
+def test_jobs_failed_keeps_the_other_kinds_when_one_listing_is_refused(aws, aws_env, smdiag):
+    from moto.core.authorization import enable_iam_authentication
+
+    aws.put_job("listed-beside-a-refusal", JobState(failure_reason="CapacityError: Unable to provision capacity."))
+    no_endpoints = {**aws_env, **user_denied(aws, "jobs-no-list-endpoints", "sagemaker:ListEndpoints")}
+    nothing = {**aws_env, **user_denied(aws, "jobs-no-lists", "sagemaker:List*")}
+    with enable_iam_authentication():
+        done = smdiag("jobs", "--failed", env=no_endpoints)
+        as_json = smdiag("jobs", "--failed", "--json", env=no_endpoints)
+        refused = smdiag("jobs", "--failed", env=nothing)
+
+    assert done.returncode == 0, done.stderr
+    assert any(row.split()[3] == "listed-beside-a-refusal" for row in done.stdout.splitlines() if "beside" in row)
+    [line] = [line for line in done.stdout.splitlines() if line.startswith("not read: ")]
+    assert line.startswith("not read: endpoints: AccessDenied") and line.endswith("(needs sagemaker:ListEndpoints)")
+    result = json.loads(as_json.stdout)
+    assert [kind["resource"] for kind in result["not_read"]] == ["endpoint"]
+    assert "listed-beside-a-refusal" in [job["name"] for job in result["jobs"]]
+    assert refused.returncode == 1  # nothing could be listed
+    assert "(needs sagemaker:ListTrainingJobs)" in one_line_error(refused)
+
+
+def test_jobs_failed_ends_at_its_budget_with_a_line_for_the_job_not_described(aws, aws_env, monkeypatch):
+    """In-process, with a budget of 3 s: a Describe the service never answers is a line saying it was not read
+    (the budget spent), the other jobs' lines stay, and the command returns."""
+    from agent.remote import jobs
+
+    aws.put_job("budget-answered", JobState(failure_reason="CapacityError: Unable to provision capacity."))
+    aws.put_job("budget-stalled", JobState(failure_reason="CapacityError: Unable to provision capacity."))
+    for variable in [v for v in os.environ if v.startswith("AWS_")]:
+        monkeypatch.delenv(variable)
+    for variable, value in aws_env.items():
+        monkeypatch.setenv(variable, value)
+    with aws.stall_describe("budget-stalled"):
+        lines, unread = jobs.failed_jobs(86400, None, None, budget_s=3)
+
+    by_name = {line.name: line for line in lines}
+    assert unread == []
+    assert by_name["budget-answered"].category == "insufficient_capacity"
+    stalled = by_name["budget-stalled"]
+    assert (stalled.category, stalled.summary) == ("not_read", "not read: the 3 s budget of jobs --failed was spent")
 
 
 @pytest.mark.parametrize(

@@ -69,8 +69,9 @@ def jobs(
     """List the region's managed jobs and endpoints that failed recently, one line each with its category.
 
     Training, processing and transform jobs and endpoints, newest first; each category is read from the
-    job's Describe only (`smdiag job NAME` reads its logs too). Exit 0 answered, 1 AWS unreachable or
-    refused, 2 bad input.
+    job's Describe only (`smdiag job NAME` reads its logs too); a kind that could not be listed is a line
+    "not read: <kind>: <why>". Exit 0 answered (some kinds may be unread), 1 no kind could be listed (AWS
+    unreachable or refusing), 2 bad input.
     """
 
     def action(settings: Settings) -> Outcome:
@@ -84,20 +85,29 @@ def jobs(
         if since_s <= 0:
             raise BadInput(f"--since {since!r} is no time at all", "write it like 90m, 12h or 7d")
         with steps("jobs") as step:
-            lines = failed_jobs(since_s, region, settings, step)
-        result = {"since_s": since_s, "classified_from": "Describe only", "jobs": [line.to_dict() for line in lines]}
-        return 0, result, _failed_text(lines, since)
+            lines, unread = failed_jobs(since_s, region, settings, step)
+        result = {"since_s": since_s, "classified_from": "Describe only", "jobs": [line.to_dict() for line in lines],
+                  "not_read": [kind.to_dict() for kind in unread]}  # fmt: skip
+        return 0, result, _failed_text(lines, unread, since)
 
     execute(ctx, as_json, action)
 
 
-def _failed_text(lines, since: str) -> str:
+def _failed_text(lines, unread, since: str) -> str:
+    from agent.remote.jobs import plural
+
+    not_read = [f"not read: {plural(kind.resource)}: {kind.why}" for kind in unread]
     if not lines:
-        return f"no training, processing or transform job or endpoint failed in the last {since}"
+        kinds = ("training", "processing", "transform", "endpoint")
+        listed = [plural(kind) for kind in kinds if kind not in {entry.resource for entry in unread}]
+        none = f"no training, processing or transform job or endpoint failed in the last {since}"
+        if unread:
+            none = f"none of the {', '.join(listed)} failed in the last {since}"
+        return "\n".join([none, *not_read])
     rows = [
         f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(line.time_epoch or 0))}  {line.resource:10} {line.name:32} "
         f"{line.category:24} {line.summary}"
         for line in lines
     ]
     note = "categories read from each Describe only; `smdiag job NAME` (--processing, ...) reads its logs too"
-    return "\n".join([*rows, note])
+    return "\n".join([*rows, *not_read, note])
