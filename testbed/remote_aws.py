@@ -83,6 +83,7 @@ class ManagedAws:
     def __init__(self) -> None:
         self._server = None
         self.endpoint = ""
+        self._trials: dict[str, list[str]] = {}
 
     def __enter__(self) -> ManagedAws:
         from moto.server import ThreadedMotoServer
@@ -95,7 +96,11 @@ class ManagedAws:
         return self
 
     def __exit__(self, *exc_info) -> None:
+        from moto.sagemaker.responses import SageMakerResponse
+
         self._server.stop()
+        if "list_training_jobs_for_hyper_parameter_tuning_job" in SageMakerResponse.__dict__:
+            del SageMakerResponse.list_training_jobs_for_hyper_parameter_tuning_job
 
     def reset(self) -> None:
         """Every resource gone (moto's own reset), the bed's bucket made again: a new round of the same jobs."""
@@ -226,6 +231,49 @@ class ManagedAws:
         finally:
             release.set()
             setattr(SageMakerModelBackend, method, original)
+
+    def put_tuning_job(self, name: str, trials: dict[str, JobState], failure_reason: str | None = None) -> None:
+        """A hyperparameter tuning job left `Failed` with `failure_reason`, whose training jobs are `trials` (name:
+        state; each made by `put_job`). moto has the tuning job but not the list of its training jobs
+        (ListTrainingJobsForHyperParameterTuningJob): the server answers it from `trials`, as the service does,
+        for the life of this ManagedAws."""
+        self.client("sagemaker").create_hyper_parameter_tuning_job(
+            HyperParameterTuningJobName=name,
+            HyperParameterTuningJobConfig={"Strategy": "Bayesian", "ResourceLimits": {"MaxNumberOfTrainingJobs": 2,
+                                           "MaxParallelTrainingJobs": 2}},
+            TrainingJobDefinition={"AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+                                   "RoleArn": ROLE, "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/out"},
+                                   "ResourceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1,
+                                                      "VolumeSizeInGB": 30},
+                                   "StoppingCondition": {"MaxRuntimeInSeconds": 3600}},
+        )  # fmt: skip
+        job = self.sagemaker_backend().hyper_parameter_tuning_jobs[name]
+        job.hyper_parameter_tuning_job_status = "Failed"
+        job.failure_reason = failure_reason
+        for trial, state in trials.items():
+            self.put_job(trial, state)
+        self._trials[name] = list(trials)
+        self._serve_trials()
+
+    def _serve_trials(self) -> None:
+        from moto.sagemaker.responses import SageMakerResponse
+
+        if hasattr(SageMakerResponse, "list_training_jobs_for_hyper_parameter_tuning_job"):
+            return
+        trials, backend = self._trials, self.sagemaker_backend
+
+        def list_trials(response) -> str:
+            asked = json.loads(response.body)
+            jobs = [backend().training_jobs[n] for n in trials.get(asked["HyperParameterTuningJobName"], [])]
+            jobs = [job for job in jobs if asked.get("StatusEquals") in (None, job.training_job_status)]
+            jobs.sort(key=lambda job: job.creation_time, reverse=asked.get("SortOrder") == "Descending")
+            jobs = jobs[: int(asked.get("MaxResults") or 100)]
+            summaries = [{"TrainingJobName": job.training_job_name, "TrainingJobArn": job.arn,
+                          "TrainingJobStatus": job.training_job_status, "CreationTime": job.creation_time.timestamp(),
+                          "TunedHyperParameters": {}} for job in jobs]  # fmt: skip
+            return json.dumps({"TrainingJobSummaries": summaries})
+
+        SageMakerResponse.list_training_jobs_for_hyper_parameter_tuning_job = list_trials
 
     def put_job(self, name: str, state: JobState, **overrides) -> None:
         """A training job made as another tool would make it, left in `state` (`overrides`: CreateTrainingJob

@@ -112,7 +112,8 @@ def _no_job(reading: evidence.Reading, name: str, region: str | None) -> None:
     if reading.silent is not None:
         raise AwsUnavailable(f"cannot read the {what} {name}: {why}")
     if _NOT_FOUND.search(why):
-        others = "--processing, --transform or --endpoint" if reading.resource == "training" else "another kind's flag"
+        others = "--processing, --transform, --tuning or --endpoint" if reading.resource == "training" else (
+            "another kind's flag")  # fmt: skip
         raise Failed(f"no {what} named {name} in {region}", f"check the name and --region, or use {others}")
     raise Failed(f"cannot read the {what} {name}: {why}", POLICY_FIX)
 

@@ -115,6 +115,34 @@ def test_job_reads_a_processing_job_with_its_flag(aws, aws_env, smdiag):
     assert "no training job named nightly-features in us-east-1" in one_line_error(missing)
 
 
+def test_job_reads_a_tuning_job_through_its_first_failed_trial(aws, aws_env, smdiag):
+    trial_logs = ["epoch 1", "Traceback (most recent call last):", "ValueError: learning_rate must be positive"]
+    aws.put_tuning_job(
+        "hpo-nightly",
+        {
+            "hpo-nightly-001-a1b2c3": JobState(status="Completed"),
+            "hpo-nightly-002-d4e5f6": JobState(
+                failure_reason="AlgorithmError: ExitCode 1", logs={"algo-1": trial_logs}
+            ),
+        },
+        failure_reason="No training job succeeded after 5 attempts. For additional details, see the training jobs.",
+    )
+
+    done = smdiag("job", "hpo-nightly", "--tuning", env=aws_env)
+    as_json = smdiag("job", "hpo-nightly", "--tuning", "--json", env=aws_env)
+    missing = smdiag("job", "hpo-nightly", env=aws_env)  # not a training job
+
+    assert done.returncode == 0, done.stderr
+    assert "hpo-nightly" in done.stdout and "ValueError: learning_rate must be positive" in done.stdout
+    report = json.loads(as_json.stdout)
+    job = report["remote"]["job"]
+    assert job["HyperParameterTuningJobStatus"] == "Failed"
+    assert job["FailedTrainingJob"]["TrainingJobName"] == "hpo-nightly-002-d4e5f6"
+    assert report["remote"]["logs"][0]["first_error"] == "ValueError: learning_rate must be positive"
+    assert "evidence_errors" not in report
+    assert missing.returncode == 1 and "--tuning" in one_line_error(missing)
+
+
 def test_jobs_failed_lists_the_recent_failures_one_line_each(aws, aws_env, smdiag):
     aws.put_job(
         "listed-failure",
@@ -206,6 +234,7 @@ def test_jobs_failed_ends_at_its_budget_with_a_line_for_the_job_not_described(aw
         (("jobs", "--failed", "--region", "mars"), "--region 'mars' is not an AWS region"),
         (("job", "bad_name!"), "is not a SageMaker job or endpoint name"),
         (("job", "x", "--processing", "--endpoint"), "--processing and --endpoint name different kinds"),
+        (("job", "x", "--tuning", "--transform"), "--transform and --tuning name different kinds"),
     ],
 )
 def test_bad_input_is_refused_in_one_line_before_any_aws_call(args, says, smdiag, tmp_path):

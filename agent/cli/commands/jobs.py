@@ -31,18 +31,23 @@ def job(
     processing: Annotated[bool, typer.Option("--processing", help="NAME is a processing job.")] = False,
     transform: Annotated[bool, typer.Option("--transform", help="NAME is a batch transform job.")] = False,
     endpoint: Annotated[bool, typer.Option("--endpoint", help="NAME is an endpoint.")] = False,
+    tuning: Annotated[
+        bool,
+        typer.Option("--tuning", help="NAME is a hyperparameter tuning job (read through its first failed trial)."),
+    ] = False,
     logs: Annotated[int, typer.Option("--logs", metavar="LINES", help="Log lines to show of the failing host.")] = 20,
     region: RegionOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Diagnose a managed training job (or processing, transform job, endpoint) after the fact.
+    """Diagnose a managed training job (or processing, transform, tuning job, endpoint) after the fact.
 
-    Reads its Describe and every host's CloudWatch logs with your AWS credentials, read-only, and names the
-    cause and the fix, as a failed fit() would have. Nothing is stored. Exit 0 answered (whatever the job's
+    Reads its Describe (a tuning job's: and its first failed training job's) and every host's CloudWatch logs
+    with your AWS credentials, read-only, and names the cause and the fix, as a failed fit() would have.
+    Nothing is stored. Exit 0 answered (whatever the job's
     state), 1 not found or AWS unreachable, 2 bad input.
     """
-    chosen = [kind for kind, flag in (("processing", processing), ("transform", transform), ("endpoint", endpoint))
-              if flag]  # fmt: skip
+    flags = (("processing", processing), ("transform", transform), ("tuning", tuning), ("endpoint", endpoint))
+    chosen = [kind for kind, flag in flags if flag]
 
     def action(settings: Settings) -> Outcome:
         from agent.failures.store import format_report
@@ -109,5 +114,5 @@ def _failed_text(lines, unread, since: str) -> str:
         f"{line.category:24} {line.summary}"
         for line in lines
     ]
-    note = "categories read from each Describe only; `smdiag job NAME` (--processing, ...) reads its logs too"
+    note = "categories read from each Describe only; `smdiag job NAME` (--processing, --tuning, ...) reads its logs too"
     return "\n".join([*rows, *not_read, note])
