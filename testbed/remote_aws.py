@@ -232,6 +232,26 @@ class ManagedAws:
             release.set()
             setattr(SageMakerModelBackend, method, original)
 
+    @contextlib.contextmanager
+    def refuse_log_reads(self, host: str, refusal: Refusal) -> Iterator[None]:
+        """GetLogEvents of the log streams of `host` (`<job>/algo-2-...`) refused, every other stream answered: a
+        throttled or failing read of one host's logs among many."""
+        from moto.core.exceptions import JsonRESTError
+        from moto.logs.models import LogsBackend
+
+        original = LogsBackend.__dict__["get_log_events"]
+
+        def get_log_events(backend, log_group_name, log_group_id, log_stream_name, *args, **kwargs):
+            if log_stream_name.rpartition("/")[2].startswith(f"{host}-"):
+                raise JsonRESTError(refusal.code, refusal.message)
+            return original(backend, log_group_name, log_group_id, log_stream_name, *args, **kwargs)
+
+        LogsBackend.get_log_events = get_log_events
+        try:
+            yield
+        finally:
+            LogsBackend.get_log_events = original
+
     def put_tuning_job(self, name: str, trials: dict[str, JobState], failure_reason: str | None = None) -> None:
         """A hyperparameter tuning job left `Failed` with `failure_reason`, whose training jobs are `trials` (name:
         state; each made by `put_job`). moto has the tuning job but not the list of its training jobs

@@ -19,7 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from agent.remote import evidence
-from testbed.remote_aws import BUCKET, IMAGE, REGION, ROLE, JobState, ManagedAws, sagemaker_quotas
+from testbed.remote_aws import BUCKET, IMAGE, REGION, ROLE, JobState, ManagedAws, Refusal, sagemaker_quotas
 
 HOSTS = 53
 """More hosts than one DescribeLogStreams page holds (50)."""
@@ -189,6 +189,25 @@ def test_a_log_read_the_role_may_not_make_is_recorded_with_its_permission(aws, e
     assert error.startswith("AccessDenied") and error.endswith("(needs logs:GetLogEvents)")
     assert keys["AWS_SECRET_ACCESS_KEY"] not in json.dumps(report)
     assert "not gathered: logs: AccessDenied" in text
+
+
+def test_one_hosts_log_stream_refused_keeps_the_other_hosts_logs(aws, env):
+    """GetLogEvents throttled on algo-2's stream alone: algo-1's and algo-3's logs stay in the report, and the
+    report says which stream could not be read and why."""
+    name = "one-stream-throttled"
+    logs = {f"algo-{n}": [f"algo-{n} step 1", f"algo-{n} step 2"] for n in (1, 2, 3)}
+    logs["algo-3"].append("ValueError: bad shape (3,) for input")
+    aws.put_job(name, JobState(failure_reason="AlgorithmError: ExitCode 1", logs=logs))
+    with aws.refuse_log_reads("algo-2", Refusal("ThrottlingException", "Rate exceeded")):
+        _, report, text = record(facts(name, instance_count=3), env)
+
+    by_host = {log["host"]: log for log in report["remote"]["logs"]}
+    assert sorted(by_host) == ["algo-1", "algo-3"]
+    assert by_host["algo-3"]["first_error"] == "ValueError: bad shape (3,) for input"
+    error = report["evidence_errors"]["logs"]
+    assert error.startswith("1 of 3 log streams not read whole, the others kept: algo-2 (not read: ThrottlingException")
+    assert "(asking logs:GetLogEvents)" in error
+    assert "not gathered: logs: 1 of 3 log streams" in text and "ValueError: bad shape" in text
 
 
 def test_an_endpoint_is_read_with_its_config_and_its_instances_logs(aws, env):

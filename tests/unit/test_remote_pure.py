@@ -81,3 +81,22 @@ def test_an_unknown_quota_of_the_type_asked_has_no_verdict_other_unknowns_do():
     assert [row.check for row in preflight.undecided(asked, rows)] == ["training_quota"]
     rows = rows_of(instance_type="ok", training_quota="ok", endpoint_quota="unknown", role="unknown", bucket="ok")
     assert preflight.undecided(asked, rows) == []
+
+
+def test_the_logs_read_keep_a_partly_read_stream_and_name_the_unread_ones():
+    from botocore.exceptions import ClientError
+
+    from agent.remote import evidence
+
+    throttled = ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "GetLogEvents")
+    streams = [f"job/algo-{n}-1700000000" for n in (1, 2, 3)]
+    tails = [([(1.0, "ok")], None), ([(1.0, "half"), (2.0, "KeyError: 'x'")], throttled), ([], throttled)]
+    host_logs, unread = evidence.logs_read(streams, tails, "job/", evidence._job_host)
+    assert [(log.host, log.lines, log.first_error) for log in host_logs] == [
+        ("algo-1", ["ok"], None), ("algo-2", ["half", "KeyError: 'x'"], "KeyError: 'x'")
+    ]  # fmt: skip
+    assert unread == (
+        "2 of 3 log streams not read whole, the others kept: algo-2 (in part: ThrottlingException: Rate exceeded "
+        "(asking logs:GetLogEvents)); algo-3 (not read: ThrottlingException: Rate exceeded (asking logs:GetLogEvents))"
+    )
+    assert evidence.logs_read(streams[:1], tails[:1], "job/", evidence._job_host)[1] is None
