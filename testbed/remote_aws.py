@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/SageMakerRole"
 BUCKET = "smdiag-bed-bucket"
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/smdiag-train:1"
+STALL_LIMIT_S = 120
+"""The longest a stalled call (`stall_describe`) holds a server thread, should a test never release it."""
 LOG_GROUPS = {
     "training": "/aws/sagemaker/TrainingJobs",
     "processing": "/aws/sagemaker/ProcessingJobs",
@@ -80,6 +83,7 @@ class ManagedAws:
     def __init__(self) -> None:
         self._server = None
         self.endpoint = ""
+        self._trials: dict[str, list[str]] = {}
 
     def __enter__(self) -> ManagedAws:
         from moto.server import ThreadedMotoServer
@@ -92,7 +96,11 @@ class ManagedAws:
         return self
 
     def __exit__(self, *exc_info) -> None:
+        from moto.sagemaker.responses import SageMakerResponse
+
         self._server.stop()
+        if "list_training_jobs_for_hyper_parameter_tuning_job" in SageMakerResponse.__dict__:
+            del SageMakerResponse.list_training_jobs_for_hyper_parameter_tuning_job
 
     def reset(self) -> None:
         """Every resource gone (moto's own reset), the bed's bucket made again: a new round of the same jobs."""
@@ -201,6 +209,92 @@ class ManagedAws:
         finally:
             setattr(SageMakerModelBackend, method, original)
 
+    @contextlib.contextmanager
+    def stall_describe(self, prefix: str, resource: str = "training") -> Iterator[threading.Event]:
+        """Describe* of the jobs named `prefix...` answered only once the yielded event is set (set on leaving):
+        a service that takes the request and keeps the caller waiting. moto's server serves each request in a
+        thread of its own, so the other calls are answered meanwhile."""
+        from moto.sagemaker.models import SageMakerModelBackend
+
+        method = _DESCRIBES[resource]
+        original = SageMakerModelBackend.__dict__[method]
+        release = threading.Event()
+
+        def describe(backend, name, *args, **kwargs):
+            if name.startswith(prefix):
+                release.wait(STALL_LIMIT_S)
+            return original(backend, name, *args, **kwargs)
+
+        setattr(SageMakerModelBackend, method, describe)
+        try:
+            yield release
+        finally:
+            release.set()
+            setattr(SageMakerModelBackend, method, original)
+
+    @contextlib.contextmanager
+    def refuse_log_reads(self, host: str, refusal: Refusal) -> Iterator[None]:
+        """GetLogEvents of the log streams of `host` (`<job>/algo-2-...`) refused, every other stream answered: a
+        throttled or failing read of one host's logs among many."""
+        from moto.core.exceptions import JsonRESTError
+        from moto.logs.models import LogsBackend
+
+        original = LogsBackend.__dict__["get_log_events"]
+
+        def get_log_events(backend, log_group_name, log_group_id, log_stream_name, *args, **kwargs):
+            if log_stream_name.rpartition("/")[2].startswith(f"{host}-"):
+                raise JsonRESTError(refusal.code, refusal.message)
+            return original(backend, log_group_name, log_group_id, log_stream_name, *args, **kwargs)
+
+        LogsBackend.get_log_events = get_log_events
+        try:
+            yield
+        finally:
+            LogsBackend.get_log_events = original
+
+    def put_tuning_job(self, name: str, trials: dict[str, JobState], failure_reason: str | None = None) -> None:
+        """A hyperparameter tuning job left `Failed` with `failure_reason`, whose training jobs are `trials` (name:
+        state; each made by `put_job`). moto has the tuning job but not the list of its training jobs
+        (ListTrainingJobsForHyperParameterTuningJob): the server answers it from `trials`, as the service does,
+        for the life of this ManagedAws."""
+        self.client("sagemaker").create_hyper_parameter_tuning_job(
+            HyperParameterTuningJobName=name,
+            HyperParameterTuningJobConfig={"Strategy": "Bayesian", "ResourceLimits": {"MaxNumberOfTrainingJobs": 2,
+                                           "MaxParallelTrainingJobs": 2}},
+            TrainingJobDefinition={"AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+                                   "RoleArn": ROLE, "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/out"},
+                                   "ResourceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1,
+                                                      "VolumeSizeInGB": 30},
+                                   "StoppingCondition": {"MaxRuntimeInSeconds": 3600}},
+        )  # fmt: skip
+        job = self.sagemaker_backend().hyper_parameter_tuning_jobs[name]
+        job.hyper_parameter_tuning_job_status = "Failed"
+        job.failure_reason = failure_reason
+        for trial, state in trials.items():
+            self.put_job(trial, state)
+        self._trials[name] = list(trials)
+        self._serve_trials()
+
+    def _serve_trials(self) -> None:
+        from moto.sagemaker.responses import SageMakerResponse
+
+        if hasattr(SageMakerResponse, "list_training_jobs_for_hyper_parameter_tuning_job"):
+            return
+        trials, backend = self._trials, self.sagemaker_backend
+
+        def list_trials(response) -> str:
+            asked = json.loads(response.body)
+            jobs = [backend().training_jobs[n] for n in trials.get(asked["HyperParameterTuningJobName"], [])]
+            jobs = [job for job in jobs if asked.get("StatusEquals") in (None, job.training_job_status)]
+            jobs.sort(key=lambda job: job.creation_time, reverse=asked.get("SortOrder") == "Descending")
+            jobs = jobs[: int(asked.get("MaxResults") or 100)]
+            summaries = [{"TrainingJobName": job.training_job_name, "TrainingJobArn": job.arn,
+                          "TrainingJobStatus": job.training_job_status, "CreationTime": job.creation_time.timestamp(),
+                          "TunedHyperParameters": {}} for job in jobs]  # fmt: skip
+            return json.dumps({"TrainingJobSummaries": summaries})
+
+        SageMakerResponse.list_training_jobs_for_hyper_parameter_tuning_job = list_trials
+
     def put_job(self, name: str, state: JobState, **overrides) -> None:
         """A training job made as another tool would make it, left in `state` (`overrides`: CreateTrainingJob
         parameters)."""
@@ -293,17 +387,24 @@ def quota(name: str, value: float, code: str) -> dict:
 
 
 @contextlib.contextmanager
-def sagemaker_quotas(applied: dict[str, float], codes: dict[str, str] | None = None, others: int = 0) -> Iterator[None]:
+def sagemaker_quotas(
+    applied: dict[str, float], codes: dict[str, str] | None = None, others: int = 0,
+    unapplied: dict[str, float] | None = None,
+) -> Iterator[None]:  # fmt: skip
     """Service Quotas on moto (which knows VPC's only) knows SageMaker's quotas in REGION, in this process:
     `others` quotas, then `applied` (name: applied value; each one's default is 0; its code from `codes`, else
-    made up), listed 100 a page as the service does (moto pages nothing)."""
+    made up), listed 100 a page as the service does (moto pages nothing). `unapplied` (name: default): quotas
+    never changed, whose GetServiceQuota answers NoSuchResourceException as the service's does."""
+    from moto.servicequotas.exceptions import NoSuchResource
     from moto.servicequotas.models import ServiceQuotasBackend
     from moto.servicequotas.responses import ServiceQuotasResponse
 
     kinds = ("processing job usage", "transform job usage", "training warm pool usage", "notebook instance usage")
     defaults = [quota(f"ml.x{n}.large for {kinds[n % len(kinds)]}", 4, f"L-0{n:07X}") for n in range(others)]
-    code_of = {name: (codes or {}).get(name, f"L-1{n:07X}") for n, name in enumerate(applied)}
+    unapplied = unapplied or {}
+    code_of = {name: (codes or {}).get(name, f"L-1{n:07X}") for n, name in enumerate([*applied, *unapplied])}
     defaults += [quota(name, 0, code_of[name]) for name in applied]
+    defaults += [quota(name, default, code_of[name]) for name, default in unapplied.items()]
     values = {code_of[name]: value for name, value in applied.items()}
     listed, got = ServiceQuotasResponse.list_aws_default_service_quotas, ServiceQuotasBackend.get_service_quota
 
@@ -322,6 +423,8 @@ def sagemaker_quotas(applied: dict[str, float], codes: dict[str, str] | None = N
         if service_code != "sagemaker":
             return got(self, service_code, quota_code)
         found = next(q for q in defaults if q["QuotaCode"] == quota_code)
+        if quota_code not in values:
+            raise NoSuchResource()
         return {**found, "Value": values.get(quota_code, found["Value"])}
 
     ServiceQuotasResponse.list_aws_default_service_quotas = list_defaults

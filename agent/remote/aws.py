@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from agent.errors import SmdiagError
+from agent.errors import BadInput, SmdiagError
 from agent.redact import process_redactor
 
 CALL_TIMEOUT_S = 5.0
@@ -25,6 +25,8 @@ ACCESS_DENIED_CODES = frozenset(
     {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess", "NotAuthorized"}
 )
 _TAG = re.compile(r"<[^>]*>")
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+"""An AWS region's name: us-east-1, ap-southeast-2, us-gov-west-1 (the number may reach two digits)."""
 _ACTION_IN_MESSAGE = re.compile(r"not authorized to perform:? ([a-z0-9-]+:[A-Za-z0-9*]+)")
 
 
@@ -34,9 +36,18 @@ class AwsUnavailable(SmdiagError):
     exit_code = 1
 
 
+def check_region(region: str | None) -> None:
+    """BadInput unless `region` (a --region given; None: the AWS config's) looks like an AWS region's name. The
+    one check of a region smdiag's commands make, before any AWS call."""
+    if region is not None and not REGION.fullmatch(region):
+        raise BadInput(f"--region {region!r} is not an AWS region name", "write it like us-east-1 or eu-west-2")
+
+
 class Deadline:
-    """A time budget shared by all calls of one gathering: each call gets what is left, at most
-    CALL_TIMEOUT_S per attempt."""
+    """A time budget shared by one gathering: a clock, nothing more. `client` sizes a client's timeouts from
+    what is left when the client is made; `in_parallel(..., deadline=)` stops starting calls and stops waiting
+    once it is spent; a loop of calls checks `left()` before each. A call already sent is ended only by its
+    client's timeouts."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
@@ -46,18 +57,20 @@ class Deadline:
         return max(0.0, self._end - time.monotonic())
 
 
-def client(service: str, region: str | None, deadline: Deadline):
-    """A boto3 client for `service` whose attempts end before `deadline`: connect and read timeouts of
-    min(CALL_TIMEOUT_S, what is left), a second attempt only when the budget holds two. `region` None: the
-    default chain's (AWS_REGION / AWS_DEFAULT_REGION, the profile). Raises AwsUnavailable when there is no
-    time left, no region or no credentials, before any request."""
+def client(service: str, region: str | None, deadline: Deadline, at_most: float = CALL_TIMEOUT_S):
+    """A boto3 client for `service`: connect and read timeouts of min(at_most, CALL_TIMEOUT_S, what is left of
+    `deadline` now), a second attempt only when what is left holds two. The deadline is read once, here: it
+    does not end the calls made later with the client (a caller that loops checks `deadline.left()` itself,
+    and a call may end up to one timeout after the deadline). `region` None: the default chain's (AWS_REGION /
+    AWS_DEFAULT_REGION, the profile). Raises AwsUnavailable when there is no time left, no region or no
+    credentials, before any request."""
     left = deadline.left()
     if left < 0.05:
         raise AwsUnavailable(f"no time left to ask {service} (budget {deadline.seconds:g} s spent)")
     import boto3  # lazily: a second of import the recorder and the CLI pay only for a remote call
     from botocore.config import Config
 
-    timeout = min(CALL_TIMEOUT_S, left)
+    timeout = min(CALL_TIMEOUT_S, at_most, left)
     attempts = 2 if left >= 2 * timeout + 1 else 1
     session = boto3.session.Session(region_name=region)
     if session.region_name is None:
@@ -138,31 +151,48 @@ def why_not(error: BaseException, action: str) -> str:
     return process_redactor().text(line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…")
 
 
-def in_parallel(read: Callable, items: list) -> list:
+def in_parallel(read: Callable, items: list, deadline: Deadline | None = None, late: Callable | None = None) -> list:
     """`read(item)` for every item, PARALLEL_CALLS at a time, in daemon threads (a stalled call never holds the
-    process's exit); an error is raised once all are done."""
+    process's exit), results in the items' order. Without a deadline: every call is waited for, and the first
+    error raised once all are done. With `deadline` (and `late`): no call starts once it is spent, the wait
+    ends then, and each item not read by then is `late(item)`; an error is still raised (a `read` that must
+    not fail catches its own)."""
     results: list = [None] * len(items)
     pending = queue.SimpleQueue()
     for entry in enumerate(items):
         pending.put(entry)
     failures: list[Exception] = []
+    done: set[int] = set()
+    lock = threading.Lock()
+    closed = threading.Event()
 
     def work() -> None:
-        while True:
+        while not closed.is_set() and (deadline is None or deadline.left() > 0):
             try:
                 index, item = pending.get_nowait()
             except queue.Empty:
                 return
             try:
-                results[index] = read(item)
+                value = read(item)
             except Exception as exc:  # noqa: BLE001 - raised below, in the caller's thread
                 failures.append(exc)
+                continue
+            with lock:
+                if not closed.is_set():
+                    results[index] = value
+                    done.add(index)
 
     workers = [threading.Thread(target=work, daemon=True) for _ in range(min(PARALLEL_CALLS, len(items)))]
     for worker in workers:
         worker.start()
     for worker in workers:
-        worker.join()
+        worker.join(None if deadline is None else deadline.left())
+    with lock:
+        closed.set()
+        missing = [index for index in range(len(items)) if index not in done]
     if failures:
         raise failures[0]
+    if missing and deadline is not None and late is not None:
+        for index in missing:
+            results[index] = late(items[index])
     return results

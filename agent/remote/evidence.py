@@ -4,7 +4,9 @@ Sources, in order, all within one time budget (REMOTE_BUDGET_S): the refusal of 
 the SDK's exception (no job exists then, so nothing else is asked but, on ResourceLimitExceeded, the quota
 from Service Quotas); the Describe* of the job or endpoint; the CloudWatch log stream of every host, the
 last lines of each and its first error line. A source that fails leaves its field empty and says why, with
-the permission it lacks, under its key (`describe`, `logs`, `quota`): never fatal to the report. Once AWS
+the permission it lacks, under its key (`describe`, `logs`, `quota`): never fatal to the report. A host's log
+stream that cannot be read (throttled, refused) keeps what was read of it and the other hosts' logs; the
+streams not read whole are named under `logs`. Once AWS
 gives no answer at all, the sources after it are not asked (each would wait out its own timeout).
 """
 
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from agent.failures.patterns import parse_refusal
 from agent.failures.types import HostLog, RemoteEvidence
+from agent.remote import quotas
 from agent.remote.aws import AwsUnavailable, Deadline, client, error_code, in_parallel, is_unavailable, why_not
 
 if TYPE_CHECKING:
@@ -39,6 +42,8 @@ STREAM_PAGE = 50
 MAX_HOST_STREAMS = 64
 """Streams read per job at most (one per host, more for transform jobs' data logs)."""
 MAX_LINE_CHARS = 2000
+MAX_UNREAD_NAMED = 5
+"""Streams named, with why, in the line saying which could not be read whole."""
 
 _QUOTA_NAME = re.compile(r"service limit '(?P<name>[^']+)' is (?P<value>[\d.]+)")
 ERROR_LINE = re.compile(
@@ -113,7 +118,7 @@ def read(reading: Reading, name: str | None, parameters: dict, exception_message
     found: dict = {"refusal": refusal}
     created = refusal is None or not refusal["operation"].startswith("Create")
     if refusal is not None and refusal["code"] == "ResourceLimitExceeded":
-        found["quota"] = reading.source("quota", "servicequotas:ListAWSDefaultServiceQuotas", _quota, refusal)
+        found["quota"] = reading.source("quota", quotas.LIST_ACTION, _quota, refusal)
     if created and name:
         job = found["job"] = reading.source("describe", _describe_action(resource), _describe, name)
         if job is not None and resource in EXTRA_DESCRIBES:
@@ -263,7 +268,35 @@ def _host_logs(reading: Reading, name: str) -> list[HostLog]:
         raise
     host_of = _endpoint_host if "{name}" in group_pattern else _job_host
     tails = in_parallel(lambda stream: _tail(logs, group, stream, reading.deadline), streams)
-    return [_host_log(stream, host_of(stream, prefix), events) for stream, events in zip(streams, tails, strict=True)]
+    errors = [error for _, error in tails if error is not None]
+    if errors and not any(events for events, _ in tails):
+        raise errors[0]  # nothing read of any stream: the source's own failure (a refusal names its permission)
+    host_logs, unread = logs_read(streams, tails, prefix, host_of)
+    if unread:
+        reading.errors.setdefault("logs", unread)
+    return host_logs
+
+
+def logs_read(
+    streams: list[str], tails: list[tuple[list[tuple[float, str]], BaseException | None]], prefix: str,
+    host_of: Callable[[str, str], str | None],
+) -> tuple[list[HostLog], str | None]:  # fmt: skip
+    """Each stream's HostLog (the lines read, also of a stream whose reading failed part way), and one line
+    naming the streams that could not be read whole and why (the error code and the IAM action), or None.
+    Pure."""
+    host_logs, failed = [], []
+    for stream, (events, error) in zip(streams, tails, strict=True):
+        host = host_of(stream, prefix)
+        if events:
+            host_logs.append(_host_log(stream, host, events))
+        if error is not None:
+            part = "in part" if events else "not read"
+            failed.append(f"{host or stream} ({part}: {why_not(error, 'logs:GetLogEvents')})")
+    if not failed:
+        return host_logs, None
+    shown = "; ".join(failed[:MAX_UNREAD_NAMED]) + (f"; and {len(failed) - MAX_UNREAD_NAMED} more" if
+                                                     len(failed) > MAX_UNREAD_NAMED else "")  # fmt: skip
+    return host_logs, f"{len(failed)} of {len(streams)} log streams not read whole, the others kept: {shown}"
 
 
 def _stream_names(logs, group: str, prefix: str, deadline: Deadline) -> list[str]:
@@ -283,18 +316,22 @@ def _stream_names(logs, group: str, prefix: str, deadline: Deadline) -> list[str
     return names[:MAX_HOST_STREAMS]
 
 
-def _tail(logs, group: str, stream: str, deadline: Deadline) -> list[tuple[float, str]]:
+def _tail(logs, group: str, stream: str, deadline: Deadline) -> tuple[list[tuple[float, str]], Exception | None]:
     """The stream's last REMOTE_LOG_LINES lines with their times, oldest first: from the end, each page the
-    one before (nextBackwardToken) until the token repeats (the stream's start) or enough lines are read."""
+    one before (nextBackwardToken) until the token repeats (the stream's start) or enough lines are read; and
+    the error that ended the reading early, if one did (the lines read before it are kept)."""
     lines: list[tuple[float, str]] = []
     token = None
     for _ in range(MAX_LOG_PAGES):
         if not deadline.left():
             break
-        page = logs.get_log_events(
-            logGroupName=group, logStreamName=stream, startFromHead=False, limit=LOG_PAGE_EVENTS,
-            **({"nextToken": token} if token else {}),
-        )  # fmt: skip
+        try:
+            page = logs.get_log_events(
+                logGroupName=group, logStreamName=stream, startFromHead=False, limit=LOG_PAGE_EVENTS,
+                **({"nextToken": token} if token else {}),
+            )  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - one stream unread must not lose the other hosts' logs
+            return lines[-REMOTE_LOG_LINES:], exc
         lines = [
             (event["timestamp"] / 1000, line[:MAX_LINE_CHARS])
             for event in page.get("events", [])
@@ -303,7 +340,7 @@ def _tail(logs, group: str, stream: str, deadline: Deadline) -> list[tuple[float
         previous, token = token, page.get("nextBackwardToken")
         if len(lines) >= REMOTE_LOG_LINES or not token or token == previous:
             break
-    return lines[-REMOTE_LOG_LINES:]
+    return lines[-REMOTE_LOG_LINES:], None
 
 
 def _host_log(stream: str, host: str | None, events: list[tuple[float, str]]) -> HostLog:
@@ -328,18 +365,17 @@ def _endpoint_host(stream: str, prefix: str) -> str | None:
 
 def _quota(reading: Reading, refusal: dict) -> dict | None:
     """The Service Quotas entry the refusal names ("'ml.p3.2xlarge for training job usage' is 0 Instances"):
-    its code from the defaults' list (by name), its applied value when one is set."""
+    its code from the defaults' list (by name), its applied value (agent.remote.quotas: the default when none
+    was applied). When the value cannot be read, the quota found stays, with the refusal's own value, and why
+    is recorded under `quota`."""
     named = _QUOTA_NAME.search(refusal["message"])
     if named is None:
         return None
-    quotas = reading.client("service-quotas")
-    found = None
-    for page in quotas.get_paginator("list_aws_default_service_quotas").paginate(ServiceCode="sagemaker"):
-        found = next((q for q in page["Quotas"] if q.get("QuotaName") == named["name"]), None)
-        if found is not None or not reading.deadline.left():
-            break
+    found = quotas.find(reading.client("service-quotas"), {named["name"]}, reading.deadline).get(named["name"])
     if found is None:
         return None
-    applied = _asked("servicequotas:GetServiceQuota", quotas.get_service_quota,
-                     ServiceCode="sagemaker", QuotaCode=found["QuotaCode"])["Quota"]  # fmt: skip
-    return {"name": named["name"], "value": applied.get("Value", found.get("Value")), "code": found["QuotaCode"]}
+    value = found["Value"]
+    if isinstance(value, Exception):
+        reading.errors.setdefault("quota", why_not(value, quotas.GET_ACTION))
+        value = float(named["value"])
+    return {"name": named["name"], "value": value, "code": found["QuotaCode"]}

@@ -5,7 +5,9 @@ answer: AwsUnavailable, exit 1), then reads the rest concurrently under one Dead
 the SageMaker quotas of the instance type and what running training jobs use of them, the execution role and
 its trust policy, the default bucket, the framework images' accounts. Turning what was read into rows,
 problems and a verdict is pure (`checks`); a source the caller may not read is a row "unknown: needs
-<action>", never a failure of the whole.
+<action>", never a failure of the whole. But a preflight that could not read what decides (the quota of the
+--instance-type asked for, or every check) is no "ready": not healthy (exit 1), its verdict naming what could
+not be read and why (`undecided`). STS gets at most half the budget, so a slow STS leaves the rest time.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 
 from agent.errors import BadInput
+from agent.remote.aws import check_region
 from agent.style import Style, command_lines, problem_lines
 
 PREFLIGHT_BUDGET_S = 4.0
@@ -35,7 +38,6 @@ CHECK_NAMES = {
 """What a person reads for each check id (`--json` keeps the ids)."""
 
 _INSTANCE_TYPE = re.compile(r"ml\.[a-z0-9-]+\.[a-z0-9]+")
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::(?P<account>\d{12}):role/(?:[\w+=,.@-]+/)*(?P<name>[\w+=,.@-]{1,64})")
 _ECR_IMAGE = re.compile(
     r"(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
@@ -97,8 +99,7 @@ def validate(request: Request) -> Request:
             f"--image {request.image!r} is not an image URI",
             "give the URI SageMaker pulls, e.g. <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>",
         )
-    if request.region is not None and not _REGION.fullmatch(request.region):
-        raise BadInput(f"--region {request.region!r} is not an AWS region name", "e.g. --region us-east-1")
+    check_region(request.region)
     return request
 
 
@@ -331,8 +332,15 @@ def _role_row(read: dict) -> Check:
     return Check("role", "ok", f"{label} exists and {SAGEMAKER_PRINCIPAL} may assume it{condition}")
 
 
-def _trust_with_sagemaker(document: Mapping | None) -> dict:
-    document = dict(document or {"Version": "2012-10-17"})
+def _trust_with_sagemaker(document: Mapping | str | None) -> dict:
+    """The trust policy `document` (IAM's answer: a mapping, or its JSON text) with a statement letting
+    SageMaker assume the role added. Pure."""
+    if isinstance(document, str):
+        try:
+            document = json.loads(document)
+        except ValueError:
+            document = None
+    document = dict(document if isinstance(document, Mapping) else {"Version": "2012-10-17"})
     statements = document.get("Statement", [])
     statements = [statements] if isinstance(statements, dict) else list(statements)
     allow = {"Effect": "Allow", "Principal": {"Service": SAGEMAKER_PRINCIPAL}, "Action": "sts:AssumeRole"}
@@ -408,16 +416,31 @@ def run_preflight(request: Request, budget_s: float = PREFLIGHT_BUDGET_S) -> dic
     read = preflight_aws.read_all(request, budget_s)
     rows = checks(request, read)
     problems = [row for row in rows if row.state == "problem"]
+    unread = undecided(request, rows)
     return {
-        "healthy": not problems,
+        "healthy": not problems and not unread,
         "region": read["region"],
         "account": read["account"],
         "request": asdict(request),
         "checks": [asdict(row) for row in rows],
         "problems": [asdict(row) for row in problems],
         "unknown": [row.check for row in rows if row.state == "unknown"],
+        "undecided": [asdict(row) for row in unread],
         "seconds": read["seconds"],
     }
+
+
+def undecided(request: Request, rows: list[Check]) -> list[Check]:
+    """The unknown rows that leave no verdict (the preflight is then not healthy): every check asked for, when
+    none could be read, else the instance type's and its training quota's when --instance-type was given (what
+    the user asked about). Pure."""
+    unknown = [row for row in rows if row.state == "unknown"]
+    asked = [row for row in rows if row.check != "caller" and row.state != "na"]
+    if asked and len(unknown) == len(asked):
+        return unknown
+    if request.instance_type:
+        return [row for row in unknown if row.check in ("instance_type", "training_quota")]
+    return []
 
 
 def format_preflight(report: dict, style: Style) -> str:
@@ -443,11 +466,23 @@ def verdict_line(report: dict, style: Style) -> str:
             f"{'it' if count == 1 else 'them'} as shown above, then run `smdiag doctor --remote` again"
         )
         return style.verdict(line, ready=False)
+    if report.get("undecided"):
+        return style.verdict(f"cannot tell whether managed jobs{on} in {report['region']} would run: "
+                             f"{_unread_reasons(report['undecided'])}", ready=False)  # fmt: skip
     line = f"ready for managed jobs{on} in {report['region']}, as far as smdiag could read"
     if unknown:
         names = ", ".join(CHECK_NAMES[check] for check in unknown)
         line += f" ({len(unknown)} check{'s' if len(unknown) > 1 else ''} unknown: {names})"
     return style.verdict(line, ready=True)
+
+
+def _unread_reasons(rows: list[dict]) -> str:
+    """ "instance type, training quota not read (needs servicequotas:...)", the checks grouped by reason."""
+    by_reason: dict[str, list[str]] = {}
+    for row in rows:
+        reason = row["text"].removeprefix("unknown: ")
+        by_reason.setdefault(reason, []).append(CHECK_NAMES[row["check"]])
+    return "; ".join(f"{', '.join(names)} not read ({reason})" for reason, names in by_reason.items())
 
 
 def _mark(state: str, style: Style) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.log import get_logger
+from agent.remote import quotas
 from agent.remote.aws import (
     ACCESS_DENIED_CODES,
     AwsUnavailable,
@@ -28,10 +29,6 @@ from agent.remote.preflight import Request, Unread, default_bucket, instances_in
 
 log = get_logger("preflight")
 
-SERVICE_CODE = "sagemaker"
-"""Service Quotas' code for SageMaker."""
-MAX_QUOTA_PAGES = 40
-"""Pages of 100 quotas read at most (SageMaker has one quota per instance type and job kind: many pages)."""
 MAX_JOBS_DESCRIBED = 40
 """Running training jobs whose ResourceConfig is read (agent.remote.aws.in_parallel); beyond: "at least"."""
 CREDENTIALS_REFUSED = frozenset(
@@ -130,8 +127,9 @@ def read_all(request: Request, budget_s: float) -> dict:
 
 def caller(region: str | None, deadline: Deadline) -> tuple[str, dict]:
     """(region, GetCallerIdentity's answer); AwsUnavailable when AWS does not answer or refuses the
-    credentials themselves (GetCallerIdentity needs no permission)."""
-    sts = client("sts", region, deadline)
+    credentials themselves (GetCallerIdentity needs no permission). STS gets at most half of what is left:
+    a slow STS leaves the other reads time of their own."""
+    sts = client("sts", region, deadline, at_most=deadline.left() / 2)
     try:
         identity = sts.get_caller_identity()
     except Exception as exc:  # noqa: BLE001 - any failure here means AWS cannot be asked
@@ -147,38 +145,18 @@ def caller(region: str | None, deadline: Deadline) -> tuple[str, dict]:
 
 
 def read_quotas(region: str, wanted: set[str], deadline: Deadline) -> dict[str, dict]:
-    """The SageMaker quotas named in `wanted` that exist in the region, found by name in the list of its
-    defaults (every quota the region has; paginated, ended once all are found), each with its applied value
-    ("Value": a number, or the Unread that kept it; a quota never changed has its default)."""
-    quotas = client("service-quotas", region, deadline)
-    found: dict[str, dict] = {}
-    token = None
-    for _page in range(MAX_QUOTA_PAGES):
-        more = {"NextToken": token} if token else {}
-        page = call("servicequotas:ListAWSDefaultServiceQuotas", quotas.list_aws_default_service_quotas,
-                    ServiceCode=SERVICE_CODE, MaxResults=100, **more)  # fmt: skip
-        for quota in page.get("Quotas", []):
-            if quota.get("QuotaName") in wanted:
-                found[quota["QuotaName"]] = {"QuotaName": quota["QuotaName"], "QuotaCode": quota.get("QuotaCode"),
-                                             "Default": quota.get("Value")}  # fmt: skip
-        token = page.get("NextToken")
-        if not token or wanted <= found.keys():
-            break
-    else:
-        more = f"the SageMaker quota list has more than {MAX_QUOTA_PAGES} pages: read no further"
-        raise ReadFailed(Unread("servicequotas:ListAWSDefaultServiceQuotas", more, False))
-
-    def applied(quota: dict) -> float | Unread:
-        try:
-            answer = quotas.get_service_quota(ServiceCode=SERVICE_CODE, QuotaCode=quota["QuotaCode"])
-        except Exception as exc:  # noqa: BLE001 - an unread value is its row's answer
-            if error_code(exc) == "NoSuchResourceException":
-                return quota["Default"]
-            return unread(exc, "servicequotas:GetServiceQuota")
-        return answer["Quota"].get("Value", quota["Default"])
-
-    for quota, value in zip(found.values(), in_parallel(applied, list(found.values())), strict=True):
-        quota["Value"] = value
+    """The SageMaker quotas named in `wanted` that exist in the region (agent.remote.quotas.find), each with
+    its applied value ("Value": a number, or the Unread that kept it; a quota never changed has its default)."""
+    service = client("service-quotas", region, deadline)
+    try:
+        found = quotas.find(service, wanted, deadline)
+    except quotas.TooManyPages as exc:
+        raise ReadFailed(Unread(quotas.LIST_ACTION, str(exc), False)) from exc
+    except Exception as exc:  # noqa: BLE001 - the list unread is the rows' answer
+        raise ReadFailed(unread(exc, getattr(exc, "action", quotas.LIST_ACTION))) from exc
+    for quota in found.values():
+        if isinstance(quota["Value"], Exception):
+            quota["Value"] = unread(quota["Value"], quotas.GET_ACTION)
     return found
 
 

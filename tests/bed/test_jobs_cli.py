@@ -5,6 +5,7 @@ before any AWS call, and AWS unreachable in one line."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 
 import pytest
@@ -114,6 +115,34 @@ def test_job_reads_a_processing_job_with_its_flag(aws, aws_env, smdiag):
     assert "no training job named nightly-features in us-east-1" in one_line_error(missing)
 
 
+def test_job_reads_a_tuning_job_through_its_first_failed_trial(aws, aws_env, smdiag):
+    trial_logs = ["epoch 1", "Traceback (most recent call last):", "ValueError: learning_rate must be positive"]
+    aws.put_tuning_job(
+        "hpo-nightly",
+        {
+            "hpo-nightly-001-a1b2c3": JobState(status="Completed"),
+            "hpo-nightly-002-d4e5f6": JobState(
+                failure_reason="AlgorithmError: ExitCode 1", logs={"algo-1": trial_logs}
+            ),
+        },
+        failure_reason="No training job succeeded after 5 attempts. For additional details, see the training jobs.",
+    )
+
+    done = smdiag("job", "hpo-nightly", "--tuning", env=aws_env)
+    as_json = smdiag("job", "hpo-nightly", "--tuning", "--json", env=aws_env)
+    missing = smdiag("job", "hpo-nightly", env=aws_env)  # not a training job
+
+    assert done.returncode == 0, done.stderr
+    assert "hpo-nightly" in done.stdout and "ValueError: learning_rate must be positive" in done.stdout
+    report = json.loads(as_json.stdout)
+    job = report["remote"]["job"]
+    assert job["HyperParameterTuningJobStatus"] == "Failed"
+    assert job["FailedTrainingJob"]["TrainingJobName"] == "hpo-nightly-002-d4e5f6"
+    assert report["remote"]["logs"][0]["first_error"] == "ValueError: learning_rate must be positive"
+    assert "evidence_errors" not in report
+    assert missing.returncode == 1 and "--tuning" in one_line_error(missing)
+
+
 def test_jobs_failed_lists_the_recent_failures_one_line_each(aws, aws_env, smdiag):
     aws.put_job(
         "listed-failure",
@@ -139,6 +168,63 @@ def test_jobs_failed_lists_the_recent_failures_one_line_each(aws, aws_env, smdia
     assert "Describe only" in text
 
 
+def user_denied(aws: ManagedAws, user: str, action: str) -> dict[str, str]:
+    """Keys of an IAM user allowed everything but `action` (moto enforces IAM once asked to)."""
+    iam = aws.client("iam")
+    iam.create_user(UserName=user)
+    statements = [
+        {"Effect": "Allow", "Action": "*", "Resource": "*"},
+        {"Effect": "Deny", "Action": action, "Resource": "*"},
+    ]
+    iam.put_user_policy(UserName=user, PolicyName="all-but-one",
+                        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}))  # fmt: skip
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+
+
+def test_jobs_failed_keeps_the_other_kinds_when_one_listing_is_refused(aws, aws_env, smdiag):
+    from moto.core.authorization import enable_iam_authentication
+
+    aws.put_job("listed-beside-a-refusal", JobState(failure_reason="CapacityError: Unable to provision capacity."))
+    no_endpoints = {**aws_env, **user_denied(aws, "jobs-no-list-endpoints", "sagemaker:ListEndpoints")}
+    nothing = {**aws_env, **user_denied(aws, "jobs-no-lists", "sagemaker:List*")}
+    with enable_iam_authentication():
+        done = smdiag("jobs", "--failed", env=no_endpoints)
+        as_json = smdiag("jobs", "--failed", "--json", env=no_endpoints)
+        refused = smdiag("jobs", "--failed", env=nothing)
+
+    assert done.returncode == 0, done.stderr
+    assert any(row.split()[3] == "listed-beside-a-refusal" for row in done.stdout.splitlines() if "beside" in row)
+    [line] = [line for line in done.stdout.splitlines() if line.startswith("not read: ")]
+    assert line.startswith("not read: endpoints: AccessDenied") and line.endswith("(needs sagemaker:ListEndpoints)")
+    result = json.loads(as_json.stdout)
+    assert [kind["resource"] for kind in result["not_read"]] == ["endpoint"]
+    assert "listed-beside-a-refusal" in [job["name"] for job in result["jobs"]]
+    assert refused.returncode == 1  # nothing could be listed
+    assert "(needs sagemaker:ListTrainingJobs)" in one_line_error(refused)
+
+
+def test_jobs_failed_ends_at_its_budget_with_a_line_for_the_job_not_described(aws, aws_env, monkeypatch):
+    """In-process, with a budget of 3 s: a Describe the service never answers is a line saying it was not read
+    (the budget spent), the other jobs' lines stay, and the command returns."""
+    from agent.remote import jobs
+
+    aws.put_job("budget-answered", JobState(failure_reason="CapacityError: Unable to provision capacity."))
+    aws.put_job("budget-stalled", JobState(failure_reason="CapacityError: Unable to provision capacity."))
+    for variable in [v for v in os.environ if v.startswith("AWS_")]:
+        monkeypatch.delenv(variable)
+    for variable, value in aws_env.items():
+        monkeypatch.setenv(variable, value)
+    with aws.stall_describe("budget-stalled"):
+        lines, unread = jobs.failed_jobs(86400, None, None, budget_s=3)
+
+    by_name = {line.name: line for line in lines}
+    assert unread == []
+    assert by_name["budget-answered"].category == "insufficient_capacity"
+    stalled = by_name["budget-stalled"]
+    assert (stalled.category, stalled.summary) == ("not_read", "not read: the 3 s budget of jobs --failed was spent")
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [
@@ -148,6 +234,7 @@ def test_jobs_failed_lists_the_recent_failures_one_line_each(aws, aws_env, smdia
         (("jobs", "--failed", "--region", "mars"), "--region 'mars' is not an AWS region"),
         (("job", "bad_name!"), "is not a SageMaker job or endpoint name"),
         (("job", "x", "--processing", "--endpoint"), "--processing and --endpoint name different kinds"),
+        (("job", "x", "--tuning", "--transform"), "--transform and --tuning name different kinds"),
     ],
 )
 def test_bad_input_is_refused_in_one_line_before_any_aws_call(args, says, smdiag, tmp_path):

@@ -294,6 +294,57 @@ def test_a_silent_service_is_unknown_and_the_rest_answers_within_the_deadline(pr
     assert result.stdout.rstrip().endswith("(1 check unknown: execution role)")
 
 
+def test_a_preflight_that_read_nothing_but_sts_is_not_ready(preflight, aws):
+    """STS answers, every other service is silent: the budget is spent and every source is unread. That is no
+    "ready": exit 1, and the verdict says what could not be read and why."""
+    with listening() as silent:
+        only_sts = {"AWS_ENDPOINT_URL": url(silent), "AWS_ENDPOINT_URL_STS": aws.endpoint}
+        typed = preflight("--instance-type", "ml.g5.xlarge", env=only_sts)
+        plain = preflight(env=only_sts)
+        assert was_called(silent)
+    assert typed.returncode == 1, typed.stdout + typed.stderr
+    assert row(typed.stdout, "training quota").startswith("?? training quota  unknown: no answer")
+    verdict = typed.stdout.rstrip().splitlines()[-1]
+    assert verdict.startswith("cannot tell whether managed jobs on ml.g5.xlarge in us-east-1 would run: ")
+    assert "training quota" in verdict and "default bucket" in verdict and "not read (no answer" in verdict
+    assert "ready for" not in typed.stdout
+
+    assert plain.returncode == 1, plain.stdout + plain.stderr
+    assert (
+        plain.stdout.rstrip()
+        .splitlines()[-1]
+        .startswith("cannot tell whether managed jobs in us-east-1 would run: default bucket not read (no answer")
+    )
+    report = json.loads(preflight("--json", env=only_sts).stdout)
+    assert report["healthy"] is False and [row["check"] for row in report["undecided"]] == ["bucket"]
+
+
+def test_a_quota_the_caller_may_not_read_is_no_ready_for_its_instance_type(preflight, aws):
+    keys = denied_user(aws, "pf-no-quotas", "servicequotas:ListAWSDefaultServiceQuotas")
+    with sagemaker_quotas(for_type("ml.c5.2xlarge", 4)), iam_enforced():
+        result = preflight("--instance-type", "ml.c5.2xlarge", env=keys)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert row(result.stdout, "default bucket").startswith("ok ")
+    assert result.stdout.rstrip().splitlines()[-1] == (
+        "cannot tell whether managed jobs on ml.c5.2xlarge in us-east-1 would run: instance type, training quota "
+        "not read (needs servicequotas:ListAWSDefaultServiceQuotas)"
+    )
+
+
+def denied_user(aws: ManagedAws, name: str, action: str) -> dict[str, str]:
+    """Keys of an IAM user allowed everything but `action` (enforced inside `iam_enforced`)."""
+    iam = aws.client("iam")
+    statements = [
+        {"Effect": "Allow", "Action": "*", "Resource": "*"},
+        {"Effect": "Deny", "Action": action, "Resource": "*"},
+    ]
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="all-but-one",
+                        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}))  # fmt: skip
+    keys = iam.create_access_key(UserName=name)["AccessKey"]
+    return {"AWS_ACCESS_KEY_ID": keys["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": keys["SecretAccessKey"]}
+
+
 AWS_AT = {"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 

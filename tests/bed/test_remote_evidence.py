@@ -19,7 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from agent.remote import evidence
-from testbed.remote_aws import BUCKET, IMAGE, REGION, ROLE, JobState, ManagedAws, sagemaker_quotas
+from testbed.remote_aws import BUCKET, IMAGE, REGION, ROLE, JobState, ManagedAws, Refusal, sagemaker_quotas
 
 HOSTS = 53
 """More hosts than one DescribeLogStreams page holds (50)."""
@@ -134,6 +134,46 @@ def test_a_create_refused_for_its_quota_keeps_the_refusal_and_reads_the_quota(aw
     assert report["category"] == "quota_exceeded" and quota in report["hint"] + report["summary"]
 
 
+def quota_refusal(quota: str, value: int) -> str:
+    return (
+        f"The account-level service limit '{quota}' is {value} Instances, with current utilization of {value} "
+        "Instances and a request delta of 1 Instances. Please contact AWS support to request an increase for this "
+        "limit."
+    )
+
+
+def test_a_quota_never_changed_is_its_default_as_the_preflight_reads_it(aws, env):
+    """GetServiceQuota answers NoSuchResourceException for a quota never changed: its default applies (the
+    preflight's reading, agent.remote.quotas, shared), the quota is not lost."""
+    quota = "ml.g5.12xlarge for training job usage"
+    refused = quota_refusal(quota, 2)
+    with aws.refuse_create("ResourceLimitExceeded", refused), pytest.raises(ClientError) as raised:
+        aws.client("sagemaker").create_training_job(**training_job("never-made-default"))
+    with sagemaker_quotas({}, codes={quota: "L-3C0FE5EA"}, unapplied={quota: 2.0}, others=120):
+        _, report, text = record(facts("never-made-default", str(raised.value)), env)
+
+    assert report["remote"]["quota"] == {"name": quota, "value": 2.0, "code": "L-3C0FE5EA"}
+    assert "evidence_errors" not in report
+    assert f"quota:    {quota}: 2.0 applied (L-3C0FE5EA)" in text
+
+
+def test_a_quota_value_the_role_may_not_read_keeps_the_quota_found_and_says_why(aws, env):
+    quota = "ml.g5.24xlarge for training job usage"
+    refused = quota_refusal(quota, 0)
+    with aws.refuse_create("ResourceLimitExceeded", refused), pytest.raises(ClientError) as raised:
+        aws.client("sagemaker").create_training_job(**training_job("never-made-denied"))
+    keys = user_denied(aws, "no-quota-value-reader", "servicequotas:GetServiceQuota")
+    from moto.core.authorization import enable_iam_authentication
+
+    with sagemaker_quotas({quota: 0.0}, codes={quota: "L-4D0FE5EA"}), enable_iam_authentication():
+        _, report, _ = record(facts("never-made-denied", str(raised.value)), {**env, **keys})
+
+    assert report["remote"]["quota"] == {"name": quota, "value": 0.0, "code": "L-4D0FE5EA"}  # the refusal's value
+    error = report["evidence_errors"]["quota"]
+    assert error.startswith("AccessDenied") and error.endswith("(needs servicequotas:GetServiceQuota)")
+    assert report["category"] == "quota_exceeded" and "L-4D0FE5EA" in report["hint"] + report["summary"]
+
+
 def test_a_log_read_the_role_may_not_make_is_recorded_with_its_permission(aws, env):
     name = "logs-denied"
     aws.put_job(name, JobState(failure_reason="AlgorithmError: ExitCode 1", logs={"algo-1": ["ValueError: x"]}))
@@ -149,6 +189,25 @@ def test_a_log_read_the_role_may_not_make_is_recorded_with_its_permission(aws, e
     assert error.startswith("AccessDenied") and error.endswith("(needs logs:GetLogEvents)")
     assert keys["AWS_SECRET_ACCESS_KEY"] not in json.dumps(report)
     assert "not gathered: logs: AccessDenied" in text
+
+
+def test_one_hosts_log_stream_refused_keeps_the_other_hosts_logs(aws, env):
+    """GetLogEvents throttled on algo-2's stream alone: algo-1's and algo-3's logs stay in the report, and the
+    report says which stream could not be read and why."""
+    name = "one-stream-throttled"
+    logs = {f"algo-{n}": [f"algo-{n} step 1", f"algo-{n} step 2"] for n in (1, 2, 3)}
+    logs["algo-3"].append("ValueError: bad shape (3,) for input")
+    aws.put_job(name, JobState(failure_reason="AlgorithmError: ExitCode 1", logs=logs))
+    with aws.refuse_log_reads("algo-2", Refusal("ThrottlingException", "Rate exceeded")):
+        _, report, text = record(facts(name, instance_count=3), env)
+
+    by_host = {log["host"]: log for log in report["remote"]["logs"]}
+    assert sorted(by_host) == ["algo-1", "algo-3"]
+    assert by_host["algo-3"]["first_error"] == "ValueError: bad shape (3,) for input"
+    error = report["evidence_errors"]["logs"]
+    assert error.startswith("1 of 3 log streams not read whole, the others kept: algo-2 (not read: ThrottlingException")
+    assert "(asking logs:GetLogEvents)" in error
+    assert "not gathered: logs: 1 of 3 log streams" in text and "ValueError: bad shape" in text
 
 
 def test_an_endpoint_is_read_with_its_config_and_its_instances_logs(aws, env):
