@@ -99,7 +99,7 @@ def start(settings: Settings, use_systemd: bool | None = None) -> dict:
         changed = _start_unit(settings, unit_text(argv, settings))
     else:
         if running is not None and _interpreter(running) not in (None, sys.executable):
-            _stop(settings, running)
+            _stop(running)
             running, changed = None, True
         if running is None:
             _spawn(argv, files.guard_output)
@@ -146,7 +146,7 @@ def stop(settings: Settings, remove_unit: bool = False) -> dict:
             _systemctl("daemon-reload")
     left = guard_pid(settings.state)
     if left is not None:
-        _stop(settings, left)  # a detached guard, or one its unit's stop left behind
+        _stop(left)  # a detached guard, or one its unit's stop left behind
     result = {**found, "stopped": found["pid"] is not None, "unit_removed": bool(remove_unit and found["unit"])}
     log.info("guard.stopped", **result)
     return result
@@ -183,15 +183,16 @@ def _interpreter(pid: int) -> str | None:
     return None
 
 
-def _stop(settings: Settings, pid: int) -> None:
-    """Terminate the guard `pid`, killing it if it lingers; done when it no longer holds the guard lock (a
-    process nobody reaps stays a zombie, but its lock goes with its exit)."""
+def _stop(pid: int) -> None:
+    """Terminate the guard `pid`, killing it if it lingers; done when the process has ended, not only once
+    it let go of the guard's files (it still runs its teardown then). A process nobody reaps stays a zombie:
+    that is ended too (its lock went with its exit)."""
     try:
         process = psutil.Process(pid)
         process.terminate()
-        if not wait_until(lambda: guard_pid(settings.state) != pid, STOP_TIMEOUT_S):
+        if not wait_until(lambda: _ended(process), STOP_TIMEOUT_S):
             process.kill()
-            wait_until(lambda: guard_pid(settings.state) != pid, STOP_TIMEOUT_S)
+            wait_until(lambda: _ended(process), STOP_TIMEOUT_S)
     except psutil.NoSuchProcess:
         return
     except psutil.AccessDenied:
@@ -199,6 +200,13 @@ def _stop(settings: Settings, pid: int) -> None:
             f"the guard (pid {pid}) runs as another user, which this one may not stop",
             "run it as root: sudo smdiag diskguard stop",
         ) from None
+
+
+def _ended(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def _start_unit(settings: Settings, text: str) -> bool:
