@@ -151,6 +151,15 @@ def why_not(error: BaseException, action: str) -> str:
     return process_redactor().text(line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…")
 
 
+def asked(action: str, call: Callable, **params):
+    """`call(**params)`; an error it raises carries `action`, the IAM action the caller then names."""
+    try:
+        return call(**params)
+    except Exception as exc:
+        exc.action = action
+        raise
+
+
 def in_parallel(read: Callable, items: list, deadline: Deadline | None = None, late: Callable | None = None) -> list:
     """`read(item)` for every item, PARALLEL_CALLS at a time, in daemon threads (a stalled call never holds the
     process's exit), results in the items' order. Without a deadline: every call is waited for, and the first

@@ -23,7 +23,16 @@ from typing import TYPE_CHECKING
 from agent.failures.patterns import parse_refusal
 from agent.failures.types import HostLog, RemoteEvidence
 from agent.remote import quotas
-from agent.remote.aws import AwsUnavailable, Deadline, client, error_code, in_parallel, is_unavailable, why_not
+from agent.remote.aws import (
+    AwsUnavailable,
+    Deadline,
+    asked,
+    client,
+    error_code,
+    in_parallel,
+    is_unavailable,
+    why_not,
+)
 
 if TYPE_CHECKING:
     from agent.failures.types import FailureFacts
@@ -207,7 +216,7 @@ def _endpoint_config(reading: Reading, endpoint: dict) -> dict:
 def _first_failed_trial(reading: Reading, tuning_job: dict) -> dict:
     """A tuning job's first failed training job, under `FailedTrainingJob`: its logs are the tuning job's."""
     sagemaker = reading.client("sagemaker")
-    failed = _asked(
+    failed = asked(
         "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
         sagemaker.list_training_jobs_for_hyper_parameter_tuning_job,
         HyperParameterTuningJobName=tuning_job["HyperParameterTuningJobName"], StatusEquals="Failed",
@@ -228,15 +237,6 @@ EXTRA_DESCRIBES = {
 
 def _failed_trial(job: dict | None) -> str | None:
     return ((job or {}).get("FailedTrainingJob") or {}).get("TrainingJobName")
-
-
-def _asked(action: str, call: Callable, **params):
-    """`call(**params)`; an error it raises carries `action`, the permission the source then names."""
-    try:
-        return call(**params)
-    except Exception as exc:
-        exc.action = action
-        raise
 
 
 def json_safe(value):

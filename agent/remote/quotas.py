@@ -6,7 +6,7 @@ applies."""
 
 from __future__ import annotations
 
-from agent.remote.aws import AwsUnavailable, Deadline, error_code, in_parallel
+from agent.remote.aws import AwsUnavailable, Deadline, asked, error_code, in_parallel
 
 SERVICE_CODE = "sagemaker"
 """Service Quotas' code for SageMaker."""
@@ -33,7 +33,7 @@ def find(quotas, wanted: set[str], deadline: Deadline) -> dict[str, dict]:
         if not deadline.left():
             raise AwsUnavailable(f"no time left to read SageMaker's quota list (budget {deadline.seconds:g} s spent)")
         more = {"NextToken": token} if token else {}
-        page = _asked(LIST_ACTION, quotas.list_aws_default_service_quotas, ServiceCode=SERVICE_CODE,
+        page = asked(LIST_ACTION, quotas.list_aws_default_service_quotas, ServiceCode=SERVICE_CODE,
                       MaxResults=100, **more)  # fmt: skip
         for quota in page.get("Quotas", []):
             if quota.get("QuotaName") in wanted:
@@ -61,11 +61,3 @@ def applied(quotas, quota: dict) -> float | Exception:
         exc.action = GET_ACTION
         return exc
     return answer["Quota"].get("Value", quota["Default"])
-
-
-def _asked(action: str, call, **params):
-    try:
-        return call(**params)
-    except Exception as exc:
-        exc.action = action
-        raise
