@@ -10,7 +10,16 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from testbed.machine import START_TIMEOUT_S, STOP_TIMEOUT_S, BedUnavailable, free_port, http_answers, listens, wait_for
+from testbed.machine import (
+    START_TIMEOUT_S,
+    STOP_TIMEOUT_S,
+    BedUnavailable,
+    dies_with_this_process,
+    free_port,
+    http_answers,
+    listens,
+    wait_for,
+)
 from testbed.python_envs import cached_packages_dir
 
 
@@ -19,7 +28,8 @@ def moto_server() -> Iterator[str]:
     """AWS (S3, STS, SageMaker...) for the SDK's own calls: moto in server mode on a free port; its URL."""
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              preexec_fn=dies_with_this_process())  # fmt: skip
     endpoint = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: http_answers(endpoint), timeout=60)
@@ -73,6 +83,7 @@ class MotoProxy:
             [sys.executable, "-m", "moto.proxy", "-H", "127.0.0.1", "-p", str(self.port)],
             env={**os.environ, "PYTHONPATH": str(multipart)},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            preexec_fn=dies_with_this_process(),
         )  # fmt: skip
         wait_for(lambda: self.proc.poll() is not None or listens(self.port), timeout=START_TIMEOUT_S)
         if self.proc.poll() is not None:

@@ -23,7 +23,16 @@ from testbed.engine import (
     mounts_under,
 )
 from testbed.images import BROKEN_TRAIN_SCRIPT, ImageFactory, Registry, model_tarball
-from testbed.machine import BedUnavailable, check_prerequisites, free_port, run, short_tempdir, wait_for
+from testbed.machine import (
+    BedUnavailable,
+    check_prerequisites,
+    free_port,
+    host_port_turn,
+    listens,
+    run,
+    short_tempdir,
+    wait_for,
+)
 from testbed.notebook import NotebookHost
 from testbed.python_envs import (
     SDK_BUILD_TIMEOUT_S,
@@ -54,8 +63,10 @@ __all__ = [
     "engine_on_disk",
     "free_port",
     "hermetic_environment",
+    "host_port_turn",
     "host_packages_venv",
     "kill_processes_using",
+    "listens",
     "model_tarball",
     "moto_server",
     "mounts_under",

@@ -18,7 +18,14 @@ from pathlib import Path
 import docker
 import psutil
 
-from testbed.machine import START_TIMEOUT_S, STOP_TIMEOUT_S, BedUnavailable, run, short_tempdir
+from testbed.machine import (
+    START_TIMEOUT_S,
+    STOP_TIMEOUT_S,
+    BedUnavailable,
+    dies_with_this_process,
+    run,
+    short_tempdir,
+)
 
 
 class LoopDisk:
@@ -140,7 +147,10 @@ class Dockerd:
 
     def start(self) -> Dockerd:
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.argv(), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=dies_with_this_process(),
+        )  # fmt: skip
         log.close()
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:

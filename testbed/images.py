@@ -15,7 +15,14 @@ from pathlib import Path
 
 import docker
 
-from testbed.machine import START_TIMEOUT_S, STOP_TIMEOUT_S, BedUnavailable, free_port, http_answers
+from testbed.machine import (
+    START_TIMEOUT_S,
+    STOP_TIMEOUT_S,
+    BedUnavailable,
+    dies_with_this_process,
+    free_port,
+    http_answers,
+)
 
 BROKEN_TRAIN_SCRIPT = """echo "Starting training"
 echo "Traceback (most recent call last):" >&2
@@ -55,8 +62,9 @@ class Registry:
                 f.write(f"auth: {{htpasswd: {{realm: smdiag-test, path: {self.htpasswd}}}}}\n")
         log = open(self.workdir / "registry.log", "ab")
         self.proc = subprocess.Popen(
-            ["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+            ["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=dies_with_this_process(),
+        )  # fmt: skip
         log.close()
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:

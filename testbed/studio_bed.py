@@ -204,9 +204,11 @@ class Proxy:
 
     def start(self) -> Proxy:
         # Not at the top: the proxy's own process runs this file by path, where the testbed package is not importable.
-        from testbed.machine import wait_for
+        from testbed.machine import dies_with_this_process, wait_for
 
-        self.process = subprocess.Popen([sys.executable, __file__, str(self.listen), self.engine])
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, str(self.listen), self.engine], preexec_fn=dies_with_this_process()
+        )
         wait_for(lambda: self._accepts() or self.process.poll() is not None, timeout=30)
         if self.process.poll() is not None:
             raise RuntimeError(f"the Studio proxy exited with {self.process.returncode}")

@@ -29,6 +29,21 @@ def bed_unavailable(reason: str) -> None:
     pytest.skip(f"test bed unavailable: {reason}")
 
 
+@pytest.fixture(autouse=True)
+def host_port_8080_turn(request):
+    """Tests grouped on the host's port 8080 (local endpoints listen there) also take turns with any other test run
+    on this machine, and start only once the port is free."""
+    group = request.node.get_closest_marker("xdist_group")
+    if group is None or group.args[:1] != ("host-port-8080",):
+        yield
+        return
+    try:
+        with bed.host_port_turn(8080, TEST_CACHE):
+            yield  # the test's own failures are not raised here: only taking the turn can raise
+    except bed.BedUnavailable as exc:
+        bed_unavailable(str(exc))
+
+
 @pytest.fixture(scope="session")
 def bed_ready() -> None:
     try:

@@ -1,6 +1,13 @@
 """The bed itself does what the other tests rely on, with the engine's real behaviour."""
 
+import contextlib
 import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import docker.errors
 import psutil
@@ -9,6 +16,7 @@ import pytest
 from testbed import bed
 
 pytestmark = pytest.mark.bed
+REPO = Path(__file__).resolve().parents[2]
 
 
 def pull_error(client, reference: str) -> str | None:
@@ -90,3 +98,84 @@ def test_cleanup_stops_by_pid_and_unmounts_even_after_a_crash(tmp_path, bed_read
         p for p in psutil.process_iter(["cmdline"]) if str(daemon.exec_root) in " ".join(p.info["cmdline"] or [])
     ]
     assert leftovers == []
+
+
+ENGINE_OWNER = """
+import sys, time
+from pathlib import Path
+from testbed import bed
+work, port = Path(sys.argv[1]), int(sys.argv[2])
+daemon = bed.Dockerd(work / "root").start()
+with daemon.client() as client:
+    bed.ImageFactory(work).build(client, "bed/idle:1", cmd=["sleep", "3600"])
+    network = client.networks.create("published", driver="bridge")
+    client.containers.run("bed/idle:1", detach=True, network="published", ports={"8080/tcp": port})
+print(daemon.pid(), daemon.exec_root, f"br-{network.id[:12]}", flush=True)
+time.sleep(3600)
+"""
+
+
+def ended(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_a_killed_test_process_takes_its_engine_and_published_port_down(tmp_path, bed_ready):
+    """A test run SIGKILLed mid-way (a timeout, a stopped session) must not leave an engine serving on a host port
+    for the next run on this machine: an endpoint's container held 8080 that way once and failed seven tests."""
+    port = bed.free_port()
+    owner = subprocess.Popen(
+        [sys.executable, "-c", ENGINE_OWNER, str(tmp_path), str(port)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    engine_pid, exec_root, bridge = owner.stdout.readline().split()
+    try:
+        assert bed.listens(port)  # the engine's proxy holds the published port
+        owner.kill()
+        owner.wait()
+        bed.wait_for(lambda: ended(int(engine_pid)), timeout=120)
+        assert not bed.listens(port)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(engine_pid), signal.SIGKILL)
+        bed.kill_processes_using(exec_root)
+        for point in bed.mounts_under(tmp_path):
+            subprocess.run(["umount", "-l", point], capture_output=True)
+        subprocess.run(["ip", "link", "delete", bridge], capture_output=True)
+        shutil.rmtree(exec_root, ignore_errors=True)
+
+
+TAKE_TURN = """
+import sys
+from pathlib import Path
+from testbed import bed
+try:
+    with bed.host_port_turn(int(sys.argv[1]), Path(sys.argv[2]), wait_s=float(sys.argv[3]), free_wait_s=0):
+        print("got the port")
+except bed.BedUnavailable as exc:
+    print(exc)
+"""
+
+
+def test_two_runs_take_turns_on_a_host_port_and_a_foreign_holder_is_named(tmp_path):
+    port = bed.free_port()
+
+    def other_run(wait_s: float) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", TAKE_TURN, str(port), str(tmp_path), str(wait_s)],
+            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120,
+        )  # fmt: skip
+        return done.stdout.strip()
+
+    with bed.host_port_turn(port, tmp_path):
+        assert other_run(wait_s=0) == (
+            f"another test run on this machine (pid {os.getpid()}) has held the host's port {port} for 0 s"
+        )
+    assert other_run(wait_s=60) == "got the port"
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        said = other_run(wait_s=60)
+    assert said.startswith(f"the host's port {port} is held by pid {os.getpid()} (")
