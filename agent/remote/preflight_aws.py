@@ -1,13 +1,11 @@
 """The preflight's reads: STS first (who is asking, and whether AWS answers at all), then every other source at
-once, each in a thread of its own, all under one Deadline. Read-only. Each source's answer is plain data, or
-an Unread naming the IAM action it lacked (or the silence) — what the pure verdicts in
-agent.remote.preflight turn into rows."""
+once, all under one Deadline. Read-only. Each source's answer is plain data, or an Unread naming the IAM action
+it lacked (or the silence) — what the pure verdicts in agent.remote.preflight turn into rows."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -63,29 +61,23 @@ def call(action: str, method: Callable, **kwargs) -> dict:
 
 
 def concurrently(tasks: dict[str, tuple[str, Callable[[], Any]]], deadline: Deadline) -> dict[str, Any]:
-    """Run each task (name: (IAM action, function)) in a daemon thread; wait for them until the deadline. A
-    task that fails or is still running then is an Unread (a daemon thread left running ends with the process)."""
-    answers: dict[str, Any] = {}
+    """Run every task (name: (IAM action, function)) at once until the deadline (agent.remote.aws.in_parallel).
+    A task that fails, or is still running then, is an Unread."""
 
-    def run(name: str, action: str, task: Callable[[], Any]) -> None:
+    def run(entry: tuple[str, tuple[str, Callable[[], Any]]]) -> Any:
+        name, (action, task) = entry
         try:
-            answers[name] = task()
+            return task()
         except ReadFailed as exc:
-            answers[name] = exc.unread
-        except Exception as exc:  # noqa: BLE001 - a thread's error must become its row, not a traceback
+            return exc.unread
+        except Exception as exc:  # noqa: BLE001 - a source's error must become its row, not a traceback
             log.exception("preflight.read_failed", source=name)
-            answers[name] = unread(exc, action)
+            return unread(exc, action)
 
-    threads = [
-        threading.Thread(target=run, args=(name, action, task), name=f"preflight-{name}", daemon=True)
-        for name, (action, task) in tasks.items()
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(deadline.left())
     silent = f"no answer within the preflight's {deadline.seconds:g} s"
-    return {name: answers.get(name, Unread(action, silent, False)) for name, (action, _task) in tasks.items()}
+    entries = list(tasks.items())
+    answers = in_parallel(run, entries, deadline, late=lambda entry: Unread(entry[1][0], silent, False))
+    return {name: answer for (name, _task), answer in zip(entries, answers, strict=True)}
 
 
 def read_all(request: Request, budget_s: float) -> dict:
