@@ -196,8 +196,14 @@ step_bootstrap() {
     elif [ "$(cat "$d/bootstrap.rc")" = 0 ]; then
         record bootstrap ok "$started" "$(head -n 1 "$d/bootstrap.out")"
     else
-        record bootstrap failed "$started" "$(last_line "$d/bootstrap.out")"
+        record bootstrap failed "$started" "$(last_line "$d/bootstrap.out" | in_script_words)"
     fi
+}
+
+# Bootstrap's hints name its flags; here they are this script's variables.
+in_script_words() {
+    sed -e 's/pass --stop-cmd and --start-cmd/set SMDIAG_DOCKER_STOP_CMD and SMDIAG_DOCKER_START_CMD in on-start.sh/' \
+        -e 's/--stop-cmd/SMDIAG_DOCKER_STOP_CMD/g' -e 's/--start-cmd/SMDIAG_DOCKER_START_CMD/g'
 }
 
 # Hints name `smdiag`: re-link it onto PATH at every start (the root volume is reset).

@@ -248,6 +248,17 @@ def test_a_first_move_that_outlasts_its_wait_goes_on_in_the_background(notebook)
     assert "background migration done" in nb.smdiag("doctor").stdout
 
 
+def test_a_stop_command_without_its_start_command_is_named_in_the_scripts_words(notebook):
+    nb = notebook
+    done, _ = nb.on_start(SMDIAG_DOCKER_START_CMD="")
+    assert done.returncode == 0, done.stdout + done.stderr
+    state, detail = nb.steps()["bootstrap"]
+    assert state == "failed", detail
+    assert "SMDIAG_DOCKER_STOP_CMD and SMDIAG_DOCKER_START_CMD go together" in detail and "--" not in detail, detail
+    assert nb.host.root_dir() == str(nb.host.old_root)  # Docker was not touched
+    assert bed.bed_answers(nb.host.daemon)
+
+
 def test_an_unreachable_source_on_a_first_start_exits_0_in_time_and_the_log_says_why(notebook):
     nb = notebook
     source = f"http://127.0.0.1:{bed.free_port()}/smdiag-0.1.0-py3-none-any.whl"
