@@ -5,6 +5,8 @@ test."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import ipaddress
 import json
 import os
 import shlex
@@ -103,8 +105,68 @@ def kill_processes_using(*markers: Path | str) -> None:
                 proc.wait(5)
 
 
+class AddressPool:
+    """A 10.N.0.0/16 of this engine's own, for its networks' /24s. Every engine on the host routes its networks'
+    subnets through the host's routing table, where the first route to a subnet wins: two engines (this run's,
+    another run's, or the bridges a killed run left) on one subnet send the proxy of a published port to the
+    wrong bridge, and a local endpoint answers /ping with resets. So a pool is reserved machine-wide (a lock file
+    held while the engine lives), never one that any route on the host overlaps."""
+
+    LOCKS = Path("/run/lock/smdiag-test")
+    SECOND_OCTETS = range(160, 255)
+
+    def __init__(self) -> None:
+        self._lock = None
+        self.network: ipaddress.IPv4Network | None = None
+
+    def reserve(self) -> str:
+        """`base=...,size=24` for `--default-address-pool`; the same for this pool's life."""
+        if self.network is None:
+            self.LOCKS.mkdir(parents=True, exist_ok=True)
+            for octet in self.SECOND_OCTETS:
+                network = ipaddress.ip_network(f"10.{octet}.0.0/16")
+                path = self.LOCKS / f"pool-{network.network_address}.lock"
+                had_owner = path.exists()
+                lock = open(path, "a")
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    lock.close()
+                    continue
+                if had_owner:  # an engine of a run that ended had it: its bridges still here are leftovers
+                    for device in routed_devices(network):
+                        if device.startswith("br-"):
+                            subprocess.run(["ip", "link", "delete", device], capture_output=True)
+                if routed_devices(network):
+                    lock.close()
+                    continue
+                self._lock, self.network = lock, network
+                break
+            else:
+                raise BedUnavailable("no 10.N.0.0/16 left for an engine's networks: every one is routed or in use")
+        return f"base={self.network},size=24"
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+        self._lock = self.network = None
+
+
+def routed_devices(network: ipaddress.IPv4Network) -> set[str]:
+    """The interfaces of the host's IPv4 routes that overlap `network` (the default route aside)."""
+    devices = set()
+    with open("/proc/net/route") as table:
+        next(table)
+        for line in table:
+            fields = line.split()
+            destination, mask = (ipaddress.IPv4Address(int(f, 16).to_bytes(4, "little")) for f in fields[1:8:6])
+            if int(mask) and ipaddress.ip_network(f"{destination}/{mask}", strict=False).overlaps(network):
+                devices.add(fields[0])
+    return devices
+
+
 class Dockerd:
-    """A private Docker engine: its own data-root, exec-root and socket, no bridge, no iptables."""
+    """A private Docker engine: its own data-root, exec-root, socket and address pool, no bridge, no iptables."""
 
     def __init__(
         self,
@@ -120,6 +182,7 @@ class Dockerd:
         self.config_file = config_file
         self.extra_args = extra_args
         self.proc: subprocess.Popen | None = None
+        self.pool = AddressPool()
         self.own_bridges: set[str] = set()
         """The br-<network id> interfaces of networks this daemon made: the only ones cleanup deletes."""
 
@@ -137,7 +200,7 @@ class Dockerd:
             "--iptables=false",
             # User-defined networks (compose's, SageMaker's sagemaker-local) take subnets from here: /24s
             # rather than the default /16s, of which a host has only about thirty.
-            "--default-address-pool", "base=10.222.0.0/16,size=24",
+            "--default-address-pool", self.pool.reserve(),
         ]  # fmt: skip
         if self.data_root is not None:
             args += ["--data-root", str(self.data_root)]
@@ -224,6 +287,7 @@ class Dockerd:
         # A stopped daemon leaves the bridge interfaces of its networks on the host, holding their subnets.
         for bridge in self.own_bridges & host_bridges():
             subprocess.run(["ip", "link", "delete", bridge], capture_output=True)
+        self.pool.release()
         shutil.rmtree(self.exec_root, ignore_errors=True)
 
 

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import docker.errors
@@ -122,9 +123,12 @@ def ended(pid: int) -> bool:
         return True
 
 
-def test_a_killed_test_process_takes_its_engine_and_published_port_down(tmp_path, bed_ready):
-    """A test run SIGKILLed mid-way (a timeout, a stopped session) must not leave an engine serving on a host port
-    for the next run on this machine: an endpoint's container held 8080 that way once and failed seven tests."""
+def test_a_killed_test_process_takes_its_engine_down_and_leaves_nothing_in_the_next_engines_way(
+    tmp_path, make_engine, images
+):
+    """A test run SIGKILLed mid-way (a timeout, a stopped session) must not leave an engine serving on a host port,
+    nor a bridge whose route takes the next engine's traffic, for the next run on this machine: a killed run's
+    bridge on the next run's subnet once made every local endpoint answer /ping with resets."""
     port = bed.free_port()
     owner = subprocess.Popen(
         [sys.executable, "-c", ENGINE_OWNER, str(tmp_path), str(port)],
@@ -137,6 +141,14 @@ def test_a_killed_test_process_takes_its_engine_and_published_port_down(tmp_path
         owner.wait()
         bed.wait_for(lambda: ended(int(engine_pid)), timeout=120)
         assert not bed.listens(port)
+
+        following, _disk = make_engine()
+        with following.client() as client:
+            serve = "mkdir -p /www && echo ok > /www/ping && exec httpd -f -p 8080 -h /www"
+            images.build(client, "bed/serve:1", scripts={"serve": serve}, cmd=["serve"])
+            client.networks.create("endpoint", driver="bridge")
+            client.containers.run("bed/serve:1", detach=True, network="endpoint", ports={"8080/tcp": port})
+        bed.wait_for(lambda: pings(port), timeout=60)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(int(engine_pid), signal.SIGKILL)
@@ -145,6 +157,12 @@ def test_a_killed_test_process_takes_its_engine_and_published_port_down(tmp_path
             subprocess.run(["umount", "-l", point], capture_output=True)
         subprocess.run(["ip", "link", "delete", bridge], capture_output=True)
         shutil.rmtree(exec_root, ignore_errors=True)
+
+
+def pings(port: int) -> bool:
+    with contextlib.suppress(OSError), urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as answer:
+        return answer.read() == b"ok\n"
+    return False
 
 
 TAKE_TURN = """

@@ -6,6 +6,7 @@ The images live in a bed engine whose data-root is kept on this machine between 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -15,6 +16,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import docker.errors
 import numpy as np
 import pytest
 
@@ -94,6 +96,7 @@ def contract_engine(bed_ready):
             pytest.fail(f"the contract engine cannot start: {exc}", pytrace=False)
         with daemon.client() as client:
             client.containers.prune()  # the stopped containers of earlier runs' local mode
+            client.networks.prune()  # theirs too: a network kept its subnet, which this engine's pool may not hold
         env = {**os.environ, "DOCKER_HOST": daemon.host, "SMDIAG_CACHE_DIR": str(CACHE / "build"),
                "AWS_DEFAULT_REGION": REGION, "SAGEMAKER_SUPPRESS_V2_WARNING": "1"}  # fmt: skip
         built = subprocess.run(
@@ -107,14 +110,23 @@ def contract_engine(bed_ready):
 
 @pytest.fixture
 def user_env(contract_engine, hermetic_env, tmp_path):
+    """A user of the contract engine. The containers a test leaves (a serving one on the host's 8080, after a
+    failure or a timeout) are removed after it, or every later test's endpoint would fail as port_in_use."""
     daemon, _ = contract_engine
-    return {
+    with daemon.client() as client:
+        before = {c.id for c in client.containers.list(all=True)}
+    yield {
         **hermetic_env,
         "DOCKER_HOST": daemon.host,
         "AWS_DEFAULT_REGION": REGION,
         "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
         "HOME": str(tmp_path),
     }
+    with daemon.client() as client:
+        for container in client.containers.list(all=True):
+            if container.id not in before:
+                with contextlib.suppress(docker.errors.APIError):  # gone, or going, already
+                    container.remove(force=True)
 
 
 def running_containers(daemon) -> list[str]:
