@@ -155,7 +155,19 @@ def _environment_rows(report: dict) -> list[Row]:
         Row("state_dir", True, report["state_dir"]["path"]),
         Row("onstart", report["onstart"] is not None, _onstart_text(report["onstart"])),
         Row("wrapper", True, f"{errors} error{'' if errors == 1 else 's'} of its own logged in users' kernels"),
+        *([_guard_row(report["guard"])] if report.get("guard") else []),
     ]
+
+
+def _guard_row(guard: dict) -> Row:
+    if guard["ended_pid"] is not None:
+        return Row("guard", True, f"pid {guard['ended_pid']} ended without being stopped")
+    if guard["pid"] is None:
+        return Row("guard", False, "not running (smdiag diskguard start keeps Docker's disk under its threshold)")
+    if guard["events_lost_for_s"] is not None:
+        return Row("guard", True, f"running (pid {guard['pid']}), without the engine's events for "
+                                  f"{guard['events_lost_for_s']:.0f} s")  # fmt: skip
+    return Row("guard", True, f"running (pid {guard['pid']})")
 
 
 def _sdk_text(env: dict) -> str:

@@ -158,3 +158,26 @@ def guard_pid(state: StateDir) -> int | None:
             return -1
         fcntl.flock(handle, fcntl.LOCK_UN)
     return None
+
+
+def guard_facts(state: StateDir) -> dict:
+    """For doctor, measured now: the running guard's pid, and for how long it has not followed the engine's
+    events (None while it does); or the pid of a guard that ended without being stopped (a stop removes the
+    pid file, a kill leaves it)."""
+    files = GuardFiles(state)
+    pid = guard_pid(state)
+    ended_pid = None
+    if pid is None:
+        with contextlib.suppress(OSError, ValueError):
+            ended_pid = int(files.run_pid.read_text())
+    events = events_state(state) if pid is not None else None
+    lost_for_s = None
+    if events is not None and not events["following"]:
+        lost_for_s = round(max(0.0, time.time() - events["since"]), 1)
+    return {
+        "pid": pid,
+        "events_lost_for_s": lost_for_s,
+        "events_error": events["error"] if lost_for_s is not None else None,
+        "ended_pid": ended_pid,
+        "output": str(files.guard_output),
+    }

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from testbed import bed
+
 
 def df(path: Path) -> dict:
     """What df says about the filesystem holding `path`, in bytes."""
@@ -359,3 +361,26 @@ def test_on_a_terminal_doctor_shows_marks_and_colour(hermetic_env, tmp_path):
     )
     code, shown = on_a_terminal(("doctor",), {**env, "NO_COLOR": "1"})
     assert code == 1 and "\033[" not in shown and shown.startswith("✗  Docker engine ")
+
+
+@pytest.mark.bed
+def test_a_killed_guard_is_a_doctor_problem_until_it_is_started_again(smdiag, make_engine, tmp_path):
+    daemon, _ = make_engine(size_mb=300)
+    env = {"DOCKER_HOST": daemon.host, "SMDIAG_SYSTEMD_DIR": str(tmp_path / "no-units"), **REGION}
+    started = smdiag("diskguard", "start", "--no-systemd", "--json", env=env)
+    assert started.returncode == 0, started.stderr
+    pid = json.loads(started.stdout)["pid"]
+    try:
+        assert f"running (pid {pid})" in smdiag("doctor", env=env).stdout
+        os.kill(pid, signal.SIGKILL)
+        bed.wait_for(lambda: not json.loads(smdiag("diskguard", "status", "--json", env=env).stdout)["guard_running"])
+        [problem] = [p for p in report(smdiag("doctor", "--json", env=env))["problems"] if p["check"] == "guard"]
+        assert f"the disk guard (pid {pid}) ended without being stopped" in problem["problem"]
+        assert problem["commands"] == ["sudo smdiag diskguard start"]
+
+        again = smdiag("diskguard", "start", "--no-systemd", "--json", env=env)
+        pid = json.loads(again.stdout)["pid"]
+        doctor = smdiag("doctor", env=env).stdout
+        assert f"running (pid {pid})" in doctor and "ended without being stopped" not in doctor
+    finally:
+        smdiag("diskguard", "stop", env=env)
