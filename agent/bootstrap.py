@@ -46,7 +46,7 @@ from agent.engine import Engine, validate_host
 from agent.errors import BadInput, Failed, SmdiagError
 from agent.journal import Journal, cause_in_words, signals_blocked, signals_unwind
 from agent.log import get_logger
-from agent.service import DockerService, detect_service
+from agent.service import BY_ENVIRONMENT, DockerService, detect_service
 from agent.settings import DEFAULT_DOCKER_HOST, Settings
 
 log = get_logger("bootstrap")
@@ -433,6 +433,7 @@ def _plan_steps(action: str, s: Situation, edits: list[ConfigEdit], service: Doc
     docker_host = service.engine.host
     if service.kind != "custom" and docker_host != DEFAULT_DOCKER_HOST:
         stop += f"; the engine is at {docker_host}, which this may not stop: pass --stop-cmd and --start-cmd"
+        stop += f" ({BY_ENVIRONMENT})"
     if action == "migrated" and live:
         steps += [
             f"{copy} while Docker runs",

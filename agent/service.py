@@ -26,6 +26,8 @@ START_TIMEOUT_S = 120
 STARTING_GRACE_S = 5
 """How long after the start command returned a dockerd process may take to appear (a fork not yet exec'd)."""
 DEFAULT_SOCKET = "/var/run/docker.sock"
+BY_ENVIRONMENT = "or set SMDIAG_DOCKER_STOP_CMD and SMDIAG_DOCKER_START_CMD"
+"""The flags' other spelling (agent.cli.cmdoptions), the one on-start.sh users set."""
 
 
 @dataclass
@@ -85,7 +87,7 @@ class DockerService:
         if not wait_until(lambda: not (self.engine.answers() or daemon_processes(host)), STOP_TIMEOUT_S):
             raise Failed(
                 f"the Docker engine is still running {STOP_TIMEOUT_S}s after `{' '.join(self.stop_argv)}`",
-                "check what restarts it (a socket unit?) and pass --stop-cmd",
+                f"check what restarts it (a socket unit?) and pass --stop-cmd ({BY_ENVIRONMENT})",
             )
 
     def _start(self) -> None:
@@ -135,7 +137,10 @@ def detect_service(stop_cmd: str | None, start_cmd: str | None, systemd_run_dir:
     """The way to stop and start Docker here: the user's commands, else systemd, else SysV."""
     if stop_cmd or start_cmd:
         if not (stop_cmd and start_cmd):
-            raise BadInput("--stop-cmd and --start-cmd go together", "give both, or neither to auto-detect")
+            raise BadInput(
+                "--stop-cmd and --start-cmd (SMDIAG_DOCKER_STOP_CMD and SMDIAG_DOCKER_START_CMD) go together",
+                "give both, or neither to auto-detect",
+            )
         return DockerService("custom", ("sh", "-c", stop_cmd), ("sh", "-c", start_cmd), engine)
     systemctl = shutil.which("systemctl")
     if systemctl and systemd_run_dir.is_dir():
@@ -151,7 +156,7 @@ def detect_service(stop_cmd: str | None, start_cmd: str | None, systemd_run_dir:
         return DockerService("sysv", (service, "docker", "stop"), (service, "docker", "start"), engine)
     raise BadInput(
         "cannot tell how to stop and start Docker here (no systemd, no `service` command)",
-        "pass --stop-cmd and --start-cmd",
+        f"pass --stop-cmd and --start-cmd ({BY_ENVIRONMENT})",
     )
 
 

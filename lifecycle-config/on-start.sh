@@ -25,7 +25,7 @@ SMDIAG_BUDGET_S="${SMDIAG_BUDGET_S:-240}"
 SMDIAG_BOOTSTRAP_WAIT_S="${SMDIAG_BOOTSTRAP_WAIT_S:-}" # empty: what the budget leaves
 SMDIAG_BIN_DIR="${SMDIAG_BIN_DIR:-/usr/local/bin}" # `smdiag` is linked here
 
-export SMDIAG_EBS_MOUNT SMDIAG_STATE_DIR
+export SMDIAG_EBS_MOUNT SMDIAG_STATE_DIR SMDIAG_DOCKER_STOP_CMD SMDIAG_DOCKER_START_CMD # bootstrap's --stop/start-cmd
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH" # SageMaker's is shorter
 SCRIPT_NAME=on-start PYTHON_CANDIDATES="/home/ec2-user/anaconda3/bin/python3 python3"
 
@@ -179,16 +179,13 @@ step_install() {
 }
 
 step_bootstrap() {
-    local started args wait_s d=$ONSTART_DIR
+    local started wait_s d=$ONSTART_DIR
     started=$(now_ms)
-    args=(bootstrap)
-    [ -n "$SMDIAG_DOCKER_STOP_CMD" ] && args+=(--stop-cmd "$SMDIAG_DOCKER_STOP_CMD")
-    [ -n "$SMDIAG_DOCKER_START_CMD" ] && args+=(--start-cmd "$SMDIAG_DOCKER_START_CMD")
     rm -f "$d"/bootstrap.{pid,rc,out}
     # Its own session, so it outlives this script; bootstrap always restarts Docker (new root or rolled back).
     setsid bash -c 'd=$1; shift; echo $$ >"$d/bootstrap.pid"; "$@" >"$d/bootstrap.out" 2>&1
         echo $? >"$d/bootstrap.rc.tmp"; mv -f "$d/bootstrap.rc.tmp" "$d/bootstrap.rc"' _ "$d" "$SMDIAG_BIN" \
-        "${args[@]}" </dev/null >/dev/null 2>&1 &
+        bootstrap </dev/null >/dev/null 2>&1 &
     wait_s=${SMDIAG_BOOTSTRAP_WAIT_S:-$(step_limit 60 300)}
     while [ ! -e "$d/bootstrap.rc" ] && (($(now_ms) - started < wait_s * 1000)); do sleep 0.5; done
     if [ ! -e "$d/bootstrap.rc" ]; then
@@ -196,14 +193,8 @@ step_bootstrap() {
     elif [ "$(cat "$d/bootstrap.rc")" = 0 ]; then
         record bootstrap ok "$started" "$(head -n 1 "$d/bootstrap.out")"
     else
-        record bootstrap failed "$started" "$(last_line "$d/bootstrap.out" | in_script_words)"
+        record bootstrap failed "$started" "$(last_line "$d/bootstrap.out")"
     fi
-}
-
-# Bootstrap's hints name its flags; here they are this script's variables.
-in_script_words() {
-    sed -e 's/pass --stop-cmd and --start-cmd/set SMDIAG_DOCKER_STOP_CMD and SMDIAG_DOCKER_START_CMD in on-start.sh/' \
-        -e 's/--stop-cmd/SMDIAG_DOCKER_STOP_CMD/g' -e 's/--start-cmd/SMDIAG_DOCKER_START_CMD/g'
 }
 
 # Hints name `smdiag`: re-link it onto PATH at every start (the root volume is reset).

@@ -55,12 +55,17 @@ BinDirOption = NewPathOption(
     absolute=True,
     envvar="SMDIAG_BIN_DIR",
 )
+# The environment's names are on-start.sh's settings: the script passes them on by exporting them.
 StopCmdOption = Annotated[
-    str | None, typer.Option("--stop-cmd", metavar="COMMAND", help="Shell command that stops Docker.")
-]
+    str | None,
+    typer.Option("--stop-cmd", metavar="COMMAND", envvar="SMDIAG_DOCKER_STOP_CMD", show_envvar=False,
+                 help="Shell command that stops Docker (env SMDIAG_DOCKER_STOP_CMD)."),
+]  # fmt: skip
 StartCmdOption = Annotated[
-    str | None, typer.Option("--start-cmd", metavar="COMMAND", help="Shell command that starts Docker.")
-]
+    str | None,
+    typer.Option("--start-cmd", metavar="COMMAND", envvar="SMDIAG_DOCKER_START_CMD", show_envvar=False,
+                 help="Shell command that starts Docker (env SMDIAG_DOCKER_START_CMD)."),
+]  # fmt: skip
 
 # The guard's policy: `diskguard once`, `run` and `make-room`.
 PathOption = Annotated[
