@@ -14,6 +14,7 @@ everything it starts it stops by pid and unmounts, even after a failed test.
 
 from testbed.aws import MotoProxy, hermetic_environment, moto_server
 from testbed.engine import (
+    AddressPool,
     Dockerd,
     LoopDisk,
     MemoryLimitedCgroup,
@@ -45,6 +46,7 @@ from testbed.python_envs import (
 )
 
 __all__ = [
+    "AddressPool",
     "BROKEN_TRAIN_SCRIPT",
     "SDK_BUILD_TIMEOUT_S",
     "SDK_V3_REQUIREMENT",

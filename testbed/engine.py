@@ -14,7 +14,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import docker
@@ -113,9 +113,9 @@ class AddressPool:
     held while the engine lives), never one that any route on the host overlaps."""
 
     LOCKS = Path("/run/lock/smdiag-test")
-    SECOND_OCTETS = range(160, 255)
 
-    def __init__(self) -> None:
+    def __init__(self, second_octets: Iterable[int] = range(160, 255)) -> None:
+        self.second_octets = second_octets
         self._lock = None
         self.network: ipaddress.IPv4Network | None = None
 
@@ -123,7 +123,7 @@ class AddressPool:
         """`base=...,size=24` for `--default-address-pool`; the same for this pool's life."""
         if self.network is None:
             self.LOCKS.mkdir(parents=True, exist_ok=True)
-            for octet in self.SECOND_OCTETS:
+            for octet in self.second_octets:
                 network = ipaddress.ip_network(f"10.{octet}.0.0/16")
                 path = self.LOCKS / f"pool-{network.network_address}.lock"
                 had_owner = path.exists()
@@ -133,7 +133,8 @@ class AddressPool:
                 except BlockingIOError:
                     lock.close()
                     continue
-                if had_owner:  # an engine of a run that ended had it: its bridges still here are leftovers
+                if had_owner:  # an engine of a run that ended had it: what is still here of it is a leftover
+                    stop_daemons_of_pool(f"base={network},size=24")
                     for device in routed_devices(network):
                         if device.startswith("br-"):
                             subprocess.run(["ip", "link", "delete", device], capture_output=True)
@@ -150,6 +151,22 @@ class AddressPool:
         if self._lock is not None:
             self._lock.close()
         self._lock = self.network = None
+
+
+def stop_daemons_of_pool(pool: str) -> None:
+    """Stop the dockerds a killed run left on `pool` (its argv names it), then their containerd and shims: one
+    started as a service manager would (`Dockerd.start_command`) is no child of the run, so it outlived it."""
+    leftovers = []
+    for proc in psutil.process_iter(["cmdline"]):
+        argv = proc.info["cmdline"] or []
+        if argv[:1] == ["dockerd"] and pool in argv and "--exec-root" in argv:
+            leftovers.append((proc, argv[argv.index("--exec-root") + 1]))
+    for proc, _exec_root in leftovers:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    psutil.wait_procs([proc for proc, _ in leftovers], timeout=STOP_TIMEOUT_S)
+    if leftovers:
+        kill_processes_using(*(exec_root for _, exec_root in leftovers))
 
 
 def routed_devices(network: ipaddress.IPv4Network) -> set[str]:

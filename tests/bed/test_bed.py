@@ -165,6 +165,43 @@ def pings(port: int) -> bool:
     return False
 
 
+SERVICE_OWNER = """
+import subprocess, sys, time
+from pathlib import Path
+from testbed import bed
+daemon = bed.Dockerd(Path(sys.argv[1]) / "root")
+subprocess.run(["bash", "-c", daemon.start_command()], check=True)  # detached, as a service manager starts it
+bed.wait_for(lambda: bed.bed_answers(daemon), timeout=120)
+print(daemon.pid(), daemon.exec_root, daemon.pool.network, flush=True)
+time.sleep(3600)
+"""
+
+
+def test_an_engine_started_as_a_service_by_a_killed_run_is_stopped_by_the_next_owner_of_its_pool(tmp_path, bed_ready):
+    """A daemon started the way smdiag's service commands start one (detached) is no child of the test run and
+    outlives it; its address pool is the record that it was ours: the next engine given that pool stops it."""
+    owner = subprocess.Popen(
+        [sys.executable, "-c", SERVICE_OWNER, str(tmp_path)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    engine_pid, exec_root, network = owner.stdout.readline().split()
+    pool = bed.AddressPool(second_octets=[int(network.split(".")[1])])
+    try:
+        owner.kill()
+        owner.wait()
+        assert not ended(int(engine_pid))  # the run is gone, its engine is not
+        assert pool.reserve() == f"base={network},size=24"
+        assert ended(int(engine_pid))
+    finally:
+        pool.release()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(engine_pid), signal.SIGKILL)
+        bed.kill_processes_using(exec_root)
+        for point in bed.mounts_under(tmp_path):
+            subprocess.run(["umount", "-l", point], capture_output=True)
+        shutil.rmtree(exec_root, ignore_errors=True)
+
+
 TAKE_TURN = """
 import sys
 from pathlib import Path
