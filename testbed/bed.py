@@ -27,6 +27,7 @@ from testbed.images import BROKEN_TRAIN_SCRIPT, ImageFactory, Registry, model_ta
 from testbed.machine import (
     BedUnavailable,
     check_prerequisites,
+    die_with_parent,
     free_port,
     host_port_turn,
     listens,
@@ -62,6 +63,7 @@ __all__ = [
     "cached_packages_dir",
     "cached_sdk_venv",
     "check_prerequisites",
+    "die_with_parent",
     "engine_on_disk",
     "free_port",
     "hermetic_environment",

@@ -105,6 +105,10 @@ def kill_processes_using(*markers: Path | str) -> None:
                 proc.wait(5)
 
 
+EXEC_ROOT_PREFIX = "smdd-"
+"""A bed engine's exec-root is /tmp/smdd-*: how a dockerd the bed did not start is told from its own."""
+
+
 class AddressPool:
     """A 10.N.0.0/16 of this engine's own, for its networks' /24s. Every engine on the host routes its networks'
     subnets through the host's routing table, where the first route to a subnet wins: two engines (this run's,
@@ -135,9 +139,11 @@ class AddressPool:
                     continue
                 if had_owner:  # an engine of a run that ended had it: what is still here of it is a leftover
                     stop_daemons_of_pool(f"base={network},size=24")
-                    for device in routed_devices(network):
-                        if device.startswith("br-"):
-                            subprocess.run(["ip", "link", "delete", device], capture_output=True)
+                    # Unless a Docker not the bed's runs here, and might have chosen a subnet in this pool.
+                    if not foreign_daemons_running():
+                        for device in routed_devices(network):
+                            if device.startswith("br-"):
+                                subprocess.run(["ip", "link", "delete", device], capture_output=True)
                 if routed_devices(network):
                     lock.close()
                     continue
@@ -169,6 +175,15 @@ def stop_daemons_of_pool(pool: str) -> None:
         kill_processes_using(*(exec_root for _, exec_root in leftovers))
 
 
+def foreign_daemons_running() -> bool:
+    """Whether a dockerd runs that the bed did not start (the bed's have their exec-root in a short_tempdir)."""
+    for proc in psutil.process_iter(["cmdline"]):
+        argv = proc.info["cmdline"] or []
+        if argv[:1] == ["dockerd"] and not any(arg.startswith(f"/tmp/{EXEC_ROOT_PREFIX}") for arg in argv):
+            return True
+    return False
+
+
 def routed_devices(network: ipaddress.IPv4Network) -> set[str]:
     """The interfaces of the host's IPv4 routes that overlap `network` (the default route aside)."""
     devices = set()
@@ -192,7 +207,7 @@ class Dockerd:
         extra_args: tuple[str, ...] = (),
     ) -> None:
         self.data_root = data_root
-        self.exec_root = short_tempdir("smdd-")
+        self.exec_root = short_tempdir(EXEC_ROOT_PREFIX)
         self.socket = self.exec_root / "d.sock"
         self.pidfile = self.exec_root / "d.pid"
         self.log_path = self.exec_root / "dockerd.log"

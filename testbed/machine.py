@@ -36,6 +36,14 @@ def check_prerequisites() -> None:
 
 
 PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, never between a fork and an exec
+
+
+def die_with_parent(parent: int) -> None:
+    """SIGTERM to this process when its parent (`parent`, as this process saw it) dies, even by SIGKILL."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before the asking
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def dies_with_this_process() -> Callable[[], None]:
@@ -43,14 +51,7 @@ def dies_with_this_process() -> Callable[[], None]:
     killed mid-way (a timeout, a stopped session) otherwise leaves its engines running, their containers holding
     the host's port 8080 and their mounts, for the next run on this machine to trip over."""
     starter = os.getpid()
-    prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved before the fork
-
-    def arm() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != starter:  # the starter died between the fork and the arming
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return arm
+    return lambda: die_with_parent(starter)
 
 
 def run(*argv: str, **kwargs) -> subprocess.CompletedProcess:

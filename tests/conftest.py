@@ -23,6 +23,14 @@ TEST_CACHE = Path(os.environ.get("SMDIAG_TEST_CACHE", "/var/cache/smdiag-test"))
 """Kept on the machine between runs (CI runs here too): the contract engine's images, the SDK environments."""
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """An xdist worker dies with the run that started it (PR_SET_PDEATHSIG), so its engines die with it too
+    (testbed.machine.dies_with_this_process): a worker otherwise lives on until its test ends, holding its
+    engines, their address pools and the host's 8080 for up to the test's timeout after the run was killed."""
+    if hasattr(config, "workerinput"):
+        bed.die_with_parent(os.getppid())
+
+
 def bed_unavailable(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"the test bed cannot start under CI=true: {reason}", pytrace=False)

@@ -164,6 +164,8 @@ def _guard_row(guard: dict) -> Row:
         return Row("guard", True, f"pid {guard['ended_pid']} ended without being stopped")
     if guard["pid"] is None:
         return Row("guard", False, "not running (smdiag diskguard start keeps Docker's disk under its threshold)")
+    if guard["pid"] == -1:
+        return Row("guard", True, "starting")
     if guard["events_lost_for_s"] is not None:
         return Row("guard", True, f"running (pid {guard['pid']}), without the engine's events for "
                                   f"{guard['events_lost_for_s']:.0f} s")  # fmt: skip

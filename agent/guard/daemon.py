@@ -147,6 +147,8 @@ def stop(settings: Settings, remove_unit: bool = False) -> dict:
     left = guard_pid(settings.state)
     if left is not None:
         _stop(left)  # a detached guard, or one its unit's stop left behind
+    if guard_pid(settings.state) is None:  # a killed guard's pid file, which doctor reports until now
+        GuardFiles(settings.state).run_pid.unlink(missing_ok=True)
     result = {**found, "stopped": found["pid"] is not None, "unit_removed": bool(remove_unit and found["unit"])}
     log.info("guard.stopped", **result)
     return result
@@ -440,6 +442,7 @@ class Guard:
         them is kept for `status`, the time and cause of a loss from its first failed attempt."""
         backoff = 1.0
         following = None
+        lost_since = None
         while not self.stop.is_set():
             try:
                 self._stream = self.engine.events(filters={"type": ["image", "container"]})
@@ -455,8 +458,9 @@ class Guard:
                     error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                     log.info("diskguard.events_lost", error=error)
                     if following is not False:
-                        following = False
-                        remember_events(self.settings.state, following, error)
+                        following, lost_since = False, time.time()
+                    # Each attempt: whether the engine answered tells doctor a waiting guard from a stuck one.
+                    remember_events(self.settings.state, False, error, lost_since, self.engine.answers())
             if self.stop.wait(backoff):
                 return
             backoff = min(30.0, backoff * 2)

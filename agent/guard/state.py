@@ -129,16 +129,22 @@ def last_check(state: StateDir) -> dict | None:
     return None
 
 
-def remember_events(state: StateDir, following: bool, error: str | None = None) -> None:
-    """The guard (re)connected to the engine's events, or lost them (`error`): since now. Only `status` reads
-    it: a state dir that cannot be written (its disk full) must not keep the guard from following events."""
+def remember_events(
+    state: StateDir, following: bool, error: str | None = None, since: float | None = None, engine_answered=None
+) -> None:
+    """The guard (re)connected to the engine's events (since now), or has not got them back since `since`
+    (`error`, and whether the engine answered a ping at that last attempt). Only `status` and doctor read it,
+    doctor as the notebook user: readable by all. A state dir that cannot be written (its disk full) must not
+    keep the guard from following events."""
+    facts = {"following": following, "since": since or time.time(), "error": error, "engine_answered": engine_answered}
     with contextlib.suppress(OSError):
-        fileops.write_json(GuardFiles(state).events, {"following": following, "since": time.time(), "error": error})
+        fileops.write_json(GuardFiles(state).events, facts, mode=0o644)
 
 
 def events_state(state: StateDir) -> dict | None:
-    """{following, since, error} as the running guard last wrote it; None before its first connection."""
-    with contextlib.suppress(FileNotFoundError, ValueError):
+    """{following, since, error, engine_answered} as the running guard last wrote it; None before its first
+    connection, or when this user may not read it."""
+    with contextlib.suppress(OSError, ValueError):
         return json.loads(GuardFiles(state).events.read_text())
     return None
 
@@ -170,14 +176,13 @@ def guard_facts(state: StateDir) -> dict:
     if pid is None:
         with contextlib.suppress(OSError, ValueError):
             ended_pid = int(files.run_pid.read_text())
-    events = events_state(state) if pid is not None else None
-    lost_for_s = None
-    if events is not None and not events["following"]:
-        lost_for_s = round(max(0.0, time.time() - events["since"]), 1)
+    events = events_state(state) if pid not in (None, -1) else None  # -1: starting, a killed one's file may be there
+    lost = events is not None and not events["following"]
     return {
         "pid": pid,
-        "events_lost_for_s": lost_for_s,
-        "events_error": events["error"] if lost_for_s is not None else None,
+        "events_lost_for_s": round(max(0.0, time.time() - events["since"]), 1) if lost else None,
+        "events_error": events["error"] if lost else None,
+        "engine_answered": events.get("engine_answered") if lost else None,
         "ended_pid": ended_pid,
         "output": str(files.guard_output),
     }

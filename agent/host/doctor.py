@@ -58,7 +58,7 @@ DISK_NAMES = {**DISK_ROLES, "docker_root": "Docker's disk"}
 """A disk row's name: its role, but Docker's data-root is a check of its own."""
 
 EVENTS_GRACE_S = 90
-"""How long a guard may be without the engine's events while the engine answers: it retries every 30 s at most."""
+"""How long a guard may be without the engine's events while its engine answers: it retries every 30 s at most."""
 
 HOOK_CHECKS_AT_ONCE = 16
 """Environments whose interpreter is started at the same time to see whether it loads the hook."""
@@ -249,7 +249,7 @@ def diagnose(facts: dict, high_pct: float) -> list[Problem]:
                 "point SMDIAG_STATE_DIR, or --state-dir, at a writable directory",
             )
         )
-    problems += _guard_problems(facts.get("guard"), eng["reachable"], high_pct)
+    problems += _guard_problems(facts.get("guard"), high_pct)
     problems += [Problem(*check) for check in studio.problems(facts.get("studio"), high_pct)]
     problems += [Problem("onstart", problem, fix) for problem, fix in onstart.problems(facts.get("onstart"))]
     wrapper = facts.get("wrapper") or {"count": 0}
@@ -297,9 +297,10 @@ def next_steps(facts: dict) -> list[NextStep]:
     return steps
 
 
-def _guard_problems(guard: dict | None, engine_answers: bool, high_pct: float) -> list[Problem]:
+def _guard_problems(guard: dict | None, high_pct: float) -> list[Problem]:
     """A guard killed (its pid file outlived it), or one without the engine's events for longer than its retries
-    take while the engine answers. No guard at all is no problem: not every host keeps one."""
+    take though its engine answered its last attempt (one waiting for a stopped engine is not stuck). No guard at
+    all is no problem: not every host keeps one."""
     if guard is None:
         return []
     if guard["ended_pid"] is not None:
@@ -308,18 +309,19 @@ def _guard_problems(guard: dict | None, engine_answers: bool, high_pct: float) -
                 "guard",
                 f"the disk guard (pid {guard['ended_pid']}) ended without being stopped (killed?): nothing keeps "
                 f"Docker's disk under {high_pct:g}% now",
-                f"start it again; what it printed last is in {guard['output']}",
+                f"start it again (what it printed last is in {guard['output']}, or in the journal for its "
+                "systemd unit), or stop it for good with `smdiag diskguard stop`",
                 commands=("sudo smdiag diskguard start",),
             )
         ]
     lost_for_s = guard["events_lost_for_s"]
-    if engine_answers and lost_for_s is not None and lost_for_s > EVENTS_GRACE_S:
+    if guard["engine_answered"] and lost_for_s is not None and lost_for_s > EVENTS_GRACE_S:
         return [
             Problem(
                 "guard",
                 f"the disk guard (pid {guard['pid']}) has not followed the engine's events for {lost_for_s:.0f} s "
-                f"({guard['events_error']}), though the engine answers: it frees space on its periodic checks only, "
-                "not when a pull starts",
+                f"({guard['events_error']}), though its engine answered its last attempt: it frees space on its "
+                "periodic checks only, not when a pull starts",
                 f"restart it; what it printed is in {guard['output']}",
                 commands=("sudo smdiag diskguard stop", "sudo smdiag diskguard start"),
             )

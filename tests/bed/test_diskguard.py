@@ -291,6 +291,7 @@ def test_run_answers_a_pull_at_once_remembers_use_and_survives_an_engine_restart
         wait_until(lambda: following(state_dir) is False, 120, "the guard to see the engine's events end")
         down = smdiag("diskguard", "status").stdout
         assert f"diskguard run: running (pid {guard.pid}), lost the engine's events at" in down, down
+        assert events_state(state_dir)["engine_answered"] is False  # so doctor takes it for waiting, not stuck
         daemon.start()
         wait_until(lambda: following(state_dir), 120, "the guard to follow the restarted engine's events")
         assert guard.poll() is None, guard.stderr.read()

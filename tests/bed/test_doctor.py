@@ -364,7 +364,7 @@ def test_on_a_terminal_doctor_shows_marks_and_colour(hermetic_env, tmp_path):
 
 
 @pytest.mark.bed
-def test_a_killed_guard_is_a_doctor_problem_until_it_is_started_again(smdiag, make_engine, tmp_path):
+def test_a_killed_guard_is_a_doctor_problem_until_it_is_stopped_or_started_again(smdiag, make_engine, tmp_path):
     daemon, _ = make_engine(size_mb=300)
     env = {"DOCKER_HOST": daemon.host, "SMDIAG_SYSTEMD_DIR": str(tmp_path / "no-units"), **REGION}
     started = smdiag("diskguard", "start", "--no-systemd", "--json", env=env)
@@ -378,9 +378,36 @@ def test_a_killed_guard_is_a_doctor_problem_until_it_is_started_again(smdiag, ma
         assert f"the disk guard (pid {pid}) ended without being stopped" in problem["problem"]
         assert problem["commands"] == ["sudo smdiag diskguard start"]
 
+        assert smdiag("diskguard", "stop", env=env).returncode == 0  # meant to stay off: no longer a problem
+        assert not [p for p in report(smdiag("doctor", "--json", env=env))["problems"] if p["check"] == "guard"]
         again = smdiag("diskguard", "start", "--no-systemd", "--json", env=env)
         pid = json.loads(again.stdout)["pid"]
         doctor = smdiag("doctor", env=env).stdout
         assert f"running (pid {pid})" in doctor and "ended without being stopped" not in doctor
+    finally:
+        smdiag("diskguard", "stop", env=env)
+
+
+@pytest.mark.bed
+def test_the_notebook_users_doctor_reads_the_state_of_roots_guard(smdiag, make_engine, tmp_path, hermetic_env):
+    """On a notebook the guard runs as root and doctor as ec2-user. Here the guard's files are made another user's,
+    and doctor runs as root without the capability to bypass file permissions: a user who is not their owner."""
+    daemon, _ = make_engine(size_mb=300)
+    env = {"DOCKER_HOST": daemon.host, "SMDIAG_SYSTEMD_DIR": str(tmp_path / "no-units"), **REGION}
+    started = smdiag("diskguard", "start", "--no-systemd", "--json", env=env)
+    assert started.returncode == 0, started.stderr
+    pid = json.loads(started.stdout)["pid"]
+    guard_files = Path(hermetic_env["SMDIAG_STATE_DIR"]) / "diskguard"
+    try:
+        bed.wait_for(lambda: (guard_files / "events.json").exists())
+        for path in guard_files.iterdir():
+            os.chown(path, 1000, 1000)
+        no_bypass = "-dac_override,-dac_read_search"
+        as_user = ("setpriv", f"--bounding-set={no_bypass}", f"--inh-caps={no_bypass}")
+        doctor = smdiag("doctor", env=env, prefix=as_user)
+        assert "internal error" not in doctor.stderr, doctor.stderr
+        assert f"running (pid {pid})" in doctor.stdout, doctor.stdout + doctor.stderr
+        status = json.loads(smdiag("diskguard", "status", "--json", env=env, prefix=as_user).stdout)
+        assert status["guard_events"]["following"] is True  # what doctor reads of a guard that loses them
     finally:
         smdiag("diskguard", "stop", env=env)
