@@ -228,7 +228,11 @@ def test_a_dead_engine_is_daemon_down(guests, engine, smdiag):
 
 SERVE_IMAGE = "v3guest/serve:1"
 """Tagged anew per test (the registry is the session's): each test builds its own before the run."""
-CRASH_AT_START = 'echo "loading model"; echo "Traceback (most recent call last):"; echo "KeyError: model_fn"; exit 2'
+# A model server's start takes its Python a second at least; one that exits within milliseconds races the
+# guest's attach against the engine's auto_remove (an instant exit can lose its output: see docs/testing.md).
+CRASH_AT_START = (
+    'echo "loading model"; sleep 1; echo "Traceback (most recent call last):"; echo "KeyError: model_fn"; exit 2'
+)
 CRASH_ON_SIGNAL = (
     'echo "model server waiting"; while [ ! -e /opt/ml/model/crash-now ]; do sleep 0.2; done;'
     ' echo "Traceback (most recent call last):"; echo "RuntimeError: worker died"; exit 3'
