@@ -130,7 +130,11 @@ def last_check(state: StateDir) -> dict | None:
 
 
 def remember_events(
-    state: StateDir, following: bool, error: str | None = None, since: float | None = None, engine_answered=None
+    state: StateDir,
+    following: bool,
+    error: str | None = None,
+    since: float | None = None,
+    engine_answered: bool | None = None,
 ) -> None:
     """The guard (re)connected to the engine's events (since now), or has not got them back since `since`
     (`error`, and whether the engine answered a ping at that last attempt). Only `status` and doctor read it,
