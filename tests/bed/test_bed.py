@@ -93,7 +93,7 @@ def test_cleanup_stops_by_pid_and_unmounts_even_after_a_crash(tmp_path, bed_read
             images.build(client, "bed/sleeper:1", cmd=["sleep", "600"])
             client.containers.run("bed/sleeper:1", detach=True)
         daemon.kill()  # leaves containerd and the container's shim running, holding the disk
-        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        assert ended(pid)
     assert not os.path.ismount(disk.path)
     leftovers = [
         p for p in psutil.process_iter(["cmdline"]) if str(daemon.exec_root) in " ".join(p.info["cmdline"] or [])
@@ -123,6 +123,29 @@ def ended(pid: int) -> bool:
         return True
 
 
+@contextlib.contextmanager
+def engine_of_another_run(program: str, work: Path, *args: str):
+    """`program` run as another test run would be: it starts a bed engine and prints its pid, its exec-root and
+    one fact more. Yields (that run, the engine's pid, the fact); afterwards stops what is left of that run and
+    its engine, by pid and exec-root, and unmounts what it mounted under `work`."""
+    owner = subprocess.Popen(
+        [sys.executable, "-c", program, str(work), *args],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    engine_pid, exec_root, fact = owner.stdout.readline().split()
+    try:
+        yield owner, int(engine_pid), fact
+    finally:
+        owner.kill()
+        owner.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(engine_pid), signal.SIGKILL)
+        bed.kill_processes_using(exec_root)
+        for point in bed.mounts_under(work):
+            subprocess.run(["umount", "-l", point], capture_output=True)
+        shutil.rmtree(exec_root, ignore_errors=True)
+
+
 def test_a_killed_test_process_takes_its_engine_down_and_leaves_nothing_in_the_next_engines_way(
     tmp_path, make_engine, images
 ):
@@ -130,33 +153,23 @@ def test_a_killed_test_process_takes_its_engine_down_and_leaves_nothing_in_the_n
     nor a bridge whose route takes the next engine's traffic, for the next run on this machine: a killed run's
     bridge on the next run's subnet once made every local endpoint answer /ping with resets."""
     port = bed.free_port()
-    owner = subprocess.Popen(
-        [sys.executable, "-c", ENGINE_OWNER, str(tmp_path), str(port)],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
-    )  # fmt: skip
-    engine_pid, exec_root, bridge = owner.stdout.readline().split()
-    try:
-        assert bed.listens(port)  # the engine's proxy holds the published port
-        owner.kill()
-        owner.wait()
-        bed.wait_for(lambda: ended(int(engine_pid)), timeout=120)
-        assert not bed.listens(port)
+    with engine_of_another_run(ENGINE_OWNER, tmp_path, str(port)) as (owner, engine_pid, bridge):
+        try:
+            assert bed.listens(port)  # the engine's proxy holds the published port
+            owner.kill()
+            owner.wait()
+            bed.wait_for(lambda: ended(engine_pid), timeout=120)
+            assert not bed.listens(port)
 
-        following, _disk = make_engine()
-        with following.client() as client:
-            serve = "mkdir -p /www && echo ok > /www/ping && exec httpd -f -p 8080 -h /www"
-            images.build(client, "bed/serve:1", scripts={"serve": serve}, cmd=["serve"])
-            client.networks.create("endpoint", driver="bridge")
-            client.containers.run("bed/serve:1", detach=True, network="endpoint", ports={"8080/tcp": port})
-        bed.wait_for(lambda: pings(port), timeout=60)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(engine_pid), signal.SIGKILL)
-        bed.kill_processes_using(exec_root)
-        for point in bed.mounts_under(tmp_path):
-            subprocess.run(["umount", "-l", point], capture_output=True)
-        subprocess.run(["ip", "link", "delete", bridge], capture_output=True)
-        shutil.rmtree(exec_root, ignore_errors=True)
+            following, _disk = make_engine()
+            with following.client() as client:
+                serve = "mkdir -p /www && echo ok > /www/ping && exec httpd -f -p 8080 -h /www"
+                images.build(client, "bed/serve:1", scripts={"serve": serve}, cmd=["serve"])
+                client.networks.create("endpoint", driver="bridge")
+                client.containers.run("bed/serve:1", detach=True, network="endpoint", ports={"8080/tcp": port})
+            bed.wait_for(lambda: pings(port), timeout=60)
+        finally:
+            subprocess.run(["ip", "link", "delete", bridge], capture_output=True)
 
 
 def pings(port: int) -> bool:
@@ -180,26 +193,16 @@ time.sleep(3600)
 def test_an_engine_started_as_a_service_by_a_killed_run_is_stopped_by_the_next_owner_of_its_pool(tmp_path, bed_ready):
     """A daemon started the way smdiag's service commands start one (detached) is no child of the test run and
     outlives it; its address pool is the record that it was ours: the next engine given that pool stops it."""
-    owner = subprocess.Popen(
-        [sys.executable, "-c", SERVICE_OWNER, str(tmp_path)],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
-    )  # fmt: skip
-    engine_pid, exec_root, network = owner.stdout.readline().split()
-    pool = bed.AddressPool(second_octets=[int(network.split(".")[1])])
-    try:
-        owner.kill()
-        owner.wait()
-        assert not ended(int(engine_pid))  # the run is gone, its engine is not
-        assert pool.reserve() == f"base={network},size=24"
-        assert ended(int(engine_pid))
-    finally:
-        pool.release()
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(engine_pid), signal.SIGKILL)
-        bed.kill_processes_using(exec_root)
-        for point in bed.mounts_under(tmp_path):
-            subprocess.run(["umount", "-l", point], capture_output=True)
-        shutil.rmtree(exec_root, ignore_errors=True)
+    with engine_of_another_run(SERVICE_OWNER, tmp_path) as (owner, engine_pid, network):
+        pool = bed.AddressPool(second_octets=[int(network.split(".")[1])])
+        try:
+            owner.kill()
+            owner.wait()
+            assert not ended(engine_pid)  # the run is gone, its engine is not
+            assert pool.reserve() == f"base={network},size=24"
+            assert ended(engine_pid)
+        finally:
+            pool.release()
 
 
 TAKE_TURN = """
